@@ -1,0 +1,166 @@
+# pyhot: patch a running CPython process in place.
+#
+#   make                 build build/pyhot and build/pyhot-payload.so
+#   make check           install missing Debian packages, build, run every test tier
+#   make bench           print the benchmark figures
+#   make demo            start a real Flask service, attach, patch it, show the change
+#   make install         PREFIX=/usr/local DESTDIR=
+#   make SANITIZE=address,undefined   sanitizer build (the payload gets UBSan only)
+#   make noopt           build without optimisation, for a debugger
+
+ARCH      ?= $(shell uname -m)
+CC        ?= cc
+PREFIX    ?= /usr/local
+BINDIR    ?= $(PREFIX)/bin
+LIBDIR    ?= $(PREFIX)/lib/pyhot
+MANDIR    ?= $(PREFIX)/share/man
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+B         := build
+# The harness that drives integration tests and benchmarks (Debian's python3
+# with pytest); targets run on every interpreter the machine has.
+HARNESS_PY ?= /usr/bin/python3
+
+OPT       ?= -O2
+CFLAGS    ?= $(OPT) -g
+WARN      := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
+	     -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wvla \
+	     -Wno-unused-parameter -Wno-missing-field-initializers
+ifneq ($(CI),)
+WERROR    ?= -Werror
+endif
+BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(WERROR) -MMD -MP \
+	       -Icommon -Iattach -Iattach/arch/$(ARCH) -Ipayload -Ipayload/patch -Icli
+
+ifneq ($(SANITIZE),)
+SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+# An ASan .so cannot be loaded into an uninstrumented Python: UBSan only.
+ifneq ($(findstring undefined,$(SANITIZE)),)
+PAYLOAD_SAN := -fsanitize=undefined
+endif
+endif
+
+PKGS_CLI  := libelf json-c libunwind-ptrace
+CLI_LIBS  := $(shell pkg-config --libs $(PKGS_CLI) 2>/dev/null || echo -lelf -ljson-c -lunwind-ptrace -lunwind-generic -lunwind)
+CLI_INC   := $(shell pkg-config --cflags $(PKGS_CLI) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
+# The payload is built against one set of CPython headers, limited to the
+# 3.8 stable ABI, and links no libpython: its Py* symbols resolve against the
+# interpreter it is loaded into.
+PY_CFLAGS ?= $(shell pkg-config --cflags python3 2>/dev/null || echo -I/usr/include/python3.11)
+
+COMMON_SRC  := $(wildcard common/*.c)
+ATTACH_SRC  := $(wildcard attach/*.c attach/arch/$(ARCH)/*.c)
+CLI_SRC     := $(filter-out cli/main.c,$(wildcard cli/*.c))
+PAYLOAD_SRC := $(wildcard payload/*.c payload/patch/*.c) common/err.c
+# Payload files that are pure C (no Python), also linked into unit tests.
+PAYLOAD_PURE := payload/jsonw.c payload/request.c
+
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+pic = $(patsubst %.c,$(B)/pic/%.o,$(1))
+
+LIB_OBJS    := $(call obj,$(COMMON_SRC) $(ATTACH_SRC) $(CLI_SRC) $(PAYLOAD_PURE))
+PAYLOAD_OBJS := $(call pic,$(PAYLOAD_SRC))
+
+UNIT_TESTS  := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(wildcard tests/unit/test_*.c))
+LIVE_TESTS  := $(patsubst tests/live/%.c,$(B)/tests/live/%,$(wildcard tests/live/test_*.c))
+VICTIMS     := $(patsubst tests/victims/%.c,$(B)/tests/victims/%,$(filter-out tests/victims/lib%.c,$(wildcard tests/victims/*.c)))
+# tests/victims/libNAME.c: small shared objects injected into C victims.
+VICTIMS     += $(patsubst tests/victims/%.c,$(B)/tests/victims/%.so,$(wildcard tests/victims/lib*.c))
+# The patch engine with a test entry point, loaded by ctypes into a Python
+# process for fast in-process engine tests (tests/engine/shim.c).
+ENGINE_SO   := $(if $(wildcard tests/engine/shim.c),$(B)/tests/pyhot-engine-test.so)
+
+.PHONY: all deps check check-unit check-live check-integration bench demo \
+	install uninstall clean noopt
+.DEFAULT_GOAL := all
+
+all: $(B)/pyhot $(B)/pyhot-payload.so
+
+noopt:
+	$(MAKE) OPT=-O0 all
+
+deps:
+	@scripts/setup.sh
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CLI_INC) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+$(B)/pic/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(PY_CFLAGS) -DPy_LIMITED_API=0x03080000 -DPYHOT_PAYLOAD \
+		-fPIC -fvisibility=hidden $(CFLAGS) $(PAYLOAD_SAN) -c -o $@ $<
+
+$(B)/libpyhot.a: $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/pyhot: $(call obj,cli/main.c) $(B)/libpyhot.a
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(CLI_LIBS)
+
+# -z nodelete: the payload is never unloaded (a pending call into an
+# unloaded object would crash the target). The version script exports the
+# boot symbol only; tests/integration checks it.
+$(B)/pyhot-payload.so: $(PAYLOAD_OBJS) payload/exports.map
+	$(CC) -shared $(CFLAGS) $(PAYLOAD_SAN) -o $@ $(PAYLOAD_OBJS) \
+		-Wl,-z,nodelete -Wl,--version-script=payload/exports.map \
+		-Wl,--build-id -pthread
+
+$(B)/tests/unit/%: tests/unit/%.c $(B)/libpyhot.a
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CLI_INC) $(CFLAGS) $(SAN_FLAGS) -o $@ $< $(B)/libpyhot.a \
+		$(CLI_LIBS) $(CMOCKA_LIBS)
+
+$(B)/tests/live/%: tests/live/%.c $(B)/libpyhot.a
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CLI_INC) $(CFLAGS) $(SAN_FLAGS) -o $@ $< $(B)/libpyhot.a \
+		$(CLI_LIBS) $(CMOCKA_LIBS) -pthread
+
+# Victims are plain, uninstrumented programs, as targets are.
+$(B)/tests/victims/%: tests/victims/%.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -O1 -g -Wall -o $@ $< -pthread -lm
+
+$(B)/tests/victims/%.so: tests/victims/%.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -O1 -g -Wall -shared -fPIC -o $@ $< -pthread
+
+$(B)/tests/pyhot-engine-test.so: $(PAYLOAD_OBJS) $(call pic,tests/engine/shim.c)
+	$(CC) -shared $(CFLAGS) -o $@ $^ -Wl,-z,nodelete -pthread
+
+check: deps
+	$(MAKE) all $(UNIT_TESTS) $(LIVE_TESTS) $(VICTIMS) $(ENGINE_SO)
+	$(MAKE) check-unit check-live check-integration
+
+check-unit: $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+
+check-live: $(LIVE_TESTS) $(VICTIMS) all
+	@set -e; for t in $(LIVE_TESTS); do echo "== $$t"; \
+		PYHOT_VICTIMS=$(B)/tests/victims timeout 300 $$t; done
+
+check-integration: all $(VICTIMS) $(ENGINE_SO)
+	PYHOT_BUILD=$(CURDIR)/$(B) $(HARNESS_PY) -m pytest -q -p no:cacheprovider tests/integration
+
+bench: deps
+	$(MAKE) all
+	PYHOT_BUILD=$(CURDIR)/$(B) $(HARNESS_PY) scripts/bench.py
+
+demo: deps
+	$(MAKE) all
+	PYHOT_BUILD=$(CURDIR)/$(B) scripts/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 0755 $(B)/pyhot $(DESTDIR)$(BINDIR)/pyhot
+	install -m 0644 $(B)/pyhot-payload.so $(DESTDIR)$(LIBDIR)/pyhot-payload.so
+	install -m 0644 man/pyhot.1 $(DESTDIR)$(MANDIR)/man1/pyhot.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/pyhot $(DESTDIR)$(LIBDIR)/pyhot-payload.so \
+		$(DESTDIR)$(MANDIR)/man1/pyhot.1
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

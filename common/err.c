@@ -1,0 +1,64 @@
+/* err.c: the first-error-wins error record (see pyhot_err.h). */
+#include "pyhot_err.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void pyhot_err_init(struct pyhot_err *err)
+{
+	memset(err, 0, sizeof(*err));
+}
+
+int pyhot_err_vset(struct pyhot_err *err, enum pyhot_errkind kind, int sys_errno,
+		   pid_t pid, const char *step, const char *fmt, va_list ap)
+{
+	int n;
+
+	if (!err || err->kind != PYHOT_OK)
+		return -(int)kind;
+	err->kind = kind;
+	err->sys_errno = sys_errno;
+	err->pid = pid;
+	snprintf(err->step, sizeof(err->step), "%s", step);
+	n = snprintf(err->msg, sizeof(err->msg), "%s: ", step);
+	if (n < 0 || (size_t)n >= sizeof(err->msg))
+		n = 0;
+	vsnprintf(err->msg + n, sizeof(err->msg) - (size_t)n, fmt, ap);
+	return -(int)kind;
+}
+
+int pyhot_err_set(struct pyhot_err *err, enum pyhot_errkind kind, int sys_errno,
+		  pid_t pid, const char *step, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = pyhot_err_vset(err, kind, sys_errno, pid, step, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+void pyhot_err_hint(struct pyhot_err *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || err->kind == PYHOT_OK || err->hint[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err->hint, sizeof(err->hint), fmt, ap);
+	va_end(ap);
+}
+
+const char *pyhot_errkind_name(enum pyhot_errkind kind)
+{
+	switch (kind) {
+	case PYHOT_OK:            return "ok";
+	case PYHOT_ERR_FAILED:    return "failed";
+	case PYHOT_ERR_USAGE:     return "usage";
+	case PYHOT_ERR_ATTACH:    return "attach";
+	case PYHOT_ERR_UNCERTAIN: return "uncertain";
+	case PYHOT_ERR_TIMEOUT:   return "timeout";
+	}
+	return "unknown";
+}

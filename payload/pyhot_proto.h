@@ -1,0 +1,80 @@
+/*
+ * pyhot_proto.h: how the CLI and the agent inside the target talk.
+ *
+ * This is the payload's public header; cli/ includes it too. It uses libc
+ * only.
+ *
+ * Boot. The injector calls PYHOT_BOOT_SYMBOL(const char *arg) on a borrowed
+ * thread. arg is "key=value" lines separated by '\n':
+ *     sock=PATH        the socket path, as the target sees it (required)
+ *     history=N        generations kept per module (optional)
+ * The boot function creates the socket directory and binds the socket
+ * synchronously (so that errors reach the injector), starts the agent thread
+ * with every signal blocked, and returns one of PYHOT_BOOT_*. It never runs
+ * Python and never takes the GIL.
+ *
+ * Socket. A Unix stream socket at PYHOT_SOCK_DIR_FMT/PYHOT_SOCK_NAME_FMT in
+ * the target's mount namespace; the CLI reaches it through /proc/PID/root.
+ * The directory is 0700 and owned by the target's euid, the socket 0600; the
+ * agent also checks SO_PEERCRED (the target's euid or root).
+ *
+ * Frames. Each message is a 4-byte little-endian length followed by that
+ * many bytes (at most PYHOT_FRAME_MAX). One request, one response, then the
+ * agent closes the connection.
+ *   request:  verb '\0' (key '\0' value '\0')*   -- a key may repeat
+ *   response: one JSON object, UTF-8:
+ *     {"proto":1,"ok":true, ...verb-specific fields...}
+ *     {"proto":1,"ok":false,"error":{"kind":"failed|timeout|uncertain",
+ *        "step":"...","message":"...","traceback":"..."}}
+ */
+#ifndef PYHOT_PROTO_H
+#define PYHOT_PROTO_H
+
+#include <stdint.h>
+
+#define PYHOT_PROTO_VERSION 1
+
+#define PYHOT_BOOT_SYMBOL "pyhot_boot"
+#define PYHOT_MEMFD_NAME  "pyhot-payload"
+
+enum pyhot_boot_ret {
+	PYHOT_BOOT_STARTED = 0,   /* agent thread started */
+	PYHOT_BOOT_RUNNING = 1,   /* an agent was already running */
+	/* negative: -errno of the step that failed (mkdir, bind, thread) */
+};
+
+#define PYHOT_SOCK_DIR_FMT  "/tmp/pyhot-%u"          /* euid of the target */
+#define PYHOT_SOCK_NAME_FMT "agent-%d.sock"          /* pid as the target sees it */
+
+#define PYHOT_FRAME_MAX (64u << 20)
+
+/*
+ * Verbs. "Safe point" verbs run Python: with the GIL held, from a pending
+ * call on the main thread or, when the main thread does not take it within
+ * PYHOT_PENDING_GRACE_MS, from a thread of the agent's that takes the GIL.
+ *   ping     agent thread only; no Python.  -> {"pid","agent_uptime_s"}
+ *   status   safe point.  -> interpreter, main thread, agent counters
+ *   detach   agent thread stops, the socket is removed; the payload stays
+ *            mapped (it is -z nodelete) and a later boot starts it again.
+ *   refresh  safe point: patch engine (payload/patch/pyhot_patch.h)
+ * Common request keys:
+ *   timeout_ms   bound on reaching a safe point (default 5000)
+ */
+#define PYHOT_PENDING_GRACE_MS 100
+#define PYHOT_DEFAULT_TIMEOUT_MS 5000
+
+static inline uint32_t pyhot_frame_len_decode(const unsigned char b[4])
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+	       (uint32_t)b[3] << 24;
+}
+
+static inline void pyhot_frame_len_encode(unsigned char b[4], uint32_t len)
+{
+	b[0] = (unsigned char)len;
+	b[1] = (unsigned char)(len >> 8);
+	b[2] = (unsigned char)(len >> 16);
+	b[3] = (unsigned char)(len >> 24);
+}
+
+#endif /* PYHOT_PROTO_H */
