@@ -64,6 +64,8 @@ struct pyhot_inject_opts {
 	const char *boot_arg;      /* string passed to the boot function */
 	unsigned int timeout_ms;   /* bound on finding a thread that is safe to
 				      borrow; 0 means 2000 */
+	pid_t tid;                 /* borrow this thread only (tests, or a user
+				      who knows the process); 0: choose */
 };
 
 struct pyhot_inject_result {
@@ -71,7 +73,9 @@ struct pyhot_inject_result {
 	int reused;                /* the payload was already mapped: only the
 				      boot function was called */
 	long boot_ret;             /* what the boot function returned */
-	unsigned int attempts;     /* threads stopped before a safe one */
+	unsigned int attempts;     /* threads stopped, the borrowed one included
+				      (1: the first was at a safe point; 0:
+				      none could be stopped) */
 	double stopped_ms;         /* longest time one thread was stopped */
 };
 
@@ -85,7 +89,19 @@ struct pyhot_inject_result {
  * Errors: PYHOT_ERR_ATTACH (ptrace refused, with a diagnosis: TracerPid,
  * uid, ptrace_scope, seccomp; payload unreadable; no libc symbols),
  * PYHOT_ERR_TIMEOUT (no safe thread within timeout_ms; the message says
- * where the threads were), PYHOT_ERR_UNCERTAIN.
+ * where the threads were), PYHOT_ERR_UNCERTAIN. A target that exits during
+ * the attempt gives PYHOT_ERR_ATTACH "attach: pid N exited during attach".
+ *
+ * Threads are tried in this order: parked in a system call the kernel
+ * restarts (futex, nanosleep, read, poll...), running user code, parked in
+ * a call a ptrace stop turns into EINTR (epoll_wait: rewound so that it
+ * runs again), anything else. Never interrupted: threads in uninterruptible
+ * sleep, and threads in ppoll/pselect6/epoll_pwait/rt_sigsuspend with a
+ * temporary signal mask. The payload's boot function runs with every
+ * asynchronous signal blocked; the thread's errno is preserved.
+ *
+ * Test hook: with PYHOT_TEST_HOOK=kill-after-seize in the environment the
+ * target is SIGKILLed right after the borrowed thread stops (tests only).
  */
 int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 		 struct pyhot_inject_result *res,

@@ -11,7 +11,35 @@
  * Baseline: to know what changed, the engine needs the source each module
  * had when it was loaded. pyhot_patch_baseline_take() records it (in C
  * memory, so the target's heap does not grow) for every module loaded from a
- * file outside the standard library and site-packages; a refresh renews it.
+ * `.py` file outside the standard library (the directory of os.py) and
+ * site-packages/dist-packages, read from disk at the agent's first safe
+ * point after attach. A successful refresh renews the baseline of every
+ * module it patched; a failed one keeps it, so the next refresh compares
+ * against what is really running.
+ *
+ * What is running is only known as well as that file: a module edited on
+ * disk after it was imported but before the attach has a baseline that is
+ * already the edited text (nothing to patch until the next edit).
+ *
+ * No baseline (the module was imported after the attach, or its baseline
+ * file could not be parsed): the engine does not guess. It patches every
+ * top-level def and class of the new source in place (patching an unchanged
+ * function with its own code is harmless), runs a statement only when it
+ * binds a name the module does not have yet, and never re-runs statements
+ * that bind existing names or bind nothing (side effects): state is never
+ * reset. The module's report then carries a "warning" field saying so, and
+ * the refresh records a baseline for next time.
+ *
+ * Matching: top-level statements (and class-body statements) are compared
+ * by ast.dump(), which ignores positions; an unchanged statement is not
+ * re-run, even when it moved (its functions get code with the new line
+ * numbers). See patch.c for how changed defs and classes are applied.
+ *
+ * Limits (reported, never a crash): closures made before the refresh that
+ * the module cannot reach (held only by the caller) keep their code; a
+ * closure whose free variables changed keeps its code; a class whose bases,
+ * metaclass, decorators, __slots__ or dataclass fields changed gets a new
+ * class object bound to its name (existing instances keep the old class).
  */
 #ifndef PYHOT_PATCH_H
 #define PYHOT_PATCH_H
@@ -20,9 +48,25 @@
 #include "pyhot_err.h"
 #include "request.h"
 
-/* Verb "refresh". Request keys: "module" (repeatable; none: every module
- * whose file changed since its baseline), "dry_run" ("1" plans only).
- * Response fields: documented in README.md ("refresh --json"). */
+/*
+ * Verb "refresh". Request keys: "module" (repeatable; none: every module
+ * with a baseline whose file changed since), "dry_run" ("1": parse, compile
+ * and compare only; no new code runs and nothing changes).
+ *
+ * Response fields written into the open object:
+ *   "modules": [{"module", "file", "warning"?, "changes": [{"action":
+ *       "changed|added|removed|kept|failed", "kind": "function|class|method|
+ *       property|classmethod|staticmethod|value|import|statement", "name",
+ *       "detail"}], "summary": {"changed", "added", "removed", "kept",
+ *       "failed"}}],
+ *   "dry_run": bool.
+ * On failure returns -PYHOT_ERR_FAILED, err->msg is
+ * "refresh: <file>:<line>: <exception type>: <message>" (or a plain
+ * "refresh: module 'x' is not imported in pid N" and the like), a top-level
+ * "traceback" string is written when Python raised, and nothing in the
+ * target changed: not the module, not its classes, not the baseline.
+ * All modules of one request are applied together or not at all.
+ */
 int pyhot_patch_refresh(const struct pyhot_req *req, struct jsonw *out,
 			struct pyhot_err *err);
 

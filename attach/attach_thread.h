@@ -1,0 +1,80 @@
+/*
+ * attach_thread.h: private to attach/. Stop one thread of a process with
+ * PTRACE_SEIZE + PTRACE_INTERRUPT, and let it go again exactly as it was.
+ * Every other thread keeps running.
+ */
+#ifndef PYHOT_ATTACH_THREAD_H
+#define PYHOT_ATTACH_THREAD_H
+
+#include <signal.h>
+#include <time.h>
+#include <sys/types.h>
+
+#include "arch.h"
+#include "pyhot_err.h"
+
+struct attach_thread {
+	pid_t pid, tid;
+	int seized;               /* we are its tracer */
+	int stopped;              /* in a ptrace stop we can act on */
+	int gone;                 /* exited (or the process did) while seized */
+	arch_regs_t regs;         /* registers to give back on release */
+	int regs_dirty;           /* regs differ from the thread's: write them */
+	struct timespec t_stop;   /* when the stop was reported */
+};
+
+/* Now, in milliseconds of CLOCK_MONOTONIC. */
+double attach_now_ms(void);
+
+/*
+ * Seize tid and wait (at most wait_ms, then as long as it takes the thread
+ * to reach the stop, bounded by a hard limit) for its PTRACE_EVENT_STOP.
+ * Reads its registers; a system call that would return a stray -EINTR
+ * because of the stop is rewound to run again (th->regs_dirty).
+ * Returns 0 when stopped, 1 when the thread vanished but the process lives
+ * (nothing to undo), or a negative error with err filled and the thread
+ * released: ptrace refused (with a diagnosis), the process exited ("pid N
+ * exited during attach") or was stopped by a signal.
+ */
+int attach_thread_stop(struct attach_thread *th, pid_t pid, pid_t tid,
+		       unsigned int wait_ms, struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/* Write back th->regs when dirty and PTRACE_DETACH: the thread goes on
+ * untraced. Harmless on a thread that is gone or was never seized. */
+int attach_thread_release(struct attach_thread *th, struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/* Milliseconds since the stop was reported. */
+double attach_thread_stopped_ms(const struct attach_thread *th);
+
+/* The process still exists (and is not a zombie). */
+int attach_pid_alive(pid_t pid);
+
+/*
+ * waitpid(tid, __WALL) bounded by deadline_ms (attach_now_ms() clock). A
+ * ptrace stop cannot be waited for with a timeout: this sleeps in
+ * sigtimedwait(SIGCHLD), which the caller must have blocked with
+ * attach_chld_block(). Returns 1 with *status, 0 on timeout, -errno.
+ */
+int attach_wait(pid_t tid, int *status, double deadline_ms) PYHOT_MUST_CHECK;
+
+/*
+ * Block SIGCHLD (so that attach_wait() can sleep on it) and SIGINT,
+ * SIGTERM, SIGHUP (an injector killed mid-call would leave the borrowed
+ * thread returning to address 0) in the calling thread, for the window in
+ * which a thread of the target is ours. attach_chld_restore() puts the old
+ * mask back and re-raises a SIGCHLD we took that was not about our tracee.
+ */
+int attach_chld_block(sigset_t *old) PYHOT_MUST_CHECK;
+void attach_chld_restore(const sigset_t *old);
+extern int attach_chld_foreign;
+
+/* Fill err with why what ("ptrace(PTRACE_SEIZE, 12)", "read('/proc/12/maps')")
+ * failed with EPERM or EACCES: TracerPid, uid without CAP_SYS_PTRACE, yama
+ * ptrace_scope, our own seccomp filter. Returns -PYHOT_ERR_ATTACH. */
+int attach_diagnose_eperm(pid_t pid, const char *what, struct pyhot_err *err);
+
+/* Registers of a stopped thread (PTRACE_GETREGSET NT_PRSTATUS). */
+int attach_get_regs(pid_t tid, arch_regs_t *r) PYHOT_MUST_CHECK;
+int attach_set_regs(pid_t tid, const arch_regs_t *r) PYHOT_MUST_CHECK;
+
+#endif /* PYHOT_ATTACH_THREAD_H */

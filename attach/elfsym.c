@@ -1,0 +1,223 @@
+/* elfsym.c: symbols, first PT_LOAD and build id of ELF files (libelf). */
+#include "attach_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct attach_elf {
+	int fd;
+	Elf *elf;
+	Elf_Scn *symtab;          /* .dynsym, or .symtab when there is none */
+	Elf_Scn *versym;          /* .gnu.version matching .dynsym, or NULL */
+	size_t strndx;
+	unsigned long first_load;
+	char path[256];
+};
+
+static int elf_lib_ready(void)
+{
+	static int ready;
+
+	if (!ready) {
+		if (elf_version(EV_CURRENT) == EV_NONE)
+			return -1;
+		ready = 1;
+	}
+	return 0;
+}
+
+int attach_elf_open(const char *path, struct attach_elf **out, pid_t pid,
+		    struct pyhot_err *err)
+{
+	struct attach_elf *e;
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+	GElf_Ehdr eh;
+	GElf_Phdr ph;
+	size_t i, phnum;
+	char eb[128];
+	int found_load = 0;
+
+	*out = NULL;
+	if (elf_lib_ready() < 0)
+		return pyhot_err_set(err, PYHOT_ERR_ATTACH, 0, pid, "elf",
+				     "elf_version(): %s", elf_errmsg(-1));
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return pyhot_err_set(err, PYHOT_ERR_ATTACH, ENOMEM, pid, "elf",
+				     "open('%s'): out of memory", path);
+	snprintf(e->path, sizeof(e->path), "%s", path);
+	e->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (e->fd < 0) {
+		int saved = errno;
+
+		free(e);
+		return pyhot_err_set(err, PYHOT_ERR_ATTACH, saved, pid, "elf",
+				     "open('%s'): %s", path,
+				     attach_strerror(saved, eb, sizeof(eb)));
+	}
+	e->elf = elf_begin(e->fd, ELF_C_READ_MMAP, NULL);
+	if (!e->elf || elf_kind(e->elf) != ELF_K_ELF || !gelf_getehdr(e->elf, &eh)) {
+		pyhot_err_set(err, PYHOT_ERR_ATTACH, 0, pid, "elf",
+			      "read('%s'): not an ELF file (%s)", path, elf_errmsg(-1));
+		goto out_close;
+	}
+	if (elf_getshdrstrndx(e->elf, &e->strndx) != 0)
+		e->strndx = 0;
+	while ((scn = elf_nextscn(e->elf, scn)) != NULL) {
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		if (sh.sh_type == SHT_DYNSYM)
+			e->symtab = scn;
+		else if (sh.sh_type == SHT_GNU_versym)
+			e->versym = scn;
+	}
+	if (!e->symtab) {
+		/* A fixture or an executable without .dynsym: fall back to
+		 * .symtab, which has no versions. */
+		e->versym = NULL;
+		while ((scn = elf_nextscn(e->elf, scn)) != NULL) {
+			if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_SYMTAB)
+				e->symtab = scn;
+		}
+	}
+	if (elf_getphdrnum(e->elf, &phnum) == 0) {
+		for (i = 0; i < phnum; i++) {
+			if (gelf_getphdr(e->elf, (int)i, &ph) && ph.p_type == PT_LOAD) {
+				e->first_load = ph.p_vaddr & ~(unsigned long)4095;
+				found_load = 1;
+				break;
+			}
+		}
+	}
+	if (!found_load) {
+		pyhot_err_set(err, PYHOT_ERR_ATTACH, 0, pid, "elf",
+			      "read('%s'): no PT_LOAD segment", path);
+		goto out_close;
+	}
+	*out = e;
+	return 0;
+
+out_close:
+	if (e->elf)
+		elf_end(e->elf);
+	close(e->fd);
+	free(e);
+	return -PYHOT_ERR_ATTACH;
+}
+
+void attach_elf_close(struct attach_elf *e)
+{
+	if (!e)
+		return;
+	elf_end(e->elf);
+	close(e->fd);
+	free(e);
+}
+
+int attach_elf_lookup(struct attach_elf *e, const char *name,
+		      unsigned long *value, unsigned long *size)
+{
+	Elf_Data *data, *vdata = NULL;
+	GElf_Shdr sh;
+	GElf_Sym sym;
+	size_t i, n;
+	int found = 0;
+
+	if (!e->symtab || !gelf_getshdr(e->symtab, &sh) || sh.sh_entsize == 0)
+		return -1;
+	data = elf_getdata(e->symtab, NULL);
+	if (!data)
+		return -1;
+	if (e->versym)
+		vdata = elf_getdata(e->versym, NULL);
+	n = sh.sh_size / sh.sh_entsize;
+	for (i = 1; i < n; i++) {
+		const char *sname;
+		GElf_Versym vs = 0;
+
+		if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF ||
+		    sym.st_value == 0)
+			continue;
+		if (GELF_ST_TYPE(sym.st_info) != STT_FUNC &&
+		    GELF_ST_TYPE(sym.st_info) != STT_GNU_IFUNC &&
+		    GELF_ST_TYPE(sym.st_info) != STT_OBJECT)
+			continue;
+		sname = elf_strptr(e->elf, sh.sh_link, sym.st_name);
+		if (!sname || strcmp(sname, name) != 0)
+			continue;
+		if (vdata)
+			gelf_getversym(vdata, (int)i, &vs);
+		/* Several versions of one name may exist (memcpy@GLIBC_2.2.5
+		 * and memcpy@@GLIBC_2.14): the default one is not hidden. */
+		*value = sym.st_value;
+		*size = sym.st_size;
+		found = 1;
+		if (!(vs & 0x8000))
+			return 0;
+	}
+	return found ? 0 : -1;
+}
+
+unsigned long attach_elf_first_load(const struct attach_elf *e)
+{
+	return e->first_load;
+}
+
+size_t attach_elf_build_id(struct attach_elf *e, unsigned char *buf, size_t len)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+	Elf_Data *data;
+	GElf_Nhdr nh;
+	size_t off, noff, doff, n;
+
+	while ((scn = elf_nextscn(e->elf, scn)) != NULL) {
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE)
+			continue;
+		data = elf_getdata(scn, NULL);
+		if (!data)
+			continue;
+		off = 0;
+		while ((off = gelf_getnote(data, off, &nh, &noff, &doff)) > 0) {
+			if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+			    memcmp((char *)data->d_buf + noff, "GNU", 4) == 0) {
+				n = nh.n_descsz < len ? nh.n_descsz : len;
+				memcpy(buf, (char *)data->d_buf + doff, n);
+				return n;
+			}
+		}
+	}
+	return 0;
+}
+
+int attach_elf_open_mapped(pid_t pid, const struct attach_map *m,
+			   struct attach_elf **out, struct pyhot_err *err)
+{
+	struct pyhot_err first;
+	char path[4200];
+	int r;
+
+	/* Through the target's root: the target may live in another mount
+	 * namespace, where the same path names another file. */
+	snprintf(path, sizeof(path), "/proc/%d/root%.*s", (int)pid,
+		 (int)m->pathlen, m->path);
+	pyhot_err_init(&first);
+	r = attach_elf_open(path, out, pid, &first);
+	if (r == 0)
+		return 0;
+	/* Replaced on disk since it was mapped ("(deleted)"): the mapping
+	 * itself still names the old file. */
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", (int)pid,
+		 m->start, m->end);
+	if (attach_elf_open(path, out, pid, NULL) == 0)
+		return 0;
+	return pyhot_err_set(err, first.kind, first.sys_errno, pid, "elf", "%s",
+			     first.msg + strlen("elf: "));
+}

@@ -1,0 +1,155 @@
+/* stack.c: the native stack of one thread, for "where is it stuck". */
+#include "pyhot_attach.h"
+#include "attach_int.h"
+#include "attach_thread.h"
+#include "attach_unwind.h"
+#include "pyhot_log.h"
+
+#include <errno.h>
+#include <libunwind-ptrace.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_FRAMES 64
+#define STOP_WAIT_MS 1000u
+
+struct outbuf {
+	char *buf;
+	size_t len, off;
+};
+
+static void out_add(struct outbuf *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void out_add(struct outbuf *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->off + 1 >= o->len)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(o->buf + o->off, o->len - o->off, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	o->off += (size_t)n;
+	if (o->off >= o->len)
+		o->off = o->len - 1;
+}
+
+/* The path of the mapping holding ip, from maps text read before the stop
+ * (reading /proc while the thread is stopped would only lengthen it). */
+static void map_of(const char *maps, unsigned long ip, char *path, size_t len)
+{
+	struct attach_map m;
+	const char *cur = maps;
+	int r;
+
+	snprintf(path, len, "?");
+	while (maps && (r = attach_maps_next(&cur, &m)) != 0) {
+		if (r > 0 && ip >= m.start && ip < m.end) {
+			if (m.pathlen)
+				snprintf(path, len, "%.*s", (int)m.pathlen, m.path);
+			return;
+		}
+	}
+}
+
+struct collect {
+	unsigned long ips[MAX_FRAMES];
+	int n;
+};
+
+static int collect_ip(unsigned long ip, int n, void *ctx)
+{
+	struct collect *c = ctx;
+
+	c->ips[c->n++] = ip;
+	return 0;
+}
+
+int pyhot_native_stack(pid_t pid, pid_t tid, char *buf, size_t len,
+		       struct pyhot_err *err)
+{
+	struct attach_thread th;
+	struct attach_unwinder *unw = NULL;
+	struct collect c;
+	struct outbuf o = { buf, len, 0 };
+	unw_addr_space_t as = NULL;
+	unw_word_t off;
+	sigset_t old;
+	char path[64], name[256], fn[200], map[256], eb[128], *maps = NULL;
+	size_t mlen;
+	void *upt = NULL;
+	int r, i, ret = 0;
+
+	if (!buf || len == 0)
+		return pyhot_err_set(err, PYHOT_ERR_USAGE, EINVAL, pid, "stack",
+				     "no buffer for the stack of thread %d", (int)tid);
+	buf[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	r = attach_read_file(path, &maps, &mlen);
+	if (r < 0)
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, -r, pid, "stack",
+				     "read('%s'): %s", path,
+				     attach_strerror(-r, eb, sizeof(eb)));
+	/* Everything that reads files is done before or after the stop: the
+	 * thread is stopped only for the walk itself. */
+	r = attach_unwinder_new(pid, maps, &unw);
+	if (r < 0) {
+		ret = pyhot_err_set(err, PYHOT_ERR_FAILED, -r, pid, "stack",
+				    "prepare the unwinder: %s",
+				    attach_strerror(-r, eb, sizeof(eb)));
+		goto out_maps;
+	}
+	if (attach_chld_block(&old) != 0) {
+		ret = pyhot_err_set(err, PYHOT_ERR_FAILED, errno, pid, "stack",
+				    "pthread_sigmask() failed");
+		goto out_unwinder;
+	}
+	r = attach_thread_stop(&th, pid, tid, STOP_WAIT_MS, err);
+	if (r == 1) {
+		ret = pyhot_err_set(err, PYHOT_ERR_FAILED, ESRCH, pid, "stack",
+				    "thread %d of pid %d does not exist", (int)tid, (int)pid);
+		goto out_sigmask;
+	}
+	if (r < 0) {
+		ret = r;
+		goto out_sigmask;
+	}
+	c.n = 0;
+	r = attach_unwind(unw, tid, MAX_FRAMES, collect_ip, &c);
+	if (r <= 0) {
+		c.ips[0] = arch_get_ip(&th.regs);
+		c.n = 1;
+	}
+	ret = attach_thread_release(&th, err);
+	PYHOT_TRACE("ptrace", "stack of tid %d: %d frames", (int)tid, c.n);
+
+	/* Names come from the ELF files, through libunwind-ptrace, with the
+	 * thread running again. */
+	as = unw_create_addr_space(&_UPT_accessors, 0);
+	upt = as ? _UPT_create(pid) : NULL;
+	for (i = 0; i < c.n; i++) {
+		map_of(maps, c.ips[i], map, sizeof(map));
+		if (upt && _UPT_get_proc_name(as, c.ips[i], fn, sizeof(fn), &off, upt) == 0)
+			snprintf(name, sizeof(name), "%s+0x%lx", fn, (unsigned long)off);
+		else
+			snprintf(name, sizeof(name), "??");
+		out_add(&o, "#%-2d 0x%016lx in %s (%s)\n", i, c.ips[i], name, map);
+	}
+	if (upt)
+		_UPT_destroy(upt);
+	if (as)
+		unw_destroy_addr_space(as);
+out_sigmask:
+	attach_chld_restore(&old);
+out_unwinder:
+	attach_unwinder_free(unw);
+out_maps:
+	free(maps);
+	return ret;
+}

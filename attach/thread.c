@@ -1,0 +1,434 @@
+/* thread.c: stop one thread and give it back untouched (see attach_thread.h). */
+#include "attach_thread.h"
+#include "attach_int.h"
+#include "pyhot_log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* However long a thread takes to reach its stop (it may be in
+ * uninterruptible sleep), we cannot detach before it does. */
+#define STOP_HARD_LIMIT_MS 10000.0
+
+#define CAP_SYS_PTRACE_BIT 19
+
+double attach_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+double attach_thread_stopped_ms(const struct attach_thread *th)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - th->t_stop.tv_sec) * 1e3 +
+	       (double)(now.tv_nsec - th->t_stop.tv_nsec) / 1e6;
+}
+
+int attach_pid_alive(pid_t pid)
+{
+	char path[64], *text = NULL;
+	struct attach_status st;
+	size_t len;
+	int alive = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (attach_read_file(path, &text, &len) != 0)
+		return 0;
+	if (attach_parse_status(text, &st) == 0)
+		alive = st.state != 'Z' && st.state != 'X';
+	free(text);
+	return alive;
+}
+
+int attach_get_regs(pid_t tid, arch_regs_t *r)
+{
+	struct iovec iov = { r, sizeof(*r) };
+
+	if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRSTATUS, &iov) < 0)
+		return -errno;
+	return 0;
+}
+
+int attach_set_regs(pid_t tid, const arch_regs_t *r)
+{
+	struct iovec iov = { (void *)(uintptr_t)r, sizeof(*r) };
+
+	if (ptrace(PTRACE_SETREGSET, tid, (void *)NT_PRSTATUS, &iov) < 0)
+		return -errno;
+	return 0;
+}
+
+int attach_wait(pid_t tid, int *status, double deadline_ms)
+{
+	struct timespec ts;
+	siginfo_t si;
+	sigset_t chld;
+	double left;
+	pid_t r;
+
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	for (;;) {
+		r = waitpid(tid, status, __WALL | WNOHANG);
+		if (r == tid)
+			return 1;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		left = deadline_ms - attach_now_ms();
+		if (left <= 0)
+			return 0;
+		/* Sleep until the kernel tells the tracer of a stop (SIGCHLD,
+		 * blocked by the caller: attach_chld_block()). Spinning
+		 * instead would take the CPU the borrowed thread needs to
+		 * finish its call. A host that ignores SIGCHLD, or another of
+		 * its threads taking it, costs at most a millisecond. */
+		if (left > 1.0)
+			left = 1.0;
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)(left * 1e6);
+		if (sigtimedwait(&chld, &si, &ts) == SIGCHLD && si.si_pid != tid)
+			attach_chld_foreign = 1;
+	}
+}
+
+int attach_chld_foreign;
+
+int attach_chld_block(sigset_t *old)
+{
+	sigset_t block;
+
+	attach_chld_foreign = 0;
+	sigemptyset(&block);
+	sigaddset(&block, SIGCHLD);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	return pthread_sigmask(SIG_BLOCK, &block, old) == 0 ? 0 : -1;
+}
+
+void attach_chld_restore(const sigset_t *old)
+{
+	/* A SIGCHLD about another child of the host was taken by our wait:
+	 * hand it back; handlers reap in a loop, one signal is enough. */
+	if (attach_chld_foreign && !sigismember(old, SIGCHLD))
+		raise(SIGCHLD);
+	attach_chld_foreign = 0;
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+static unsigned long long own_cap_eff(int *seccomp, uid_t *euid)
+{
+	char *text = NULL;
+	size_t len;
+	struct attach_status st;
+	unsigned long long cap = 0;
+
+	*seccomp = -1;
+	*euid = geteuid();
+	if (attach_read_file("/proc/self/status", &text, &len) != 0)
+		return 0;
+	if (attach_parse_status(text, &st) == 0) {
+		cap = st.cap_eff;
+		*seccomp = st.seccomp;
+	}
+	free(text);
+	return cap;
+}
+
+int attach_diagnose_eperm(pid_t pid, const char *what, struct pyhot_err *err)
+{
+	struct attach_status st;
+	char path[64], comm[64], *text = NULL;
+	unsigned long long cap;
+	size_t len;
+	uid_t euid;
+	int seccomp, scope = -1, have_cap;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	memset(&st, 0, sizeof(st));
+	if (attach_read_file(path, &text, &len) == 0) {
+		if (attach_parse_status(text, &st) != 0)
+			memset(&st, 0, sizeof(st));
+		free(text);
+		text = NULL;
+	}
+	if (st.tracer) {
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)st.tracer);
+		snprintf(comm, sizeof(comm), "?");
+		if (attach_read_file(path, &text, &len) == 0) {
+			text[strcspn(text, "\n")] = '\0';
+			snprintf(comm, sizeof(comm), "%s", text);
+			free(text);
+			text = NULL;
+		}
+		pyhot_err_set(err, PYHOT_ERR_ATTACH, EPERM, pid, "attach",
+			      "pid %d is traced by pid %d (%s)", (int)pid,
+			      (int)st.tracer, comm);
+		pyhot_err_hint(err, "detach the other tracer (%s) first", comm);
+		return -PYHOT_ERR_ATTACH;
+	}
+	cap = own_cap_eff(&seccomp, &euid);
+	have_cap = (int)((cap >> CAP_SYS_PTRACE_BIT) & 1);
+	if (!have_cap && st.state && st.uid != euid) {
+		pyhot_err_set(err, PYHOT_ERR_ATTACH, EPERM, pid, "attach",
+			      "%s: operation not permitted: pid %d "
+			      "belongs to uid %u and pyhot runs as uid %u without "
+			      "CAP_SYS_PTRACE", what, (int)pid, (unsigned int)st.uid,
+			      (unsigned int)euid);
+		pyhot_err_hint(err, "run pyhot as uid %u or as root", (unsigned int)st.uid);
+		return -PYHOT_ERR_ATTACH;
+	}
+	if (attach_read_file("/proc/sys/kernel/yama/ptrace_scope", &text, &len) == 0) {
+		scope = atoi(text);
+		free(text);
+		text = NULL;
+	}
+	if (scope == 3 || (scope >= 1 && !have_cap)) {
+		pyhot_err_set(err, PYHOT_ERR_ATTACH, EPERM, pid, "attach",
+			      "%s: operation not permitted: "
+			      "kernel.yama.ptrace_scope is %d", what, scope);
+		if (scope == 3)
+			pyhot_err_hint(err, "ptrace_scope 3 forbids every attach until "
+				       "reboot");
+		else
+			pyhot_err_hint(err, "run pyhot as root, or: sysctl -w "
+				       "kernel.yama.ptrace_scope=0");
+		return -PYHOT_ERR_ATTACH;
+	}
+	if (seccomp == 2) {
+		pyhot_err_set(err, PYHOT_ERR_ATTACH, EPERM, pid, "attach",
+			      "%s: operation not permitted: pyhot "
+			      "runs under a seccomp filter", what);
+		pyhot_err_hint(err, "in a container, allow ptrace: --cap-add=SYS_PTRACE "
+			       "--security-opt seccomp=unconfined");
+		return -PYHOT_ERR_ATTACH;
+	}
+	pyhot_err_set(err, PYHOT_ERR_ATTACH, EPERM, pid, "attach",
+		      "%s: operation not permitted", what);
+	pyhot_err_hint(err, "the target may be non-dumpable (setuid, or "
+		       "prctl(PR_SET_DUMPABLE, 0)): run pyhot as root");
+	return -PYHOT_ERR_ATTACH;
+}
+
+static int exited_during_attach(struct attach_thread *th, struct pyhot_err *err)
+{
+	th->gone = 1;
+	th->stopped = 0;
+	return pyhot_err_set(err, PYHOT_ERR_ATTACH, ESRCH, th->pid, "attach",
+			     "pid %d exited during attach", (int)th->pid);
+}
+
+/* A stopped thread parked in a call that a ptrace stop turns into -EINTR
+ * (epoll_wait): make it run the call again, as it would have without us. */
+static void rewind_stray_eintr(struct attach_thread *th)
+{
+	unsigned char insn[ARCH_SYSCALL_INSN_LEN];
+	int mask_arg, indirect;
+	long nr = arch_get_syscall_nr(&th->regs);
+
+	if (nr < 0 || !(arch_syscall_flags(nr, &mask_arg, &indirect) & ARCH_SC_EINTR))
+		return;
+	if (arch_get_syscall_ret(&th->regs) != -EINTR)
+		return;
+	if (attach_mem_read(th->pid, arch_get_ip(&th->regs) - ARCH_SYSCALL_INSN_LEN,
+			    insn, sizeof(insn)) != 0 ||
+	    !arch_is_syscall_insn(insn, sizeof(insn)))
+		return;
+	arch_rewind_syscall(&th->regs);
+	th->regs_dirty = 1;
+	PYHOT_TRACE("ptrace", "tid %d: %s would see EINTR: rewound to restart it",
+		    (int)th->tid, arch_syscall_name(nr));
+}
+
+int attach_thread_stop(struct attach_thread *th, pid_t pid, pid_t tid,
+		       unsigned int wait_ms, struct pyhot_err *err)
+{
+	double start = attach_now_ms(), deadline;
+	char eb[128];
+	int status, r, e, sig, event, signals = 0;
+
+	memset(th, 0, sizeof(*th));
+	th->pid = pid;
+	th->tid = tid;
+	if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) < 0) {
+		e = errno;
+		if (e == ESRCH) {
+			if (attach_pid_alive(pid))
+				return 1;
+			th->gone = 1;
+			return exited_during_attach(th, err);
+		}
+		if (e == EPERM) {
+			char what[64];
+
+			snprintf(what, sizeof(what), "ptrace(PTRACE_SEIZE, %d)", (int)tid);
+			return attach_diagnose_eperm(pid, what, err);
+		}
+		return pyhot_err_set(err, PYHOT_ERR_ATTACH, e, pid, "attach",
+				     "ptrace(PTRACE_SEIZE, %d): %s", (int)tid,
+				     attach_strerror(e, eb, sizeof(eb)));
+	}
+	th->seized = 1;
+	PYHOT_TRACE("ptrace", "PTRACE_SEIZE tid %d", (int)tid);
+	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) < 0) {
+		e = errno;
+		/* ESRCH: it died after the seize; nothing is stopped. */
+		th->seized = 0;
+		if (e == ESRCH && attach_pid_alive(pid))
+			return 1;
+		if (e == ESRCH)
+			return exited_during_attach(th, err);
+		return pyhot_err_set(err, PYHOT_ERR_ATTACH, e, pid, "attach",
+				     "ptrace(PTRACE_INTERRUPT, %d): %s", (int)tid,
+				     attach_strerror(e, eb, sizeof(eb)));
+	}
+	deadline = start + (wait_ms ? wait_ms : 1);
+	for (;;) {
+		r = attach_wait(tid, &status, deadline);
+		if (r == 0) {
+			/* A seized thread that has not stopped cannot be
+			 * detached: wait on, up to the hard limit. */
+			if (deadline < start + STOP_HARD_LIMIT_MS) {
+				PYHOT_TRACE("ptrace", "tid %d slow to stop; waiting on",
+					    (int)tid);
+				deadline = start + STOP_HARD_LIMIT_MS;
+				continue;
+			}
+			return pyhot_err_set(err, PYHOT_ERR_UNCERTAIN, ETIMEDOUT, pid,
+					     "attach", "thread %d of pid %d did not stop "
+					     "within %.0f ms of PTRACE_INTERRUPT", (int)tid,
+					     (int)pid, STOP_HARD_LIMIT_MS);
+		}
+		if (r < 0) {
+			th->seized = 0;
+			if (r == -ECHILD && attach_pid_alive(pid))
+				return 1;
+			return exited_during_attach(th, err);
+		}
+		if (WIFEXITED(status) || WIFSIGNALED(status)) {
+			th->seized = 0;
+			if (attach_pid_alive(pid))
+				return 1;
+			return exited_during_attach(th, err);
+		}
+		if (!WIFSTOPPED(status))
+			continue;
+		sig = WSTOPSIG(status);
+		event = status >> 16;
+		if (event == PTRACE_EVENT_STOP) {
+			if (sig == SIGTRAP)
+				break;  /* our interrupt */
+			/* A group stop (SIGSTOP, SIGTSTP...) came first: the
+			 * process is being stopped by someone else. */
+			th->stopped = 1;
+			pyhot_err_set(err, PYHOT_ERR_ATTACH, 0, pid, "attach",
+				      "pid %d was stopped by signal %d (%s) during attach",
+				      (int)pid, sig, strsignal(sig));
+			pyhot_err_hint(err, "resume it (kill -CONT %d) and retry", (int)pid);
+			if (attach_thread_release(th, NULL) != 0)
+				PYHOT_TRACE("ptrace", "release of tid %d failed", (int)tid);
+			return -PYHOT_ERR_ATTACH;
+		}
+		/* A signal reached the thread before our interrupt did: let it
+		 * be delivered as it would have been; the interrupt stays
+		 * pending. */
+		PYHOT_TRACE("ptrace", "tid %d: signal %d before the stop, delivered",
+			    (int)tid, sig);
+		if (++signals > 64 || ptrace(PTRACE_CONT, tid, NULL, (void *)(long)sig) < 0) {
+			th->stopped = 1;
+			e = errno;
+			pyhot_err_set(err, PYHOT_ERR_ATTACH, e, pid, "attach",
+				      "thread %d of pid %d keeps receiving signals",
+				      (int)tid, (int)pid);
+			if (attach_thread_release(th, NULL) != 0)
+				PYHOT_TRACE("ptrace", "release of tid %d failed", (int)tid);
+			return -PYHOT_ERR_ATTACH;
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &th->t_stop);
+	th->stopped = 1;
+	r = attach_get_regs(tid, &th->regs);
+	if (r < 0) {
+		if (r == -ESRCH) {
+			th->seized = 0;
+			return exited_during_attach(th, err);
+		}
+		pyhot_err_set(err, PYHOT_ERR_ATTACH, -r, pid, "attach",
+			      "ptrace(PTRACE_GETREGSET, %d): %s", (int)tid,
+			      attach_strerror(-r, eb, sizeof(eb)));
+		if (attach_thread_release(th, NULL) != 0)
+			PYHOT_TRACE("ptrace", "release of tid %d failed", (int)tid);
+		return -PYHOT_ERR_ATTACH;
+	}
+	PYHOT_TRACE("ptrace", "tid %d stopped after %.3f ms: ip 0x%lx syscall %ld ret %ld",
+		    (int)tid, attach_now_ms() - start, arch_get_ip(&th->regs),
+		    arch_get_syscall_nr(&th->regs), arch_get_syscall_ret(&th->regs));
+	rewind_stray_eintr(th);
+	return 0;
+}
+
+static void reap_dead_tracee(pid_t tid)
+{
+	double deadline = attach_now_ms() + 200.0;
+	int status;
+
+	while (attach_wait(tid, &status, deadline) == 1) {
+		if (WIFEXITED(status) || WIFSIGNALED(status))
+			return;
+	}
+}
+
+int attach_thread_release(struct attach_thread *th, struct pyhot_err *err)
+{
+	char eb[128];
+	int r, e;
+
+	if (!th->seized || th->gone) {
+		th->seized = 0;
+		return 0;
+	}
+	if (th->regs_dirty) {
+		r = attach_set_regs(th->tid, &th->regs);
+		if (r < 0 && r != -ESRCH) {
+			pyhot_err_set(err, PYHOT_ERR_UNCERTAIN, -r, th->pid, "attach",
+				      "ptrace(PTRACE_SETREGSET, %d): %s", (int)th->tid,
+				      attach_strerror(-r, eb, sizeof(eb)));
+		}
+		th->regs_dirty = 0;
+	}
+	/* Detach with signal 0: the SIGSEGV our last call returned through is
+	 * dropped here. */
+	if (ptrace(PTRACE_DETACH, th->tid, NULL, NULL) < 0) {
+		e = errno;
+		th->seized = 0;
+		th->stopped = 0;
+		if (e == ESRCH && !attach_pid_alive(th->pid)) {
+			/* Killed while stopped: collect the exit we are told of
+			 * as its tracer, so that its parent can reap it. */
+			reap_dead_tracee(th->tid);
+			return 0;
+		}
+		return pyhot_err_set(err, PYHOT_ERR_UNCERTAIN, e, th->pid, "attach",
+				     "ptrace(PTRACE_DETACH, %d): %s", (int)th->tid,
+				     attach_strerror(e, eb, sizeof(eb)));
+	}
+	PYHOT_TRACE("ptrace", "PTRACE_DETACH tid %d after %.3f ms stopped", (int)th->tid,
+		    attach_thread_stopped_ms(th));
+	th->seized = 0;
+	th->stopped = 0;
+	return 0;
+}

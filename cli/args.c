@@ -1,0 +1,409 @@
+/*
+ * args.c: the command and option tables, getopt_long parsing per command,
+ * and --help generated from the same tables (the man page is checked
+ * against --help by tests/integration/test_cli_help.py).
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CMD_BIT(c) (1u << (c))
+#define ALL_CMDS (CMD_BIT(CLI_CMD_ATTACH) | CMD_BIT(CLI_CMD_STATUS) | \
+		  CMD_BIT(CLI_CMD_DETACH) | CMD_BIT(CLI_CMD_REFRESH))
+
+enum {
+	OPT_JSON = 256,
+	OPT_TIMEOUT,
+	OPT_VERSION,
+};
+
+struct cli_opt {
+	const char *name;
+	int key;              /* short option character, or OPT_* */
+	int has_arg;
+	const char *metavar;
+	const char *help;
+	unsigned int cmds;    /* CMD_BIT()s of the commands that take it */
+};
+
+static const struct cli_opt opts[] = {
+	{ "help", 'h', no_argument, NULL, "show this help and exit",
+	  ALL_CMDS | CMD_BIT(CLI_CMD_NONE) | CMD_BIT(CLI_CMD_HELP) },
+	{ "version", OPT_VERSION, no_argument, NULL, "print the version and exit",
+	  CMD_BIT(CLI_CMD_NONE) },
+	{ "json", OPT_JSON, no_argument, NULL,
+	  "print exactly one JSON object (\"format\":1) on stdout, also on failure",
+	  ALL_CMDS | CMD_BIT(CLI_CMD_NONE) | CMD_BIT(CLI_CMD_HELP) },
+	{ "verbose", 'v', no_argument, NULL, "say more: timings, threads, the agent's answers",
+	  ALL_CMDS },
+	{ "quiet", 'q', no_argument, NULL, "print nothing on success; errors still go to stderr",
+	  ALL_CMDS },
+	{ "timeout", OPT_TIMEOUT, required_argument, "SECONDS",
+	  "give up after SECONDS (decimals allowed; default 5): finding a safe "
+	  "thread, the agent's answer, reaching a safe point",
+	  ALL_CMDS },
+	{ "dry-run", 'n', no_argument, NULL,
+	  "plan the refresh and show it; change nothing", CMD_BIT(CLI_CMD_REFRESH) },
+	{ NULL, 0, 0, NULL, NULL, 0 },
+};
+
+struct cli_cmd_info {
+	const char *name;
+	const char *args;     /* positional arguments of the synopsis */
+	const char *summary;  /* one line for the overview */
+	const char *desc;     /* paragraph for the command's --help */
+};
+
+static const struct cli_cmd_info cmds[CLI_CMD_COUNT] = {
+	[CLI_CMD_NONE] = { "", "<command> [options] ...", "", "" },
+	[CLI_CMD_HELP] = { "help", "[command]", "show the help of a command",
+		"Show the help of a command, or this overview." },
+	[CLI_CMD_ATTACH] = { "attach", "<pid>",
+		"load the pyhot agent into a running CPython process",
+		"Load the pyhot agent into the running CPython process <pid>, or find the\n"
+		"agent that is already there, and wait until it answers. One thread of the\n"
+		"target is borrowed for well under a millisecond; no other thread stops.\n"
+		"Prints the interpreter version and where the agent listens." },
+	[CLI_CMD_STATUS] = { "status", "<pid>",
+		"show the interpreter, its main thread and the agent",
+		"Ask the agent in <pid> for a status report through a safe point: the\n"
+		"interpreter version and build, the state of the main thread (how the safe\n"
+		"point was reached and its current Python frame), the agent's uptime and\n"
+		"counters. The process must be attached (pyhot attach <pid>)." },
+	[CLI_CMD_DETACH] = { "detach", "<pid>",
+		"stop the agent and remove its socket",
+		"Stop the agent thread in <pid> and remove its socket. The payload stays\n"
+		"mapped (it is never unloaded); a later attach starts the agent again." },
+	[CLI_CMD_REFRESH] = { "refresh", "<pid> [module...]",
+		"patch changed modules in place (attaches first when needed)",
+		"Compare the source files of the target's modules with what they were\n"
+		"when they were loaded and patch the changed functions, classes and values\n"
+		"in place, all or nothing. With module names, refresh only those; without,\n"
+		"every module whose file changed. Attaches first when needed." },
+};
+
+const char *cli_cmd_name(enum cli_cmd cmd)
+{
+	if ((unsigned int)cmd >= CLI_CMD_COUNT)
+		return "";
+	return cmds[cmd].name;
+}
+
+enum cli_cmd cli_cmd_lookup(const char *name)
+{
+	int i;
+
+	for (i = 1; i < CLI_CMD_COUNT; i++)
+		if (strcmp(cmds[i].name, name) == 0)
+			return (enum cli_cmd)i;
+	return CLI_CMD_NONE;
+}
+
+int cli_parse_timeout(const char *s, unsigned int *ms)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s)
+		return -1;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || !(v > 0) || v > 86400)
+		return -1;
+	*ms = (unsigned int)(v * 1000 + 0.5);
+	if (*ms == 0)
+		*ms = 1;
+	return 0;
+}
+
+int cli_parse_pid(const char *s, pid_t *pid)
+{
+	char *end;
+	long v;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v <= 0 || v > INT_MAX)
+		return -1;
+	*pid = (pid_t)v;
+	return 0;
+}
+
+static int usage_error(struct pyhot_err *err, enum cli_cmd cmd, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int usage_error(struct pyhot_err *err, enum cli_cmd cmd, const char *fmt, ...)
+{
+	char what[256];
+	const char *name = cli_cmd_name(cmd);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	pyhot_err_set(err, PYHOT_ERR_USAGE, 0, 0, *name ? name : "usage", "%s", what);
+	if (*name)
+		pyhot_err_hint(err, "usage: pyhot %s [options] %s (see 'pyhot %s --help')",
+			       name, cmds[cmd].args, name);
+	else
+		pyhot_err_hint(err, "usage: pyhot <command> [options] ... (see 'pyhot --help')");
+	return -PYHOT_ERR_USAGE;
+}
+
+static size_t build_longopts(enum cli_cmd cmd, struct option *lo, char *shorts,
+			     size_t shorts_len)
+{
+	size_t n = 0, s = 0;
+	int i;
+
+	shorts[s++] = ':';
+	for (i = 0; opts[i].name; i++) {
+		if (!(opts[i].cmds & CMD_BIT(cmd)))
+			continue;
+		lo[n].name = opts[i].name;
+		lo[n].has_arg = opts[i].has_arg;
+		lo[n].flag = NULL;
+		lo[n].val = opts[i].key;
+		n++;
+		if (opts[i].key < 256 && s + 3 < shorts_len) {
+			shorts[s++] = (char)opts[i].key;
+			if (opts[i].has_arg == required_argument)
+				shorts[s++] = ':';
+		}
+	}
+	memset(&lo[n], 0, sizeof(lo[n]));
+	shorts[s] = '\0';
+	return n;
+}
+
+int cli_args_parse(struct cli_args *a, int argc, char **argv, struct pyhot_err *err)
+{
+	struct option lo[sizeof(opts) / sizeof(opts[0])];
+	char shorts[64];
+	enum cli_cmd cmd = CLI_CMD_NONE;
+	int i, c, first = 1, npos;
+	char **pos;
+
+	memset(a, 0, sizeof(*a));
+	a->timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
+	/* --json applies to usage errors too: look for it before parsing. */
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--json") == 0)
+			a->json = 1;
+	}
+	if (argc >= 2 && argv[1][0] != '-') {
+		cmd = cli_cmd_lookup(argv[1]);
+		if (cmd == CLI_CMD_NONE)
+			return usage_error(err, CLI_CMD_NONE, "unknown command '%s'", argv[1]);
+		first = 2;
+	}
+	a->cmd = cmd;
+	a->help_for = cmd;
+	build_longopts(cmd, lo, shorts, sizeof(shorts));
+
+	/* getopt_long permutes argv; parse a copy past the command name. */
+	pos = calloc((size_t)argc + 1, sizeof(*pos));
+	if (!pos)
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, 0, "usage", "out of memory");
+	pos[0] = argv[0];
+	for (i = first; i < argc; i++)
+		pos[i - first + 1] = argv[i];
+	npos = argc - first + 1;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(npos, pos, shorts, lo, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			a->help = 1;
+			break;
+		case OPT_VERSION:
+			a->version = 1;
+			break;
+		case OPT_JSON:
+			a->json = 1;
+			break;
+		case 'v':
+			a->verbose++;
+			break;
+		case 'q':
+			a->quiet = 1;
+			break;
+		case 'n':
+			a->dry_run = 1;
+			break;
+		case OPT_TIMEOUT:
+			if (cli_parse_timeout(optarg, &a->timeout_ms) < 0) {
+				usage_error(err, cmd, "--timeout wants seconds (like 5 or 0.5), not '%s'",
+					    optarg);
+				goto out_usage;
+			}
+			break;
+		case ':':
+			usage_error(err, cmd, "option '%s' needs an argument", pos[optind - 1]);
+			goto out_usage;
+		default:
+			usage_error(err, cmd, "unknown option '%s'", pos[optind - 1]);
+			goto out_usage;
+		}
+	}
+	if (a->help || a->version)
+		goto out_ok;
+	if (a->verbose && a->quiet) {
+		usage_error(err, cmd, "%s", "-v and -q contradict each other");
+		goto out_usage;
+	}
+	switch (cmd) {
+	case CLI_CMD_NONE:
+		if (optind < npos) {
+			usage_error(err, cmd, "unknown command '%s'", pos[optind]);
+			goto out_usage;
+		}
+		usage_error(err, cmd, "%s", "missing command");
+		goto out_usage;
+	case CLI_CMD_HELP:
+		if (optind < npos) {
+			a->help_for = cli_cmd_lookup(pos[optind]);
+			if (a->help_for == CLI_CMD_NONE) {
+				usage_error(err, cmd, "unknown command '%s'", pos[optind]);
+				goto out_usage;
+			}
+			optind++;
+		} else {
+			a->help_for = CLI_CMD_NONE;
+		}
+		if (optind < npos) {
+			usage_error(err, cmd, "unexpected argument '%s'", pos[optind]);
+			goto out_usage;
+		}
+		a->help = 1;
+		goto out_ok;
+	default:
+		break;
+	}
+	if (optind >= npos) {
+		usage_error(err, cmd, "%s", "missing <pid>");
+		goto out_usage;
+	}
+	if (cli_parse_pid(pos[optind], &a->pid) < 0) {
+		usage_error(err, cmd, "'%s' is not a process id", pos[optind]);
+		goto out_usage;
+	}
+	optind++;
+	if (cmd == CLI_CMD_REFRESH) {
+		for (; optind < npos; optind++) {
+			if (a->nmodules == CLI_MAX_MODULES) {
+				usage_error(err, cmd, "more than %d modules", CLI_MAX_MODULES);
+				goto out_usage;
+			}
+			a->modules[a->nmodules++] = pos[optind];
+		}
+	} else if (optind < npos) {
+		usage_error(err, cmd, "unexpected argument '%s'", pos[optind]);
+		goto out_usage;
+	}
+out_ok:
+	free(pos);
+	return 0;
+out_usage:
+	free(pos);
+	return -PYHOT_ERR_USAGE;
+}
+
+/* Print text from column indent, wrapped before column width. */
+static void print_wrapped(FILE *f, const char *text, int indent, int width)
+{
+	const char *p = text, *end;
+	int col = indent, n;
+
+	while (*p) {
+		while (*p == ' ')
+			p++;
+		end = p;
+		while (*end && *end != ' ')
+			end++;
+		n = (int)(end - p);
+		if (col > indent && col + 1 + n > width) {
+			fprintf(f, "\n%*s", indent, "");
+			col = indent;
+		} else if (col > indent) {
+			fputc(' ', f);
+			col++;
+		}
+		fprintf(f, "%.*s", n, p);
+		col += n;
+		p = end;
+	}
+	fputc('\n', f);
+}
+
+static void print_options(FILE *f, enum cli_cmd cmd)
+{
+	char left[64];
+	int i;
+
+	for (i = 0; opts[i].name; i++) {
+		if (!(opts[i].cmds & CMD_BIT(cmd)))
+			continue;
+		if (opts[i].key < 256)
+			snprintf(left, sizeof(left), "-%c, --%s%s%s", opts[i].key, opts[i].name,
+				 opts[i].metavar ? "=" : "", opts[i].metavar ? opts[i].metavar : "");
+		else
+			snprintf(left, sizeof(left), "    --%s%s%s", opts[i].name,
+				 opts[i].metavar ? "=" : "", opts[i].metavar ? opts[i].metavar : "");
+		fprintf(f, "  %-22s ", left);
+		print_wrapped(f, opts[i].help, 25, 79);
+	}
+}
+
+static void print_footer(FILE *f)
+{
+	fputs("\nexit codes:\n"
+	      "  0    done\n"
+	      "  1    refused or failed; the target is unchanged\n"
+	      "  2    usage error\n"
+	      "  3    could not attach; the target is unchanged\n"
+	      "  4    the target's state is uncertain (the message says what to check)\n"
+	      "  124  timed out; the target is unchanged\n"
+	      "\nenvironment:\n"
+	      "  PYHOT_PAYLOAD   the payload to load (default: next to pyhot, or ../lib/pyhot/)\n"
+	      "  PYHOT_TRACE=1   write a trace of what pyhot does (ptrace steps, socket\n"
+	      "                  messages) to stderr\n"
+	      "  NO_COLOR        no colour, even on a terminal\n"
+	      "\nSee pyhot(1).\n", f);
+}
+
+void cli_help_print(FILE *f, enum cli_cmd cmd)
+{
+	int i;
+
+	if (cmd == CLI_CMD_NONE || cmd == CLI_CMD_HELP) {
+		fputs("usage: pyhot <command> [options] ...\n\n"
+		      "Patch a running CPython process in place, from outside, without\n"
+		      "restarting it.\n\ncommands:\n", f);
+		for (i = 1; i < CLI_CMD_COUNT; i++) {
+			char left[48];
+
+			snprintf(left, sizeof(left), "%s %s", cmds[i].name, cmds[i].args);
+			fprintf(f, "  %-26s %s\n", left, cmds[i].summary);
+		}
+		fputs("\noptions:\n", f);
+		print_options(f, CLI_CMD_NONE);
+		fputs("\n'pyhot help <command>' or 'pyhot <command> --help' shows a command's\n"
+		      "options.\n", f);
+		print_footer(f);
+		return;
+	}
+	fprintf(f, "usage: pyhot %s [options] %s\n\n%s\n\noptions:\n", cmds[cmd].name,
+		cmds[cmd].args, cmds[cmd].desc);
+	print_options(f, cmd);
+	print_footer(f);
+}

@@ -1,0 +1,179 @@
+/*
+ * cli.h: the pieces of the pyhot command (cli/).
+ *
+ * main.c parses the command line (args.c), sets up output (out.c) and runs
+ * one command (cmd_*.c). Everything but main() lives in build/libpyhot.a so
+ * that unit tests can link it. The option and command tables in args.c are
+ * the single source of --help; tests/integration checks them against
+ * man/pyhot.1.
+ */
+#ifndef PYHOT_CLI_H
+#define PYHOT_CLI_H
+
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "pyhot_attach.h"
+#include "pyhot_err.h"
+
+struct json_object;
+
+#define PYHOT_VERSION "0.1.0"
+#define CLI_JSON_FORMAT 1
+
+enum cli_cmd {
+	CLI_CMD_NONE = 0,   /* "pyhot" alone, or "pyhot --help" */
+	CLI_CMD_HELP,
+	CLI_CMD_ATTACH,
+	CLI_CMD_STATUS,
+	CLI_CMD_DETACH,
+	CLI_CMD_REFRESH,
+	CLI_CMD_COUNT
+};
+
+#define CLI_MAX_MODULES 64
+
+/* The parsed command line. Strings point into argv. */
+struct cli_args {
+	enum cli_cmd cmd;
+	enum cli_cmd help_for;      /* "pyhot help CMD", "pyhot CMD --help" */
+	int help;                   /* print help for help_for and exit 0 */
+	int version;
+	pid_t pid;
+	int json;
+	int verbose;
+	int quiet;
+	int dry_run;
+	unsigned int timeout_ms;    /* --timeout, default CLI_DEFAULT_TIMEOUT_MS */
+	size_t nmodules;
+	const char *modules[CLI_MAX_MODULES];
+};
+
+#define CLI_DEFAULT_TIMEOUT_MS 5000u
+
+/* Name of a command ("attach"), "" for CLI_CMD_NONE. */
+const char *cli_cmd_name(enum cli_cmd cmd);
+
+/* The command named name, or CLI_CMD_NONE. */
+enum cli_cmd cli_cmd_lookup(const char *name);
+
+/*
+ * Parse argv. On a usage error returns -PYHOT_ERR_USAGE with err->msg the
+ * one-line reason and err->hint what to type; a->cmd and a->json are set as
+ * far as they could be read, so that the caller can still write JSON.
+ */
+int cli_args_parse(struct cli_args *a, int argc, char **argv,
+		   struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/* Parse a --timeout value: seconds, decimals allowed ("0.5", "10"). */
+int cli_parse_timeout(const char *s, unsigned int *ms);
+
+/* Parse a pid argument: a positive decimal integer. */
+int cli_parse_pid(const char *s, pid_t *pid);
+
+/* Print the help of one command (CLI_CMD_NONE: the overview) to f. */
+void cli_help_print(FILE *f, enum cli_cmd cmd);
+
+/* Output: human text, or one JSON object for --json. */
+struct cli_out {
+	int json;
+	int verbose;
+	int quiet;
+	int color_out;              /* stdout is a tty and NO_COLOR is unset */
+	int color_err;
+	enum cli_cmd cmd;
+	pid_t pid;
+	struct json_object *doc;    /* the --json object, built as we go */
+	char *detail;               /* printed after the error message */
+};
+
+void cli_out_init(struct cli_out *o, const struct cli_args *a);
+void cli_out_release(struct cli_out *o);
+
+/* A line of normal output (suppressed by -q and --json). */
+void cli_out_info(struct cli_out *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A line shown with -v only (to stderr, never into the JSON). */
+void cli_out_verbose(struct cli_out *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Text that explains the coming error (a traceback, a native stack): printed
+ * on stderr after the error's message, before its hint. Appends. */
+void cli_out_detail(struct cli_out *o, const char *text);
+
+/* Add a field to the --json document (takes ownership of val). */
+void cli_out_set(struct cli_out *o, const char *key, struct json_object *val);
+
+/*
+ * Report err (human: "pyhot: <msg>" and "hint: <hint>" on stderr) and, with
+ * --json, put it into the document. Returns the exit code (err->kind).
+ */
+int cli_out_error(struct cli_out *o, const struct pyhot_err *err);
+
+/* With --json, print the document with "ok" and "exit" set from code. */
+int cli_out_finish(struct cli_out *o, int code);
+
+/* Colour helpers: the escape when colour is on, "" otherwise. */
+const char *cli_color(int on, const char *which);
+
+/* The trace log (PYHOT_TRACE=1): installs a callback writing to stderr. */
+void cli_trace_setup(void);
+
+/* ----- Commands (cmd_*.c) ----- */
+
+/* What the commands share: the target and where its agent listens. */
+struct cli_ctx {
+	const struct cli_args *args;
+	struct cli_out *out;
+	struct pyhot_target t;
+	char sock[256];             /* socket path as the target sees it */
+};
+
+/* Inspect the target and compute its socket path. */
+int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
+		 struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/* Ensure an agent answers in the target (attach.c). *reused is set when one
+ * was already there. Writes the "attach" fields into the JSON document. */
+int cli_attach_ensure(struct cli_ctx *c, int *reused,
+		      struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/* Send verb with key/value pairs to the agent and check the answer; on an
+ * agent error kind "timeout" adds the main thread's native stack. */
+int cli_agent_call(struct cli_ctx *c, const char *verb, const char *const *kv,
+		   size_t nkv, unsigned int timeout_ms, struct json_object **resp,
+		   struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+int cli_cmd_attach(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
+int cli_cmd_status(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
+int cli_cmd_detach(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
+int cli_cmd_refresh(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/* ----- Payload lookup (payload_path.c) ----- */
+
+/*
+ * Find the payload: $PYHOT_PAYLOAD when set (it must be readable), then
+ * <dir of exe>/pyhot-payload.so, then <dir of exe>/../lib/pyhot/pyhot-payload.so.
+ * env and exe are passed in so that tests can drive it. Fails with
+ * PYHOT_ERR_ATTACH, naming what was tried.
+ */
+int cli_payload_find_in(const char *env, const char *exe, char *buf, size_t len,
+			struct pyhot_err *err) PYHOT_MUST_CHECK;
+/* The same with getenv("PYHOT_PAYLOAD") and /proc/self/exe. */
+int cli_payload_find(char *buf, size_t len, struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/* ----- Formatting of agent responses (format.c) ----- */
+
+/* One line for a refresh change: "  changed  function  app.views.index (code)". */
+void cli_fmt_change(char *buf, size_t len, struct json_object *change, int color);
+/* The whole refresh response: a line per change ("kept" ones only when
+ * verbose) and a summary per module. */
+void cli_fmt_refresh(FILE *f, struct json_object *resp, pid_t pid, int verbose,
+		     int color);
+/* The status response, as "key: value" lines. */
+void cli_fmt_status(FILE *f, struct json_object *resp, pid_t pid);
+/* "3.11.7" from a status/ping response, or from the inspection. */
+void cli_fmt_version(char *buf, size_t len, struct json_object *resp,
+		     const struct pyhot_target *t);
+
+#endif /* PYHOT_CLI_H */

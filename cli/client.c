@@ -1,0 +1,446 @@
+/* client.c: talk to the agent over its Unix socket (see client.h). */
+#include "client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json.h>
+
+#include "pyhot_log.h"
+#include "pyhot_proto.h"
+
+void pyhot_client_req_init(struct pyhot_client_req *r, const char *verb)
+{
+	memset(r, 0, sizeof(*r));
+	r->verb = verb;
+}
+
+int pyhot_client_req_add(struct pyhot_client_req *r, const char *key,
+			 const char *val)
+{
+	if (r->nargs == PYHOT_CLIENT_MAX_ARGS)
+		return -1;
+	r->key[r->nargs] = key;
+	r->val[r->nargs] = val;
+	r->nargs++;
+	return 0;
+}
+
+int pyhot_client_req_encode(const struct pyhot_client_req *r, unsigned char **out,
+			    size_t *outlen)
+{
+	size_t len = strlen(r->verb) + 1, i, pos;
+	unsigned char *buf;
+
+	for (i = 0; i < r->nargs; i++)
+		len += strlen(r->key[i]) + 1 + strlen(r->val[i]) + 1;
+	if (len > PYHOT_FRAME_MAX)
+		return -1;
+	buf = malloc(4 + len);
+	if (!buf)
+		return -1;
+	pyhot_frame_len_encode(buf, (uint32_t)len);
+	pos = 4;
+#define PUT(s) do { size_t n_ = strlen(s) + 1; memcpy(buf + pos, (s), n_); pos += n_; } while (0)
+	PUT(r->verb);
+	for (i = 0; i < r->nargs; i++) {
+		PUT(r->key[i]);
+		PUT(r->val[i]);
+	}
+#undef PUT
+	*out = buf;
+	*outlen = pos;
+	return 0;
+}
+
+int pyhot_client_sock_path(char *buf, size_t len, unsigned int euid, pid_t nspid)
+{
+	char dir[64], name[64];
+	int n;
+
+	snprintf(dir, sizeof(dir), PYHOT_SOCK_DIR_FMT, euid);
+	snprintf(name, sizeof(name), PYHOT_SOCK_NAME_FMT, (int)nspid);
+	n = snprintf(buf, len, "%s/%s", dir, name);
+	return (n < 0 || (size_t)n >= len) ? -1 : 0;
+}
+
+int pyhot_client_parse_euid(const char *text, unsigned int *euid)
+{
+	const char *p = text;
+	unsigned int r, e;
+
+	while (p && *p) {
+		if (strncmp(p, "Uid:", 4) == 0) {
+			if (sscanf(p + 4, "%u %u", &r, &e) != 2)
+				return -1;
+			*euid = e;
+			return 0;
+		}
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return -1;
+}
+
+int pyhot_client_target_euid(pid_t pid, unsigned int *euid, struct pyhot_err *err)
+{
+	char path[64], text[4096];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return pyhot_err_set(err, PYHOT_ERR_ATTACH, errno, pid, "inspect",
+				     "open(%s): %s", path, strerror(errno));
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n < 0)
+		return pyhot_err_set(err, PYHOT_ERR_ATTACH, errno, pid, "inspect",
+				     "read(%s): %s", path, strerror(errno));
+	text[n] = '\0';
+	if (pyhot_client_parse_euid(text, euid) < 0)
+		return pyhot_err_set(err, PYHOT_ERR_ATTACH, 0, pid, "inspect",
+				     "%s: no Uid line", path);
+	return 0;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int remaining(long long deadline)
+{
+	long long r = deadline - now_ms();
+
+	return r < 0 ? 0 : (r > 1000000 ? 1000000 : (int)r);
+}
+
+/* Wait for events on fd until the deadline: 1 ready, 0 timed out, -1 error. */
+static int wait_fd(int fd, short events, long long deadline)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	int r;
+
+	for (;;) {
+		r = poll(&p, 1, remaining(deadline));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		return r > 0 ? 1 : 0;
+	}
+}
+
+/*
+ * Build the address of the socket at full: full itself, or, when that does
+ * not fit in sun_path, /proc/self/fd/N/<name> with N an O_PATH descriptor of
+ * the directory (*dirfd, to close after connect()).
+ */
+static int sock_addr(pid_t pid, const char *full, struct sockaddr_un *sa,
+		     socklen_t *salen, int *dirfd, struct pyhot_err *err)
+{
+	char dir[PATH_MAX];
+	const char *slash;
+	size_t n = strlen(full);
+	int m;
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	*dirfd = -1;
+	if (n < sizeof(sa->sun_path)) {
+		memcpy(sa->sun_path, full, n + 1);
+		*salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+		return 0;
+	}
+	slash = strrchr(full, '/');
+	if (!slash || (size_t)(slash - full) >= sizeof(dir))
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENAMETOOLONG, pid,
+				     "connect", "socket path too long: %s", full);
+	memcpy(dir, full, (size_t)(slash - full));
+	dir[slash - full] = '\0';
+	*dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (*dirfd < 0)
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, errno, pid, "connect",
+				     "open(%s): %s", dir, strerror(errno));
+	m = snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/%s",
+		     *dirfd, slash + 1);
+	if (m < 0 || (size_t)m >= sizeof(sa->sun_path)) {
+		close(*dirfd);
+		*dirfd = -1;
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENAMETOOLONG, pid,
+				     "connect", "socket name too long: %s", slash + 1);
+	}
+	*salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)m + 1);
+	return 0;
+}
+
+static int do_connect(pid_t pid, const char *full, const char *sock, long long deadline,
+		      int *out, struct pyhot_err *err)
+{
+	struct sockaddr_un sa;
+	socklen_t salen;
+	int fd, dirfd, e, r;
+
+	r = sock_addr(pid, full, &sa, &salen, &dirfd, err);
+	if (r < 0)
+		return r;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		e = errno;
+		if (dirfd >= 0)
+			close(dirfd);
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, e, pid, "connect",
+				     "socket(AF_UNIX): %s", strerror(e));
+	}
+	for (;;) {
+		if (connect(fd, (struct sockaddr *)&sa, salen) == 0)
+			break;
+		e = errno;
+		if (e == EINTR)
+			continue;
+		/* A full backlog: the agent is busy accepting; try again. */
+		if (e == EAGAIN && remaining(deadline) > 0) {
+			struct timespec ts = { 0, 1000000 };
+
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		close(fd);
+		if (dirfd >= 0)
+			close(dirfd);
+		PYHOT_TRACE("socket", "connect(%s) in pid %d: %s", sock, (int)pid,
+			    strerror(e));
+		if (e == EAGAIN)
+			return pyhot_err_set(err, PYHOT_ERR_TIMEOUT, e, pid, "connect",
+					     "connect(%s): the agent does not accept", sock);
+		r = pyhot_err_set(err, PYHOT_ERR_FAILED, e, pid, "connect",
+				  "connect(%s): %s", sock, strerror(e));
+		if (e == EACCES || e == EPERM)
+			pyhot_err_hint(err, "the agent's socket belongs to the target's user: "
+				       "run pyhot as that user or as root");
+		return r;
+	}
+	if (dirfd >= 0)
+		close(dirfd);
+	*out = fd;
+	return 0;
+}
+
+static int write_all(int fd, const unsigned char *buf, size_t len, long long deadline,
+		     pid_t pid, struct pyhot_err *err)
+{
+	size_t done = 0;
+	ssize_t n;
+	int w;
+
+	while (done < len) {
+		n = send(fd, buf + done, len - done, MSG_NOSIGNAL);
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN)
+			return pyhot_err_set(err, PYHOT_ERR_FAILED, errno, pid, "send",
+					     "send to agent: %s", strerror(errno));
+		w = wait_fd(fd, POLLOUT, deadline);
+		if (w <= 0)
+			return pyhot_err_set(err, PYHOT_ERR_TIMEOUT, ETIMEDOUT, pid, "send",
+					     "send to agent: timed out");
+	}
+	return 0;
+}
+
+static int read_all(int fd, unsigned char *buf, size_t len, long long deadline,
+		    pid_t pid, struct pyhot_err *err)
+{
+	size_t done = 0;
+	ssize_t n;
+	int w;
+
+	while (done < len) {
+		n = recv(fd, buf + done, len - done, 0);
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, "receive",
+					     "the agent closed the connection after %zu of %zu bytes",
+					     done, len);
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return pyhot_err_set(err, PYHOT_ERR_FAILED, errno, pid, "receive",
+					     "recv from agent: %s", strerror(errno));
+		w = wait_fd(fd, POLLIN, deadline);
+		if (w < 0)
+			return pyhot_err_set(err, PYHOT_ERR_FAILED, errno, pid, "receive",
+					     "poll: %s", strerror(errno));
+		if (w == 0)
+			return pyhot_err_set(err, PYHOT_ERR_TIMEOUT, ETIMEDOUT, pid, "receive",
+					     "no answer from the agent in pid %d in time",
+					     (int)pid);
+	}
+	return 0;
+}
+
+struct json_object *pyhot_client_resp_parse(const char *buf, size_t len)
+{
+	struct json_tokener *tok;
+	struct json_object *o;
+
+	if (len > (size_t)INT32_MAX)
+		return NULL;
+	tok = json_tokener_new();
+	if (!tok)
+		return NULL;
+	o = json_tokener_parse_ex(tok, buf, (int)len);
+	if (o && json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	if (o && !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		o = NULL;
+	}
+	return o;
+}
+
+int pyhot_client_call(pid_t pid, const char *sock, const struct pyhot_client_req *req,
+		      unsigned int timeout_ms, struct json_object **resp,
+		      struct pyhot_err *err)
+{
+	char full[PATH_MAX];
+	int n;
+
+	*resp = NULL;
+	n = snprintf(full, sizeof(full), "/proc/%d/root%s", (int)pid, sock);
+	if (n < 0 || (size_t)n >= sizeof(full))
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENAMETOOLONG, pid, "connect",
+				     "socket path too long: %s", sock);
+	return pyhot_client_call_at(pid, full, sock, req, timeout_ms, resp, err);
+}
+
+int pyhot_client_call_at(pid_t pid, const char *full, const char *sock,
+			 const struct pyhot_client_req *req, unsigned int timeout_ms,
+			 struct json_object **resp, struct pyhot_err *err)
+{
+	long long t0 = now_ms(), deadline = t0 + timeout_ms;
+	unsigned char *frame = NULL, hdr[4], *body = NULL;
+	size_t flen;
+	uint32_t blen;
+	int fd = -1, r;
+
+	*resp = NULL;
+	if (pyhot_client_req_encode(req, &frame, &flen) < 0)
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, pid, "request",
+				     "cannot encode request '%s'", req->verb);
+	r = do_connect(pid, full, sock, deadline, &fd, err);
+	if (r < 0)
+		goto out_free;
+	PYHOT_TRACE("socket", "-> pid %d %s (%zu bytes, %zu args)", (int)pid, req->verb,
+		    flen, req->nargs);
+	r = write_all(fd, frame, flen, deadline, pid, err);
+	if (r < 0)
+		goto out_close;
+	r = read_all(fd, hdr, 4, deadline, pid, err);
+	if (r < 0)
+		goto out_close;
+	blen = pyhot_frame_len_decode(hdr);
+	if (blen == 0 || blen > PYHOT_FRAME_MAX) {
+		r = pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, "receive",
+				  "bad frame length %u from the agent", blen);
+		goto out_close;
+	}
+	body = malloc(blen);
+	if (!body) {
+		r = pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, pid, "receive",
+				  "out of memory for %u bytes", blen);
+		goto out_close;
+	}
+	r = read_all(fd, body, blen, deadline, pid, err);
+	if (r < 0)
+		goto out_close;
+	PYHOT_TRACE("socket", "<- pid %d %u bytes in %lld ms: %.*s", (int)pid, blen,
+		    now_ms() - t0, blen > 400 ? 400 : (int)blen, (const char *)body);
+	*resp = pyhot_client_resp_parse((const char *)body, blen);
+	if (!*resp)
+		r = pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, "receive",
+				  "the agent's answer is not a JSON object");
+out_close:
+	close(fd);
+out_free:
+	free(body);
+	free(frame);
+	return r;
+}
+
+int pyhot_client_no_agent(const struct pyhot_err *err)
+{
+	/* Only connect() sets these errnos on a FAILED record (see do_connect). */
+	return err->kind == PYHOT_ERR_FAILED &&
+	       (err->sys_errno == ENOENT || err->sys_errno == ECONNREFUSED ||
+		err->sys_errno == ENOTDIR);
+}
+
+static const char *obj_str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+int pyhot_client_resp_check(struct json_object *resp, pid_t pid, const char *step,
+			    struct pyhot_err *err)
+{
+	struct json_object *ok, *e = NULL;
+	enum pyhot_errkind kind = PYHOT_ERR_FAILED;
+	const char *k, *msg, *estep;
+
+	if (json_object_object_get_ex(resp, "ok", &ok) && json_object_get_boolean(ok))
+		return 0;
+	json_object_object_get_ex(resp, "error", &e);
+	k = obj_str(e, "kind");
+	if (k && strcmp(k, "timeout") == 0)
+		kind = PYHOT_ERR_TIMEOUT;
+	else if (k && strcmp(k, "uncertain") == 0)
+		kind = PYHOT_ERR_UNCERTAIN;
+	msg = obj_str(e, "message");
+	estep = obj_str(e, "step");
+	if (!estep || !*estep)
+		estep = step;
+	/* The agent's messages already start with their step. */
+	if (msg && err && err->kind == PYHOT_OK &&
+	    strncmp(msg, estep, strlen(estep)) == 0 && msg[strlen(estep)] == ':') {
+		pyhot_err_set(err, kind, 0, pid, estep, "%s", "");
+		snprintf(err->msg, sizeof(err->msg), "%s", msg);
+	} else {
+		pyhot_err_set(err, kind, 0, pid, estep, "%s",
+			      msg ? msg : "the agent reported an error without a message");
+	}
+	if (obj_str(e, "hint") && *obj_str(e, "hint"))
+		pyhot_err_hint(err, "%s", obj_str(e, "hint"));
+	return -(int)kind;
+}

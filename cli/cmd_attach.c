@@ -1,0 +1,245 @@
+/* cmd_attach.c: pyhot attach, and the "attach when needed" of other commands. */
+#include "cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <json.h>
+
+#include "client.h"
+#include "pyhot_log.h"
+#include "pyhot_proto.h"
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* A double with three decimals in the JSON text ("2.145", not 2.1450000000000002). */
+static struct json_object *jms(double v)
+{
+	char buf[64];
+
+	snprintf(buf, sizeof(buf), "%.3f", v);
+	return json_object_new_double_s(v, buf);
+}
+
+/* The process is gone, or a zombie: it exited while we worked. */
+static int target_gone(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+	int gone = 1;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT || errno == ESRCH;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) && p[1] == ' ')
+		gone = p[2] == 'Z' || p[2] == 'X';
+	fclose(f);
+	return gone;
+}
+
+/* One ping; 0 when the agent answered ok, *resp set. */
+static int ping(struct cli_ctx *c, unsigned int timeout_ms, struct json_object **resp,
+		struct pyhot_err *err)
+{
+	int r = cli_agent_call(c, "ping", NULL, 0, timeout_ms, resp, err);
+
+	if (r < 0 && *resp) {
+		json_object_put(*resp);
+		*resp = NULL;
+	}
+	return r;
+}
+
+static void explain_boot(struct cli_ctx *c, long ret, struct pyhot_err *err)
+{
+	pid_t pid = c->args->pid;
+	int e = (int)-ret;
+
+	if (e == EAGAIN || e == ENOMEM)
+		pyhot_err_set(err, PYHOT_ERR_ATTACH, e, pid, "attach",
+			      "agent in pid %d could not start its thread: %s", (int)pid,
+			      strerror(e));
+	else
+		pyhot_err_set(err, PYHOT_ERR_ATTACH, e, pid, "attach",
+			      "agent in pid %d could not bind %s: %s", (int)pid, c->sock,
+			      strerror(e));
+	if (e == EROFS || e == EACCES || e == EPERM || e == ENOSPC)
+		pyhot_err_hint(err, "the agent needs a writable /tmp inside the target's "
+			       "mount namespace (it creates %s)", c->sock);
+	else if (e == EADDRINUSE)
+		pyhot_err_hint(err, "something else listens at %s; remove it if it is stale",
+			       c->sock);
+	else
+		pyhot_err_hint(err, "the payload is loaded but idle; pid %d is otherwise "
+			       "unchanged", (int)pid);
+}
+
+int cli_attach_ensure(struct cli_ctx *c, int *reused, struct pyhot_err *err)
+{
+	const struct cli_args *a = c->args;
+	pid_t pid = a->pid;
+	struct pyhot_inject_opts opts;
+	struct pyhot_inject_result res;
+	struct json_object *resp = NULL, *info, *agent, *py;
+	struct pyhot_err pe;
+	char payload[PATH_MAX], boot_arg[512], version[64];
+	double t0 = now_ms(), elapsed, deadline;
+	int r, injected = 0;
+
+	*reused = 0;
+	memset(&res, 0, sizeof(res));
+	r = pyhot_target_check(&c->t, err);
+	if (r < 0)
+		return r;
+
+	/* An agent that answers is reused: no ptrace at all. */
+	pyhot_err_init(&pe);
+	r = ping(c, a->timeout_ms < 1000 ? a->timeout_ms : 1000, &resp, &pe);
+	if (r == 0) {
+		*reused = 1;
+		goto out_report;
+	}
+	if (!pyhot_client_no_agent(&pe)) {
+		*err = pe;
+		pyhot_err_hint(err, "an agent seems to be in pid %d but does not answer; "
+			       "retry, or check the process with pyhot status %d",
+			       (int)pid, (int)pid);
+		return -(int)pe.kind;
+	}
+
+	pyhot_err_init(&pe);
+	r = cli_payload_find(payload, sizeof(payload), &pe);
+	if (r < 0) {
+		/* Say which attach needed it: "payload: ... (attaching to pid N)". */
+		pyhot_err_set(err, pe.kind, pe.sys_errno, pid, pe.step, "%s (attaching to pid %d)",
+			      pe.msg + strlen(pe.step) + 2, (int)pid);
+		pyhot_err_hint(err, "%s", pe.hint);
+		return r;
+	}
+	snprintf(boot_arg, sizeof(boot_arg), "sock=%s\n", c->sock);
+	memset(&opts, 0, sizeof(opts));
+	opts.payload_path = payload;
+	opts.boot_symbol = PYHOT_BOOT_SYMBOL;
+	opts.boot_arg = boot_arg;
+	opts.timeout_ms = a->timeout_ms;
+	cli_out_verbose(c->out, "injecting %s into pid %d", payload, (int)pid);
+	r = pyhot_inject(pid, &opts, &res, err);
+	if (r < 0) {
+		int i;
+
+		/* A SIGKILLed target takes a moment to become a zombie. */
+		for (i = 0; i < 100 && !target_gone(pid); i++)
+			sleep_ms(1);
+		if (i < 100)
+			pyhot_err_hint(err, "pid %d exited during the attach", (int)pid);
+		return r;
+	}
+	injected = 1;
+	cli_out_verbose(c->out, "borrowed thread %d (%u attempt%s), stopped %.3f ms, "
+			"boot returned %ld%s", (int)res.tid, res.attempts,
+			res.attempts == 1 ? "" : "s", res.stopped_ms, res.boot_ret,
+			res.reused ? " (payload was already mapped)" : "");
+	if (res.boot_ret < 0) {
+		explain_boot(c, res.boot_ret, err);
+		return -PYHOT_ERR_ATTACH;
+	}
+
+	/* The socket is bound by the boot function; the agent thread accepts
+	 * as soon as it runs. Wait for it, bounded. */
+	deadline = t0 + a->timeout_ms;
+	for (;;) {
+		pyhot_err_init(&pe);
+		r = ping(c, 1000, &resp, &pe);
+		if (r == 0)
+			break;
+		if (now_ms() >= deadline || (!pyhot_client_no_agent(&pe) &&
+					     pe.kind != PYHOT_ERR_TIMEOUT)) {
+			*err = pe;
+			err->kind = pe.kind == PYHOT_ERR_TIMEOUT ? PYHOT_ERR_TIMEOUT
+								 : PYHOT_ERR_ATTACH;
+			if (res.boot_ret == PYHOT_BOOT_RUNNING)
+				pyhot_err_hint(err, "an agent was already running in pid %d but "
+					       "does not answer at %s", (int)pid, c->sock);
+			else
+				pyhot_err_hint(err, "the agent in pid %d was started but does not "
+					       "answer at %s; retry pyhot attach %d", (int)pid,
+					       c->sock, (int)pid);
+			return -(int)err->kind;
+		}
+		sleep_ms(1);
+	}
+
+out_report:
+	elapsed = now_ms() - t0;
+	cli_fmt_version(version, sizeof(version), resp, &c->t);
+	info = json_object_new_object();
+	py = json_object_new_object();
+	json_object_object_add(py, "version", json_object_new_string(version));
+	json_object_object_add(py, "static", json_object_new_boolean(c->t.py_static));
+	json_object_object_add(py, "exe", json_object_new_string(c->t.exe));
+	json_object_object_add(py, "libpython", json_object_new_string(c->t.libpython));
+	json_object_object_add(info, "python", py);
+	agent = json_object_new_object();
+	json_object_object_add(agent, "socket", json_object_new_string(c->sock));
+	json_object_object_add(agent, "reused", json_object_new_boolean(*reused));
+	json_object_object_add(info, "agent", agent);
+	json_object_object_add(info, "elapsed_ms", jms(elapsed));
+	if (injected) {
+		struct json_object *inj = json_object_new_object();
+
+		json_object_object_add(inj, "tid", json_object_new_int(res.tid));
+		json_object_object_add(inj, "stopped_ms", jms(res.stopped_ms));
+		json_object_object_add(inj, "attempts", json_object_new_int((int)res.attempts));
+		json_object_object_add(inj, "payload_was_mapped",
+				       json_object_new_boolean(res.reused));
+		json_object_object_add(inj, "boot_ret", json_object_new_int64(res.boot_ret));
+		json_object_object_add(info, "inject", inj);
+	}
+	if (a->cmd == CLI_CMD_ATTACH) {
+		json_object_object_foreach(info, k, v)
+			cli_out_set(c->out, k, json_object_get(v));
+	} else {
+		cli_out_set(c->out, "attach", json_object_get(info));
+	}
+	json_object_put(info);
+	if (*reused && a->cmd != CLI_CMD_ATTACH)
+		cli_out_verbose(c->out, "agent in pid %d already running at %s", (int)pid,
+				c->sock);
+	else if (*reused)
+		cli_out_info(c->out, "attached to pid %d: CPython %s (%s), agent at %s "
+			     "(already running, %.1f ms)", (int)pid, version,
+			     c->t.py_static ? "static libpython" : "shared libpython",
+			     c->sock, elapsed);
+	else
+		cli_out_info(c->out, "attached to pid %d: CPython %s (%s), agent at %s "
+			     "(%.1f ms, thread %d stopped %.2f ms)", (int)pid, version,
+			     c->t.py_static ? "static libpython" : "shared libpython",
+			     c->sock, elapsed, (int)res.tid, res.stopped_ms);
+	if (resp)
+		json_object_put(resp);
+	return 0;
+}
+
+int cli_cmd_attach(struct cli_ctx *c, struct pyhot_err *err)
+{
+	int reused;
+
+	return cli_attach_ensure(c, &reused, err);
+}

@@ -1,0 +1,59 @@
+/* cmd_refresh.c: pyhot refresh, the client side of the patch engine. */
+#include "cli.h"
+
+#include <string.h>
+
+#include <json.h>
+
+int cli_cmd_refresh(struct cli_ctx *c, struct pyhot_err *err)
+{
+	const struct cli_args *a = c->args;
+	const char *kv[2 * CLI_MAX_MODULES + 2];
+	struct json_object *resp = NULL, *v;
+	size_t nkv = 0, i;
+	int reused, r;
+
+	r = cli_attach_ensure(c, &reused, err);
+	if (r < 0)
+		return r;
+	for (i = 0; i < a->nmodules; i++) {
+		kv[nkv++] = "module";
+		kv[nkv++] = a->modules[i];
+	}
+	if (a->dry_run) {
+		kv[nkv++] = "dry_run";
+		kv[nkv++] = "1";
+	}
+	r = cli_agent_call(c, "refresh", kv, nkv, a->timeout_ms, &resp, err);
+	if (r == 0) {
+		struct json_object *mods = NULL;
+
+		if (json_object_object_get_ex(resp, "modules", &mods))
+			cli_out_set(c->out, "modules", json_object_get(mods));
+		else
+			cli_out_set(c->out, "modules", json_object_new_array());
+		cli_out_set(c->out, "dry_run", json_object_new_boolean(
+			json_object_object_get_ex(resp, "dry_run", &v) &&
+			json_object_get_boolean(v)));
+		if (!c->out->json && !c->out->quiet)
+			cli_fmt_refresh(stdout, resp, a->pid, a->verbose, c->out->color_out);
+	} else if (resp) {
+		struct json_object *e = NULL, *msg = NULL;
+
+		if (json_object_object_get_ex(resp, "error", &e) &&
+		    json_object_object_get_ex(e, "message", &msg) &&
+		    strstr(json_object_get_string(msg), "unknown verb"))
+			pyhot_err_hint(err, "the agent in pid %d has no patch engine (it was "
+				       "built without payload/patch); pid %d is unchanged",
+				       (int)a->pid, (int)a->pid);
+		else if (err->kind == PYHOT_ERR_FAILED)
+			pyhot_err_hint(err, "nothing was changed: pid %d is unchanged; fix the "
+				       "error and run pyhot refresh again", (int)a->pid);
+		/* A plan or partial report that came with the failure stays. */
+		if (json_object_object_get_ex(resp, "modules", &v))
+			cli_out_set(c->out, "modules", json_object_get(v));
+	}
+	if (resp)
+		json_object_put(resp);
+	return r;
+}

@@ -1,0 +1,336 @@
+/* agent.c: the agent thread, which serves one request per connection (see
+ * agent.h and pyhot_proto.h). */
+#include "agent.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jsonw.h"
+#include "pyhot_err.h"
+#include "pyhot_proto.h"
+#include "request.h"
+#include "safepoint.h"
+#include "verbs.h"
+
+/* Bound on reading a request and writing a response, so that a client that
+ * stalls cannot keep the agent from serving others. */
+#define AGENT_IO_TIMEOUT_S 10.0
+
+struct pyhot_agent pyhot_agent = {
+	.listen_fd = -1,
+	.conn_fd = -1,
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static atomic_int stop_requested;
+
+double pyhot_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double pyhot_agent_uptime(void)
+{
+	return pyhot_now() - pyhot_agent.started;
+}
+
+void pyhot_agent_note_error(const char *msg)
+{
+	pthread_mutex_lock(&pyhot_agent.lock);
+	snprintf(pyhot_agent.last_error, sizeof(pyhot_agent.last_error), "%s", msg);
+	pthread_mutex_unlock(&pyhot_agent.lock);
+}
+
+void pyhot_agent_last_error(char *buf, size_t size)
+{
+	pthread_mutex_lock(&pyhot_agent.lock);
+	snprintf(buf, size, "%s", pyhot_agent.last_error);
+	pthread_mutex_unlock(&pyhot_agent.lock);
+}
+
+void pyhot_agent_request_stop(void)
+{
+	atomic_store(&stop_requested, 1);
+	/* A boot from now on waits for the thread to finish rather than
+	 * report an agent that is going away. */
+	atomic_store(&pyhot_agent.state, PYHOT_AGENT_STOPPING);
+}
+
+/* Stop listening and remove the socket file, if it is still the one we
+ * bound (never someone else's). */
+static void agent_unbind(void)
+{
+	struct stat st;
+
+	if (pyhot_agent.listen_fd >= 0) {
+		close(pyhot_agent.listen_fd);
+		pyhot_agent.listen_fd = -1;
+	}
+	if (lstat(pyhot_agent.sock, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	    st.st_dev == pyhot_agent.sock_dev && st.st_ino == pyhot_agent.sock_ino) {
+		unlink(pyhot_agent.sock);
+	}
+}
+
+/* Wait for fd to be ready for events, until deadline. 1 ready, 0 timed out
+ * or the peer hung up, -1 error. */
+static int io_wait(int fd, short events, double deadline)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	double left;
+	int n;
+
+	for (;;) {
+		left = deadline - pyhot_now();
+		if (left <= 0) {
+			return 0;
+		}
+		n = poll(&p, 1, (int)(left * 1000.0) + 1);
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			return -1;
+		}
+		if (n == 0) {
+			return 0;
+		}
+		return (p.revents & events) ? 1 : -1;
+	}
+}
+
+/* Read exactly n bytes. 0, or -1 on error, end of file or timeout. */
+static int read_full(int fd, void *buf, size_t n, double deadline)
+{
+	char *p = buf;
+	ssize_t r;
+
+	while (n > 0) {
+		if (io_wait(fd, POLLIN, deadline) != 1) {
+			return -1;
+		}
+		r = read(fd, p, n);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
+			continue;
+		}
+		if (r <= 0) {
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t n, double deadline)
+{
+	const char *p = buf;
+	ssize_t r;
+
+	while (n > 0) {
+		if (io_wait(fd, POLLOUT, deadline) != 1) {
+			return -1;
+		}
+		/* MSG_NOSIGNAL: a client that went away must not raise SIGPIPE. */
+		r = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
+			continue;
+		}
+		if (r <= 0) {
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static void write_error(struct jsonw *w, const struct pyhot_err *err)
+{
+	jsonw_key_bool(w, "ok", 0);
+	jsonw_key(w, "error");
+	jsonw_object_begin(w);
+	jsonw_key_str(w, "kind", pyhot_errkind_name(err->kind));
+	jsonw_key_str(w, "step", err->step);
+	jsonw_key_str(w, "message", err->msg);
+	jsonw_key_str(w, "hint", err->hint[0] ? err->hint : NULL);
+	jsonw_object_end(w);
+}
+
+/* Serve a request. Takes frame (len bytes; NULL when the frame could not be
+ * read whole) and returns the response text (caller frees; never NULL). */
+static char *agent_handle(char *frame, size_t len, const char *frame_error)
+{
+	const struct pyhot_verb *verb = NULL;
+	struct pyhot_sp_info info = { .via = PYHOT_SP_NONE };
+	struct pyhot_req req;
+	struct pyhot_err err;
+	struct jsonw w;
+	pid_t pid = getpid();
+	char *fields = NULL, *text;
+	long timeout_ms;
+
+	pyhot_err_init(&err);
+	jsonw_init(&w);
+	jsonw_object_begin(&w);
+	jsonw_key_int(&w, "proto", PYHOT_PROTO_VERSION);
+
+	if (frame_error) {
+		pyhot_err_set(&err, PYHOT_ERR_FAILED, 0, pid, "request", "%s", frame_error);
+	} else if (pyhot_req_parse(&req, frame, len) < 0) {
+		pyhot_err_set(&err, PYHOT_ERR_FAILED, 0, pid, "request",
+			      "malformed request frame (%zu bytes)", len);
+	} else if (!(verb = pyhot_verb_find(req.verb))) {
+		pyhot_err_set(&err, PYHOT_ERR_FAILED, 0, pid, "request",
+			      "unknown verb '%.64s'", req.verb);
+	} else if (verb->where == PYHOT_VERB_AGENT) {
+		if (verb->fn(&req, &w, &err) < 0 && err.kind == PYHOT_OK) {
+			pyhot_err_set(&err, PYHOT_ERR_FAILED, 0, pid, verb->name,
+				      "failed without a message");
+		}
+	} else if ((timeout_ms = pyhot_req_get_ulong(&req, "timeout_ms",
+						     PYHOT_DEFAULT_TIMEOUT_MS)) <= 0) {
+		pyhot_err_set(&err, PYHOT_ERR_FAILED, 0, pid, verb->name,
+			      "timeout_ms must be a positive number of milliseconds");
+	} else {
+		/* The job takes the frame over, whatever the outcome. */
+		if (pyhot_sp_call(verb, &req, frame, timeout_ms, &fields, &info,
+				  &err) < 0 && err.kind == PYHOT_OK) {
+			pyhot_err_set(&err, PYHOT_ERR_FAILED, 0, pid, verb->name,
+				      "failed without a message");
+		}
+		frame = NULL;
+		if (fields && fields[0]) {
+			jsonw_raw(&w, fields);
+		}
+		free(fields);
+	}
+	free(frame);
+
+	if (info.via != PYHOT_SP_NONE) {
+		jsonw_key(&w, "safepoint");
+		jsonw_object_begin(&w);
+		jsonw_key_str(&w, "via", pyhot_sp_via_name(info.via));
+		jsonw_key_double(&w, "wait_ms", info.wait_ms);
+		jsonw_key_double(&w, "run_ms", info.run_ms);
+		jsonw_object_end(&w);
+	}
+	if (err.kind == PYHOT_OK) {
+		jsonw_key_bool(&w, "ok", 1);
+	} else {
+		write_error(&w, &err);
+		pyhot_agent_note_error(err.msg);
+	}
+	jsonw_object_end(&w);
+	text = jsonw_finish(&w);
+	if (!text) {
+		text = strdup("{\"proto\":1,\"ok\":false,\"error\":{\"kind\":\"failed\","
+			      "\"step\":\"agent\",\"message\":\"agent: out of memory\"}}");
+	}
+	return text;
+}
+
+/* Is the peer the target's euid or root? */
+static int peer_allowed(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		return 0;
+	}
+	return cred.uid == geteuid() || cred.uid == 0;
+}
+
+static void agent_serve(int fd)
+{
+	double deadline = pyhot_now() + AGENT_IO_TIMEOUT_S;
+	unsigned char hdr[4];
+	const char *frame_error = NULL;
+	char *frame = NULL, *text;
+	uint32_t len = 0;
+
+	if (!peer_allowed(fd)) {
+		atomic_fetch_add(&pyhot_agent.refused, 1);
+		return;
+	}
+	if (read_full(fd, hdr, sizeof(hdr), deadline) < 0) {
+		return;
+	}
+	len = pyhot_frame_len_decode(hdr);
+	if (len == 0 || len > PYHOT_FRAME_MAX) {
+		frame_error = "request frame length out of bounds";
+	} else if (!(frame = malloc(len))) {
+		frame_error = "out of memory for the request frame";
+	} else if (read_full(fd, frame, len, deadline) < 0) {
+		free(frame);
+		return;   /* the client went away or stalled: nobody to answer */
+	}
+
+	text = agent_handle(frame, len, frame_error);
+	if (atomic_load(&stop_requested)) {
+		/* Detached: the socket is gone before the client hears so. */
+		agent_unbind();
+	}
+	if (text) {
+		size_t n = strlen(text);
+
+		pyhot_frame_len_encode(hdr, (uint32_t)n);
+		if (write_full(fd, hdr, sizeof(hdr), pyhot_now() + AGENT_IO_TIMEOUT_S) == 0 &&
+		    write_full(fd, text, n, pyhot_now() + AGENT_IO_TIMEOUT_S) == 0) {
+			atomic_fetch_add(&pyhot_agent.requests, 1);
+		}
+		free(text);
+	}
+}
+
+void *pyhot_agent_main(void *arg)
+{
+	struct pollfd p;
+	struct timespec pause = { 0, 100 * 1000 * 1000 };
+	int fd, n;
+
+	(void)arg;
+	pthread_setname_np(pthread_self(), "pyhot-agent");
+	atomic_store(&stop_requested, 0);
+	pyhot_sp_baseline_soon();
+	while (!atomic_load(&stop_requested)) {
+		p.fd = pyhot_agent.listen_fd;
+		p.events = POLLIN;
+		p.revents = 0;
+		n = poll(&p, 1, -1);
+		if (n < 0 && errno != EINTR) {
+			nanosleep(&pause, NULL);   /* never spin */
+		}
+		if (n <= 0) {
+			continue;
+		}
+		fd = accept4(pyhot_agent.listen_fd, NULL, NULL,
+			     SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				nanosleep(&pause, NULL);
+			}
+			continue;
+		}
+		atomic_store(&pyhot_agent.conn_fd, fd);
+		agent_serve(fd);
+		atomic_store(&pyhot_agent.conn_fd, -1);
+		close(fd);
+	}
+	agent_unbind();
+	/* Last: from here a new pyhot_boot() may start another agent. */
+	atomic_store(&pyhot_agent.state, PYHOT_AGENT_IDLE);
+	return NULL;
+}

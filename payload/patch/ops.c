@@ -1,0 +1,227 @@
+/*
+ * ops.c: the apply phase of a refresh.
+ *
+ * The planning phase (patch.c) runs all the Python a refresh needs and
+ * queues the mutations here; pyhot_ops_apply() then performs them in one
+ * go. Each mutation records what it replaced, so that when one fails (a
+ * metaclass __setattr__ that raises, a __code__ setter that refuses) the
+ * ones already done are undone in reverse order: a refresh never stays
+ * half applied.
+ */
+#include "ops.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void pyhot_ops_init(struct pyhot_ops *o)
+{
+	memset(o, 0, sizeof(*o));
+}
+
+void pyhot_ops_release(struct pyhot_ops *o)
+{
+	size_t i;
+
+	for (i = 0; i < o->n; i++) {
+		Py_XDECREF(o->v[i].target);
+		Py_XDECREF(o->v[i].key);
+		Py_XDECREF(o->v[i].value);
+		Py_XDECREF(o->v[i].old);
+	}
+	free(o->v);
+	memset(o, 0, sizeof(*o));
+}
+
+int pyhot_ops_add(struct pyhot_ops *o, enum pyhot_op_kind kind,
+		  PyObject *target, PyObject *key, PyObject *value)
+{
+	struct pyhot_op *op;
+
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 64;
+		struct pyhot_op *v = realloc(o->v, cap * sizeof(*v));
+
+		if (!v) {
+			PyErr_NoMemory();
+			return -1;
+		}
+		o->v = v;
+		o->cap = cap;
+	}
+	op = &o->v[o->n++];
+	memset(op, 0, sizeof(*op));
+	op->kind = kind;
+	Py_XINCREF(target);
+	Py_XINCREF(key);
+	Py_XINCREF(value);
+	op->target = target;
+	op->key = key;
+	op->value = value;
+	return 0;
+}
+
+int pyhot_ops_add_attr(struct pyhot_ops *o, enum pyhot_op_kind kind,
+		       PyObject *target, const char *name, PyObject *value)
+{
+	PyObject *key = PyUnicode_FromString(name);
+	int rc;
+
+	if (!key)
+		return -1;
+	rc = pyhot_ops_add(o, kind, target, key, value);
+	Py_DECREF(key);
+	return rc;
+}
+
+/* The value an attribute set will replace: for a class, its own __dict__
+ * entry only (an inherited value is undone by deleting). New reference, or
+ * NULL with no error when there is none. */
+static PyObject *old_attr(PyObject *target, PyObject *key)
+{
+	PyObject *d, *v;
+
+	if (PyType_Check(target)) {
+		d = PyObject_GetAttrString(target, "__dict__");
+		if (!d)
+			return NULL;
+		v = PyObject_GetItem(d, key);
+		Py_DECREF(d);
+	} else {
+		v = PyObject_GetAttr(target, key);
+	}
+	if (!v)
+		PyErr_Clear();
+	return v;
+}
+
+static PyObject *copy_contents(PyObject *c)
+{
+	if (PyList_Check(c))
+		return PySequence_List(c);
+	if (PyDict_Check(c))
+		return PyDict_Copy(c);
+	return PySet_New(c);
+}
+
+static int replace_contents(PyObject *c, PyObject *with)
+{
+	PyObject *it, *x;
+
+	if (PyList_Check(c))
+		return PySequence_SetSlice(c, 0, PY_SSIZE_T_MAX, with);
+	if (PyDict_Check(c)) {
+		PyDict_Clear(c);
+		return PyDict_Update(c, with);
+	}
+	if (PySet_Clear(c) < 0)
+		return -1;
+	it = PyObject_GetIter(with);
+	if (!it)
+		return -1;
+	while ((x = PyIter_Next(it)) != NULL) {
+		if (PySet_Add(c, x) < 0) {
+			Py_DECREF(x);
+			Py_DECREF(it);
+			return -1;
+		}
+		Py_DECREF(x);
+	}
+	Py_DECREF(it);
+	return PyErr_Occurred() ? -1 : 0;
+}
+
+static int do_op(struct pyhot_op *op)
+{
+	switch (op->kind) {
+	case PYHOT_OP_SETATTR:
+	case PYHOT_OP_DELATTR:
+		op->old = old_attr(op->target, op->key);
+		if (op->kind == PYHOT_OP_DELATTR && !op->old)
+			return 0;   /* already gone */
+		return PyObject_SetAttr(op->target, op->key,
+					op->kind == PYHOT_OP_SETATTR ? op->value : NULL);
+	case PYHOT_OP_SETITEM:
+	case PYHOT_OP_DELITEM:
+		op->old = PyObject_GetItem(op->target, op->key);
+		if (!op->old)
+			PyErr_Clear();
+		if (op->kind == PYHOT_OP_DELITEM) {
+			if (!op->old)
+				return 0;
+			return PyObject_DelItem(op->target, op->key);
+		}
+		return PyObject_SetItem(op->target, op->key, op->value);
+	case PYHOT_OP_SETCLOSURE:
+		op->old = PyObject_GetAttrString(op->target, "__closure__");
+		if (!op->old)
+			return -1;
+		return PyFunction_SetClosure(op->target, op->value);
+	case PYHOT_OP_REPLACE:
+		op->old = copy_contents(op->target);
+		if (!op->old)
+			return -1;
+		return replace_contents(op->target, op->value);
+	case PYHOT_OP_APPEND:
+		return PyList_Append(op->target, op->value);
+	case PYHOT_OP_CLEARCACHE:
+		return 0;   /* second pass, see pyhot_ops_apply() */
+	}
+	return 0;
+}
+
+static void undo_op(struct pyhot_op *op)
+{
+	switch (op->kind) {
+	case PYHOT_OP_SETATTR:
+	case PYHOT_OP_DELATTR:
+		(void)PyObject_SetAttr(op->target, op->key, op->old);
+		break;
+	case PYHOT_OP_SETITEM:
+	case PYHOT_OP_DELITEM:
+		if (op->old)
+			(void)PyObject_SetItem(op->target, op->key, op->old);
+		else
+			(void)PyObject_DelItem(op->target, op->key);
+		break;
+	case PYHOT_OP_SETCLOSURE:
+		(void)PyFunction_SetClosure(op->target, op->old);
+		break;
+	case PYHOT_OP_REPLACE:
+		(void)replace_contents(op->target, op->old);
+		break;
+	case PYHOT_OP_APPEND:
+		(void)PySequence_DelItem(op->target, PyList_Size(op->target) - 1);
+		break;
+	case PYHOT_OP_CLEARCACHE:
+		break;
+	}
+	PyErr_Clear();
+}
+
+int pyhot_ops_apply(struct pyhot_ops *o)
+{
+	PyObject *t, *v, *tb, *r;
+	size_t i, j;
+
+	for (i = 0; i < o->n; i++) {
+		if (do_op(&o->v[i]) < 0)
+			goto undo;
+	}
+	/* Dropping lru_cache entries cannot be undone and needs no undo:
+	 * done last, once everything else holds. A failure is ignored (the
+	 * cache only keeps stale results, which the report cannot fix). */
+	for (i = 0; i < o->n; i++) {
+		if (o->v[i].kind != PYHOT_OP_CLEARCACHE)
+			continue;
+		r = PyObject_CallMethod(o->v[i].target, "cache_clear", NULL);
+		Py_XDECREF(r);
+		PyErr_Clear();
+	}
+	return 0;
+undo:
+	PyErr_Fetch(&t, &v, &tb);
+	for (j = i; j-- > 0;)
+		undo_op(&o->v[j]);
+	PyErr_Restore(t, v, tb);
+	return -1;
+}

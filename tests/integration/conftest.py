@@ -1,0 +1,298 @@
+"""Fixtures for pyhot's integration tests: real pyhot against real Pythons.
+
+- INTERPRETERS: every CPython >= 3.8 on the machine (real binaries, never the
+  pyenv shim); OLD_INTERPRETERS: 3.6 / 3.7 if present (must be refused).
+- `target`: a factory that starts a Python process running a script, waits
+  until it says "ready", and always kills and reaps it.
+- `pyhot()`: run build/pyhot, with --json parsed when asked.
+
+Every wait is bounded; nothing is left running or stopped.
+"""
+import ctypes
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+BUILD = os.environ.get("PYHOT_BUILD") or os.path.join(REPO, "build")
+PYHOT = os.path.join(BUILD, "pyhot")
+TARGETS = os.path.join(HERE, "targets")
+TARGET_PY = os.path.join(TARGETS, "target.py")
+
+PYENV_ROOT = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+
+
+def _pyenv(version):
+    major_minor = ".".join(version.split(".")[:2])
+    return os.path.join(PYENV_ROOT, "versions", version, "bin", "python" + major_minor)
+
+
+def _present(cands):
+    return [(name, path) for name, path in cands
+            if os.path.isfile(path) and os.access(path, os.X_OK)]
+
+
+INTERPRETERS = _present([
+    ("3.8", _pyenv("3.8.18")),
+    ("3.9", _pyenv("3.9.18")),
+    ("3.10", _pyenv("3.10.13")),
+    ("3.11", _pyenv("3.11.7")),
+    ("3.12", _pyenv("3.12.1")),
+    ("3.13", _pyenv("3.13.0")),
+    ("3.11-debian", "/usr/bin/python3.11"),
+])
+OLD_INTERPRETERS = _present([
+    ("3.7", _pyenv("3.7.16")),
+    ("3.6", _pyenv("3.6.15")),
+])
+# The interpreter for tests that need just one (error paths, JSON shape).
+DEFAULT_PY = dict(INTERPRETERS).get("3.11", INTERPRETERS[0][1] if INTERPRETERS else None)
+
+EXIT = {"ok": 0, "failed": 1, "usage": 2, "attach": 3, "uncertain": 4, "timeout": 124}
+
+
+def interp_params():
+    return [pytest.param(path, id=name) for name, path in INTERPRETERS]
+
+
+@pytest.fixture(params=interp_params())
+def python(request):
+    return request.param
+
+
+def sock_path(pid, euid=0):
+    return "/tmp/pyhot-%d/agent-%d.sock" % (euid, pid)
+
+
+class Result:
+    def __init__(self, args, rc, out, err, elapsed):
+        self.args, self.rc, self.out, self.err, self.elapsed = args, rc, out, err, elapsed
+        self.json = None
+
+    def __repr__(self):
+        return "pyhot %s -> %d\n--- stdout\n%s--- stderr\n%s" % (
+            " ".join(self.args), self.rc, self.out, self.err)
+
+
+def pyhot(*args, env=None, timeout=30, json_out=False, prefix=(), check_json=True):
+    """Run build/pyhot. With json_out, add --json and parse stdout (exactly
+    one object, "format":1, "exit" equal to the exit code)."""
+    args = [str(a) for a in args]
+    if json_out:
+        args.append("--json")
+    full_env = dict(os.environ)
+    full_env.pop("PYHOT_TRACE", None)
+    full_env.pop("NO_COLOR", None)
+    if env:
+        full_env.update(env)
+    t0 = time.monotonic()
+    p = subprocess.run(list(prefix) + [PYHOT] + args, env=full_env, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                       universal_newlines=True)
+    r = Result(args, p.returncode, p.stdout, p.stderr, time.monotonic() - t0)
+    if json_out and check_json:
+        lines = [l for l in r.out.splitlines() if l.strip()]
+        assert len(lines) == 1, r
+        r.json = json.loads(lines[0])
+        assert isinstance(r.json, dict), r
+        assert r.json.get("format") == 1, r
+        assert r.json.get("exit") == r.rc, r
+        assert r.json.get("ok") == (r.rc == 0), r
+        if r.rc:
+            e = r.json["error"]
+            assert e["message"] and EXIT[e["kind"]] == r.rc, r
+    return r
+
+
+def die_with_parent():
+    """In the child before exec: SIGKILL when pytest dies, so that no target
+    outlives a crashed or interrupted run (PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
+class Target:
+    """A Python process under test. Lines of its stdout are collected by a
+    thread; wait_for() polls them."""
+
+    def __init__(self, argv, env=None, cwd=None):
+        self.argv = argv
+        full_env = dict(os.environ)
+        full_env.pop("PYTHONPATH", None)
+        if env:
+            full_env.update(env)
+        self.proc = subprocess.Popen(argv, env=full_env, cwd=cwd, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     universal_newlines=True, bufsize=1,
+                                     preexec_fn=die_with_parent)
+        self.pid = self.proc.pid
+        self.lines = []
+        self.cond = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self.cond:
+                self.lines.append(line.rstrip("\n"))
+                self.cond.notify_all()
+        with self.cond:
+            self.lines.append(None)   # EOF
+            self.cond.notify_all()
+
+    def wait_for(self, pattern, timeout=10, start=0):
+        """The first line from index start matching pattern (a regex)."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            i = start
+            while True:
+                while i < len(self.lines):
+                    line = self.lines[i]
+                    if line is None:
+                        raise AssertionError("pid %d exited (rc %s) before %r; output:\n%s" % (
+                            self.pid, self.proc.poll(), pattern, self.output()))
+                    if rx.search(line):
+                        return line
+                    i += 1
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("pid %d: no %r within %.1f s; output:\n%s" % (
+                        self.pid, pattern, timeout, self.output()))
+                self.cond.wait(left)
+
+    def ready(self, timeout=15):
+        self.wait_for(r"^ready\b", timeout)
+        return self
+
+    def output(self):
+        with self.cond:
+            return "\n".join(l for l in self.lines if l is not None)
+
+    def ticks(self):
+        with self.cond:
+            return sum(1 for l in self.lines if l and l.startswith("tick"))
+
+    def assert_working(self, more=3, timeout=20):
+        """The target goes on: `more` new ticks, no ERROR line, still alive."""
+        with self.cond:
+            start = len(self.lines)
+        for _ in range(more):
+            line = self.wait_for(r"^(tick|ERROR)", timeout, start)
+            assert not line.startswith("ERROR"), self.output()
+            with self.cond:
+                start = self.lines.index(line, start) + 1
+        assert self.proc.poll() is None, self.output()
+        assert "ERROR" not in self.output(), self.output()
+        assert "Traceback" not in self.output(), self.output()
+
+    def state(self):
+        try:
+            with open("/proc/%d/stat" % self.pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return None
+
+    def tracer(self):
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1])
+        return None
+
+    def kill(self):
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+                os.kill(self.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except Exception:
+                pass
+        try:
+            os.unlink(sock_path(self.pid))
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def target():
+    """target(mode, python=..., env=..., args=(), script=None, wait=True)"""
+    started = []
+
+    def start(mode="busy", python=None, env=None, args=(), script=None, wait=True,
+              pyargs=(), cwd=None, private_tmp=None):
+        """private_tmp "rw" or "ro": run in a mount namespace of its own with
+        a fresh tmpfs on /tmp (read-only with "ro"); the pid stays the
+        Python's (unshare and the shim exec)."""
+        py = python or DEFAULT_PY
+        argv = [py] + list(pyargs) + [script or TARGET_PY, mode] + [str(a) for a in args]
+        if private_tmp:
+            opts = "-o ro " if private_tmp == "ro" else ""
+            shim = ("import os, sys\n"
+                    "if os.system('mount -t tmpfs %stmpfs /tmp'):\n"
+                    "    sys.exit('cannot mount /tmp')\n"
+                    "os.execv(sys.argv[1], sys.argv[1:])\n" % opts)
+            argv = ["unshare", "-m", "--propagation", "private", py, "-c", shim] + argv
+        t = Target(argv, env=env, cwd=cwd)
+        started.append(t)
+        if wait:
+            t.ready()
+        return t
+
+    yield start
+    for t in started:
+        t.kill()
+
+
+@pytest.fixture
+def procs():
+    """Start any helper process (strace, sleep, ...) that is killed and reaped
+    at the end: procs(argv, **popen_kwargs) -> Popen."""
+    started = []
+
+    def start(argv, **kw):
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        kw.setdefault("stdout", subprocess.DEVNULL)
+        kw.setdefault("stderr", subprocess.DEVNULL)
+        kw.setdefault("preexec_fn", die_with_parent)
+        p = subprocess.Popen(argv, **kw)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        if p.poll() is None:
+            try:
+                p.kill()
+                os.kill(p.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def wait_until(pred, timeout=10, step=0.005, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(step)

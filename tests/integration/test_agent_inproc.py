@@ -1,0 +1,351 @@
+"""The agent inside every interpreter on the machine, booted in-process.
+
+The target loads the payload with ctypes and calls pyhot_boot() itself (a
+stand-in for the injector); the test talks to the agent's socket. Run:
+
+    PYHOT_BUILD=$PWD/build /usr/bin/python3 -m pytest -q tests/integration/test_agent_inproc.py
+
+Safe-point latencies seen here are written to $PYHOT_BUILD/agent-latency.json.
+"""
+
+import json
+import os
+import re
+import socket
+import stat
+import struct
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from inproc_helpers import (Target, connect_as_other_uid, interpreter_id,  # noqa: E402
+                            interpreters, median, payload_path, request)
+
+PYTHONS = interpreters()
+LATENCY = {}   # {interpreter id: {"pending-call": [ms], "gil-thread": [ms]}}
+
+pytestmark = pytest.mark.skipif(not os.path.exists(payload_path()),
+                                reason="payload not built: make all")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def latency_report():
+    yield
+    if not LATENCY:
+        return
+    report = {py: {via: {"n": len(ms), "median_ms": round(median(ms), 3),
+                         "max_ms": round(max(ms), 3)}
+                   for via, ms in vias.items()}
+              for py, vias in LATENCY.items()}
+    out = os.path.join(os.path.dirname(payload_path()), "agent-latency.json")
+    with open(out, "w") as f:
+        json.dump(report, f, indent=1, sort_keys=True)
+
+
+@pytest.fixture(params=PYTHONS, ids=[interpreter_id(p) for p in PYTHONS])
+def target(request, tmp_path):
+    t = Target(request.param, tmp_path)
+    try:
+        assert t.boot_rc == 0, "pyhot_boot returned %d" % t.boot_rc
+        yield t
+    finally:
+        t.close()
+
+
+def note_latency(t, resp):
+    sp = resp["safepoint"]
+    LATENCY.setdefault(interpreter_id(t.python), {}).setdefault(
+        sp["via"], []).append(sp["wait_ms"])
+
+
+def exits_cleanly(t):
+    """The target ends normally and printed nothing on stderr."""
+    assert t.exit() == 0
+    assert t.stderr_text() == ""
+
+
+def test_ping_status_and_socket(target):
+    t = target
+    r = t.request("ping")
+    assert r["ok"] is True and r["proto"] == 1
+    assert r["pid"] == t.pid and r["agent_uptime_s"] >= 0
+
+    st = os.lstat(t.sock)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+    assert stat.S_IMODE(os.lstat(os.path.dirname(t.sock)).st_mode) == 0o700
+
+    r = t.request("status")
+    assert r["ok"] is True, r
+    interp = r["interpreter"]
+    want = re.search(r"(\d+\.\d+)", os.path.basename(t.python)).group(1)
+    assert interp["version"].startswith(want)
+    assert interp["hexversion"] >> 16 == int(want.split(".")[0]) << 8 | int(want.split(".")[1])
+    assert interp["implementation"] == "cpython"
+    assert os.path.realpath(interp["executable"]) == os.path.realpath(t.python)
+    if t.python == "/usr/bin/python3.11":
+        assert interp["build"] == "static" and interp["libpython"] is None
+    else:
+        assert interp["build"] == "shared"
+        assert os.path.basename(interp["libpython"]).startswith("libpython" + want)
+    # The main thread waits for a command in sys.stdin: a GIL thread ran it.
+    assert r["safepoint"]["via"] == "gil-thread"
+    main = r["main_thread"]
+    assert main["via"] == "gil-thread" and main["ident"]
+    assert main["frame"]["file"].endswith("target.py")
+    assert r["threads"] >= 1
+    agent = r["agent"]
+    assert agent["pid"] == t.pid and agent["socket"] == t.sock
+    assert agent["requests"] == 1   # the ping; this one is not answered yet
+    assert agent["via_gil_thread"] == 1 and agent["timeouts"] == 0
+    exits_cleanly(t)
+
+
+def test_status_while_busy_runs_as_pending_call(target):
+    t = target
+    release = t.spin()
+    for _ in range(5):
+        r = t.request("status")
+        assert r["ok"] is True, r
+        assert r["safepoint"]["via"] == "pending-call"
+        assert r["main_thread"]["via"] == "pending-call"
+        # The spin loop: busy() or the check for its stop file.
+        assert r["main_thread"]["frame"]["function"] in ("busy", "exists", "<module>")
+        note_latency(t, r)
+    assert int(release()) > 0
+    exits_cleanly(t)
+
+
+def test_status_while_sleeping_takes_the_gil(target):
+    t = target
+    t.start("sleep", 3)
+    time.sleep(0.2)   # "START" is printed just before the call
+    for _ in range(5):
+        r = t.request("status")
+        assert r["ok"] is True, r
+        assert r["safepoint"]["via"] == "gil-thread"
+        # PYHOT_PENDING_GRACE_MS first, then the GIL is free at once.
+        assert 90 <= r["safepoint"]["wait_ms"] < 2000
+        frame = r["main_thread"]["frame"]
+        assert frame["function"] == "<module>" and frame["line"] > 0
+        note_latency(t, r)
+    assert t.finish() == "slept"
+    exits_cleanly(t)
+
+
+def test_shorter_grace_reaches_the_gil_thread_sooner(target):
+    """grace_ms (a request key of ours) overrides PYHOT_PENDING_GRACE_MS."""
+    t = target
+    t.start("sleep", 3)
+    time.sleep(0.2)
+    r = t.request("status", [("grace_ms", 5)])
+    assert r["ok"] is True, r
+    assert r["safepoint"]["via"] == "gil-thread"
+    assert r["safepoint"]["wait_ms"] < 90
+    assert t.finish() == "slept"
+    exits_cleanly(t)
+
+
+def test_status_while_joining_a_thread(target):
+    t = target
+    t.start("join", 2)
+    time.sleep(0.2)
+    r = t.request("status")
+    assert r["ok"] is True, r
+    assert r["safepoint"]["via"] == "gil-thread"
+    assert r["threads"] >= 2   # the main thread and the one it joins
+    assert t.finish() == "joined"
+    exits_cleanly(t)
+
+
+def test_timeout_when_the_gil_is_held_in_c(target):
+    t = target
+    release = t.block_in_c()
+    r = t.request("status", [("timeout_ms", 400)])
+    assert r["ok"] is False
+    err = r["error"]
+    assert err["kind"] == "timeout" and err["step"] == "status"
+    assert err["message"].startswith(
+        "status: no safe point within 400 ms in pid %d: the main thread holds "
+        "the GIL and runs no Python" % t.pid), err
+    assert err["hint"]
+    # The agent thread is not blocked by the stuck main thread.
+    assert t.request("ping")["ok"] is True
+    assert release() == "1"
+    # The cancelled job's late pending call and GIL thread did nothing.
+    r = t.request("status")
+    assert r["ok"] is True, r
+    assert r["agent"]["timeouts"] == 1
+    assert r["agent"]["last_error"].startswith("status: no safe point")
+    exits_cleanly(t)
+
+
+def test_boot_twice_reports_running(target):
+    t = target
+    assert t.run("boot", t.sock) == "1"
+    assert t.run("boot", os.path.join(t.dir, "sock", "other.sock")) == "1"
+    assert not os.path.exists(os.path.join(t.dir, "sock", "other.sock"))
+    assert t.request("ping")["ok"] is True
+    exits_cleanly(t)
+
+
+def test_detach_then_boot_again(target):
+    t = target
+    t.request("ping")
+    r = t.request("detach")
+    assert r["ok"] is True and r["detached"] is True
+    # The socket is gone before the reply was sent.
+    assert not os.path.exists(t.sock)
+    with pytest.raises(OSError):
+        t.request("ping", timeout=2)
+    assert t.run("boot", t.sock) == "0"
+    r = t.request("status")
+    assert r["ok"] is True, r
+    assert r["agent"]["requests"] == 0   # a new agent
+    assert t.run("boot", t.sock) == "1"
+    exits_cleanly(t)
+
+
+def test_forked_child_has_no_agent_and_boots_its_own(target):
+    t = target
+    child_sock = os.path.join(t.dir, "sock", "agent-child.sock")
+    stop = os.path.join(t.dir, "child.stop")
+    t.send("fork", child_sock, stop)
+    seen = {}
+    while "CHILD" not in seen or "END" not in seen:
+        line = t.readline()
+        seen[line.split()[0]] = line
+    _, child_pid, rc = seen["CHILD"].split()
+    # 0 = STARTED: the child did not think its parent's agent was its own.
+    assert rc == "0"
+    assert int(seen["END"].split()[2]) == int(child_pid)
+    try:
+        r = request(child_sock, "status")
+        assert r["ok"] is True, r
+        assert r["agent"]["pid"] == int(child_pid)
+        assert r["main_thread"]["frame"]["line"] > 0
+        # The parent's socket was not touched by the child.
+        assert os.path.exists(t.sock)
+        assert t.request("ping")["pid"] == t.pid
+    finally:
+        open(stop, "w").close()
+    assert t.run("reap") == "[0]"
+    assert t.request("status")["ok"] is True
+    exits_cleanly(t)
+
+
+def test_peer_of_another_uid_is_refused(target):
+    t = target
+    out = connect_as_other_uid(t.sock)
+    assert out.strip() == "uid=65534 reply=b''"
+    r = t.request("status")
+    assert r["ok"] is True
+    assert r["agent"]["refused"] == 1
+    exits_cleanly(t)
+
+
+def raw_exchange(path, data, timeout=10):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(data)
+        hdr = s.recv(4, socket.MSG_WAITALL)
+        (n,) = struct.unpack("<I", hdr)
+        return json.loads(s.recv(n, socket.MSG_WAITALL))
+
+
+def test_bad_requests_get_clear_errors(target):
+    t = target
+
+    def frame(body):
+        return struct.pack("<I", len(body)) + body
+
+    cases = [
+        (frame(b"ping"), "malformed request frame"),            # no final NUL
+        (frame(b"ping\0key\0"), "malformed request frame"),     # key, no value
+        (frame(b"\0"), "malformed request frame"),              # empty verb
+        (frame(b"fly\0"), "unknown verb 'fly'"),
+        (frame(b"status\0timeout_ms\0soon\0"), "timeout_ms must be"),
+        (struct.pack("<I", (64 << 20) + 1), "length out of bounds"),
+    ]
+    for data, message in cases:
+        r = raw_exchange(t.sock, data)
+        assert r["ok"] is False and r["error"]["kind"] == "failed"
+        assert message in r["error"]["message"], r
+    # A client that sends half a frame and goes away gets nothing and does
+    # not stop the agent.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(t.sock)
+        s.sendall(struct.pack("<I", 100) + b"ping")
+    r = t.request("ping")
+    assert r["ok"] is True
+    exits_cleanly(t)
+
+
+def test_status_during_shutdown(target):
+    """atexit functions run Python after 3.8 stopped taking pending calls
+    (where adding one without the GIL aborts the process)."""
+    t = target
+    t.send("exit", 2)
+    t.expect("BYE")
+    t.expect("ATEXIT")
+    r = t.request("status")
+    assert r["ok"] is True, r
+    t.proc.stdin.close()
+    assert t.proc.wait(timeout=15) == 0
+    assert t.stderr_text() == ""
+
+
+def test_handler_that_outlives_its_run_timeout(target):
+    """A handler that started is not cancelled: past run_timeout_ms the
+    answer is "uncertain", and the job finishes later on its own."""
+    t = target
+    assert t.run("frames", "sleep", 1.5) == "sleep"
+    r = t.request("status", [("run_timeout_ms", 300)])
+    assert r["ok"] is False
+    assert r["error"]["kind"] == "uncertain", r
+    assert "did not finish in time" in r["error"]["message"]
+    time.sleep(1.5)   # the abandoned job ends and frees itself
+    assert t.run("frames", "restore") == "restore"
+    r = t.request("status")
+    assert r["ok"] is True, r
+    assert r["main_thread"]["frame"] is not None
+    exits_cleanly(t)
+
+
+def test_python_errors_in_a_handler_stay_inside(target):
+    """status reads sys._current_frames(); when that raises, the field is
+    null and nothing is raised into the host."""
+    t = target
+    assert t.run("frames", "raise") == "raise"
+    release = t.spin()
+    for _ in range(3):
+        r = t.request("status")
+        assert r["ok"] is True, r
+        assert r["safepoint"]["via"] == "pending-call"
+        assert r["main_thread"]["frame"] is None and r["threads"] is None
+    assert int(release()) > 0   # the main thread saw no exception
+    exits_cleanly(t)
+
+
+def test_many_timeouts_fill_the_queue_and_recover(target):
+    """With the GIL held in C, timed-out requests leave pending calls (the
+    queue holds 32) and GIL threads (at most 4) behind; when the main thread
+    comes back they all see their job cancelled and do nothing."""
+    t = target
+    release = t.block_in_c()
+    kinds = set()
+    messages = set()
+    for _ in range(40):
+        r = t.request("status", [("timeout_ms", 30), ("grace_ms", 10)])
+        assert r["ok"] is False
+        kinds.add(r["error"]["kind"])
+        messages.add(r["error"]["message"].split(": ", 2)[-1])
+    assert kinds == {"timeout"}
+    assert any("no pending call could be queued" in m for m in messages), messages
+    assert release() == "1"
+    r = t.request("status")
+    assert r["ok"] is True, r
+    assert r["agent"]["timeouts"] == 40
+    exits_cleanly(t)

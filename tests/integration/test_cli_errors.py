@@ -1,0 +1,170 @@
+"""Every refusal of pyhot attach: exit code, message, hint, --json, and the
+target left as it was (running, untraced)."""
+import os
+import shutil
+import signal
+import subprocess
+
+import pytest
+
+from conftest import (BUILD, DEFAULT_PY, OLD_INTERPRETERS, PYHOT, TARGET_PY, pyhot,
+                      sock_path, wait_until)
+
+
+def refused(r, code, *needles):
+    """r failed with code; stderr is "pyhot: <msg>" + "hint: ..."; every
+    needle (lowercase) is in the message or hint."""
+    assert r.rc == code, r
+    assert r.out == "", r
+    lines = r.err.splitlines()
+    assert lines and lines[0].startswith("pyhot: "), r
+    assert any(l.startswith("hint: ") for l in lines), r
+    low = r.err.lower()
+    for n in needles:
+        assert n.lower() in low, (n, r)
+
+
+def both(*args, env=None, prefix=()):
+    """Run once for text and once with --json; the two agree."""
+    r = pyhot(*args, env=env, prefix=prefix)
+    j = pyhot(*args, env=env, prefix=prefix, json_out=True)
+    assert j.rc == r.rc, (r, j)
+    assert j.json["error"]["message"] in r.err, (r, j)
+    return r, j
+
+
+def unused_pid():
+    p = subprocess.Popen(["true"])
+    p.wait()
+    pid = p.pid
+    assert not os.path.exists("/proc/%d" % pid)
+    return pid
+
+
+def test_no_such_pid():
+    pid = unused_pid()
+    r, j = both("attach", pid)
+    refused(r, 3, str(pid), "does not exist")
+    assert j.json["error"]["kind"] == "attach"
+    r = pyhot("status", pid)
+    refused(r, 3, str(pid))
+
+
+def test_not_a_python_process(procs):
+    p = procs(["sleep", "60"])
+    wait_until(lambda: os.readlink("/proc/%d/exe" % p.pid).endswith("sleep"), what="exec")
+    r, j = both("attach", p.pid)
+    refused(r, 3, str(p.pid), "python")
+    assert p.poll() is None
+
+
+def test_other_user_without_ptrace_rights(target):
+    t = target("busy")
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv missing")
+    # build/pyhot must be reachable by nobody.
+    path = BUILD
+    while path != "/":
+        if not os.stat(path).st_mode & 0o001:
+            pytest.skip("%s is not searchable by others" % path)
+        path = os.path.dirname(path)
+    prefix = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+    r, j = both("attach", t.pid, prefix=prefix)
+    refused(r, 3, str(t.pid))
+    assert any(w in r.err.lower() for w in ("permission", "not permitted", "uid", "user")), r
+    assert t.tracer() == 0
+    t.assert_working()
+
+
+def test_already_traced_names_the_tracer(target, procs):
+    if not shutil.which("strace"):
+        pytest.skip("strace missing")
+    t = target("sleep")
+    s = procs(["strace", "-p", str(t.pid), "-o", "/dev/null"])
+    wait_until(lambda: t.tracer() == s.pid, what="strace to attach")
+    r, j = both("attach", t.pid)
+    refused(r, 3, str(t.pid), str(s.pid))
+    assert t.tracer() == s.pid
+    s.terminate()
+    s.wait(timeout=10)
+    t.assert_working()
+
+
+def test_zombie(procs):
+    z = procs([DEFAULT_PY, "-c", "pass"])
+    # Not reaped yet: a zombie (our child) until the fixture waits for it.
+    wait_until(lambda: open("/proc/%d/stat" % z.pid).read().rsplit(")", 1)[1].split()[0] == "Z",
+               what="zombie")
+    r, j = both("attach", z.pid)
+    refused(r, 3, str(z.pid), "zombie")
+
+
+def test_stopped_process(target):
+    t = target("busy")
+    os.kill(t.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: t.state() == "T", what="stop")
+        r, j = both("attach", t.pid)
+        refused(r, 3, str(t.pid), "stopped")
+        assert t.state() == "T"
+        r = pyhot("status", t.pid)
+        assert r.rc == 3 and "stopped" in r.err, r
+    finally:
+        os.kill(t.pid, signal.SIGCONT)
+    t.assert_working()
+
+
+def test_process_exits_during_attach(target):
+    t = target("busy")
+    r = pyhot("attach", t.pid, env={"PYHOT_TEST_HOOK": "kill-after-seize"})
+    assert r.rc in (3, 4), r
+    assert str(t.pid) in r.err, r
+    assert "hint: pid %d exited during the attach" % t.pid in r.err, r
+    t.proc.wait(timeout=10)
+
+
+def test_payload_missing(target):
+    t = target("busy")
+    r, j = both("attach", t.pid, env={"PYHOT_PAYLOAD": "/nonexistent"})
+    refused(r, 3, "PYHOT_PAYLOAD=/nonexistent", "no such file",
+            "attaching to pid %d" % t.pid)
+    assert j.json["error"]["step"] == "payload"
+    assert not os.path.exists(sock_path(t.pid))
+    assert t.tracer() == 0
+    t.assert_working()
+
+
+@pytest.mark.parametrize("how", ["env", "-X"])
+def test_opted_out_of_remote_debugging(target, how):
+    if how == "env":
+        t = target("busy", env={"PYTHON_DISABLE_REMOTE_DEBUG": "1"})
+    else:
+        t = target("busy", pyargs=["-X", "disable_remote_debug"])
+    r, j = both("attach", t.pid)
+    refused(r, 3, str(t.pid), "remote debug")
+    assert t.tracer() == 0
+    t.assert_working()
+
+
+@pytest.mark.parametrize("name,path", OLD_INTERPRETERS or [("none", None)],
+                         ids=[n for n, _ in OLD_INTERPRETERS] or ["none"])
+def test_too_old_python_is_refused(target, name, path):
+    if not path:
+        pytest.skip("no Python older than 3.8 on this machine")
+    t = target("busy", python=path)
+    r, j = both("attach", t.pid)
+    refused(r, 3, str(t.pid), name, "3.8")
+    t.assert_working()
+
+
+def test_unattached_target_commands(target):
+    t = target("busy")
+    for cmd in ("status", "detach"):
+        r, j = both(cmd, t.pid)
+        refused(r, 1, "not attached", "run: pyhot attach %d" % t.pid)
+        assert j.json["error"]["kind"] == "failed"
+
+
+def test_pyhot_binary_is_where_tests_expect():
+    assert os.access(PYHOT, os.X_OK), PYHOT
+    assert os.path.exists(TARGET_PY)

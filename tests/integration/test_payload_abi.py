@@ -1,0 +1,63 @@
+"""The payload's binary interface: one export, libc only, never unloaded,
+and every Python symbol it needs is exported by every interpreter here."""
+
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from inproc_helpers import PYENV_ROOT, PYENV_VERSIONS, payload_path  # noqa: E402
+
+PAYLOAD = payload_path()
+pytestmark = pytest.mark.skipif(not os.path.exists(PAYLOAD),
+                                reason="payload not built: make all")
+
+
+def run(*argv):
+    return subprocess.run(argv, capture_output=True, text=True, check=True,
+                          timeout=60).stdout
+
+
+def dynsyms(path, *flags):
+    out = run("nm", "-D", *flags, path)
+    return {line.split()[-1].split("@")[0] for line in out.splitlines() if line.strip()}
+
+
+def test_exports_only_the_boot_function():
+    assert dynsyms(PAYLOAD, "--defined-only") == {"pyhot_boot"}
+
+
+def test_needs_libc_only():
+    needed = [line.split("[")[1].rstrip("]") for line in
+              run("readelf", "-d", PAYLOAD).splitlines() if "(NEEDED)" in line]
+    assert needed == ["libc.so.6"]
+
+
+def test_is_never_unloaded():
+    flags = [line for line in run("readelf", "-d", PAYLOAD).splitlines()
+             if "(FLAGS_1)" in line]
+    assert flags and "NODELETE" in flags[0]
+
+
+def interpreter_images():
+    """The file each interpreter exports its C API from."""
+    images = []
+    for v in PYENV_VERSIONS:
+        short = ".".join(v.split(".")[:2])
+        images += glob.glob(os.path.join(PYENV_ROOT, "versions", v, "lib",
+                                         "libpython%s.so.1.0" % short))
+    if os.path.exists("/usr/bin/python3.11"):
+        images.append("/usr/bin/python3.11")   # static: exported by the executable
+    return images
+
+
+@pytest.mark.parametrize("image", interpreter_images(), ids=os.path.basename)
+def test_every_python_symbol_resolves(image):
+    wanted = {s for s in dynsyms(PAYLOAD, "--undefined-only")
+              if s.startswith(("Py", "_Py"))}
+    assert wanted, "the payload uses no Python symbol?"
+    missing = wanted - dynsyms(image, "--defined-only")
+    assert not missing, "%s lacks %s" % (image, sorted(missing))

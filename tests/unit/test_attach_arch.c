@@ -1,0 +1,74 @@
+/*
+ * test_attach_arch.c: the architecture contract (attach/arch/<arch>/arch.h)
+ * through its generic functions only, so that the same test holds for any
+ * architecture folder.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "arch.h"
+
+static void test_setup_call(void **state)
+{
+	arch_regs_t saved, regs;
+	unsigned long args[ARCH_MAX_CALL_ARGS] = { 1, 2, 3, 4, 5, 6 };
+	unsigned long sp, slot;
+
+	memset(&saved, 0x5a, sizeof(saved));
+	/* Whatever the alignment of the data area, the callee sees the
+	 * stack as after a call: a return address pushed on an aligned
+	 * stack. */
+	for (sp = 0x7ffd00001000ul; sp < 0x7ffd00001000ul + 32; sp++) {
+		assert_int_equal(arch_setup_call(&regs, &saved, 0x401000, args, 2, sp,
+						 &slot), 0);
+		assert_int_equal(arch_get_ip(&regs), 0x401000);
+		assert_int_equal(arch_get_sp(&regs), slot);
+		assert_true(slot < sp);
+		assert_true(sp - slot <= 24);
+		assert_int_equal((arch_get_sp(&regs) + 8) % 16, 0);
+		/* Not to be taken for an interrupted system call. */
+		assert_int_equal(arch_get_syscall_nr(&regs), -1);
+	}
+	assert_int_equal(arch_setup_call(&regs, &saved, 0x401000, args,
+					 ARCH_MAX_CALL_ARGS + 1, sp, &slot), -1);
+}
+
+static void test_syscall_classes(void **state)
+{
+	int arg, ind;
+
+	assert_int_equal(arch_syscall_flags(SYS_futex, &arg, &ind), ARCH_SC_RESTARTS);
+	assert_int_equal(arch_syscall_flags(SYS_read, &arg, &ind), ARCH_SC_RESTARTS);
+	assert_int_equal(arch_syscall_flags(SYS_clock_nanosleep, &arg, &ind),
+			 ARCH_SC_RESTARTS);
+	assert_int_equal(arch_syscall_flags(SYS_epoll_wait, &arg, &ind), ARCH_SC_EINTR);
+	assert_true(arch_syscall_flags(SYS_ppoll, &arg, &ind) & ARCH_SC_SIGMASK);
+	assert_int_equal(arg, 3);
+	assert_int_equal(ind, 0);
+	assert_true(arch_syscall_flags(SYS_pselect6, &arg, &ind) & ARCH_SC_SIGMASK);
+	assert_int_equal(arg, 5);
+	assert_int_equal(ind, 1);
+	assert_int_equal(arch_syscall_flags(SYS_epoll_pwait, &arg, &ind),
+			 ARCH_SC_EINTR | ARCH_SC_SIGMASK);
+	assert_int_equal(arch_syscall_flags(SYS_getpid, &arg, &ind), 0);
+	assert_string_equal(arch_syscall_name(SYS_futex), "futex");
+	assert_string_equal(arch_syscall_name(SYS_epoll_wait), "epoll_wait");
+	assert_null(arch_syscall_name(SYS_getpid));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_setup_call),
+		cmocka_unit_test(test_syscall_classes),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,205 @@
+/* test_cli_client.c: the agent client against a local socket server
+ * (cli/client.c): a round trip, a path longer than sun_path, no listener,
+ * a server that never answers, a malformed answer. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <json.h>
+
+#include "client.h"
+#include "pyhot_proto.h"
+
+static char dir[512], full[600];
+
+struct server {
+	int fd;
+	const char *answer;   /* NULL: accept, read, never answer */
+	char got[256];
+	size_t gotlen;
+};
+
+static void *serve(void *arg)
+{
+	struct server *s = arg;
+	unsigned char hdr[4];
+	uint32_t n;
+	int c = accept(s->fd, NULL, NULL);
+
+	if (c < 0)
+		return NULL;
+	if (recv(c, hdr, 4, MSG_WAITALL) == 4) {
+		n = pyhot_frame_len_decode(hdr);
+		if (n <= sizeof(s->got) && recv(c, s->got, n, MSG_WAITALL) == (ssize_t)n)
+			s->gotlen = n;
+	}
+	if (s->answer) {
+		pyhot_frame_len_encode(hdr, (uint32_t)strlen(s->answer));
+		send(c, hdr, 4, 0);
+		send(c, s->answer, strlen(s->answer), 0);
+	} else {
+		usleep(300 * 1000);
+	}
+	close(c);
+	return NULL;
+}
+
+/* Bind a listening socket at full (longer than sun_path): chdir + relative. */
+static int listen_long(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char cwd[1024];
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(dir), 0);
+	unlink("a.sock");
+	strcpy(sa.sun_path, "a.sock");
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	assert_int_equal(chdir(cwd), 0);
+	return fd;
+}
+
+static int setup(void **state)
+{
+	size_t i;
+
+	snprintf(dir, sizeof(dir), "/tmp/pyhot-test-client-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	/* Make the path longer than sun_path (108). */
+	for (i = 0; i < 4; i++) {
+		strcat(dir, "/a-rather-long-directory-name");
+		if (mkdir(dir, 0700) < 0)
+			return -1;
+	}
+	snprintf(full, sizeof(full), "%s/a.sock", dir);
+	assert_true(strlen(full) > sizeof(((struct sockaddr_un *)0)->sun_path));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[700], *p = strstr(dir, "/a-rather");
+
+	*p = '\0';
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_round_trip_long_path(void **state)
+{
+	struct server s = { .answer = "{\"proto\":1,\"ok\":true,\"pid\":7}" };
+	struct pyhot_client_req req;
+	struct json_object *resp = NULL, *v;
+	struct pyhot_err e;
+	pthread_t th;
+
+	s.fd = listen_long();
+	pthread_create(&th, NULL, serve, &s);
+	pyhot_client_req_init(&req, "ping");
+	assert_int_equal(pyhot_client_req_add(&req, "k", "v"), 0);
+	pyhot_err_init(&e);
+	assert_int_equal(pyhot_client_call_at(getpid(), full, "/x.sock", &req, 2000, &resp, &e), 0);
+	pthread_join(th, NULL);
+	close(s.fd);
+	assert_non_null(resp);
+	assert_true(json_object_object_get_ex(resp, "pid", &v));
+	assert_int_equal(json_object_get_int(v), 7);
+	assert_int_equal(s.gotlen, 9);
+	assert_memory_equal(s.got, "ping\0k\0v\0", 9);
+	assert_int_equal(pyhot_client_resp_check(resp, 1, "ping", &e), 0);
+	json_object_put(resp);
+}
+
+static void test_no_listener(void **state)
+{
+	struct pyhot_client_req req;
+	struct json_object *resp = NULL;
+	struct pyhot_err e;
+	char p[700];
+
+	pyhot_client_req_init(&req, "ping");
+	snprintf(p, sizeof(p), "%s/none.sock", dir);
+	pyhot_err_init(&e);
+	assert_int_equal(pyhot_client_call_at(1, p, "/none.sock", &req, 500, &resp, &e),
+			 -PYHOT_ERR_FAILED);
+	assert_true(pyhot_client_no_agent(&e));
+	assert_int_equal(e.sys_errno, ENOENT);
+	assert_null(resp);
+	/* Stale socket file, nobody listening: refused, also "no agent". */
+	{
+		int fd = listen_long();
+
+		close(fd);
+		pyhot_err_init(&e);
+		assert_int_equal(pyhot_client_call_at(1, full, "/a.sock", &req, 500, &resp, &e),
+				 -PYHOT_ERR_FAILED);
+		assert_true(pyhot_client_no_agent(&e));
+		assert_int_equal(e.sys_errno, ECONNREFUSED);
+	}
+}
+
+static void test_no_answer_times_out(void **state)
+{
+	struct server s = { .answer = NULL };
+	struct pyhot_client_req req;
+	struct json_object *resp = NULL;
+	struct pyhot_err e;
+	pthread_t th;
+
+	s.fd = listen_long();
+	pthread_create(&th, NULL, serve, &s);
+	pyhot_client_req_init(&req, "status");
+	pyhot_err_init(&e);
+	assert_int_equal(pyhot_client_call_at(1, full, "/a.sock", &req, 100, &resp, &e),
+			 -PYHOT_ERR_TIMEOUT);
+	assert_non_null(strstr(e.msg, "no answer from the agent"));
+	assert_false(pyhot_client_no_agent(&e));
+	pthread_join(th, NULL);
+	close(s.fd);
+}
+
+static void test_malformed_answer(void **state)
+{
+	struct server s = { .answer = "not json" };
+	struct pyhot_client_req req;
+	struct json_object *resp = NULL;
+	struct pyhot_err e;
+	pthread_t th;
+
+	s.fd = listen_long();
+	pthread_create(&th, NULL, serve, &s);
+	pyhot_client_req_init(&req, "status");
+	pyhot_err_init(&e);
+	assert_int_equal(pyhot_client_call_at(1, full, "/a.sock", &req, 2000, &resp, &e),
+			 -PYHOT_ERR_FAILED);
+	assert_non_null(strstr(e.msg, "not a JSON object"));
+	pthread_join(th, NULL);
+	close(s.fd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip_long_path),
+		cmocka_unit_test(test_no_listener),
+		cmocka_unit_test(test_no_answer_times_out),
+		cmocka_unit_test(test_malformed_answer),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
