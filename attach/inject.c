@@ -1203,11 +1203,14 @@ int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 	in.err = err;
 	timeout = opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
 	start = attach_now_ms();
-	deadline = start + timeout;
 
 	ret = prep(&in);
 	if (ret)
 		goto out_free;
+	/* The timeout bounds the search for a safe thread, not the reading
+	 * of /proc and ELF files before it. */
+	deadline = attach_now_ms() + timeout;
+	PYHOT_TRACE("ptrace", "prepared in %.3f ms", attach_now_ms() - start);
 	/* If pyhot is interrupted while a call is under way, the thread
 	 * returns to address 0 and the target dies: hold SIGINT, SIGTERM and
 	 * SIGHUP until the thread is given back (and SIGCHLD, to sleep on). */
@@ -1218,6 +1221,7 @@ int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 	}
 	for (;;) {
 		r = cands_refresh(&in);
+		PYHOT_TRACE("ptrace", "%zu threads listed", in.ncands);
 		if (r < 0) {
 			if (!attach_pid_alive(pid))
 				ret = pyhot_err_set(err, PYHOT_ERR_ATTACH, ESRCH, pid,
@@ -1240,8 +1244,12 @@ int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 
 			if (in.cands[i].rank < 0)
 				continue;
-			if (left < 1)
+			/* Every candidate gets one try, however slow the
+			 * machine was to get here. */
+			if (left < 1 && in.cands[i].tries)
 				break;
+			if (left < 1)
+				left = 1;
 			r = try_thread(&in, &in.cands[i], (unsigned int)left);
 			if (r == 1) {
 				ret = 0;

@@ -14,7 +14,9 @@
 
 #define CMD_BIT(c) (1u << (c))
 #define ALL_CMDS (CMD_BIT(CLI_CMD_ATTACH) | CMD_BIT(CLI_CMD_STATUS) | \
-		  CMD_BIT(CLI_CMD_DETACH) | CMD_BIT(CLI_CMD_REFRESH))
+		  CMD_BIT(CLI_CMD_DETACH) | CMD_BIT(CLI_CMD_REFRESH) | \
+		  CMD_BIT(CLI_CMD_PS) | CMD_BIT(CLI_CMD_STACK) | \
+		  CMD_BIT(CLI_CMD_WATCH) | CMD_BIT(CLI_CMD_EXEC))
 
 enum {
 	OPT_JSON = 256,
@@ -49,6 +51,8 @@ static const struct cli_opt opts[] = {
 	  ALL_CMDS },
 	{ "dry-run", 'n', no_argument, NULL,
 	  "plan the refresh and show it; change nothing", CMD_BIT(CLI_CMD_REFRESH) },
+	{ "code", 'c', required_argument, "CODE",
+	  "run CODE (instead of a FILE)", CMD_BIT(CLI_CMD_EXEC) },
 	{ NULL, 0, 0, NULL, NULL, 0 },
 };
 
@@ -85,6 +89,35 @@ static const struct cli_cmd_info cmds[CLI_CMD_COUNT] = {
 		"when they were loaded and patch the changed functions, classes and values\n"
 		"in place, all or nothing. With module names, refresh only those; without,\n"
 		"every module whose file changed. Attaches first when needed." },
+	[CLI_CMD_PS] = { "ps", "",
+		"list the Python processes pyhot can attach to",
+		"List the CPython processes on this machine that pyhot can attach to: pid,\n"
+		"user, interpreter version, whether an agent answers in it, and the command\n"
+		"line. Python processes pyhot cannot attach to are listed after them with\n"
+		"the reason (another user, traced, stopped, a zombie, opted out, too old).\n"
+		"Nothing is stopped or traced; agents are asked with a ping only." },
+	[CLI_CMD_STACK] = { "stack", "<pid>",
+		"show the Python stack of every thread",
+		"Show the Python stack of every thread of <pid>, like a traceback (most\n"
+		"recent call last), with the thread names and the source lines. Read at a\n"
+		"safe point. When none is reached within --timeout (a thread holds the GIL\n"
+		"in C), show the native stacks of all threads instead, say so, and exit\n"
+		"124. Attaches first when needed." },
+	[CLI_CMD_WATCH] = { "watch", "<pid> [path...]",
+		"refresh modules as their source files are saved",
+		"Watch (inotify) the source files of the modules <pid> has loaded from the\n"
+		"given paths (default: its working directory) and refresh a module when its\n"
+		"file is saved, after 100 ms without further writes. Prints each result\n"
+		"with a time stamp; a failed refresh is reported and watching goes on.\n"
+		"Ctrl-C stops it (exit 0). Attaches first when needed." },
+	[CLI_CMD_EXEC] = { "exec", "<pid> (-c CODE|FILE)",
+		"run Python code in the process and show its output",
+		"Run CODE, or the Python file FILE (\"-\": standard input), in <pid> at a\n"
+		"safe point, in a fresh namespace whose __name__ is \"__pyhot_exec__\".\n"
+		"What it prints comes back here (the target's own stdout and stderr are\n"
+		"not used), followed by the repr of a final expression, as in the REPL;\n"
+		"an exception prints its traceback and exits 1. Attaches first when\n"
+		"needed." },
 };
 
 const char *cli_cmd_name(enum cli_cmd cmd)
@@ -150,8 +183,8 @@ static int usage_error(struct pyhot_err *err, enum cli_cmd cmd, const char *fmt,
 	va_end(ap);
 	pyhot_err_set(err, PYHOT_ERR_USAGE, 0, 0, *name ? name : "usage", "%s", what);
 	if (*name)
-		pyhot_err_hint(err, "usage: pyhot %s [options] %s (see 'pyhot %s --help')",
-			       name, cmds[cmd].args, name);
+		pyhot_err_hint(err, "usage: pyhot %s [options]%s%s (see 'pyhot %s --help')",
+			       name, *cmds[cmd].args ? " " : "", cmds[cmd].args, name);
 	else
 		pyhot_err_hint(err, "usage: pyhot <command> [options] ... (see 'pyhot --help')");
 	return -PYHOT_ERR_USAGE;
@@ -240,6 +273,9 @@ int cli_args_parse(struct cli_args *a, int argc, char **argv, struct pyhot_err *
 		case 'n':
 			a->dry_run = 1;
 			break;
+		case 'c':
+			a->code = optarg;
+			break;
 		case OPT_TIMEOUT:
 			if (cli_parse_timeout(optarg, &a->timeout_ms) < 0) {
 				usage_error(err, cmd, "--timeout wants seconds (like 5 or 0.5), not '%s'",
@@ -286,6 +322,12 @@ int cli_args_parse(struct cli_args *a, int argc, char **argv, struct pyhot_err *
 		}
 		a->help = 1;
 		goto out_ok;
+	case CLI_CMD_PS:
+		if (optind < npos) {
+			usage_error(err, cmd, "unexpected argument '%s'", pos[optind]);
+			goto out_usage;
+		}
+		goto out_ok;
 	default:
 		break;
 	}
@@ -305,6 +347,29 @@ int cli_args_parse(struct cli_args *a, int argc, char **argv, struct pyhot_err *
 				goto out_usage;
 			}
 			a->modules[a->nmodules++] = pos[optind];
+		}
+	} else if (cmd == CLI_CMD_WATCH) {
+		for (; optind < npos; optind++) {
+			if (a->npaths == CLI_MAX_MODULES) {
+				usage_error(err, cmd, "more than %d paths", CLI_MAX_MODULES);
+				goto out_usage;
+			}
+			a->paths[a->npaths++] = pos[optind];
+		}
+	} else if (cmd == CLI_CMD_EXEC) {
+		if (optind < npos)
+			a->file = pos[optind++];
+		if (optind < npos) {
+			usage_error(err, cmd, "unexpected argument '%s'", pos[optind]);
+			goto out_usage;
+		}
+		if (a->code && a->file) {
+			usage_error(err, cmd, "give -c CODE or FILE, not both");
+			goto out_usage;
+		}
+		if (!a->code && !a->file) {
+			usage_error(err, cmd, "missing -c CODE or FILE");
+			goto out_usage;
 		}
 	} else if (optind < npos) {
 		usage_error(err, cmd, "unexpected argument '%s'", pos[optind]);
@@ -402,8 +467,8 @@ void cli_help_print(FILE *f, enum cli_cmd cmd)
 		print_footer(f);
 		return;
 	}
-	fprintf(f, "usage: pyhot %s [options] %s\n\n%s\n\noptions:\n", cmds[cmd].name,
-		cmds[cmd].args, cmds[cmd].desc);
+	fprintf(f, "usage: pyhot %s [options]%s%s\n\n%s\n\noptions:\n", cmds[cmd].name,
+		*cmds[cmd].args ? " " : "", cmds[cmd].args, cmds[cmd].desc);
 	print_options(f, cmd);
 	print_footer(f);
 }

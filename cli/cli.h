@@ -28,6 +28,10 @@ enum cli_cmd {
 	CLI_CMD_STATUS,
 	CLI_CMD_DETACH,
 	CLI_CMD_REFRESH,
+	CLI_CMD_PS,
+	CLI_CMD_STACK,
+	CLI_CMD_WATCH,
+	CLI_CMD_EXEC,
 	CLI_CMD_COUNT
 };
 
@@ -47,6 +51,10 @@ struct cli_args {
 	unsigned int timeout_ms;    /* --timeout, default CLI_DEFAULT_TIMEOUT_MS */
 	size_t nmodules;
 	const char *modules[CLI_MAX_MODULES];
+	const char *code;           /* exec -c CODE */
+	const char *file;           /* exec FILE ("-": standard input) */
+	size_t npaths;              /* watch [path...] */
+	const char *paths[CLI_MAX_MODULES];
 };
 
 #define CLI_DEFAULT_TIMEOUT_MS 5000u
@@ -148,6 +156,14 @@ int cli_cmd_attach(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 int cli_cmd_status(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 int cli_cmd_detach(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 int cli_cmd_refresh(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
+/* stack, watch, exec: attach first when needed (cmd_stack.c, cmd_watch.c,
+ * cmd_exec.c). */
+int cli_cmd_stack(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
+int cli_cmd_watch(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
+int cli_cmd_exec(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
+/* ps takes no pid and no cli_ctx (cmd_ps.c). */
+int cli_cmd_ps(const struct cli_args *a, struct cli_out *o,
+	       struct pyhot_err *err) PYHOT_MUST_CHECK;
 
 /* ----- Payload lookup (payload_path.c) ----- */
 

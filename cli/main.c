@@ -16,6 +16,9 @@ static cmd_fn command(enum cli_cmd cmd)
 	case CLI_CMD_STATUS:  return cli_cmd_status;
 	case CLI_CMD_DETACH:  return cli_cmd_detach;
 	case CLI_CMD_REFRESH: return cli_cmd_refresh;
+	case CLI_CMD_STACK:   return cli_cmd_stack;
+	case CLI_CMD_WATCH:   return cli_cmd_watch;
+	case CLI_CMD_EXEC:    return cli_cmd_exec;
 	default:              return NULL;
 	}
 }
@@ -66,9 +69,13 @@ int main(int argc, char **argv)
 			cli_help_print(stdout, a.help_for);
 		goto out;
 	}
-	r = cli_ctx_init(&c, &a, &o, &err);
-	if (r == 0)
-		r = command(a.cmd)(&c, &err);
+	if (a.cmd == CLI_CMD_PS) {
+		r = cli_cmd_ps(&a, &o, &err);
+	} else {
+		r = cli_ctx_init(&c, &a, &o, &err);
+		if (r == 0)
+			r = command(a.cmd)(&c, &err);
+	}
 	if (r < 0)
 		code = cli_out_error(&o, &err);
 out:

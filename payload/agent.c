@@ -168,7 +168,8 @@ static void write_error(struct jsonw *w, const struct pyhot_err *err)
 }
 
 /* Serve a request. Takes frame (len bytes; NULL when the frame could not be
- * read whole) and returns the response text (caller frees; never NULL). */
+ * read whole) and returns the response text (caller frees; NULL only when
+ * memory ran out twice). */
 static char *agent_handle(char *frame, size_t len, const char *frame_error)
 {
 	const struct pyhot_verb *verb = NULL;

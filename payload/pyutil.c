@@ -12,7 +12,12 @@ static PyObject *utf8_of(PyObject *o)
 	PyObject *s = NULL;       /* owned */
 	PyObject *b = NULL;       /* owned */
 
-	s = PyUnicode_Check(o) ? (Py_INCREF(o), o) : PyObject_Str(o);
+	if (PyUnicode_Check(o)) {
+		Py_INCREF(o);
+		s = o;
+	} else {
+		s = PyObject_Str(o);
+	}
 	if (!s) {
 		goto error;
 	}

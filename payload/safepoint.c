@@ -282,11 +282,11 @@ static int gil_thread_start(struct sp_job *job)
  * CPython 3.8 aborts the process ("Fatal Python error") when
  * Py_AddPendingCall() is called without the GIL once shutdown has begun
  * (_Py_FinishPendingCalls() ran, before the atexit functions): it builds a
- * SystemError on a thread state the caller does not have. Fixed in 3.9a6
- * (python/cpython gh-81308). Its flag, _PyRuntime.ceval.pending.finishing, is at a fixed
- * offset in the 3.8 ABI on x86_64 (computed from 3.8's internal headers;
- * tests/integration/test_agent_inproc.py queries a 3.8 target during
- * atexit). We read it and leave the pending call out once it is set: racy,
+ * SystemError on a thread state the caller does not have (fixed in 3.9a6,
+ * python/cpython gh-81308). Its flag, _PyRuntime.ceval.pending.finishing,
+ * is at a fixed offset in the 3.8 ABI on x86_64 (computed from 3.8's
+ * internal headers; test_status_during_shutdown in
+ * tests/integration/test_agent_inproc.py fails without this guard). We read it and leave the pending call out once it is set: racy,
  * as we hold no lock, but the flag is set once, just before the atexit
  * functions, which are what take time. The GIL thread still gets there.
  */
@@ -450,23 +450,52 @@ out:
 	return rc;
 }
 
+/* The baseline job: job_call() takes the baseline before any handler, so
+ * the handler itself has nothing to do. */
+static int baseline_noop(const struct pyhot_req *req, struct jsonw *out,
+			 struct pyhot_err *err)
+{
+	return 0;
+}
+
+static const struct pyhot_verb baseline_verb = {
+	"baseline", PYHOT_VERB_PYTHON, baseline_noop
+};
+
+static void *baseline_thread(void *arg)
+{
+	struct pyhot_sp_info info;
+	struct pyhot_req req;
+	struct pyhot_err err;
+	char *fields = NULL;
+
+	pthread_setname_np(pthread_self(), "pyhot-baseline");
+	memset(&req, 0, sizeof(req));
+	req.verb = baseline_verb.name;
+	pyhot_err_init(&err);
+	if (pyhot_sp_call(&baseline_verb, &req, NULL, PYHOT_DEFAULT_TIMEOUT_MS,
+			  &fields, &info, &err) < 0) {
+		pyhot_agent_note_error(err.msg);
+	}
+	free(fields);
+	return NULL;
+}
+
 void pyhot_sp_baseline_soon(void)
 {
-	struct sp_job *job;
+	pthread_attr_t attr;
+	pthread_t t;
 
 	atomic_store(&baseline_done, 0);
-	if (!pyhot_patch_baseline_take || !Py_IsInitialized()) {
+	if (!pyhot_patch_baseline_take) {
 		return;
 	}
-	if (pending_calls_closed()) {
-		return;
-	}
-	job = job_new(NULL, NULL, NULL);
-	if (!job) {
-		return;
-	}
-	/* The one reference is the pending call's. */
-	if (Py_AddPendingCall(sp_pending, job) != 0) {
-		job_unref(job);
-	}
+	/* A thread of its own, so that the agent serves requests meanwhile;
+	 * whichever safe point comes first takes the baseline, once. */
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256u << 10);
+	/* If that fails, the first safe-point request takes it instead. */
+	(void)pthread_create(&t, &attr, baseline_thread, NULL);
+	pthread_attr_destroy(&attr);
 }

@@ -40,8 +40,9 @@ struct pyhot_sp_info {
 };
 
 /*
- * Run verb->fn(req, ...) at a safe point and wait for it. Runs on the agent
- * thread. Request keys (extensions of pyhot_proto.h's, all optional):
+ * Run verb->fn(req, ...) at a safe point and wait for it. Runs on a thread
+ * of ours that never holds the GIL (the agent thread, the baseline thread):
+ * called with the GIL held it would wait for itself. Request keys (extensions of pyhot_proto.h's, all optional):
  *   timeout_ms      bound on reaching the safe point (the caller passes it)
  *   grace_ms        how long the pending call alone is given before a GIL
  *                   thread is started (default PYHOT_PENDING_GRACE_MS)
@@ -64,10 +65,12 @@ int pyhot_sp_call(const struct pyhot_verb *verb, const struct pyhot_req *req,
 	PYHOT_MUST_CHECK;
 
 /*
- * Queue a pending call that records the patch engine's baseline at the
- * first safe point after boot, and does nothing else. Nobody waits for it;
- * if the main thread never runs Python, the first safe-point verb takes the
- * baseline instead.
+ * Record the patch engine's baseline at the first safe point after boot
+ * (the engine needs the source as it was when we attached). A short-lived
+ * thread runs it through pyhot_sp_call() (so by pending call or GIL thread,
+ * within PYHOT_DEFAULT_TIMEOUT_MS) while the agent serves requests; if it
+ * times out, the first safe-point request takes the baseline before its
+ * handler. Nothing happens when the engine is not linked in. Agent thread.
  */
 void pyhot_sp_baseline_soon(void);
 

@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "pyutil.h"
 #include "safepoint.h"
+#include "verb_cli.h"
 
 /* ping: agent thread, no Python. */
 static int verb_ping(const struct pyhot_req *req, struct jsonw *out,
@@ -144,22 +145,28 @@ static void frame_write(struct jsonw *out, PyObject *frame)
 	PyErr_Clear();
 }
 
+/* sys._current_frames(): {ident: frame}, a new reference, or NULL (the
+ * error cleared). */
+static PyObject *current_frames(void)
+{
+	PyObject *fn = PySys_GetObject("_current_frames");   /* borrowed */
+	PyObject *frames = fn ? PyObject_CallObject(fn, NULL) : NULL;   /* owned */
+
+	if (frames && !PyDict_Check(frames)) {
+		Py_CLEAR(frames);
+	}
+	PyErr_Clear();
+	return frames;
+}
+
 /* status, "main_thread" and "threads". */
 static void status_threads(struct jsonw *out)
 {
-	PyObject *current_frames;         /* borrowed */
-	PyObject *frames = NULL;  /* owned: {ident: frame} */
+	PyObject *frames = current_frames();   /* owned */
 	PyObject *key = NULL;     /* owned */
 	PyObject *frame = NULL;   /* borrowed */
 	unsigned long ident = main_thread_ident();
 
-	current_frames = PySys_GetObject("_current_frames");
-	if (current_frames) {
-		frames = PyObject_CallObject(current_frames, NULL);
-	}
-	if (frames && !PyDict_Check(frames)) {
-		Py_CLEAR(frames);
-	}
 	if (frames && ident && (key = PyLong_FromUnsignedLong(ident))) {
 		frame = PyDict_GetItem(frames, key);
 	}
@@ -260,6 +267,8 @@ const struct pyhot_verb pyhot_verbs[] = {
 	{ "status",  PYHOT_VERB_PYTHON, verb_status },
 	{ "detach",  PYHOT_VERB_AGENT,  verb_detach },
 	{ "refresh", PYHOT_VERB_PYTHON, verb_refresh },
+	{ "stack",   PYHOT_VERB_PYTHON, pyhot_verb_stack },
+	{ "exec",    PYHOT_VERB_PYTHON, pyhot_verb_exec },
 	{ NULL, PYHOT_VERB_AGENT, NULL },
 };
 

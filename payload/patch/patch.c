@@ -51,6 +51,7 @@ struct modplan {
 	struct pyhot_stmt_rec *recs;  /* the new source's statement table */
 	size_t nrecs;
 	int has_table;
+	int flags;                    /* the new source's __future__ flags */
 	struct change *ch;
 	size_t nch, cap;
 };
@@ -58,9 +59,10 @@ struct modplan {
 struct engine {
 	/* stdlib callables and types, owned */
 	PyObject *parse, *dump, *Module, *Pass, *copy, *compile, *get_docstring,
-		 *copy_location;
+		 *copy_location, *walk;
 	PyObject *t_FunctionDef, *t_AsyncFunctionDef, *t_ClassDef, *t_Name,
-		 *t_Store, *t_Import, *t_ImportFrom, *t_AnnAssign, *t_Lambda,
+		 *t_Store, *t_Import, *t_ImportFrom, *t_AnnAssign, *t_Lambda, *t_If,
+		 *t_Expr, *t_Assign, *t_AugAssign,
 		 *t_ListComp, *t_SetComp, *t_DictComp, *t_GeneratorExp;
 	PyObject *t_function, *t_code, *t_classmethod, *t_staticmethod,
 		 *t_property, *t_cell, *t_partial, *enummeta;
@@ -76,6 +78,7 @@ struct engine {
 	PyObject *inplace;   /* names patched in place: L entries not applied */
 	PyObject *codemap;   /* id(old nested code) -> (old, new) */
 	PyObject *patched;   /* ids of functions whose code is already queued */
+	PyObject *nscls;     /* dict subclass reading misses from L, or NULL */
 	int flags;           /* __future__ compiler flags of the new source */
 	long cur_line;       /* statement being run, for error messages */
 };
@@ -174,6 +177,35 @@ static PyObject *getattr_opt(PyObject *o, const char *name)
 	return v;
 }
 
+/*
+ * Attribute lookup that runs no __getattr__ hook: wrappers keep __wrapped__
+ * and __func__ in their __dict__ or type, while a lazy proxy's
+ * __getattr__ (Django settings, werkzeug proxies) could run arbitrary code.
+ * New reference, or NULL without an error.
+ */
+static PyObject *plain_attr(PyObject *o, const char *name)
+{
+	PyObject *n = PyUnicode_FromString(name), *v;
+
+	if (!n) {
+		PyErr_Clear();
+		return NULL;
+	}
+	v = PyObject_GenericGetAttr(o, n);
+	Py_DECREF(n);
+	if (!v)
+		PyErr_Clear();
+	return v;
+}
+
+static int has_plain_attr(PyObject *o, const char *name)
+{
+	PyObject *v = plain_attr(o, name);
+
+	Py_XDECREF(v);
+	return v != NULL;
+}
+
 static PyObject *id_of(PyObject *o)
 {
 	return PyLong_FromVoidPtr(o);
@@ -261,13 +293,72 @@ static long node_line(PyObject *node)
 	return v;
 }
 
+/* The first line of a def or class, decorators included. */
+static long stmt_first_line(PyObject *st)
+{
+	PyObject *decos = getattr_opt(st, "decorator_list");
+	long first = node_line(st);
+	Py_ssize_t i;
+
+	if (decos && PyList_Check(decos)) {
+		for (i = 0; i < PyList_Size(decos); i++) {
+			long l = node_line(PyList_GetItem(decos, i));
+
+			if (l > 0 && l < first)
+				first = l;
+		}
+	}
+	Py_XDECREF(decos);
+	PyErr_Clear();
+	return first;
+}
+
+/* 3.13's inspect finds a class by its __firstlineno__: keep it true. */
+static int queue_firstlineno(struct engine *e, PyObject *live, PyObject *st)
+{
+	PyObject *cur = plain_attr(live, "__firstlineno__"), *v;
+	int rc = 0;
+
+	if (!cur)
+		return 0;
+	v = PyLong_FromLong(stmt_first_line(st));
+	if (!v || PyObject_RichCompareBool(cur, v, Py_NE) == 1)
+		rc = v ? pyhot_ops_add_attr(&e->ops, PYHOT_OP_SETATTR, live,
+					    "__firstlineno__", v) : -1;
+	Py_DECREF(cur);
+	Py_XDECREF(v);
+	return rc;
+}
+
 /* Names a statement binds in its scope: def/class names, import names,
  * assignment targets; not names local to lambdas and comprehensions. */
-static int collect_bound(struct engine *e, PyObject *node, PyObject *set)
+static int collect_bound(struct engine *e, PyObject *node, PyObject *set, int depth)
 {
 	PyObject *t = (PyObject *)Py_TYPE(node);
 	PyObject *v = NULL, *it = NULL, *child;
 	int rc = -1;
+
+	/* deep expression trees bind nothing worth the C stack */
+	if (depth > 100)
+		return 0;
+	if (t == e->t_Expr)
+		return 0;   /* a bare expression binds nothing (bar a walrus) */
+	if (t == e->t_Assign || t == e->t_AugAssign || t == e->t_AnnAssign) {
+		/* only the targets bind: large literal values are not walked */
+		v = PyObject_GetAttrString(node, t == e->t_Assign ? "targets" : "target");
+		if (!v)
+			return -1;
+		if (PyList_Check(v)) {
+			Py_ssize_t i, n = PyList_Size(v);
+
+			for (i = 0, rc = 0; i < n && rc == 0; i++)
+				rc = collect_bound(e, PyList_GetItem(v, i), set, depth + 1);
+		} else {
+			rc = collect_bound(e, v, set, depth + 1);
+		}
+		Py_DECREF(v);
+		return rc;
+	}
 
 	if (t == e->t_FunctionDef || t == e->t_AsyncFunctionDef ||
 	    t == e->t_ClassDef) {
@@ -348,14 +439,14 @@ static int collect_bound(struct engine *e, PyObject *node, PyObject *set)
 			for (i = 0; i < n; i++) {
 				PyObject *x = PyList_GetItem(f, i);
 				if (PyObject_HasAttrString(x, "_fields") &&
-				    collect_bound(e, x, set) < 0) {
+				    collect_bound(e, x, set, depth + 1) < 0) {
 					Py_DECREF(f);
 					goto out;
 				}
 			}
 		} else if (f != Py_None && PyObject_HasAttrString(f, "_fields") &&
 			   !PyUnicode_Check(f)) {
-			if (collect_bound(e, f, set) < 0) {
+			if (collect_bound(e, f, set, depth + 1) < 0) {
 				Py_DECREF(f);
 				goto out;
 			}
@@ -373,7 +464,7 @@ static PyObject *bound_names(struct engine *e, PyObject *stmt)
 {
 	PyObject *s = PySet_New(NULL);
 
-	if (s && collect_bound(e, stmt, s) < 0) {
+	if (s && collect_bound(e, stmt, s, 0) < 0) {
 		Py_DECREF(s);
 		return NULL;
 	}
@@ -494,6 +585,36 @@ static int attr_equal(PyObject *a, PyObject *b, const char *name)
 	return rc;
 }
 
+/*
+ * A namespace for code that runs with the live module dict as globals
+ * (class bodies, default values, throwaway classes): a dict whose misses
+ * are looked up in the overlay, so that names bound earlier in the same
+ * refresh (a new import, a changed constant) are seen, then the globals.
+ */
+static PyObject *scratch_ns(struct engine *e)
+{
+	PyObject *getitem = NULL, *sm = NULL, *attrs = NULL, *bases = NULL;
+
+	if (PyDict_Size(e->L) == 0)
+		return PyDict_New();
+	if (!e->nscls) {
+		getitem = PyObject_GetAttrString(e->L, "__getitem__");
+		sm = getitem ? PyObject_CallFunctionObjArgs(e->t_staticmethod, getitem, NULL) : NULL;
+		attrs = sm ? PyDict_New() : NULL;
+		bases = attrs ? PyTuple_Pack(1, (PyObject *)&PyDict_Type) : NULL;
+		if (bases && PyDict_SetItemString(attrs, "__missing__", sm) == 0)
+			e->nscls = PyObject_CallFunction((PyObject *)&PyType_Type, "sOO",
+							 "pyhot_scratch", bases, attrs);
+		Py_XDECREF(getitem);
+		Py_XDECREF(sm);
+		Py_XDECREF(attrs);
+		Py_XDECREF(bases);
+		if (!e->nscls)
+			return NULL;
+	}
+	return PyObject_CallFunctionObjArgs(e->nscls, NULL);
+}
+
 /* ------------------------------------------------ finding live functions */
 
 /*
@@ -564,19 +685,19 @@ static int find_inner(struct engine *e, PyObject *root, PyObject *name,
 				}
 			}
 			Py_DECREF(clo);
-			nb[0] = getattr_opt(o, "__wrapped__");
+			nb[0] = plain_attr(o, "__wrapped__");
 		} else {
-			nb[0] = getattr_opt(o, "__wrapped__");
-			if (!PyErr_Occurred())
-				nb[1] = getattr_opt(o, "__func__");
-			if (!PyErr_Occurred() &&
-			    is_a(o, e->t_partial))
-				nb[2] = getattr_opt(o, "func");
-			if (nb[0] && caches && PyObject_HasAttrString(o, "cache_clear") &&
-			    PyObject_HasAttrString(o, "cache_info") &&
+			nb[0] = plain_attr(o, "__wrapped__");
+			nb[1] = plain_attr(o, "__func__");
+			/* partial.func, and the function that command/task
+			 * objects of common frameworks keep (click's callback) */
+			nb[2] = plain_attr(o, "func");
+			nb[3] = plain_attr(o, "callback");
+			if (nb[0] && caches && has_plain_attr(o, "cache_clear") &&
+			    has_plain_attr(o, "cache_info") &&
 			    PyList_Append(caches, o) < 0) {
-				Py_DECREF(nb[0]);
-				Py_XDECREF(nb[1]);
+				for (k = 0; k < 4; k++)
+					Py_XDECREF(nb[k]);
 				goto out;
 			}
 		}
@@ -585,7 +706,8 @@ static int find_inner(struct engine *e, PyObject *root, PyObject *name,
 			PyErr_Clear();
 		}
 		for (k = 0; k < 4; k++) {
-			if (nb[k] && PyList_Append(queue, nb[k]) < 0) {
+			if (nb[k] && PyCallable_Check(nb[k]) &&
+			    PyList_Append(queue, nb[k]) < 0) {
 				for (; k < 4; k++)
 					Py_XDECREF(nb[k]);
 				goto out;
@@ -898,7 +1020,7 @@ static const char *member_kind(struct engine *e, PyObject *v)
 
 static const char *value_kind(struct engine *e, PyObject *v)
 {
-	if (is_a(v, e->t_function) || PyObject_HasAttrString(v, "__wrapped__"))
+	if (is_a(v, e->t_function) || has_plain_attr(v, "__wrapped__"))
 		return "function";
 	if (PyType_Check(v))
 		return "class";
@@ -1085,6 +1207,20 @@ static int class_in_place(struct engine *e, PyObject *live, PyObject *ncd,
 	if (!PyType_Check(live)) {
 		*why = "the live object is not a class";
 		return 0;
+	}
+	{
+		/* the name may be bound to some other class by now */
+		PyObject *q = plain_attr(live, "__name__"), *n = getattr_opt(ncd, "name");
+		int same = q && n ? PyObject_RichCompareBool(q, n, Py_EQ) : 0;
+
+		Py_XDECREF(q);
+		Py_XDECREF(n);
+		if (same < 0)
+			return -1;
+		if (!same) {
+			*why = "the name is bound to another class";
+			return 0;
+		}
 	}
 	if (!ocd) {
 		return 1;   /* no baseline: assume the header did not change */
@@ -1297,6 +1433,8 @@ static int relocate_stmt(struct engine *e, PyObject *st, PyObject *live)
 		if (!code)
 			return -1;
 		rc = relocate_class(e, live, code, 0);
+		if (rc == 0)
+			rc = queue_firstlineno(e, live, st);
 		Py_DECREF(code);
 		return rc;
 	}
@@ -1361,7 +1499,7 @@ static int enum_add(struct engine *e, PyObject *live, PyObject *ncd,
 		 * new member; it is then moved into the live class. */
 		cd = node_stripped(e, ncd, strip_decorators);
 		code = cd ? compile_stmt(e, cd) : NULL;
-		tmp = code ? PyDict_New() : NULL;
+		tmp = code ? scratch_ns(e) : NULL;
 		if (!tmp)
 			goto out;
 		value = PyEval_EvalCode(code, e->G, tmp);
@@ -1511,7 +1649,7 @@ static int dataclass_regen(struct engine *e, PyObject *live, PyObject *ncd,
 	int k, rc = -1;
 
 	code = compile_stmt(e, ncd);
-	tmp = code ? PyDict_New() : NULL;
+	tmp = code ? scratch_ns(e) : NULL;
 	if (!tmp)
 		goto out;
 	res = PyEval_EvalCode(code, e->G, tmp);
@@ -1633,7 +1771,7 @@ static int patch_class(struct engine *e, PyObject *live, PyObject *ncd,
 	/* The body runs with the live module dict as globals, so that the
 	 * functions it makes have the right __globals__, and a fresh dict as
 	 * its namespace: no class is made. */
-	ns = PyDict_New();
+	ns = scratch_ns(e);
 	if (!ns)
 		goto out;
 	e->cur_line = node_line(ncd);
@@ -1685,7 +1823,7 @@ static int patch_class(struct engine *e, PyObject *live, PyObject *ncd,
 			goto out;
 		}
 		while ((x = PyIter_Next(it)) != NULL) {
-			PyObject *newv = PyDict_GetItemWithError(ns, x);   /* borrowed */
+			PyObject *newv = PyDict_GetItemWithError(ns, x);
 			PyObject *livev = NULL;
 			char nm[256];
 			int r = 0;
@@ -1699,6 +1837,7 @@ static int patch_class(struct engine *e, PyObject *live, PyObject *ncd,
 					break;
 				continue;
 			}
+			Py_INCREF(newv);
 			livev = own_attr(live, x);
 			if (PyErr_Occurred()) {
 				r = -1;
@@ -1728,6 +1867,7 @@ static int patch_class(struct engine *e, PyObject *live, PyObject *ncd,
 				    patch_member(e, live, x, livev, newv, st, odef, qn);
 			}
 			Py_XDECREF(livev);
+			Py_DECREF(newv);
 			Py_DECREF(x);
 			if (r < 0)
 				break;
@@ -1772,9 +1912,7 @@ static int patch_class(struct engine *e, PyObject *live, PyObject *ncd,
 			goto out;
 		PyErr_Clear();
 	}
-	x = PyDict_GetItemString(ns, "__firstlineno__");   /* 3.13 inspect */
-	if (x && pyhot_ops_add_attr(&e->ops, PYHOT_OP_SETATTR, live,
-				    "__firstlineno__", x) < 0)
+	if (queue_firstlineno(e, live, ncd) < 0)
 		goto out;
 	/* Nested classes. */
 	n = PyList_Size(nested);
@@ -1835,7 +1973,7 @@ out:
  * Bounded by what the module holds, never by the heap. */
 static int follow_codes(struct engine *e)
 {
-	PyObject *stack = NULL, *seen = NULL;
+	PyObject *stack = NULL, *seen = NULL, *users = NULL;
 	Py_ssize_t visits = 0;
 	int rc = -1;
 
@@ -1843,8 +1981,39 @@ static int follow_codes(struct engine *e)
 		return 0;
 	stack = PyDict_Values(e->G);
 	seen = PySet_New(NULL);
-	if (!stack || !seen)
+	users = PySet_New(NULL);
+	if (!stack || !seen || !users || PySet_Add(users, e->modname) < 0)
 		goto out;
+	/* A decorator changed here may wrap functions of any user module:
+	 * their globals are roots too (user code, never the heap). */
+	{
+		struct pyhot_baseline *b;
+		PyObject *mods = PyImport_GetModuleDict();
+
+		for (b = pyhot_baseline_find_first(); b && mods; b = b->next) {
+			PyObject *mod = PyDict_GetItemString(mods, b->module);
+			PyObject *nm, *d, *vals, *res;
+
+			if (!mod || !PyObject_TypeCheck(mod, &PyModule_Type) ||
+			    strcmp(b->module, e->mp->module) == 0)
+				continue;
+			nm = PyUnicode_FromString(b->module);
+			if (!nm || PySet_Add(users, nm) < 0) {
+				Py_XDECREF(nm);
+				goto out;
+			}
+			Py_DECREF(nm);
+			d = PyModule_GetDict(mod);   /* borrowed */
+			vals = d ? PyDict_Values(d) : NULL;
+			if (!vals)
+				goto out;
+			res = PySequence_InPlaceConcat(stack, vals);   /* stack itself */
+			Py_DECREF(vals);
+			if (!res)
+				goto out;
+			Py_DECREF(res);
+		}
+	}
 	while (PyList_Size(stack) > 0 && visits++ < 200000) {
 		Py_ssize_t last = PyList_Size(stack) - 1;
 		PyObject *o = PyList_GetItem(stack, last), *id, *push = NULL;
@@ -1922,7 +2091,7 @@ static int follow_codes(struct engine *e)
 			push = PyList_New(0);
 			if (push) {
 				PyObject *clo = PyObject_GetAttrString(o, "__closure__");
-				PyObject *w = getattr_opt(o, "__wrapped__");
+				PyObject *w = plain_attr(o, "__wrapped__");
 				Py_ssize_t i, n;
 
 				if (clo && clo != Py_None) {
@@ -1945,8 +2114,8 @@ static int follow_codes(struct engine *e)
 				PyErr_Clear();
 			}
 		} else if (PyType_Check(o)) {
-			PyObject *m = getattr_opt(o, "__module__");
-			int mine = m ? PyObject_RichCompareBool(m, e->modname, Py_EQ) : 0;
+			PyObject *m = plain_attr(o, "__module__");
+			int mine = m && PyUnicode_Check(m) ? PySet_Contains(users, m) : 0;
 
 			Py_XDECREF(m);
 			PyErr_Clear();
@@ -1969,7 +2138,7 @@ static int follow_codes(struct engine *e)
 		} else if (PyDict_Check(o) && PyDict_Size(o) <= 10000) {
 			push = PyDict_Values(o);
 		} else if (!PyUnicode_Check(o) && !PyLong_Check(o) && !PyBytes_Check(o)) {
-			PyObject *w = getattr_opt(o, "__wrapped__");
+			PyObject *w = plain_attr(o, "__wrapped__");
 
 			PyErr_Clear();
 			if (w) {
@@ -1997,6 +2166,7 @@ static int follow_codes(struct engine *e)
 out:
 	Py_XDECREF(stack);
 	Py_XDECREF(seen);
+	Py_XDECREF(users);
 	return rc;
 }
 
@@ -2021,7 +2191,7 @@ static int plan_def(struct engine *e, PyObject *st, PyObject *ost,
 	Py_DECREF(decos);
 	bare = node_stripped(e, st, strip_decorators);
 	code = bare ? compile_stmt(e, bare) : NULL;
-	tmp = code ? PyDict_New() : NULL;
+	tmp = code ? scratch_ns(e) : NULL;
 	if (!tmp)
 		goto out;
 	e->cur_line = node_line(st);
@@ -2076,6 +2246,35 @@ static int is_lambda(struct engine *e, PyObject *f)
 	return r;
 }
 
+/*
+ * Comprehensions (before 3.12) run as functions that read module names as
+ * globals, so they would miss a name changed earlier in the same refresh.
+ * A statement with comprehensions and nothing that keeps its globals (no
+ * def, class or lambda) runs with a merged copy of globals and overlay.
+ */
+static int wants_merged_globals(struct engine *e, PyObject *st)
+{
+	PyObject *it, *n;
+	int comp = 0, keeps = 0;
+
+	it = PyObject_CallFunctionObjArgs(e->walk, st, NULL);
+	if (!it)
+		return -1;
+	while (!keeps && (n = PyIter_Next(it)) != NULL) {
+		if (is_a(n, e->t_ListComp) || is_a(n, e->t_SetComp) ||
+		    is_a(n, e->t_DictComp) || is_a(n, e->t_GeneratorExp))
+			comp = 1;
+		if (is_a(n, e->t_Lambda) || is_a(n, e->t_FunctionDef) ||
+		    is_a(n, e->t_AsyncFunctionDef) || is_a(n, e->t_ClassDef))
+			keeps = 1;
+		Py_DECREF(n);
+	}
+	Py_DECREF(it);
+	if (PyErr_Occurred())
+		return -1;
+	return comp && !keeps;
+}
+
 /* Run a statement: live module dict as globals, the overlay as locals. */
 static int run_stmt(struct engine *e, PyObject *st, PyObject *names,
 		    const char *why)
@@ -2087,7 +2286,26 @@ static int run_stmt(struct engine *e, PyObject *st, PyObject *names,
 	code = compile_stmt(e, st);
 	if (!code)
 		return -1;
-	res = PyEval_EvalCode(code, e->G, e->L);
+	{
+		PyObject *globals = e->G, *merged = NULL;
+		int m = PyDict_Size(e->L) > 0 ? wants_merged_globals(e, st) : 0;
+
+		if (m < 0) {
+			Py_DECREF(code);
+			return -1;
+		}
+		if (m) {
+			merged = PyDict_Copy(e->G);
+			if (!merged || PyDict_Update(merged, e->L) < 0) {
+				Py_XDECREF(merged);
+				Py_DECREF(code);
+				return -1;
+			}
+			globals = merged;
+		}
+		res = PyEval_EvalCode(code, globals, e->L);
+		Py_XDECREF(merged);
+	}
 	Py_DECREF(code);
 	if (!res)
 		return -1;
@@ -2102,9 +2320,13 @@ static int run_stmt(struct engine *e, PyObject *st, PyObject *names,
 	if (!it)
 		return -1;
 	while (rc == 0 && (x = PyIter_Next(it)) != NULL) {
-		PyObject *v = PyDict_GetItemWithError(e->L, x);       /* borrowed */
+		PyObject *v = PyDict_GetItemWithError(e->L, x);
 		PyObject *old = v ? PyDict_GetItemWithError(e->G, x) : NULL;
 		char qn[1024];
+
+		/* owned: transplant() and the report may run Python */
+		Py_XINCREF(v);
+		Py_XINCREF(old);
 
 		if (PySet_Discard(e->inplace, x) < 0 || PyErr_Occurred()) {
 			rc = -1;
@@ -2129,6 +2351,8 @@ static int run_stmt(struct engine *e, PyObject *st, PyObject *names,
 			rc = change_add(e, old ? "changed" : "added", value_kind(e, v), qn,
 					"%s", why ? why : inpl ? "updated in place" : "");
 		}
+		Py_XDECREF(v);
+		Py_XDECREF(old);
 		Py_DECREF(x);
 	}
 	Py_DECREF(it);
@@ -2579,6 +2803,36 @@ out:
 	return rc;
 }
 
+/* Whether st is `if __name__ == "__main__": ...`. */
+static int main_guard(struct engine *e, PyObject *st)
+{
+	PyObject *test, *d = NULL;
+	int rc = 0;
+
+	if (!is_a(st, e->t_If))
+		return 0;
+	test = PyObject_GetAttrString(st, "test");
+	if (!test)
+		return -1;
+	d = PyObject_CallFunctionObjArgs(e->dump, test, NULL);
+	Py_DECREF(test);
+	if (!d)
+		return -1;
+	/* ast.dump of both spellings contains exactly these names */
+	{
+		char buf[512];
+
+		if (pyhot_patch_utf8(d, buf, sizeof(buf)) == 0 &&
+		    strstr(buf, "Compare(") == buf && strstr(buf, "'__name__'") &&
+		    strstr(buf, "'__main__'") && strstr(buf, "Eq()") &&
+		    !strstr(buf, "BoolOp"))
+			rc = 1;
+		PyErr_Clear();
+	}
+	Py_DECREF(d);
+	return rc;
+}
+
 /* Plan one module: everything that runs Python, nothing live changed. */
 static int plan_module(struct engine *e, PyObject *module, struct pyhot_baseline *b)
 {
@@ -2678,7 +2932,10 @@ static int plan_module(struct engine *e, PyObject *module, struct pyhot_baseline
 				Py_DECREF(names);
 				goto out;
 			}
-			live = PyDict_GetItemWithError(e->G, name);   /* borrowed */
+			/* owned: Python runs below, and other threads with it,
+			 * and may rebind the name */
+			live = PyDict_GetItemWithError(e->G, name);
+			Py_XINCREF(live);
 			ost = oi.defs ? PyDict_GetItemWithError(oi.defs, name) : NULL;
 			if (ost && Py_TYPE(ost) != Py_TYPE(st))
 				ost = NULL;
@@ -2700,11 +2957,13 @@ static int plan_module(struct engine *e, PyObject *module, struct pyhot_baseline
 				while (it2 && (y = PyIter_Next(it2)) != NULL) {
 					PyObject *v = PyDict_GetItemWithError(e->G, y);
 
+					Py_XINCREF(v);
 					if (v && !PyObject_TypeCheck(v, &PyModule_Type)) {
 						qname(e, NULL, y, qn, sizeof(qn));
 						change_add(e, "kept", value_kind(e, v), qn,
 							   "statement unchanged, not re-run");
 					}
+					Py_XDECREF(v);
 					Py_DECREF(y);
 				}
 				Py_XDECREF(it2);
@@ -2761,6 +3020,23 @@ static int plan_module(struct engine *e, PyObject *module, struct pyhot_baseline
 		if (done < 0)
 			goto stmt_error;
 		if (!done) {
+			/* `if __name__ == "__main__":` starts the program: re-running
+			 * it inside a refresh would run the program again */
+			int guard = main_guard(e, st);
+
+			if (guard < 0)
+				goto stmt_error;
+			if (guard) {
+				char where[640];
+
+				snprintf(where, sizeof(where), "%s:%ld", e->mp->module, node_line(st));
+				if (change_add(e, "kept", "statement", where,
+					       "the __main__ guard is never re-run") < 0)
+					goto stmt_error;
+				done = 1;
+			}
+		}
+		if (!done) {
 			if (e->dry_run) {
 				if (change_add(e, "changed", name ? (is_def(e, st) ? "function" : "class") :
 					       "statement", name ? qn : e->mp->module,
@@ -2772,11 +3048,13 @@ static int plan_module(struct engine *e, PyObject *module, struct pyhot_baseline
 		}
 		Py_XDECREF(same);
 		Py_XDECREF(name);
+		Py_XDECREF(live);
 		Py_DECREF(names);
 		continue;
 stmt_error:
 		Py_XDECREF(same);
 		Py_XDECREF(name);
+		Py_XDECREF(live);
 		Py_DECREF(names);
 		goto out;
 	}
@@ -2797,6 +3075,7 @@ stmt_error:
 			PyObject *v = PyDict_GetItemWithError(e->G, x);
 			char qn[1024];
 
+			Py_XINCREF(v);
 			r = 0;
 			if (v && !is_dunder(x)) {
 				qname(e, NULL, x, qn, sizeof(qn));
@@ -2804,6 +3083,7 @@ stmt_error:
 				if (r == 0)
 					r = change_add(e, "removed", value_kind(e, v), qn, NULL);
 			}
+			Py_XDECREF(v);
 			Py_DECREF(x);
 			if (r < 0 || PyErr_Occurred())
 				goto out;
@@ -2837,6 +3117,7 @@ stmt_error:
 	}
 	if (queue_linecache(e) < 0)
 		goto out;
+	e->mp->flags = e->flags;
 	rc = 0;
 out:
 	body_info_release(&oi);
@@ -2855,6 +3136,7 @@ out:
 	Py_CLEAR(e->inplace);
 	Py_CLEAR(e->codemap);
 	Py_CLEAR(e->patched);
+	Py_CLEAR(e->nscls);
 	return rc;
 }
 
@@ -2864,9 +3146,10 @@ static void engine_release(struct engine *e)
 {
 	PyObject **objs[] = {
 		&e->parse, &e->dump, &e->Module, &e->Pass, &e->copy, &e->compile,
-		&e->get_docstring, &e->copy_location,
+		&e->get_docstring, &e->copy_location, &e->walk,
 		&e->t_FunctionDef, &e->t_AsyncFunctionDef, &e->t_ClassDef, &e->t_Name,
-		&e->t_Store, &e->t_Import, &e->t_ImportFrom, &e->t_AnnAssign,
+		&e->t_Store, &e->t_Import, &e->t_ImportFrom, &e->t_AnnAssign, &e->t_If,
+		&e->t_Expr, &e->t_Assign, &e->t_AugAssign,
 		&e->t_Lambda, &e->t_ListComp, &e->t_SetComp, &e->t_DictComp,
 		&e->t_GeneratorExp, &e->t_function, &e->t_code, &e->t_classmethod,
 		&e->t_staticmethod, &e->t_property, &e->t_cell, &e->t_partial, &e->enummeta,
@@ -2886,12 +3169,14 @@ static int engine_init(struct engine *e, int dry_run)
 		W(parse, "ast", "parse"), W(dump, "ast", "dump"),
 		W(Module, "ast", "Module"), W(Pass, "ast", "Pass"),
 		W(get_docstring, "ast", "get_docstring"),
-		W(copy_location, "ast", "copy_location"),
+		W(copy_location, "ast", "copy_location"), W(walk, "ast", "walk"),
 		W(t_FunctionDef, "ast", "FunctionDef"),
 		W(t_AsyncFunctionDef, "ast", "AsyncFunctionDef"),
 		W(t_ClassDef, "ast", "ClassDef"), W(t_Name, "ast", "Name"),
 		W(t_Store, "ast", "Store"), W(t_Import, "ast", "Import"),
 		W(t_ImportFrom, "ast", "ImportFrom"), W(t_AnnAssign, "ast", "AnnAssign"),
+		W(t_If, "ast", "If"), W(t_Expr, "ast", "Expr"),
+		W(t_Assign, "ast", "Assign"), W(t_AugAssign, "ast", "AugAssign"),
 		W(t_Lambda, "ast", "Lambda"), W(t_ListComp, "ast", "ListComp"),
 		W(t_SetComp, "ast", "SetComp"), W(t_DictComp, "ast", "DictComp"),
 		W(t_GeneratorExp, "ast", "GeneratorExp"),
@@ -2944,7 +3229,8 @@ static int fail_py(struct engine *e, struct modplan *mp, struct jsonw *out,
 {
 	PyObject *t = NULL, *v = NULL, *tb = NULL, *tbm = NULL, *lines = NULL;
 	PyObject *text = NULL, *sep = NULL, *msg = NULL;
-	char tname[128] = "Exception", mtext[256] = "", file[4096], tbuf[65536];
+	char tname[128] = "Exception", mtext[256] = "", file[4096];
+	char *tbuf = malloc(65536);   /* not on the stack: any thread runs this */
 	long line = e->cur_line;
 
 	snprintf(file, sizeof(file), "%s", mp ? mp->file : "?");
@@ -3008,13 +3294,19 @@ static int fail_py(struct engine *e, struct modplan *mp, struct jsonw *out,
 		PyErr_Clear();
 	}
 	tbm = PyImport_ImportModule("traceback");
-	lines = tbm ? PyObject_CallMethod(tbm, "format_exception", "OOO",
-					  t ? t : Py_None, v ? v : Py_None,
-					  tb ? tb : Py_None) : NULL;
+	if (tbm && t && PyObject_IsSubclass(t, PyExc_SyntaxError) == 1)
+		/* the frames would be ast.parse's: the caret is what helps */
+		lines = PyObject_CallMethod(tbm, "format_exception_only", "OO",
+					    t, v ? v : Py_None);
+	else
+		lines = tbm ? PyObject_CallMethod(tbm, "format_exception", "OOO",
+						  t ? t : Py_None, v ? v : Py_None,
+						  tb ? tb : Py_None) : NULL;
 	sep = lines ? PyUnicode_FromString("") : NULL;
 	text = sep ? PyUnicode_Join(sep, lines) : NULL;
-	if (text && pyhot_patch_utf8(text, tbuf, sizeof(tbuf)) == 0)
+	if (text && tbuf && pyhot_patch_utf8(text, tbuf, 65536) == 0)
 		jsonw_key_str(out, "traceback", tbuf);
+	free(tbuf);
 	PyErr_Clear();
 	Py_XDECREF(t);
 	Py_XDECREF(v);
@@ -3140,8 +3432,7 @@ int pyhot_patch_refresh(const struct pyhot_req *req, struct jsonw *out,
 				      (int)getpid());
 			goto out;
 		}
-		f = getattr_opt(mod, "__file__");
-		PyErr_Clear();
+		f = plain_attr(mod, "__file__");   /* no module __getattr__ */
 		if (!f || f == Py_None || pyhot_patch_utf8(f, mp->file, sizeof(mp->file)) < 0 ||
 		    strlen(mp->file) < 3 || strcmp(mp->file + strlen(mp->file) - 3, ".py") != 0) {
 			Py_XDECREF(f);
@@ -3198,7 +3489,7 @@ int pyhot_patch_refresh(const struct pyhot_req *req, struct jsonw *out,
 			b = pyhot_baseline_find(plans[i].module);
 			if (b && plans[i].has_table) {
 				pyhot_baseline_set_table(b, plans[i].recs, plans[i].nrecs,
-							 e.flags);
+							 plans[i].flags);
 				plans[i].recs = NULL;
 				plans[i].nrecs = 0;
 			}

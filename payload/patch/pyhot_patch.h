@@ -35,11 +35,28 @@
  * re-run, even when it moved (its functions get code with the new line
  * numbers). See patch.c for how changed defs and classes are applied.
  *
- * Limits (reported, never a crash): closures made before the refresh that
- * the module cannot reach (held only by the caller) keep their code; a
- * closure whose free variables changed keeps its code; a class whose bases,
- * metaclass, decorators, __slots__ or dataclass fields changed gets a new
- * class object bound to its name (existing instances keep the old class).
+ * Only the changed region is parsed: the baseline keeps, in C memory, a
+ * table of its top-level statements (lines, kind, bound names); the lines
+ * common to the start and the end of both texts delimit the region. The
+ * first refresh of a module parses its baseline once to build the table.
+ *
+ * Limits (reported, never a crash):
+ *   - closures made before the refresh that only the caller holds (not
+ *     reachable from a user module's globals, classes, closure cells or
+ *     __wrapped__ chains) keep their code: finding them would mean walking
+ *     the heap; a closure whose free variables changed keeps its code;
+ *   - a class whose bases, metaclass or class keywords, decorators or
+ *     __slots__ changed gets a new class object bound to its name (the
+ *     report says so; existing instances keep the old class); a dataclass
+ *     whose fields changed keeps its class and gets the generated methods of
+ *     a throwaway class made by the real statement (so that statement's
+ *     __init_subclass__/metaclass do run once more);
+ *   - an unchanged statement is not re-run even when a name it read
+ *     changed (`B = [A * i ...]` keeps its value when only `A = ...`
+ *     changed): state survives by design;
+ *   - the apply phase runs no Python code of its own, but setting an
+ *     attribute on a class whose metaclass defines __setattr__ in Python
+ *     runs that code, and another thread may then run in between two sets.
  */
 #ifndef PYHOT_PATCH_H
 #define PYHOT_PATCH_H

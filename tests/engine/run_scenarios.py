@@ -172,11 +172,19 @@ def drive_cli(spec, pyhot, line):
     pid = str(spec["pid"])
 
     def run(*args):
-        try:
-            r = subprocess.run([pyhot] + list(args), capture_output=True, text=True,
-                               timeout=60)
-        except subprocess.TimeoutExpired:
-            return {"ok": False, "error": {"message": "pyhot timed out"}}
+        import time
+        for attempt in range(5):
+            try:
+                r = subprocess.run([pyhot] + list(args), capture_output=True,
+                                   text=True, timeout=60)
+                break
+            except subprocess.TimeoutExpired:
+                return {"ok": False, "error": {"message": "pyhot timed out"}}
+            except OSError as e:
+                # build/pyhot being relinked by a concurrent make
+                if attempt == 4:
+                    return {"ok": False, "error": {"message": "cannot run pyhot: %s" % e}}
+                time.sleep(0.5)
         try:
             return json.loads(r.stdout)
         except ValueError:
@@ -196,6 +204,8 @@ def run_one(py, sc, via, timeout):
     import threading
     import time
     for opt in sc.get("options", []):
+        if opt.startswith("timeout="):
+            timeout = max(timeout, int(opt.split("=", 1)[1]))
         if opt.startswith("requires="):
             mod = opt.split("=", 1)[1]
             r = subprocess.run([py, "-c", "import " + mod], capture_output=True)

@@ -49,6 +49,11 @@ def payload_path():
 TARGET = r'''
 import ctypes, os, sys, threading, time
 
+# A user module next to the script, for the patch engine's baseline.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if os.path.exists(os.path.join(sys.path[0], "usermod.py")):
+    import usermod
+
 payload = ctypes.CDLL(sys.argv[1])
 payload.pyhot_boot.argtypes = [ctypes.c_char_p]
 payload.pyhot_boot.restype = ctypes.c_int
@@ -64,6 +69,23 @@ def busy(seconds):
     end = time.monotonic() + seconds
     n = 0
     while time.monotonic() < end:
+        n += 1
+    return n
+
+def spin(fifo):
+    """Run Python (no call that releases the GIL) until the test writes to
+    the FIFO; a helper thread blocked in read() sets the flag."""
+    stop = []
+    def waiter():
+        fd = os.open(fifo, os.O_RDONLY)
+        os.read(fd, 1)
+        os.close(fd)
+        stop.append(1)
+    threading.Thread(target=waiter, daemon=True).start()
+    say("SPINNING")
+    end = time.monotonic() + 60
+    n = 0
+    while not stop and time.monotonic() < end:
         n += 1
     return n
 
@@ -97,11 +119,7 @@ for line in sys.stdin:
     if cmd[0] == "busy":
         res = busy(float(cmd[1]))
     elif cmd[0] == "spin":
-        # Run Python until the test creates the file.
-        end = time.monotonic() + 60
-        res = 0
-        while not os.path.exists(cmd[1]) and time.monotonic() < end:
-            res += busy(0.02)
+        res = spin(cmd[1])
     elif cmd[0] == "cblock":
         # Block in read() on a FIFO through PyDLL, which keeps the GIL: the
         # main thread is stuck in C until the test writes a byte.
@@ -144,7 +162,12 @@ for line in sys.stdin:
             # Stay in Python a while during shutdown, after the interpreter
             # stopped taking pending calls (3.8) and before it is gone.
             import atexit
-            atexit.register(lambda: (say("ATEXIT"), busy(float(cmd[1]))))
+            def at_exit(stop=cmd[1]):
+                say("ATEXIT")
+                end = time.monotonic() + 30
+                while not os.path.exists(stop) and time.monotonic() < end:
+                    busy(0.005)
+            atexit.register(at_exit)
         say("BYE")
         break
     else:
@@ -185,9 +208,12 @@ def request(sock_path, verb, args=(), timeout=15.0, raw=None):
 class Target:
     """A target interpreter with the agent booted in it."""
 
-    def __init__(self, python, tmp_path, timeout=60.0):
+    def __init__(self, python, tmp_path, timeout=60.0, usermod=None):
         self.python = python
         self.dir = str(tmp_path)
+        if usermod is not None:
+            with open(os.path.join(self.dir, "usermod.py"), "w") as f:
+                f.write(usermod)
         # The payload creates the socket's directory itself (0700).
         self.sock = os.path.join(self.dir, "sock", "agent-main.sock")
         script = os.path.join(self.dir, "target.py")
@@ -251,11 +277,14 @@ class Target:
     def spin(self):
         """Start a busy Python loop in the main thread; returns a function
         that stops it."""
-        stop = os.path.join(self.dir, "spin.%d" % len(self.lines))
-        self.start("spin", stop)
+        fifo = os.path.join(self.dir, "spin.%d" % len(self.lines))
+        os.mkfifo(fifo)
+        self.start("spin", fifo)
+        self.expect("SPINNING")
 
         def release():
-            open(stop, "w").close()
+            with open(fifo, "wb") as f:
+                f.write(b"x")
             return self.finish()
         return release
 

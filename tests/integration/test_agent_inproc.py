@@ -89,16 +89,16 @@ def test_ping_status_and_socket(target):
     else:
         assert interp["build"] == "shared"
         assert os.path.basename(interp["libpython"]).startswith("libpython" + want)
-    # The main thread waits for a command in sys.stdin: a GIL thread ran it.
-    assert r["safepoint"]["via"] == "gil-thread"
     main = r["main_thread"]
-    assert main["via"] == "gil-thread" and main["ident"]
+    assert main["via"] == r["safepoint"]["via"] and main["ident"]
     assert main["frame"]["file"].endswith("target.py")
     assert r["threads"] >= 1
     agent = r["agent"]
     assert agent["pid"] == t.pid and agent["socket"] == t.sock
     assert agent["requests"] == 1   # the ping; this one is not answered yet
-    assert agent["via_gil_thread"] == 1 and agent["timeouts"] == 0
+    # This request, and the engine's baseline job at boot if it is linked in.
+    assert 1 <= agent["via_gil_thread"] + agent["via_pending_call"] <= 2
+    assert agent["timeouts"] == 0
     exits_cleanly(t)
 
 
@@ -110,8 +110,8 @@ def test_status_while_busy_runs_as_pending_call(target):
         assert r["ok"] is True, r
         assert r["safepoint"]["via"] == "pending-call"
         assert r["main_thread"]["via"] == "pending-call"
-        # The spin loop: busy() or the check for its stop file.
-        assert r["main_thread"]["frame"]["function"] in ("busy", "exists", "<module>")
+        # spin(), or say() that has just printed "SPINNING"
+        assert r["main_thread"]["frame"]["function"] in ("spin", "say")
         note_latency(t, r)
     assert int(release()) > 0
     exits_cleanly(t)
@@ -119,14 +119,14 @@ def test_status_while_busy_runs_as_pending_call(target):
 
 def test_status_while_sleeping_takes_the_gil(target):
     t = target
-    t.start("sleep", 3)
+    t.start("sleep", 4)
     time.sleep(0.2)   # "START" is printed just before the call
-    for _ in range(5):
+    for _ in range(3):
         r = t.request("status")
         assert r["ok"] is True, r
         assert r["safepoint"]["via"] == "gil-thread"
         # PYHOT_PENDING_GRACE_MS first, then the GIL is free at once.
-        assert 90 <= r["safepoint"]["wait_ms"] < 2000
+        assert r["safepoint"]["wait_ms"] >= 90
         frame = r["main_thread"]["frame"]
         assert frame["function"] == "<module>" and frame["line"] > 0
         note_latency(t, r)
@@ -134,15 +134,18 @@ def test_status_while_sleeping_takes_the_gil(target):
     exits_cleanly(t)
 
 
-def test_shorter_grace_reaches_the_gil_thread_sooner(target):
+def test_grace_ms_sets_when_the_gil_thread_starts(target):
     """grace_ms (a request key of ours) overrides PYHOT_PENDING_GRACE_MS."""
     t = target
     t.start("sleep", 3)
     time.sleep(0.2)
+    # No GIL thread within the timeout: the sleeping main thread never
+    # comes by, so this times out (with the default it would not).
+    r = t.request("status", [("grace_ms", 60000), ("timeout_ms", 300)])
+    assert r["ok"] is False and r["error"]["kind"] == "timeout", r
     r = t.request("status", [("grace_ms", 5)])
     assert r["ok"] is True, r
     assert r["safepoint"]["via"] == "gil-thread"
-    assert r["safepoint"]["wait_ms"] < 90
     assert t.finish() == "slept"
     exits_cleanly(t)
 
@@ -235,6 +238,7 @@ def test_forked_child_has_no_agent_and_boots_its_own(target):
     exits_cleanly(t)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another uid")
 def test_peer_of_another_uid_is_refused(target):
     t = target
     out = connect_as_other_uid(t.sock)
@@ -287,11 +291,15 @@ def test_status_during_shutdown(target):
     """atexit functions run Python after 3.8 stopped taking pending calls
     (where adding one without the GIL aborts the process)."""
     t = target
-    t.send("exit", 2)
+    stop = os.path.join(t.dir, "atexit.stop")
+    t.send("exit", stop)
     t.expect("BYE")
     t.expect("ATEXIT")
-    r = t.request("status")
-    assert r["ok"] is True, r
+    try:
+        r = t.request("status")
+        assert r["ok"] is True, r
+    finally:
+        open(stop, "w").close()
     t.proc.stdin.close()
     assert t.proc.wait(timeout=15) == 0
     assert t.stderr_text() == ""
@@ -349,3 +357,38 @@ def test_many_timeouts_fill_the_queue_and_recover(target):
     assert r["ok"] is True, r
     assert r["agent"]["timeouts"] == 40
     exits_cleanly(t)
+
+
+def test_stack_answers_at_a_safe_point(target):
+    """The "stack" verb (payload/verb_stack.c) through the same dispatch."""
+    t = target
+    release = t.spin()
+    r = t.request("stack")
+    assert r["ok"] is True, r
+    assert r["via"] == "pending-call"
+    main = r["threads"][0]
+    assert main["main"] is True and main["ident"]
+    assert main["frames"][-1]["function"] in ("spin", "say")
+    assert main["frames"][0]["function"] == "<module>"
+    assert int(release()) > 0
+    exits_cleanly(t)
+
+
+@pytest.mark.parametrize("python", PYTHONS, ids=[interpreter_id(p) for p in PYTHONS])
+def test_baseline_is_taken_at_boot(python, tmp_path):
+    """With the patch engine linked in, the agent records the baseline at
+    the first safe point after boot: a file edited after the attach is then
+    seen as changed by "refresh"."""
+    t = Target(python, tmp_path, usermod="def f():\n    return 1\n")
+    try:
+        if not t.request("status")["agent"]["engine"]:
+            pytest.skip("payload built without the patch engine")
+        with open(os.path.join(t.dir, "usermod.py"), "w") as f:
+            f.write("def f():\n    return 2\n")
+        r = t.request("refresh", [("module", "usermod")])
+        assert r["ok"] is True, r
+        (mod,) = r["modules"]
+        assert mod["summary"]["changed"] == 1, mod
+        exits_cleanly(t)
+    finally:
+        t.close()
