@@ -155,10 +155,12 @@ install: all
 	install -m 0755 $(B)/pyhot $(DESTDIR)$(BINDIR)/pyhot
 	install -m 0644 $(B)/pyhot-payload.so $(DESTDIR)$(LIBDIR)/pyhot-payload.so
 	install -m 0644 man/pyhot.1 $(DESTDIR)$(MANDIR)/man1/pyhot.1
+	install -d $(DESTDIR)$(COMPLETIONDIR)
+	install -m 0644 cli/pyhot.bash-completion $(DESTDIR)$(COMPLETIONDIR)/pyhot
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/pyhot $(DESTDIR)$(LIBDIR)/pyhot-payload.so \
-		$(DESTDIR)$(MANDIR)/man1/pyhot.1
+		$(DESTDIR)$(MANDIR)/man1/pyhot.1 $(DESTDIR)$(COMPLETIONDIR)/pyhot
 
 clean:
 	rm -rf $(B)
