@@ -242,10 +242,17 @@ def target():
         argv = [py] + list(pyargs) + [script or TARGET_PY, mode] + [str(a) for a in args]
         if private_tmp:
             opts = "-o ro " if private_tmp == "ro" else ""
+            # The script is opened before the tmpfs hides /tmp (a checkout
+            # under /tmp would vanish with it) and run as /dev/fd/N.
             shim = ("import os, sys\n"
+                    "i = %d\n"
+                    "fd = os.open(sys.argv[i + 1], os.O_RDONLY)\n"
+                    "os.set_inheritable(fd, True)\n"
                     "if os.system('mount -t tmpfs %stmpfs /tmp'):\n"
                     "    sys.exit('cannot mount /tmp')\n"
-                    "os.execv(sys.argv[1], sys.argv[1:])\n" % opts)
+                    "argv = sys.argv[1:]\n"
+                    "argv[i] = '/dev/fd/%%d' %% fd\n"
+                    "os.execv(argv[0], argv)\n" % (1 + len(pyargs), opts))
             argv = ["unshare", "-m", "--propagation", "private", py, "-c", shim] + argv
         t = Target(argv, env=env, cwd=cwd)
         started.append(t)

@@ -161,12 +161,17 @@ for line in sys.stdin:
         if len(cmd) > 1:
             # Stay in Python a while during shutdown, after the interpreter
             # stopped taking pending calls (3.8) and before it is gone.
+            # The loop runs Python for 50 ms between two stat() calls: a
+            # thread that drops the GIL more often than every switch
+            # interval (5 ms) starves the threads waiting for it (CPython's
+            # convoy effect, bpo-7946), and on 3.8 at this point the agent
+            # has only its GIL thread to reach Python with.
             import atexit
             def at_exit(stop=cmd[1]):
                 say("ATEXIT")
                 end = time.monotonic() + 30
                 while not os.path.exists(stop) and time.monotonic() < end:
-                    busy(0.005)
+                    busy(0.05)
             atexit.register(at_exit)
         say("BYE")
         break
