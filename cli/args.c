@@ -16,12 +16,16 @@
 #define ALL_CMDS (CMD_BIT(CLI_CMD_ATTACH) | CMD_BIT(CLI_CMD_STATUS) | \
 		  CMD_BIT(CLI_CMD_DETACH) | CMD_BIT(CLI_CMD_REFRESH) | \
 		  CMD_BIT(CLI_CMD_PS) | CMD_BIT(CLI_CMD_STACK) | \
-		  CMD_BIT(CLI_CMD_WATCH) | CMD_BIT(CLI_CMD_EXEC))
+		  CMD_BIT(CLI_CMD_WATCH) | CMD_BIT(CLI_CMD_EXEC) | \
+		  CMD_BIT(CLI_CMD_ROLLBACK))
 
 enum {
 	OPT_JSON = 256,
 	OPT_TIMEOUT,
 	OPT_VERSION,
+	OPT_TO,
+	OPT_LEAKS,
+	OPT_HISTORY,
 };
 
 struct cli_opt {
@@ -50,7 +54,18 @@ static const struct cli_opt opts[] = {
 	  "thread, the agent's answer, reaching a safe point",
 	  ALL_CMDS },
 	{ "dry-run", 'n', no_argument, NULL,
-	  "plan the refresh and show it; change nothing", CMD_BIT(CLI_CMD_REFRESH) },
+	  "plan the refresh (or rollback) and show it; change nothing",
+	  CMD_BIT(CLI_CMD_REFRESH) | CMD_BIT(CLI_CMD_ROLLBACK) },
+	{ "to", OPT_TO, required_argument, "N",
+	  "go back to generation N (pyhot status lists them; 0: as loaded) "
+	  "instead of undoing the newest refresh only", CMD_BIT(CLI_CMD_ROLLBACK) },
+	{ "leaks", OPT_LEAKS, no_argument, NULL,
+	  "run gc.collect() in the target and list objects of past generations "
+	  "that should be dead and are not, with who holds them",
+	  CMD_BIT(CLI_CMD_STATUS) },
+	{ "history", OPT_HISTORY, required_argument, "N",
+	  "keep N generations per module for rollback (default 20); applies to "
+	  "an agent already there too", CMD_BIT(CLI_CMD_ATTACH) },
 	{ "code", 'c', required_argument, "CODE",
 	  "run CODE (instead of a FILE)", CMD_BIT(CLI_CMD_EXEC) },
 	{ NULL, 0, 0, NULL, NULL, 0 },
@@ -78,7 +93,9 @@ static const struct cli_cmd_info cmds[CLI_CMD_COUNT] = {
 		"Ask the agent in <pid> for a status report through a safe point: the\n"
 		"interpreter version and build, the state of the main thread (how the safe\n"
 		"point was reached and its current Python frame), the agent's uptime and\n"
-		"counters. The process must be attached (pyhot attach <pid>)." },
+		"counters, and the generations of its modules (newest first: number, time,\n"
+		"module, source hash, what changed) with the memory the history holds.\n"
+		"The process must be attached (pyhot attach <pid>)." },
 	[CLI_CMD_DETACH] = { "detach", "<pid>",
 		"stop the agent and remove its socket",
 		"Stop the agent thread in <pid> and remove its socket. The payload stays\n"
@@ -118,6 +135,15 @@ static const struct cli_cmd_info cmds[CLI_CMD_COUNT] = {
 		"not used), followed by the repr of a final expression, as in the REPL;\n"
 		"an exception prints its traceback and exits 1. Attaches first when\n"
 		"needed." },
+	[CLI_CMD_ROLLBACK] = { "rollback", "<pid> <module>",
+		"undo the newest refresh of a module (or go back to --to N)",
+		"Undo the newest refresh of <module> still applied in <pid>, or every\n"
+		"refresh after generation N with --to N, all or nothing: the functions,\n"
+		"classes and values those refreshes replaced come back (the same objects),\n"
+		"what they added goes, nothing is re-run; state they kept stays as it is\n"
+		"now. The rollback is recorded as a generation; a second rollback goes\n"
+		"further back. The file on disk is not touched: pyhot refresh applies it\n"
+		"again." },
 };
 
 const char *cli_cmd_name(enum cli_cmd cmd)
@@ -276,6 +302,32 @@ int cli_args_parse(struct cli_args *a, int argc, char **argv, struct pyhot_err *
 		case 'c':
 			a->code = optarg;
 			break;
+		case OPT_TO:
+			if (!*optarg || strspn(optarg, "0123456789") != strlen(optarg) ||
+			    strlen(optarg) > 18) {
+				usage_error(err, cmd, "--to wants a generation number, not '%s'",
+					    optarg);
+				goto out_usage;
+			}
+			a->to = optarg;
+			break;
+		case OPT_LEAKS:
+			a->leaks = 1;
+			break;
+		case OPT_HISTORY: {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || v < 1 || v > 100000) {
+				usage_error(err, cmd, "--history wants a number of generations "
+					    "from 1 to 100000, not '%s'", optarg);
+				goto out_usage;
+			}
+			a->history = (unsigned int)v;
+			break;
+		}
 		case OPT_TIMEOUT:
 			if (cli_parse_timeout(optarg, &a->timeout_ms) < 0) {
 				usage_error(err, cmd, "--timeout wants seconds (like 5 or 0.5), not '%s'",
@@ -347,6 +399,17 @@ int cli_args_parse(struct cli_args *a, int argc, char **argv, struct pyhot_err *
 				goto out_usage;
 			}
 			a->modules[a->nmodules++] = pos[optind];
+		}
+	} else if (cmd == CLI_CMD_ROLLBACK) {
+		if (optind >= npos) {
+			usage_error(err, cmd, "%s", "missing <module>");
+			goto out_usage;
+		}
+		a->modules[a->nmodules++] = pos[optind++];
+		if (optind < npos) {
+			usage_error(err, cmd, "unexpected argument '%s' (one module at a time)",
+				    pos[optind]);
+			goto out_usage;
 		}
 	} else if (cmd == CLI_CMD_WATCH) {
 		for (; optind < npos; optind++) {

@@ -32,6 +32,7 @@ enum cli_cmd {
 	CLI_CMD_STACK,
 	CLI_CMD_WATCH,
 	CLI_CMD_EXEC,
+	CLI_CMD_ROLLBACK,
 	CLI_CMD_COUNT
 };
 
@@ -55,6 +56,9 @@ struct cli_args {
 	const char *file;           /* exec FILE ("-": standard input) */
 	size_t npaths;              /* watch [path...] */
 	const char *paths[CLI_MAX_MODULES];
+	const char *to;             /* rollback --to N (digits, checked) */
+	int leaks;                  /* status --leaks */
+	unsigned int history;       /* attach --history N; 0: the agent's default */
 };
 
 #define CLI_DEFAULT_TIMEOUT_MS 5000u
@@ -156,6 +160,7 @@ int cli_cmd_attach(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 int cli_cmd_status(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 int cli_cmd_detach(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 int cli_cmd_refresh(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
+int cli_cmd_rollback(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 /* stack, watch, exec: attach first when needed (cmd_stack.c, cmd_watch.c,
  * cmd_exec.c). */
 int cli_cmd_stack(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
@@ -188,6 +193,22 @@ void cli_fmt_refresh(FILE *f, struct json_object *resp, pid_t pid, int verbose,
 		     int color);
 /* The status response, as "key: value" lines. */
 void cli_fmt_status(FILE *f, struct json_object *resp, pid_t pid);
+/* ----- The generation tracker's answers (format_history.c) ----- */
+
+/* A string member of o, or NULL (absent, not a string, o NULL). */
+const char *cli_json_str(struct json_object *o, const char *key);
+/* An integer member of o, or 0. */
+long long cli_json_int(struct json_object *o, const char *key);
+
+/* The "history" of a status response: one line per generation, newest
+ * first, and what the history holds. */
+void cli_fmt_history(FILE *f, struct json_object *resp, int verbose, int color);
+/* The "leaks" of a status --leaks response ("none" when empty). */
+void cli_fmt_leaks(FILE *f, struct json_object *resp, pid_t pid);
+/* A rollback response: its changes and a summary line. */
+void cli_fmt_rollback(FILE *f, struct json_object *resp, pid_t pid, int verbose,
+		      int color);
+
 /* "3.11.7" from a status/ping response, or from the inspection. */
 void cli_fmt_version(char *buf, size_t len, struct json_object *resp,
 		     const struct pyhot_target *t);

@@ -10,6 +10,7 @@
 #include <json.h>
 
 #include "client.h"
+#include "cmd_util.h"
 #include "pyhot_log.h"
 #include "pyhot_proto.h"
 
@@ -58,13 +59,28 @@ static int target_gone(pid_t pid)
 static int ping(struct cli_ctx *c, unsigned int timeout_ms, struct json_object **resp,
 		struct pyhot_err *err)
 {
-	int r = cli_agent_call(c, "ping", NULL, 0, timeout_ms, resp, err);
+	char n[16];
+	const char *kv[2] = { "history", n };
+	int r;
+
+	snprintf(n, sizeof(n), "%u", c->args->history);
+	r = cli_agent_call(c, "ping", kv, c->args->history ? 2 : 0, timeout_ms, resp, err);
 
 	if (r < 0 && *resp) {
 		json_object_put(*resp);
 		*resp = NULL;
 	}
 	return r;
+}
+
+/* Whether the agent says its baseline is recorded ("baseline" is absent
+ * from an older agent: then it cannot say). */
+static int baseline_ready(struct json_object *resp)
+{
+	struct json_object *v;
+
+	return !resp || !json_object_object_get_ex(resp, "baseline", &v) ||
+	       json_object_get_boolean(v);
 }
 
 static void explain_boot(struct cli_ctx *c, long ret, struct pyhot_err *err)
@@ -133,7 +149,11 @@ int cli_attach_ensure(struct cli_ctx *c, int *reused, struct pyhot_err *err)
 		pyhot_err_hint(err, "%s", pe.hint);
 		return r;
 	}
-	snprintf(boot_arg, sizeof(boot_arg), "sock=%s\n", c->sock);
+	if (a->history)
+		snprintf(boot_arg, sizeof(boot_arg), "sock=%s\nhistory=%u\n", c->sock,
+			 a->history);
+	else
+		snprintf(boot_arg, sizeof(boot_arg), "sock=%s\n", c->sock);
 	memset(&opts, 0, sizeof(opts));
 	opts.payload_path = payload;
 	opts.boot_symbol = PYHOT_BOOT_SYMBOL;
@@ -186,6 +206,24 @@ int cli_attach_ensure(struct cli_ctx *c, int *reused, struct pyhot_err *err)
 		sleep_ms(1);
 	}
 
+	/* The engine records the source of every module at its first safe
+	 * point (the agent takes the GIL for it at once). Until then an edit
+	 * would become part of the baseline and never be seen as a change:
+	 * wait for it, bounded, so that every edit after attach counts. */
+	while (!baseline_ready(resp) && now_ms() < deadline) {
+		sleep_ms(1);
+		json_object_put(resp);
+		resp = NULL;
+		pyhot_err_init(&pe);
+		if (ping(c, 1000, &resp, &pe) < 0)
+			break;
+	}
+	if (resp && !baseline_ready(resp))
+		fprintf(stderr, "pyhot: warning: pid %d reached no safe point within "
+			"%.1f s: the source of its modules is not recorded yet, and a file "
+			"edited before it is will not be seen as changed\n", (int)pid,
+			a->timeout_ms / 1000.0);
+
 out_report:
 	elapsed = now_ms() - t0;
 	cli_fmt_version(version, sizeof(version), resp, &c->t);
@@ -235,6 +273,20 @@ out_report:
 	if (resp)
 		json_object_put(resp);
 	return 0;
+}
+
+int cli_attach_quiet(struct cli_ctx *c, struct pyhot_err *err)
+{
+	int reused, quiet, r;
+
+	quiet = c->out->quiet;
+	c->out->quiet = 1;
+	r = cli_attach_ensure(c, &reused, err);
+	c->out->quiet = quiet;
+	if (r == 0 && !reused)
+		cli_out_verbose(c->out, "attached to pid %d, agent at %s", (int)c->args->pid,
+				c->sock);
+	return r;
 }
 
 int cli_cmd_attach(struct cli_ctx *c, struct pyhot_err *err)

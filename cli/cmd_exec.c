@@ -141,21 +141,15 @@ int cli_cmd_exec(struct cli_ctx *c, struct pyhot_err *err)
 	struct json_object *resp = NULL;
 	const char *kv[4];
 	char fname[PATH_MAX], *code = NULL;
-	int reused, quiet, r;
+	int r;
 
 	r = load_code(c, &code, fname, sizeof(fname), err);
 	if (r < 0)
 		return r;
-	/* Our stdout is the code's: the attach line goes to -v only. */
-	quiet = c->out->quiet;
-	c->out->quiet = 1;
-	r = cli_attach_ensure(c, &reused, err);
-	c->out->quiet = quiet;
+	/* Our stdout is the code's. */
+	r = cli_attach_quiet(c, err);
 	if (r < 0)
 		goto out_free;
-	if (!reused)
-		cli_out_verbose(c->out, "attached to pid %d, agent at %s", (int)a->pid,
-				c->sock);
 	kv[0] = "code";
 	kv[1] = code;
 	kv[2] = "filename";

@@ -5,6 +5,28 @@
 
 #include <json.h>
 
+/* "generation 7 (usermod); undo: pyhot rollback 123 usermod" per module
+ * that a generation was recorded for. */
+static void print_generations(struct json_object *resp, pid_t pid)
+{
+	struct json_object *mods = NULL, *m, *g;
+	size_t i, n;
+
+	if (!json_object_object_get_ex(resp, "modules", &mods) ||
+	    !json_object_is_type(mods, json_type_array))
+		return;
+	n = json_object_array_length(mods);
+	for (i = 0; i < n; i++) {
+		m = json_object_array_get_idx(mods, i);
+		if (!json_object_object_get_ex(m, "generation", &g) ||
+		    !json_object_is_type(g, json_type_int))
+			continue;
+		printf("generation %lld (%s); undo: pyhot rollback %d %s\n",
+		       (long long)json_object_get_int64(g), cli_json_str(m, "module"),
+		       (int)pid, cli_json_str(m, "module"));
+	}
+}
+
 int cli_cmd_refresh(struct cli_ctx *c, struct pyhot_err *err)
 {
 	const struct cli_args *a = c->args;
@@ -35,8 +57,12 @@ int cli_cmd_refresh(struct cli_ctx *c, struct pyhot_err *err)
 		cli_out_set(c->out, "dry_run", json_object_new_boolean(
 			json_object_object_get_ex(resp, "dry_run", &v) &&
 			json_object_get_boolean(v)));
-		if (!c->out->json && !c->out->quiet)
+		if (json_object_object_get_ex(resp, "safepoint", &v))
+			cli_out_set(c->out, "safepoint", json_object_get(v));
+		if (!c->out->json && !c->out->quiet) {
 			cli_fmt_refresh(stdout, resp, a->pid, a->verbose, c->out->color_out);
+			print_generations(resp, a->pid);
+		}
 	} else if (resp) {
 		struct json_object *e = NULL, *msg = NULL;
 

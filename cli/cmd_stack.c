@@ -287,17 +287,11 @@ int cli_cmd_stack(struct cli_ctx *c, struct pyhot_err *err)
 {
 	const struct cli_args *a = c->args;
 	struct json_object *resp = NULL, *v;
-	int reused, quiet, r;
+	int r;
 
-	quiet = c->out->quiet;
-	c->out->quiet = 1;
-	r = cli_attach_ensure(c, &reused, err);
-	c->out->quiet = quiet;
+	r = cli_attach_quiet(c, err);
 	if (r < 0)
 		return r;
-	if (!reused)
-		cli_out_verbose(c->out, "attached to pid %d, agent at %s", (int)a->pid,
-				c->sock);
 	/* Not cli_agent_call(): a timeout here is answered with the stacks of
 	 * every thread, not the main thread's alone. */
 	r = cli_call(c, "stack", NULL, 0, &resp, err);

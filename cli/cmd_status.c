@@ -37,17 +37,28 @@ static struct json_object *payload_fields(struct json_object *resp)
 
 int cli_cmd_status(struct cli_ctx *c, struct pyhot_err *err)
 {
+	static const char *const leaks_kv[] = { "leaks", "1" };
 	struct json_object *resp = NULL;
 	int r;
 
 	r = check_alive(c, err);
 	if (r < 0)
 		return r;
-	r = cli_agent_call(c, "status", NULL, 0, c->args->timeout_ms, &resp, err);
+	r = cli_agent_call(c, "status", c->args->leaks ? leaks_kv : NULL,
+			   c->args->leaks ? 2 : 0, c->args->timeout_ms, &resp, err);
 	if (r == 0) {
 		cli_out_set(c->out, "status", payload_fields(resp));
-		if (!c->out->json && !c->out->quiet)
-			cli_fmt_status(stdout, resp, c->args->pid);
+		if (!c->out->json && !c->out->quiet) {
+			/* the generations get a table of their own */
+			struct json_object *plain = payload_fields(resp);
+
+			json_object_object_del(plain, "history");
+			json_object_object_del(plain, "leaks");
+			cli_fmt_status(stdout, plain, c->args->pid);
+			json_object_put(plain);
+			cli_fmt_history(stdout, resp, c->args->verbose, c->out->color_out);
+			cli_fmt_leaks(stdout, resp, c->args->pid);
+		}
 	}
 	if (resp)
 		json_object_put(resp);

@@ -1,6 +1,7 @@
 /*
- * cmd_util.h: small pure helpers of cmd_ps.c and cmd_watch.c, declared here
- * for tests/unit/test_cli_cmds.c. Private to cli/.
+ * cmd_util.h: helpers shared by the commands that attach on their own
+ * (stack, watch, exec), and small pure helpers of cmd_ps.c and cmd_watch.c,
+ * declared here for tests/unit/test_cli_cmds.c. Private to cli/.
  */
 #ifndef PYHOT_CMD_UTIL_H
 #define PYHOT_CMD_UTIL_H
@@ -8,6 +9,15 @@
 #include <stddef.h>
 
 #include "cli.h"
+
+/*
+ * cli_attach_ensure() without its line on stdout, for commands whose
+ * stdout is their result (stack, exec): when an agent had to be started,
+ * "attached to pid N, agent at PATH" goes to stderr with -v only. The
+ * "attach" fields still go into the JSON document; errors are
+ * cli_attach_ensure()'s (cmd_attach.c).
+ */
+int cli_attach_quiet(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 
 /*
  * One safe-point request for stack, watch and exec (cmd_call.c): the

@@ -278,6 +278,9 @@ static void agent_serve(int fd)
 		return;   /* the client went away or stalled: nobody to answer */
 	}
 
+	/* Counted before it is handled, so that "status" counts itself as its
+	 * safe point does (pyhot_proto.h). */
+	atomic_fetch_add(&pyhot_agent.requests, 1);
 	text = agent_handle(frame, len, frame_error);
 	if (atomic_load(&stop_requested)) {
 		/* Detached: the socket is gone before the client hears so. */
@@ -287,9 +290,9 @@ static void agent_serve(int fd)
 		size_t n = strlen(text);
 
 		pyhot_frame_len_encode(hdr, (uint32_t)n);
-		if (write_full(fd, hdr, sizeof(hdr), pyhot_now() + AGENT_IO_TIMEOUT_S) == 0 &&
-		    write_full(fd, text, n, pyhot_now() + AGENT_IO_TIMEOUT_S) == 0) {
-			atomic_fetch_add(&pyhot_agent.requests, 1);
+		/* A client that went away misses its answer; nobody to tell. */
+		if (write_full(fd, hdr, sizeof(hdr), pyhot_now() + AGENT_IO_TIMEOUT_S) == 0) {
+			(void)write_full(fd, text, n, pyhot_now() + AGENT_IO_TIMEOUT_S);
 		}
 		free(text);
 	}

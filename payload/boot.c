@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "engine.h"
 #include "pyhot_proto.h"
 #include "safepoint.h"
 
@@ -75,7 +77,11 @@ static int parse_arg(const char *arg, char *sock, size_t size)
 			memcpy(sock, line + 5, n);
 			sock[n] = '\0';
 		}
-		/* Other keys (history=N) are the engine's, or from a newer CLI. */
+		if (strncmp(line, "history=", 8) == 0 && pyhot_patch_set_history_limit) {
+			/* plain C: no Python, no GIL; out of range is ignored */
+			pyhot_patch_set_history_limit(strtol(line + 8, NULL, 10));
+		}
+		/* Other keys are from a newer CLI. */
 		line = *end ? end + 1 : end;
 	}
 	return sock[0] == '/' ? 0 : -EINVAL;

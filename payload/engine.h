@@ -15,5 +15,11 @@ extern __typeof__(pyhot_patch_refresh) pyhot_patch_refresh
 	__attribute__((weak, visibility("hidden")));
 extern __typeof__(pyhot_patch_baseline_take) pyhot_patch_baseline_take
 	__attribute__((weak, visibility("hidden")));
+extern __typeof__(pyhot_patch_rollback) pyhot_patch_rollback
+	__attribute__((weak, visibility("hidden")));
+extern __typeof__(pyhot_patch_history_write) pyhot_patch_history_write
+	__attribute__((weak, visibility("hidden")));
+extern __typeof__(pyhot_patch_set_history_limit) pyhot_patch_set_history_limit
+	__attribute__((weak, visibility("hidden")));
 
 #endif /* PYHOT_ENGINE_H */

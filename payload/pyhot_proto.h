@@ -53,10 +53,17 @@ enum pyhot_boot_ret {
  * call on the main thread or, when the main thread does not take it within
  * PYHOT_PENDING_GRACE_MS, from a thread of the agent's that takes the GIL.
  *   ping     agent thread only; no Python.  -> {"pid","agent_uptime_s"}
+ *            "python_version": "3.11.7", the first word of Py_GetVersion()
  *   status   safe point.  -> interpreter, main thread, agent counters
+ *            agent.requests: requests read, this one included, failed ones
+ *            too (refused peers count in "refused" only). via_pending_call,
+ *            via_gil_thread, timeouts: how each safe-point job went, one job
+ *            per safe-point request that got that far plus the patch
+ *            engine's baseline job at boot; so their sum <= requests + 1.
  *   detach   agent thread stops, the socket is removed; the payload stays
  *            mapped (it is -z nodelete) and a later boot starts it again.
  *   refresh  safe point: patch engine (payload/patch/pyhot_patch.h)
+ *   rollback safe point: generation tracker (payload/patch/pyhot_patch.h)
  * Common request keys:
  *   timeout_ms   bound on reaching a safe point (default 5000)
  */

@@ -56,7 +56,8 @@ struct sp_job {
 #define SP_RUN_TIMEOUT_MS 60000
 
 static atomic_int live_gil_threads;
-static atomic_int baseline_done;
+static atomic_int baseline_done;    /* taken, or being taken */
+static atomic_int baseline_ready;   /* taken */
 static _Atomic int current_via;            /* enum pyhot_sp_via */
 static atomic_ulong main_ident;
 
@@ -146,6 +147,12 @@ static void baseline_maybe(void)
 	if (PyErr_Occurred()) {
 		PyErr_Clear();   /* the engine must leave none; never let one escape */
 	}
+	atomic_store(&baseline_ready, 1);
+}
+
+int pyhot_sp_baseline_ready(void)
+{
+	return !pyhot_patch_baseline_take || atomic_load(&baseline_ready);
 }
 
 /* Run the handler with the GIL held; leave the thread's exception state as
@@ -370,6 +377,11 @@ int pyhot_sp_call(const struct pyhot_verb *verb, const struct pyhot_req *req,
 	if (grace_ms < 0) {
 		grace_ms = PYHOT_PENDING_GRACE_MS;
 	}
+	if (strcmp(verb->name, "baseline") == 0) {
+		/* The attach waits for it: take the GIL at once rather than
+		 * after the main thread's grace period. */
+		grace_ms = 0;
+	}
 	job = job_new(verb, req, frame);
 	if (!job) {
 		free(frame);
@@ -487,6 +499,7 @@ void pyhot_sp_baseline_soon(void)
 	pthread_t t;
 
 	atomic_store(&baseline_done, 0);
+	atomic_store(&baseline_ready, 0);
 	if (!pyhot_patch_baseline_take) {
 		return;
 	}

@@ -74,6 +74,11 @@ int pyhot_sp_call(const struct pyhot_verb *verb, const struct pyhot_req *req,
  */
 void pyhot_sp_baseline_soon(void);
 
+/* Whether the baseline of this boot is recorded (or there is no engine to
+ * take one): `pyhot attach` waits for it, so that an edit made after the
+ * attach returns is always seen as a change. Any thread; no GIL. */
+int pyhot_sp_baseline_ready(void);
+
 /* How the handler that is running now reached its safe point (for "status";
  * valid only inside a handler). */
 enum pyhot_sp_via pyhot_sp_current_via(void);

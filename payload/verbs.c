@@ -19,8 +19,20 @@
 static int verb_ping(const struct pyhot_req *req, struct jsonw *out,
 		     struct pyhot_err *err)
 {
+	long history = pyhot_req_get_ulong(req, "history", 0);
+	const char *version = Py_GetVersion();
+
+	/* `pyhot attach --history N` on an agent already there */
+	if (history > 0 && pyhot_patch_set_history_limit) {
+		pyhot_patch_set_history_limit(history);
+	}
 	jsonw_key_int(out, "pid", getpid());
 	jsonw_key_double(out, "agent_uptime_s", pyhot_agent_uptime());
+	jsonw_key_bool(out, "baseline", pyhot_sp_baseline_ready());
+	/* Py_GetVersion() runs no Python: it formats compile-time strings into
+	 * a static buffer, without the GIL. "3.11.7 (main, ...)" -> "3.11.7". */
+	jsonw_key(out, "python_version");
+	jsonw_strn(out, version, strcspn(version, " \t\n"));
 	return 0;
 }
 
@@ -217,7 +229,7 @@ static long os_thread_count(void)
 	return n;
 }
 
-/* status, "agent": its counters. */
+/* status, "agent": its counters, as pyhot_proto.h defines them. */
 static void status_agent(struct jsonw *out)
 {
 	char last[sizeof(pyhot_agent.last_error)];
@@ -245,9 +257,15 @@ static void status_agent(struct jsonw *out)
 static int verb_status(const struct pyhot_req *req, struct jsonw *out,
 		       struct pyhot_err *err)
 {
+	const char *leaks = pyhot_req_get(req, "leaks");
+
 	status_interpreter(out);
 	status_threads(out);
 	status_agent(out);
+	if (pyhot_patch_history_write) {
+		return pyhot_patch_history_write(out, leaks && strcmp(leaks, "0") != 0,
+						 err);
+	}
 	return 0;
 }
 
@@ -262,11 +280,23 @@ static int verb_refresh(const struct pyhot_req *req, struct jsonw *out,
 	return pyhot_patch_refresh(req, out, err);
 }
 
+/* rollback: safe point, GIL held; the generation tracker's. */
+static int verb_rollback(const struct pyhot_req *req, struct jsonw *out,
+			 struct pyhot_err *err)
+{
+	if (!pyhot_patch_rollback) {
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, getpid(), "rollback",
+				     "this payload was built without the patch engine");
+	}
+	return pyhot_patch_rollback(req, out, err);
+}
+
 const struct pyhot_verb pyhot_verbs[] = {
 	{ "ping",    PYHOT_VERB_AGENT,  verb_ping },
 	{ "status",  PYHOT_VERB_PYTHON, verb_status },
 	{ "detach",  PYHOT_VERB_AGENT,  verb_detach },
 	{ "refresh", PYHOT_VERB_PYTHON, verb_refresh },
+	{ "rollback", PYHOT_VERB_PYTHON, verb_rollback },
 	{ "stack",   PYHOT_VERB_PYTHON, pyhot_verb_stack },
 	{ "exec",    PYHOT_VERB_PYTHON, pyhot_verb_exec },
 	{ NULL, PYHOT_VERB_AGENT, NULL },

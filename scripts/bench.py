@@ -13,15 +13,33 @@ thread ticks every 1 ms and records the largest gap) is started and:
   - the same with gdb -p PID -batch calling PyGILState_Ensure /
     PyRun_SimpleString / PyGILState_Release on another fresh target.
 Runs alternate pyhot and gdb so that both see the same machine. Prints the
-medians (and the 10th/90th percentiles) and the ratios. Figures only, no
+medians (and the 10th/90th percentiles) and the ratios.
+
+Then refresh, on the same interpreter (--refresh-runs N, default 20,
+BENCH_REFRESH_RUNS; --no-refresh skips it):
+  - modules of 10, 100 and 1000 top-level function definitions, one
+    function changed per refresh: the time the refresh ran inside the target
+    (the agent's "safepoint" "run_ms") and the `pyhot refresh` wall time,
+    against `importlib.reload` of the same module timed inside a process of
+    its own (same interpreter, bytecode writing off in both);
+  - a module with one class whose method changed, in a target holding 0 and
+    one holding 1,000,000 live instances of it: the cost must not grow with
+    the instances.
+The target's main thread sleeps 1 ms in a loop, so a safe point comes
+within a millisecond. The first refresh of each module (it parses the
+baseline once) is a warm-up and is not counted. Figures only, no
 assertions.
 """
 import argparse
+import json
 import os
 import shutil
+import socket
 import statistics
+import struct
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -101,11 +119,256 @@ def pct(xs, q):
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
+# ---- refresh --------------------------------------------------------------
+
+DEF_SIZES = (10, 100, 1000)
+INSTANCES = 1000000
+
+# The target of the refresh rows: imports the given modules from DIR, makes
+# COUNT instances of benchcls.C when asked, says ready, and sleeps 1 ms in a
+# loop (a safe point within a millisecond).
+REFRESH_TARGET = r"""
+import gc, importlib, os, sys, time
+sys.dont_write_bytecode = True
+sys.path.insert(0, sys.argv[1])
+mods = [importlib.import_module(m) for m in sys.argv[2].split(",")]
+count = int(sys.argv[3])
+if count:
+    import benchcls
+    live = [benchcls.C(i) for i in range(count)]
+    gc.collect()
+print("ready", os.getpid(), flush=True)
+while True:
+    time.sleep(0.001)
+"""
+
+# importlib.reload of the same modules, in a process of its own: for each
+# module, write each of its versions (spec file: {name: [text, ...]}) and
+# time the reload that follows.
+RELOAD_DRIVER = r"""
+import importlib, json, sys, time
+sys.dont_write_bytecode = True
+sys.path.insert(0, sys.argv[1])
+with open(sys.argv[2]) as f:
+    spec = json.load(f)
+out = {}
+for name, versions in spec.items():
+    m = importlib.import_module(name)
+    path = m.__file__
+    xs = []
+    for i, text in enumerate(versions):
+        with open(path, "w") as f:
+            f.write(text)
+        t0 = time.perf_counter()
+        importlib.reload(m)
+        dt = (time.perf_counter() - t0) * 1e3
+        if i:
+            xs.append(dt)      # the first one is a warm-up, as for pyhot
+    out[name] = xs
+print(json.dumps(out))
+"""
+
+
+def defs_text(n, version):
+    """n top-level functions; f<n/2> carries the version."""
+    parts = ['"""bench module: %d top-level functions."""\nimport os\n' % n]
+    for i in range(n):
+        parts.append("def f%d(x, y=1):\n    z = x * %d + y\n    return z + %s\n"
+                     % (i, i, version if i == n // 2 else 0))
+    return "\n\n".join(parts)
+
+
+def cls_text(version):
+    """One class; C.target carries the version."""
+    methods = "".join("    def m%d(self):\n        return self.i + %d\n\n" % (k, k)
+                      for k in range(10))
+    return ('"""bench module: one class."""\n\n\nclass C:\n'
+            "    def __init__(self, i):\n        self.i = i\n\n%s"
+            "    def target(self):\n        return self.i * 2 + %s\n" % (methods, version))
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def agent_call(pid, verb, pairs=(), timeout=60):
+    """One request to the agent, straight over its socket (the wire format of
+    payload/pyhot_proto.h); the response as a dict."""
+    body = b"".join(x.encode() + b"\0" for x in [verb] + [v for kv in pairs for v in kv])
+    path = "/proc/%d/root/tmp/pyhot-%d/agent-%d.sock" % (pid, os.geteuid(), pid)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+        s.sendall(struct.pack("<I", len(body)) + body)
+        data = b""
+        while True:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    (n,) = struct.unpack("<I", data[:4])
+    return json.loads(data[4:4 + n].decode())
+
+
+class RefreshTarget:
+    def __init__(self, python, moddir, modules, count):
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        env.pop("PYTHONPATH", None)
+        self.p = subprocess.Popen([python, "-c", REFRESH_TARGET, moddir, ",".join(modules),
+                                   str(count)], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, universal_newlines=True, env=env)
+        self.pid = self.p.pid
+        line = self.p.stdout.readline()
+        if not line.startswith("ready"):
+            self.close()
+            raise RuntimeError("refresh target did not start: %r" % line)
+        p = subprocess.run([PYHOT, "attach", str(self.pid)], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+        if p.returncode:
+            self.close()
+            raise RuntimeError("pyhot attach: exit %d: %s" % (p.returncode, p.stderr.strip()))
+        # The baseline is read at the agent's first safe point, which attach
+        # does not wait for: a status round trip does.
+        subprocess.run([PYHOT, "status", str(self.pid)], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60)
+
+    def close(self):
+        Ticker.close(self)
+
+
+def one_changed(resp, name):
+    """None when resp is a successful refresh of name that changed exactly one
+    function or method (a class holding it is reported too, "in place");
+    else what went wrong."""
+    if not resp.get("ok"):
+        return "refresh %s: %s" % (name, resp.get("error", {}).get("message", resp))
+    mods = resp.get("modules") or []
+    got = [(c.get("action"), c.get("kind"), c.get("detail")) for m in mods
+           for c in m.get("changes", []) if c.get("action") != "kept"]
+    fns = [g for g in got if g[:2] in (("changed", "function"), ("changed", "method"))]
+    rest = [g for g in got if g not in fns and g != ("changed", "class", "in place")]
+    if len(mods) != 1 or len(fns) != 1 or rest:
+        return "refresh %s: expected one function changed, got %s" % (name, got)
+    return None
+
+
+def refresh_series(t, name, path, make, runs, res, key, failures):
+    """Refresh name in t once per version 0 .. runs (version 0 is the
+    warm-up), writing make(version) first: res[key + "_run"] gets the
+    in-target run_ms, res[key + "_cli"] the wall time of `pyhot refresh`.
+    When the CLI's JSON carries no "safepoint", each version is refreshed
+    twice: by the CLI (wall time), then, after a change of the same size
+    (version + 0.5), straight over the socket (run_ms). Returns the version
+    last written."""
+    res.setdefault(key + "_run", [])
+    res.setdefault(key + "_cli", [])
+    last = None
+    for v in range(1, runs + 2):
+        write(path, make(v))
+        last = v
+        wall, p = timed([PYHOT, "refresh", str(t.pid), name, "--json"])
+        try:
+            resp = json.loads(p.stdout)
+        except ValueError:
+            resp = {"ok": False, "error": {"message": "exit %d: %s" % (
+                p.returncode, p.stderr.strip())}}
+        bad = one_changed(resp, name)
+        if bad:
+            failures.append(bad)
+            continue
+        sp = resp.get("safepoint")
+        if sp is None:
+            write(path, make(v + 0.5))
+            last = v + 0.5
+            resp = agent_call(t.pid, "refresh", [("module", name)])
+            bad = one_changed(resp, name)
+            if bad:
+                failures.append(bad + " (socket)")
+                continue
+            sp = resp.get("safepoint") or {}
+        if v == 1:
+            continue
+        res[key + "_cli"].append(wall)
+        res[key + "_run"].append(sp.get("run_ms", float("nan")))
+    return last
+
+
+def bench_refresh(python, runs, res, failures):
+    tmp = tempfile.mkdtemp(prefix="pyhot-bench-")
+    targets = []
+    try:
+        hot, cold, many = (os.path.join(tmp, d) for d in ("hot", "cold", "many"))
+        makers = {"benchdefs%d" % n: (lambda v, n=n: defs_text(n, v)) for n in DEF_SIZES}
+        for d in (hot, cold):
+            os.mkdir(d)
+            for name, make in makers.items():
+                write(os.path.join(d, name + ".py"), make(0))
+        os.mkdir(many)
+        for d in (hot, many):
+            write(os.path.join(d, "benchcls.py"), cls_text(0))
+
+        # importlib.reload in a process of its own: versions 1 .. runs + 1,
+        # the first a warm-up.
+        spec = {name: [make(v) for v in range(1, runs + 2)] for name, make in makers.items()}
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        env.pop("PYTHONPATH", None)
+        spec_path = os.path.join(tmp, "reload.json")
+        with open(spec_path, "w") as f:
+            json.dump(spec, f)
+        p = subprocess.run([python, "-c", RELOAD_DRIVER, cold, spec_path],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=300, env=env)
+        if p.returncode:
+            failures.append("importlib.reload driver: exit %d: %s" % (
+                p.returncode, p.stderr.strip()[-300:]))
+        else:
+            for name, xs in json.loads(p.stdout).items():
+                res["reload_" + name] = xs
+
+        # pyhot refresh of the same modules, and of the class with no instance.
+        t = RefreshTarget(python, hot, list(makers) + ["benchcls"], 0)
+        targets.append(t)
+        for name, make in makers.items():
+            refresh_series(t, name, os.path.join(hot, name + ".py"), make, runs, res, name,
+                           failures)
+        refresh_series(t, "benchcls", os.path.join(hot, "benchcls.py"), cls_text, runs, res,
+                       "cls0", failures)
+
+        # The class again, in a target holding 1,000,000 instances of it.
+        t = RefreshTarget(python, many, ["benchcls"], INSTANCES)
+        targets.append(t)
+        last = refresh_series(t, "benchcls", os.path.join(many, "benchcls.py"), cls_text,
+                              runs, res, "cls1m", failures)
+        check = subprocess.run([PYHOT, "exec", str(t.pid), "-c",
+                                "import __main__\n"
+                                "(len(__main__.live), __main__.live[7].target())"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               universal_newlines=True, timeout=60)
+        want = "(%d, %r)" % (INSTANCES, 7 * 2 + last)
+        if check.stdout.strip() != want:
+            failures.append("1M instances: (len(live), live[7].target()) after the refreshes: "
+                            "%r, expected %r %s" % (check.stdout.strip(), want,
+                                                    check.stderr.strip()))
+    except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as e:
+        failures.append("refresh bench: %s" % e)
+    finally:
+        for t in targets:
+            t.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "20")))
     ap.add_argument("--python", default=os.environ.get("BENCH_PYTHON", DEFAULT_PY))
     ap.add_argument("--no-gdb", action="store_true")
+    ap.add_argument("--refresh-runs", type=int,
+                    default=int(os.environ.get("BENCH_REFRESH_RUNS", "20")))
+    ap.add_argument("--no-refresh", action="store_true")
+    ap.add_argument("--no-attach", action="store_true", help="skip the attach rows")
     args = ap.parse_args()
     if not os.access(PYHOT, os.X_OK):
         sys.exit("bench: no %s; run make first" % PYHOT)
@@ -117,14 +380,13 @@ def main():
                              stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
     print("bench: %d runs, target CPython %s (%s), %d CPUs" % (
         args.runs, version, args.python, os.cpu_count()), flush=True)
-    for i in range(args.runs):
+    for i in range(0 if args.no_attach else args.runs):
         t = Ticker(args.python)
         try:
             wall, frz, during, quiet, p = freeze(t, [PYHOT, "attach", str(t.pid), "--json"])
             if p.returncode:
                 failures.append("pyhot attach: exit %d: %s" % (p.returncode, p.stderr.strip()))
             else:
-                import json
                 j = json.loads(p.stdout)
                 res["stopped_ms"].append(j.get("inject", {}).get("stopped_ms", float("nan")))
                 res["attach_ms"].append(wall)
@@ -150,17 +412,68 @@ def main():
                 t.close()
         if sys.stdout.isatty():
             print("  run %2d/%d" % (i + 1, args.runs), end="\r", flush=True)
-    if sys.stdout.isatty():
+    if sys.stdout.isatty() and not args.no_attach:
         print(" " * 20)
+    if not args.no_refresh:
+        bench_refresh(args.python, max(1, args.refresh_runs), res, failures)
 
     def row(label, key):
-        xs = res[key]
+        xs = [x for x in res.get(key, []) if x == x]
         if not xs:
             print("  %-46s %10s" % (label, "-"))
             return
         print("  %-46s %10.2f %10.2f %10.2f %4d" % (
             label, statistics.median(xs), pct(xs, 0.1), pct(xs, 0.9), len(xs)))
 
+    if not args.no_attach:
+        attach_rows(row, res, use_gdb)
+    if not args.no_refresh:
+        refresh_rows(row, res)
+    if failures:
+        print("\n%d failed runs:" % len(failures))
+        for f in failures[:10]:
+            print("  " + f)
+
+
+def ratio(a, b):
+    return a / b if b and b == b else float("nan")
+
+
+def med(res, key):
+    xs = [x for x in res.get(key, []) if x == x]
+    return statistics.median(xs) if xs else float("nan")
+
+
+def refresh_rows(row, res):
+    print("\n  refresh with one function changed, medians in ms (the first refresh of "
+          "each module, a warm-up, not counted)")
+    print("  %-12s %14s %14s %16s %14s %14s" % (
+        "module", "pyhot in", "pyhot CLI", "importlib.reload", "reload /", "reload /"))
+    print("  %-12s %14s %14s %16s %14s %14s" % (
+        "", "target run_ms", "wall", "own process", "pyhot run_ms", "pyhot wall"))
+    for n in DEF_SIZES:
+        name = "benchdefs%d" % n
+        run, cli, rel = med(res, name + "_run"), med(res, name + "_cli"), \
+            med(res, "reload_" + name)
+        print("  %-12s %14.3f %14.2f %16.3f %13.1fx %13.1fx" % (
+            "%d defs" % n, run, cli, rel, ratio(rel, run), ratio(rel, cli)))
+    print()
+    print("  %-46s %10s %10s %10s %4s" % ("ms", "median", "p10", "p90", "n"))
+    for n in DEF_SIZES:
+        name = "benchdefs%d" % n
+        row("%d defs: pyhot refresh, in the target" % n, name + "_run")
+        row("%d defs: pyhot refresh, CLI wall time" % n, name + "_cli")
+        row("%d defs: importlib.reload, own process" % n, "reload_" + name)
+    row("class, 0 instances: refresh in the target", "cls0_run")
+    row("class, 1,000,000 instances: in the target", "cls1m_run")
+    row("class, 0 instances: CLI wall time", "cls0_cli")
+    row("class, 1,000,000 instances: CLI wall time", "cls1m_cli")
+    print("\n  method changed, 1,000,000 live instances / none:  in the target %.2fx, "
+          "CLI wall %.2fx" % (ratio(med(res, "cls1m_run"), med(res, "cls0_run")),
+                              ratio(med(res, "cls1m_cli"), med(res, "cls0_cli"))))
+
+
+def attach_rows(row, res, use_gdb):
     print("  %-46s %10s %10s %10s %4s" % ("ms", "median", "p10", "p90", "n"))
     row("pyhot attach, fresh target (full injection)", "attach_ms")
     row("pyhot attach, agent already there (reuse)", "reuse_ms")
@@ -181,10 +494,6 @@ def main():
         else:
             print("  target freeze, gdb / pyhot:      > %.0fx (pyhot's freeze %.3f ms is "
                   "below the ticker's noise; ratio against 0.05 ms)" % (gf / 0.05, f))
-    if failures:
-        print("\n%d failed runs:" % len(failures))
-        for f in failures[:10]:
-            print("  " + f)
 
 
 if __name__ == "__main__":

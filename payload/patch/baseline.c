@@ -54,6 +54,23 @@ void pyhot_baseline_set_table(struct pyhot_baseline *b,
 	b->has_table = 1;
 }
 
+void pyhot_baseline_drop(const char *module)
+{
+	struct pyhot_baseline **pp, *b;
+
+	for (pp = &baselines; (b = *pp) != NULL; pp = &b->next) {
+		if (strcmp(b->module, module) == 0) {
+			*pp = b->next;
+			pyhot_stmt_recs_free(b->recs, b->nrecs);
+			free(b->module);
+			free(b->file);
+			free(b->src);
+			free(b);
+			return;
+		}
+	}
+}
+
 int pyhot_baseline_put(const char *module, const char *file, const char *src,
 		       size_t len)
 {

@@ -51,6 +51,7 @@ int pyhot_ops_add(struct pyhot_ops *o, enum pyhot_op_kind kind,
 	op = &o->v[o->n++];
 	memset(op, 0, sizeof(*op));
 	op->kind = kind;
+	op->tag = o->tag;
 	Py_XINCREF(target);
 	Py_XINCREF(key);
 	Py_XINCREF(value);
@@ -130,6 +131,22 @@ static int replace_contents(PyObject *c, PyObject *with)
 	return PyErr_Occurred() ? -1 : 0;
 }
 
+/* PYHOT_OP_REMOVE: old is the index the item had (for the undo). */
+static int list_remove_last(struct pyhot_op *op)
+{
+	Py_ssize_t i;
+
+	for (i = PyList_Size(op->target); i-- > 0;) {
+		if (PyList_GetItem(op->target, i) == op->value) {
+			op->old = PyLong_FromSsize_t(i);
+			if (!op->old)
+				return -1;
+			return PySequence_DelItem(op->target, i);
+		}
+	}
+	return 0;   /* already gone */
+}
+
 static int do_op(struct pyhot_op *op)
 {
 	switch (op->kind) {
@@ -165,6 +182,8 @@ static int do_op(struct pyhot_op *op)
 		return PyList_Append(op->target, op->value);
 	case PYHOT_OP_CLEARCACHE:
 		return 0;   /* second pass, see pyhot_ops_apply() */
+	case PYHOT_OP_REMOVE:
+		return list_remove_last(op);
 	}
 	return 0;
 }
@@ -194,14 +213,36 @@ static void undo_op(struct pyhot_op *op)
 		break;
 	case PYHOT_OP_CLEARCACHE:
 		break;
+	case PYHOT_OP_REMOVE:
+		if (op->old)
+			(void)PyList_Insert(op->target, PyLong_AsSsize_t(op->old),
+					    op->value);
+		break;
 	}
 	PyErr_Clear();
+}
+
+/* Undo the first n ops of o: closures first (a __code__ setter refuses a
+ * code whose free variables do not fit the closure in place), then the
+ * others newest first. */
+static void undo_ops(struct pyhot_ops *o, size_t n)
+{
+	size_t j;
+
+	for (j = n; j-- > 0;) {
+		if (o->v[j].kind == PYHOT_OP_SETCLOSURE)
+			undo_op(&o->v[j]);
+	}
+	for (j = n; j-- > 0;) {
+		if (o->v[j].kind != PYHOT_OP_SETCLOSURE)
+			undo_op(&o->v[j]);
+	}
 }
 
 int pyhot_ops_apply(struct pyhot_ops *o)
 {
 	PyObject *t, *v, *tb, *r;
-	size_t i, j;
+	size_t i;
 
 	for (i = 0; i < o->n; i++) {
 		if (do_op(&o->v[i]) < 0)
@@ -220,8 +261,105 @@ int pyhot_ops_apply(struct pyhot_ops *o)
 	return 0;
 undo:
 	PyErr_Fetch(&t, &v, &tb);
-	for (j = i; j-- > 0;)
-		undo_op(&o->v[j]);
+	undo_ops(o, i);
 	PyErr_Restore(t, v, tb);
 	return -1;
+}
+
+int pyhot_ops_take(struct pyhot_ops *from, int tag, struct pyhot_ops *to)
+{
+	size_t i, kept = 0;
+
+	for (i = 0; i < from->n; i++) {
+		struct pyhot_op *op = &from->v[i];
+
+		if (op->tag != tag) {
+			from->v[kept++] = *op;
+			continue;
+		}
+		if (to->n == to->cap) {
+			size_t cap = to->cap ? to->cap * 2 : 64;
+			struct pyhot_op *v = realloc(to->v, cap * sizeof(*v));
+
+			if (!v) {
+				/* keep the rest in `from`, in order */
+				memmove(&from->v[kept], op, (from->n - i) * sizeof(*op));
+				from->n = kept + (from->n - i);
+				PyErr_NoMemory();
+				return -1;
+			}
+			to->v = v;
+			to->cap = cap;
+		}
+		to->v[to->n++] = *op;   /* the references move with it */
+	}
+	from->n = kept;
+	return 0;
+}
+
+/* Queue the op that undoes op (applied) on inv. */
+static int invert_one(const struct pyhot_op *op, struct pyhot_ops *inv)
+{
+	switch (op->kind) {
+	case PYHOT_OP_SETATTR:
+	case PYHOT_OP_DELATTR:
+		if (op->old)
+			return pyhot_ops_add(inv, PYHOT_OP_SETATTR, op->target, op->key,
+					     op->old);
+		if (op->kind == PYHOT_OP_DELATTR)
+			return 0;   /* deleted nothing */
+		return pyhot_ops_add(inv, PYHOT_OP_DELATTR, op->target, op->key, NULL);
+	case PYHOT_OP_SETITEM:
+	case PYHOT_OP_DELITEM:
+		if (op->old)
+			return pyhot_ops_add(inv, PYHOT_OP_SETITEM, op->target, op->key,
+					     op->old);
+		if (op->kind == PYHOT_OP_DELITEM)
+			return 0;
+		return pyhot_ops_add(inv, PYHOT_OP_DELITEM, op->target, op->key, NULL);
+	case PYHOT_OP_SETCLOSURE:
+		return pyhot_ops_add(inv, PYHOT_OP_SETCLOSURE, op->target, NULL, op->old);
+	case PYHOT_OP_REPLACE:
+		return pyhot_ops_add(inv, PYHOT_OP_REPLACE, op->target, NULL, op->old);
+	case PYHOT_OP_APPEND:
+		return pyhot_ops_add(inv, PYHOT_OP_REMOVE, op->target, NULL, op->value);
+	case PYHOT_OP_REMOVE:
+		if (!op->old)
+			return 0;
+		return pyhot_ops_add(inv, PYHOT_OP_APPEND, op->target, NULL, op->value);
+	case PYHOT_OP_CLEARCACHE:
+		/* results computed by the code being undone are stale too */
+		return pyhot_ops_add(inv, PYHOT_OP_CLEARCACHE, op->target, NULL, NULL);
+	}
+	return 0;
+}
+
+int pyhot_ops_invert(const struct pyhot_ops *done, struct pyhot_ops *inv)
+{
+	size_t j;
+
+	for (j = done->n; j-- > 0;) {
+		if (done->v[j].kind == PYHOT_OP_SETCLOSURE &&
+		    invert_one(&done->v[j], inv) < 0)
+			return -1;
+	}
+	for (j = done->n; j-- > 0;) {
+		if (done->v[j].kind != PYHOT_OP_SETCLOSURE &&
+		    invert_one(&done->v[j], inv) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void pyhot_ops_each(const struct pyhot_ops *o, int what,
+		    void (*fn)(PyObject *obj, void *arg), void *arg)
+{
+	size_t i;
+
+	for (i = 0; i < o->n; i++) {
+		PyObject *x = what ? o->v[i].old : o->v[i].value;
+
+		if (x && !(what && o->v[i].kind == PYHOT_OP_REMOVE))
+			fn(x, arg);
+	}
 }

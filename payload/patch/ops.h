@@ -16,17 +16,23 @@ enum pyhot_op_kind {
 	PYHOT_OP_REPLACE,     /* list/dict/set target gets value's contents */
 	PYHOT_OP_APPEND,      /* list target.append(value) */
 	PYHOT_OP_CLEARCACHE,  /* target.cache_clear(), after all the others */
+	PYHOT_OP_REMOVE,      /* list target loses its last item that is value */
 };
 
 struct pyhot_op {
 	enum pyhot_op_kind kind;
 	PyObject *target, *key, *value;   /* owned */
 	PyObject *old;                    /* owned: what the op replaced */
+	int tag;                          /* the ops' tag when it was queued */
 };
 
+/* tag: stamped on each op as it is queued; a refresh of several modules
+ * sets it to the module's index, so that each module's ops can be taken
+ * apart into its own generation afterwards. */
 struct pyhot_ops {
 	struct pyhot_op *v;
 	size_t n, cap;
+	int tag;
 };
 
 void pyhot_ops_init(struct pyhot_ops *o);
@@ -42,5 +48,20 @@ int pyhot_ops_add_attr(struct pyhot_ops *o, enum pyhot_op_kind kind,
 /* Perform every op in order. On failure, undo the ones done and return -1
  * with the failure's exception set. */
 int pyhot_ops_apply(struct pyhot_ops *o);
+
+/* Move the ops of `from` whose tag is `tag` to the end of `to`, keeping
+ * their order and references. */
+int pyhot_ops_take(struct pyhot_ops *from, int tag, struct pyhot_ops *to);
+
+/* Queue on `inv` the ops that undo the applied ops of `done` (newest
+ * first; closures first, as a __code__ setter wants the closure that fits
+ * it already in place). 0, or -1 with a Python exception set. */
+int pyhot_ops_invert(const struct pyhot_ops *done, struct pyhot_ops *inv);
+
+/* Objects an applied op installed or replaced, for the generation tracker's
+ * bookkeeping: calls fn(obj, arg) on each value (what=0) or each old
+ * (what=1) that is not NULL. */
+void pyhot_ops_each(const struct pyhot_ops *o, int what,
+		    void (*fn)(PyObject *obj, void *arg), void *arg);
 
 #endif /* PYHOT_PATCH_OPS_H */

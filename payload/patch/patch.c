@@ -21,6 +21,7 @@
  *     dict as locals (so nothing live is written).
  * Apply (ops.c): the queued sets run in one go and are undone if one fails.
  */
+#include "history.h"
 #include "ops.h"
 #include "pyhot_patch.h"
 
@@ -34,12 +35,9 @@
 
 #define STEP "refresh"
 
-struct change {
-	const char *action;   /* static string */
-	const char *kind;     /* static string */
-	char *name;
-	char *detail;
-};
+#define NO_BASELINE_WARNING \
+	"no baseline (module imported after attach?): functions and classes " \
+	"were patched in place; statements binding existing names were not re-run"
 
 struct modplan {
 	char module[512];
@@ -52,8 +50,9 @@ struct modplan {
 	size_t nrecs;
 	int has_table;
 	int flags;                    /* the new source's __future__ flags */
-	struct change *ch;
+	struct pyhot_change *ch;
 	size_t nch, cap;
+	long generation;              /* recorded after apply, or 0 */
 };
 
 struct engine {
@@ -81,6 +80,9 @@ struct engine {
 	PyObject *nscls;     /* dict subclass reading misses from L, or NULL */
 	int flags;           /* __future__ compiler flags of the new source */
 	long cur_line;       /* statement being run, for error messages */
+	PyObject *built;     /* list: objects built only to be taken apart
+			      * (their code moved into live functions), which
+			      * the generation tracker watches die */
 };
 
 /* ---------------------------------------------------------------- report */
@@ -93,13 +95,13 @@ static int change_add(struct engine *e, const char *action, const char *kind,
 		      const char *name, const char *fmt, ...)
 {
 	struct modplan *mp = e->mp;
-	struct change *c;
+	struct pyhot_change *c;
 	char buf[512];
 	va_list ap;
 
 	if (mp->nch == mp->cap) {
 		size_t cap = mp->cap ? mp->cap * 2 : 16;
-		struct change *v = realloc(mp->ch, cap * sizeof(*v));
+		struct pyhot_change *v = realloc(mp->ch, cap * sizeof(*v));
 
 		if (!v) {
 			PyErr_NoMemory();
@@ -899,6 +901,8 @@ static int transplant(struct engine *e, PyObject *live, PyObject *new,
 	}
 	id = id_of(live);
 	if (!id || PySet_Add(e->patched, id) < 0)
+		goto out;
+	if (live != new && PyList_Append(e->built, new) < 0)
 		goto out;
 	if (mode == TP_FULL) {
 		for (k = 0; attrs[k]; k++) {
@@ -3153,7 +3157,7 @@ static void engine_release(struct engine *e)
 		&e->t_Lambda, &e->t_ListComp, &e->t_SetComp, &e->t_DictComp,
 		&e->t_GeneratorExp, &e->t_function, &e->t_code, &e->t_classmethod,
 		&e->t_staticmethod, &e->t_property, &e->t_cell, &e->t_partial, &e->enummeta,
-		&e->modname, &e->fileobj,
+		&e->modname, &e->fileobj, &e->built,
 	};
 	size_t i;
 
@@ -3194,6 +3198,9 @@ static int engine_init(struct engine *e, int dry_run)
 	memset(e, 0, sizeof(*e));
 	pyhot_ops_init(&e->ops);
 	e->dry_run = dry_run;
+	e->built = PyList_New(0);
+	if (!e->built)
+		return -1;
 	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		m = PyImport_ImportModule(want[i].mod);
 		if (!m)
@@ -3323,7 +3330,8 @@ static int fail_py(struct engine *e, struct modplan *mp, struct jsonw *out,
 			     "%s%s: %s: %s", what, file, tname, mtext);
 }
 
-static void write_module(struct jsonw *out, struct modplan *mp)
+void pyhot_patch_write_changes(struct jsonw *out, const struct pyhot_change *ch,
+			       size_t nch)
 {
 	static const char *const actions[] = { "changed", "added", "removed",
 					       "kept", "failed" };
@@ -3331,18 +3339,10 @@ static void write_module(struct jsonw *out, struct modplan *mp)
 	size_t i;
 	int k;
 
-	jsonw_object_begin(out);
-	jsonw_key_str(out, "module", mp->module);
-	jsonw_key_str(out, "file", mp->file);
-	if (mp->nobaseline)
-		jsonw_key_str(out, "warning",
-			      "no baseline (module imported after attach?): functions and "
-			      "classes were patched in place; statements binding existing "
-			      "names were not re-run");
 	jsonw_key(out, "changes");
 	jsonw_array_begin(out);
-	for (i = 0; i < mp->nch; i++) {
-		struct change *c = &mp->ch[i];
+	for (i = 0; i < nch; i++) {
+		const struct pyhot_change *c = &ch[i];
 
 		jsonw_object_begin(out);
 		jsonw_key_str(out, "action", c->action);
@@ -3361,6 +3361,23 @@ static void write_module(struct jsonw *out, struct modplan *mp)
 	for (k = 0; k < 5; k++)
 		jsonw_key_int(out, actions[k], counts[k]);
 	jsonw_object_end(out);
+}
+
+void pyhot_patch_write_module(struct jsonw *out, const char *module,
+			      const char *file, const char *warning,
+			      const struct pyhot_change *ch, size_t nch,
+			      long generation)
+{
+	jsonw_object_begin(out);
+	jsonw_key_str(out, "module", module);
+	jsonw_key_str(out, "file", file);
+	if (warning)
+		jsonw_key_str(out, "warning", warning);
+	pyhot_patch_write_changes(out, ch, nch);
+	if (generation > 0)
+		jsonw_key_int(out, "generation", generation);
+	else
+		jsonw_key_str(out, "generation", NULL);   /* null */
 	jsonw_object_end(out);
 }
 
@@ -3467,6 +3484,7 @@ int pyhot_patch_refresh(const struct pyhot_req *req, struct jsonw *out,
 			goto out;
 		}
 		b = pyhot_baseline_find(mp->module);
+		e.ops.tag = (int)i;   /* each module's ops become its generation */
 		Py_INCREF(mod);
 		r = plan_module(&e, mod, b);
 		Py_DECREF(mod);
@@ -3481,8 +3499,20 @@ int pyhot_patch_refresh(const struct pyhot_req *req, struct jsonw *out,
 	}
 	if (!dry_run) {
 		for (i = 0; i < nmods; i++) {
-			struct pyhot_baseline *b;
+			struct pyhot_baseline *b = pyhot_baseline_find(plans[i].module);
+			long gen;
 
+			/* The undo log moves into the module's generation; what
+			 * the plan built for nothing is watched by the first. */
+			gen = pyhot_history_record(plans[i].module, plans[i].file, &e.ops,
+						   (int)i, b ? b->src : NULL, b ? b->len : 0,
+						   plans[i].newsrc, plans[i].newlen,
+						   plans[i].ch, plans[i].nch, e.built);
+			if (gen < 0)
+				PyErr_Clear();   /* applied; only not undoable */
+			plans[i].generation = gen > 0 ? gen : 0;
+			if (gen > 0)
+				Py_CLEAR(e.built);
 			if (pyhot_baseline_put(plans[i].module, plans[i].file,
 					       plans[i].newsrc, plans[i].newlen) < 0)
 				goto oom;
@@ -3498,7 +3528,9 @@ int pyhot_patch_refresh(const struct pyhot_req *req, struct jsonw *out,
 	jsonw_key(out, "modules");
 	jsonw_array_begin(out);
 	for (i = 0; i < nmods; i++)
-		write_module(out, &plans[i]);
+		pyhot_patch_write_module(out, plans[i].module, plans[i].file,
+					 plans[i].nobaseline ? NO_BASELINE_WARNING : NULL,
+					 plans[i].ch, plans[i].nch, plans[i].generation);
 	jsonw_array_end(out);
 	jsonw_key_bool(out, "dry_run", dry_run);
 	rc = 0;

@@ -18,6 +18,28 @@
  */
 extern int PyFunction_SetClosure(PyObject *op, PyObject *closure);
 
+/* One line of a refresh's report. */
+struct pyhot_change {
+	const char *action;   /* static string: changed|added|removed|kept|failed */
+	const char *kind;     /* static string */
+	char *name;
+	char *detail;
+};
+
+/* Write "changes": [{"action", "kind", "name", "detail"}...] and
+ * "summary": {"changed", "added", "removed", "kept", "failed"}. */
+struct jsonw;
+void pyhot_patch_write_changes(struct jsonw *out, const struct pyhot_change *ch,
+			       size_t nch);
+
+/* Write one module's report object: {"module", "file", "warning"?,
+ * "changes": [...], "summary": {...}, "generation": N|null}. generation 0
+ * writes null (nothing was recorded). */
+void pyhot_patch_write_module(struct jsonw *out, const char *module,
+			      const char *file, const char *warning,
+			      const struct pyhot_change *ch, size_t nch,
+			      long generation);
+
 /* A top-level statement of a recorded source: its lines (decorators
  * included), its kind and the names it binds. Lets the next refresh parse
  * only the region of the file that changed. */
@@ -52,6 +74,10 @@ struct pyhot_baseline *pyhot_baseline_find(const char *module);
 
 /* The first entry (walk with ->next), or NULL. */
 struct pyhot_baseline *pyhot_baseline_find_first(void);
+
+/* Forget module's baseline (a rollback to before its first refresh, when
+ * it had none). */
+void pyhot_baseline_drop(const char *module);
 
 /* Record (or replace) module's baseline; 0, or -1 out of memory. */
 int pyhot_baseline_put(const char *module, const char *file, const char *src,

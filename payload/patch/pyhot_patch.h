@@ -87,6 +87,40 @@
 int pyhot_patch_refresh(const struct pyhot_req *req, struct jsonw *out,
 			struct pyhot_err *err);
 
+/*
+ * Verb "rollback" (generation tracker, history.c). Request keys: "module"
+ * (exactly one), "to" (a generation number of that module, or 0 for the
+ * module as it was before every refresh still in the history; default: the
+ * state before its newest refresh still applied), "dry_run".
+ *
+ * The inverse of every refresh newer than the target is applied in one go
+ * (all-or-nothing, like a refresh): the objects those refreshes replaced
+ * come back, those they added go, nothing is re-executed; state they kept
+ * stays as it is now. The file on disk is not touched: a later refresh
+ * applies it again. Response: "modules" (one report object, as refresh,
+ * with "generation" the rollback's own number), "restored" (the generation
+ * whose state is back; 0: as loaded), "undone" (numbers), "dry_run".
+ */
+int pyhot_patch_rollback(const struct pyhot_req *req, struct jsonw *out,
+			 struct pyhot_err *err);
+
+/*
+ * Status fields of the generation tracker: "history": {"limit", "bytes",
+ * "generations": [{"number", "time", "module", "kind": "refresh|rollback",
+ * "hash", "restores"?, "applied", "rolled_back_by"?, "summary", "changes"}]}
+ * newest first. With leaks, first runs gc.collect() and adds "leaks":
+ * [{"generation", "type", "name", "held_by": [...]}]: objects that should
+ * have died after a refresh or a rollback and are alive.
+ */
+int pyhot_patch_history_write(struct jsonw *out, int leaks,
+			      struct pyhot_err *err);
+
+/* Generations kept per module (boot key history=N; default
+ * PYHOT_HISTORY_DEFAULT). Plain C, no GIL needed. */
+#define PYHOT_HISTORY_DEFAULT 20
+#define PYHOT_HISTORY_MAX 100000
+void pyhot_patch_set_history_limit(long n);
+
 /* Record the baseline source of every user module not recorded yet.
  * Called by the agent at its first safe point after boot. */
 int pyhot_patch_baseline_take(struct pyhot_err *err);

@@ -11,6 +11,7 @@ Every wait is bounded; nothing is left running or stopped.
 import ctypes
 import json
 import os
+import socket
 import re
 import signal
 import subprocess
@@ -109,6 +110,13 @@ def pyhot(*args, env=None, timeout=30, json_out=False, prefix=(), check_json=Tru
             e = r.json["error"]
             assert e["message"] and EXIT[e["kind"]] == r.rc, r
     return r
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def die_with_parent():

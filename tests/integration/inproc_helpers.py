@@ -58,8 +58,10 @@ payload = ctypes.CDLL(sys.argv[1])
 payload.pyhot_boot.argtypes = [ctypes.c_char_p]
 payload.pyhot_boot.restype = ctypes.c_int
 
+HISTORY = sys.argv[3] if len(sys.argv) > 3 else "3"
+
 def boot(sock):
-    return payload.pyhot_boot(("sock=" + sock + "\nhistory=3").encode())
+    return payload.pyhot_boot(("sock=" + sock + "\nhistory=" + HISTORY).encode())
 
 def say(*words):
     sys.stdout.write(" ".join(str(w) for w in words) + "\n")
@@ -213,7 +215,7 @@ def request(sock_path, verb, args=(), timeout=15.0, raw=None):
 class Target:
     """A target interpreter with the agent booted in it."""
 
-    def __init__(self, python, tmp_path, timeout=60.0, usermod=None):
+    def __init__(self, python, tmp_path, timeout=60.0, usermod=None, history=3):
         self.python = python
         self.dir = str(tmp_path)
         if usermod is not None:
@@ -228,7 +230,7 @@ class Target:
         self.stderr = open(self.stderr_path, "w+")
         self.deadline = time.monotonic() + timeout
         self.proc = subprocess.Popen(
-            [python, script, payload_path(), self.sock],
+            [python, script, payload_path(), self.sock, str(history)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
             cwd=self.dir)
         self.pid = self.proc.pid

@@ -71,6 +71,9 @@ def test_ping_status_and_socket(target):
     r = t.request("ping")
     assert r["ok"] is True and r["proto"] == 1
     assert r["pid"] == t.pid and r["agent_uptime_s"] >= 0
+    # The whole version, from the agent thread without the GIL: "3.11.7".
+    ping_version = r["python_version"]
+    assert re.match(r"^3\.\d+\.\d+\S*$", ping_version), r
 
     st = os.lstat(t.sock)
     assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
@@ -81,6 +84,7 @@ def test_ping_status_and_socket(target):
     interp = r["interpreter"]
     want = re.search(r"(\d+\.\d+)", os.path.basename(t.python)).group(1)
     assert interp["version"].startswith(want)
+    assert interp["version"].split()[0] == ping_version, (interp, ping_version)
     assert interp["hexversion"] >> 16 == int(want.split(".")[0]) << 8 | int(want.split(".")[1])
     assert interp["implementation"] == "cpython"
     assert os.path.realpath(interp["executable"]) == os.path.realpath(t.python)
@@ -95,7 +99,7 @@ def test_ping_status_and_socket(target):
     assert r["threads"] >= 1
     agent = r["agent"]
     assert agent["pid"] == t.pid and agent["socket"] == t.sock
-    assert agent["requests"] == 1   # the ping; this one is not answered yet
+    assert agent["requests"] == 2   # the ping, and this one
     # This request, and the engine's baseline job at boot if it is linked in.
     assert 1 <= agent["via_gil_thread"] + agent["via_pending_call"] <= 2
     assert agent["timeouts"] == 0
@@ -205,7 +209,7 @@ def test_detach_then_boot_again(target):
     assert t.run("boot", t.sock) == "0"
     r = t.request("status")
     assert r["ok"] is True, r
-    assert r["agent"]["requests"] == 0   # a new agent
+    assert r["agent"]["requests"] == 1   # a new agent: this request only
     assert t.run("boot", t.sock) == "1"
     exits_cleanly(t)
 
@@ -284,6 +288,39 @@ def test_bad_requests_get_clear_errors(target):
         s.sendall(struct.pack("<I", 100) + b"ping")
     r = t.request("ping")
     assert r["ok"] is True
+    exits_cleanly(t)
+
+
+def test_counters_add_up(target):
+    """"requests" counts every request read, failed ones and the status
+    being answered included; each safe-point request adds one to
+    via_pending_call, via_gil_thread or timeouts, and so does the engine's
+    baseline job at boot (pyhot_proto.h)."""
+    t = target
+    assert t.request("status", [("timeout_ms", "soon")])["ok"] is False
+    assert t.request("fly")["ok"] is False
+    assert t.request("ping")["ok"] is True
+    # A client that hangs up before a whole frame is no request.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(t.sock)
+        s.sendall(struct.pack("<I", 100) + b"ping")
+    assert t.request("stack")["ok"] is True
+    release = t.block_in_c()
+    r = t.request("status", [("timeout_ms", 300)])
+    assert r["ok"] is False and r["error"]["kind"] == "timeout", r
+    release()
+    r = t.request("status")
+    assert r["ok"] is True, r
+    a = r["agent"]
+    # fly, ping, stack, bad timeout_ms, timed-out status, this status.
+    assert a["requests"] == 6, a
+    assert a["timeouts"] >= 1, a
+    safe_points = a["via_pending_call"] + a["via_gil_thread"] + a["timeouts"]
+    # stack, the timed-out status and this one; the baseline job if the
+    # engine is linked in and its job has run or timed out by now.
+    assert 3 <= safe_points <= 3 + int(a["engine"]), a
+    assert safe_points <= a["requests"] + 1, a
+    assert a["refused"] == 0
     exits_cleanly(t)
 
 

@@ -3,24 +3,15 @@ on pyenv 3.11.7 is edited in a temporary copy and refreshed in place."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import urllib.request
 
 import pytest
 
-from conftest import INTERPRETERS, REPO, pyhot
+from conftest import INTERPRETERS, REPO, free_port, pyhot
 
 APPS = os.path.join(REPO, "tests", "apps")
 PY311 = dict(INTERPRETERS).get("3.11")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def get(url):
