@@ -185,6 +185,11 @@ int cli_payload_find(char *buf, size_t len, struct pyhot_err *err) PYHOT_MUST_CH
 
 /* ----- Formatting of agent responses (format.c) ----- */
 
+/* A string member of o, or NULL (absent, not a string, o NULL). */
+const char *cli_json_str(struct json_object *o, const char *key);
+/* An integer member of o, or 0. */
+long long cli_json_int(struct json_object *o, const char *key);
+
 /* One line for a refresh change: "  changed  function  app.views.index (code)". */
 void cli_fmt_change(char *buf, size_t len, struct json_object *change, int color);
 /* The whole refresh response: a line per change ("kept" ones only when
@@ -195,10 +200,6 @@ void cli_fmt_refresh(FILE *f, struct json_object *resp, pid_t pid, int verbose,
 void cli_fmt_status(FILE *f, struct json_object *resp, pid_t pid);
 /* ----- The generation tracker's answers (format_history.c) ----- */
 
-/* A string member of o, or NULL (absent, not a string, o NULL). */
-const char *cli_json_str(struct json_object *o, const char *key);
-/* An integer member of o, or 0. */
-long long cli_json_int(struct json_object *o, const char *key);
 
 /* The "history" of a status response: one line per generation, newest
  * first, and what the history holds. */

@@ -92,22 +92,12 @@ static int load_code(struct cli_ctx *c, char **code, char *fname, size_t fname_l
 	return 0;
 }
 
-static const char *str_field(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (!o || !json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 /* What the code printed, and the value: on our stdout/stderr, or into the
  * JSON document. */
 static void show_output(struct cli_ctx *c, struct json_object *resp)
 {
-	const char *out = str_field(resp, "stdout"), *errs = str_field(resp, "stderr");
-	const char *value = str_field(resp, "value"), *exc = str_field(resp, "exception");
+	const char *out = cli_json_str(resp, "stdout"), *errs = cli_json_str(resp, "stderr");
+	const char *value = cli_json_str(resp, "value"), *exc = cli_json_str(resp, "exception");
 
 	if (c->out->json) {
 		cli_out_set(c->out, "stdout", json_object_new_string(out ? out : ""));
@@ -155,10 +145,10 @@ int cli_cmd_exec(struct cli_ctx *c, struct pyhot_err *err)
 	kv[2] = "filename";
 	kv[3] = fname;
 	r = cli_call(c, "exec", kv, 4, &resp, err);
-	if (resp && (r == 0 || str_field(resp, "exception")))
+	if (resp && (r == 0 || cli_json_str(resp, "exception")))
 		show_output(c, resp);
-	if (r < 0 && resp && str_field(resp, "exception")) {
-		const char *tb = str_field(resp, "traceback");
+	if (r < 0 && resp && cli_json_str(resp, "exception")) {
+		const char *tb = cli_json_str(resp, "traceback");
 
 		if (tb) {
 			cli_out_detail(c->out, tb);

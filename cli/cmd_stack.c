@@ -18,21 +18,11 @@
 #define NATIVE_STACK_LEN (64 * 1024)
 #define NATIVE_MAX_THREADS 512
 
-static const char *str_field(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (!o || !json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 /* "(tid 4242, main, daemon)" style details of a thread. */
 static void thread_header(FILE *f, struct json_object *t, int color)
 {
 	struct json_object *v;
-	const char *name = str_field(t, "name");
+	const char *name = cli_json_str(t, "name");
 	int first = 1;
 
 	fprintf(f, "%sThread", cli_color(color, "bold"));
@@ -79,8 +69,9 @@ static void print_stacks(FILE *f, struct json_object *resp, int color)
 			fputs("  ... (older frames not shown)\n", f);
 		for (j = 0; j < nf; j++) {
 			struct json_object *fr = json_object_array_get_idx(frames, j);
-			const char *file = str_field(fr, "file"), *fn = str_field(fr, "function");
-			const char *src = str_field(fr, "source");
+			const char *file = cli_json_str(fr, "file");
+			const char *fn = cli_json_str(fr, "function");
+			const char *src = cli_json_str(fr, "source");
 			long long line = -1;
 
 			if (json_object_object_get_ex(fr, "line", &v) &&

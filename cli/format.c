@@ -5,7 +5,7 @@
 
 #include <json.h>
 
-static const char *str_of(struct json_object *o, const char *key)
+const char *cli_json_str(struct json_object *o, const char *key)
 {
 	struct json_object *v;
 
@@ -15,7 +15,7 @@ static const char *str_of(struct json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
-static long long int_of(struct json_object *o, const char *key)
+long long cli_json_int(struct json_object *o, const char *key)
 {
 	struct json_object *v;
 
@@ -37,8 +37,8 @@ static const char *action_color(const char *action)
 
 void cli_fmt_change(char *buf, size_t len, struct json_object *change, int color)
 {
-	const char *action = str_of(change, "action"), *kind = str_of(change, "kind");
-	const char *name = str_of(change, "name"), *detail = str_of(change, "detail");
+	const char *action = cli_json_str(change, "action"), *kind = cli_json_str(change, "kind");
+	const char *name = cli_json_str(change, "name"), *detail = cli_json_str(change, "detail");
 
 	if (!action)
 		action = "?";
@@ -65,22 +65,22 @@ void cli_fmt_refresh(FILE *f, struct json_object *resp, pid_t pid, int verbose,
 	    json_object_array_length(mods) : 0;
 	for (i = 0; i < n; i++) {
 		struct json_object *m = json_object_array_get_idx(mods, i);
-		const char *file = str_of(m, "file");
+		const char *file = cli_json_str(m, "file");
 
 		fprintf(f, "%s%s%s%s%s%s\n", cli_color(color, "bold"),
-			str_of(m, "module") ? str_of(m, "module") : "?",
+			cli_json_str(m, "module") ? cli_json_str(m, "module") : "?",
 			cli_color(color, "reset"), file ? " (" : "", file ? file : "",
 			file ? ")" : "");
-		if (str_of(m, "warning"))
+		if (cli_json_str(m, "warning"))
 			fprintf(f, "  %swarning:%s %s\n", cli_color(color, "yellow"),
-				cli_color(color, "reset"), str_of(m, "warning"));
+				cli_color(color, "reset"), cli_json_str(m, "warning"));
 		changes = NULL;
 		json_object_object_get_ex(m, "changes", &changes);
 		nch = changes && json_object_is_type(changes, json_type_array) ?
 		      json_object_array_length(changes) : 0;
 		for (j = 0; j < nch; j++) {
 			struct json_object *ch = json_object_array_get_idx(changes, j);
-			const char *action = str_of(ch, "action");
+			const char *action = cli_json_str(ch, "action");
 
 			if (!verbose && action && strcmp(action, "kept") == 0)
 				continue;
@@ -90,7 +90,7 @@ void cli_fmt_refresh(FILE *f, struct json_object *resp, pid_t pid, int verbose,
 		summary = NULL;
 		json_object_object_get_ex(m, "summary", &summary);
 		for (j = 0; j < 5; j++)
-			tot[j] += int_of(summary, keys[j]);
+			tot[j] += cli_json_int(summary, keys[j]);
 	}
 	if (n == 0) {
 		fprintf(f, "%s pid %d: no module changed since it was loaded or refreshed\n",
@@ -216,47 +216,49 @@ void cli_fmt_status(FILE *f, struct json_object *resp, pid_t pid)
 	struct json_object *interp = obj_of(resp, "interpreter");
 	struct json_object *mt = obj_of(resp, "main_thread"), *frame = obj_of(mt, "frame");
 	struct json_object *agent = obj_of(resp, "agent"), *sp = obj_of(resp, "safepoint");
-	const char *build = str_of(interp, "build"), *lp = str_of(interp, "libpython");
+	const char *build = cli_json_str(interp, "build"), *lp = cli_json_str(interp, "libpython");
 	char ver[64];
 
 	cli_fmt_version(ver, sizeof(ver), resp, NULL);
 	fprintf(f, "pid %d: %s %s", (int)pid,
-		str_of(interp, "implementation") &&
-		strcmp(str_of(interp, "implementation"), "cpython") != 0 ?
-		str_of(interp, "implementation") : "CPython", ver);
+		cli_json_str(interp, "implementation") &&
+		strcmp(cli_json_str(interp, "implementation"), "cpython") != 0 ?
+		cli_json_str(interp, "implementation") : "CPython", ver);
 	if (build)
 		fprintf(f, " (%s libpython%s%s)", build, lp ? " " : "", lp ? lp : "");
 	fputc('\n', f);
-	if (str_of(interp, "executable"))
-		fprintf(f, "  executable:   %s\n", str_of(interp, "executable"));
+	if (cli_json_str(interp, "executable"))
+		fprintf(f, "  executable:   %s\n", cli_json_str(interp, "executable"));
 	if (mt) {
 		fprintf(f, "  main thread:  ");
 		if (frame)
-			fprintf(f, "in %s at %s:%lld", str_of(frame, "function") ?
-				str_of(frame, "function") : "?", str_of(frame, "file") ?
-				str_of(frame, "file") : "?", int_of(frame, "line"));
+			fprintf(f, "in %s at %s:%lld", cli_json_str(frame, "function") ?
+				cli_json_str(frame, "function") : "?", cli_json_str(frame, "file") ?
+				cli_json_str(frame, "file") : "?", cli_json_int(frame, "line"));
 		else
 			fprintf(f, "no Python frame");
 		fputc('\n', f);
 	}
 	if (sp)
 		fprintf(f, "  safe point:   reached through %s in %.1f ms, ran %.2f ms\n",
-			via_words(str_of(sp, "via")), dbl_of(sp, "wait_ms"), dbl_of(sp, "run_ms"));
+			via_words(cli_json_str(sp, "via")), dbl_of(sp, "wait_ms"),
+			dbl_of(sp, "run_ms"));
 	if (has(resp, "threads") || has(agent, "os_threads"))
-		fprintf(f, "  threads:      %lld Python, %lld OS\n", int_of(resp, "threads"),
-			int_of(agent, "os_threads"));
+		fprintf(f, "  threads:      %lld Python, %lld OS\n", cli_json_int(resp, "threads"),
+			cli_json_int(agent, "os_threads"));
 	if (agent) {
 		fprintf(f, "  agent:        up %.1f s, %s\n", dbl_of(agent, "uptime_s"),
-			str_of(agent, "socket") ? str_of(agent, "socket") : "?");
+			cli_json_str(agent, "socket") ? cli_json_str(agent, "socket") : "?");
 		fprintf(f, "  requests:     %lld (%lld by pending call, %lld by GIL thread), "
-			"%lld timed out, %lld refused\n", int_of(agent, "requests"),
-			int_of(agent, "via_pending_call"), int_of(agent, "via_gil_thread"),
-			int_of(agent, "timeouts"), int_of(agent, "refused"));
+			"%lld timed out, %lld refused\n", cli_json_int(agent, "requests"),
+			cli_json_int(agent, "via_pending_call"),
+			cli_json_int(agent, "via_gil_thread"), cli_json_int(agent, "timeouts"),
+			cli_json_int(agent, "refused"));
 		if (has(agent, "engine"))
 			fprintf(f, "  patch engine: %s\n", json_object_get_boolean(
 					json_object_object_get(agent, "engine")) ? "yes" : "no");
-		if (str_of(agent, "last_error"))
-			fprintf(f, "  last error:   %s\n", str_of(agent, "last_error"));
+		if (cli_json_str(agent, "last_error"))
+			fprintf(f, "  last error:   %s\n", cli_json_str(agent, "last_error"));
 	}
 	json_object_object_foreach(resp, k, v) {
 		static const char *const known[] = { "proto", "ok", "interpreter", "main_thread",
@@ -292,12 +294,12 @@ void cli_fmt_version(char *buf, size_t len, struct json_object *resp,
 	size_t i;
 
 	if (resp) {
-		if (copy_version(buf, len, str_of(resp, "python_version")) == 0 ||
-		    copy_version(buf, len, str_of(resp, "version")) == 0)
+		if (copy_version(buf, len, cli_json_str(resp, "python_version")) == 0 ||
+		    copy_version(buf, len, cli_json_str(resp, "version")) == 0)
 			return;
 		for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
 			if (json_object_object_get_ex(resp, groups[i], &g) &&
-			    copy_version(buf, len, str_of(g, "version")) == 0)
+			    copy_version(buf, len, cli_json_str(g, "version")) == 0)
 				return;
 		}
 	}

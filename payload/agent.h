@@ -34,7 +34,7 @@ struct pyhot_agent {
 	double started;             /* CLOCK_MONOTONIC seconds */
 
 	/* Counters, read by "status" on another thread. */
-	atomic_ulong requests;      /* requests answered */
+	atomic_ulong requests;      /* requests read, the one being answered included */
 	atomic_ulong refused;       /* peers refused by SO_PEERCRED */
 	atomic_ulong via_pending;   /* safe points reached by a pending call */
 	atomic_ulong via_gil;       /* ... by a thread of ours taking the GIL */

@@ -57,9 +57,9 @@ enum pyhot_boot_ret {
  *   status   safe point.  -> interpreter, main thread, agent counters
  *            agent.requests: requests read, this one included, failed ones
  *            too (refused peers count in "refused" only). via_pending_call,
- *            via_gil_thread, timeouts: how each safe-point job went, one job
- *            per safe-point request that got that far plus the patch
- *            engine's baseline job at boot; so their sum <= requests + 1.
+ *            via_gil_thread, timeouts: how each safe-point request that
+ *            got that far reached its safe point (the patch engine's
+ *            baseline job at boot is not counted); their sum <= requests.
  *   detach   agent thread stops, the socket is removed; the payload stays
  *            mapped (it is -z nodelete) and a later boot starts it again.
  *   refresh  safe point: patch engine (payload/patch/pyhot_patch.h)

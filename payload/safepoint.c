@@ -155,6 +155,14 @@ int pyhot_sp_baseline_ready(void)
 	return !pyhot_patch_baseline_take || atomic_load(&baseline_ready);
 }
 
+/* Whether the job is a request's, for the agent's counters: the baseline
+ * job of the boot is not (status then adds up: via_* + timeouts <=
+ * requests). */
+static int job_counted(const struct sp_job *job)
+{
+	return job->verb && strcmp(job->verb->name, "baseline") != 0;
+}
+
 /* Run the handler with the GIL held; leave the thread's exception state as
  * it was. */
 static void job_call(struct sp_job *job)
@@ -209,7 +217,7 @@ static void job_run(struct sp_job *job, enum pyhot_sp_via via)
 	if (via == PYHOT_SP_PENDING_CALL) {
 		atomic_store(&main_ident, PyThread_get_thread_ident());
 	}
-	if (job->verb) {
+	if (job_counted(job)) {
 		atomic_fetch_add(via == PYHOT_SP_PENDING_CALL ? &pyhot_agent.via_pending
 							      : &pyhot_agent.via_gil, 1);
 	}
@@ -423,7 +431,9 @@ int pyhot_sp_call(const struct pyhot_verb *verb, const struct pyhot_req *req,
 	if (atomic_compare_exchange_strong(&job->state, &expected, JOB_CANCELLED)) {
 		/* Nobody will run it now: a late pending call or GIL thread
 		 * sees CANCELLED and only drops its reference. */
-		atomic_fetch_add(&pyhot_agent.timeouts, 1);
+		if (job_counted(job)) {
+			atomic_fetch_add(&pyhot_agent.timeouts, 1);
+		}
 		pyhot_err_set(err, PYHOT_ERR_TIMEOUT, 0, pid, step,
 			      "no safe point within %ld ms in pid %d: the main thread "
 			      "holds the GIL and runs no Python (stuck in C?)%s",

@@ -27,8 +27,25 @@ BENCH_REFRESH_RUNS; --no-refresh skips it):
     the instances.
 The target's main thread sleeps 1 ms in a loop, so a safe point comes
 within a millisecond. The first refresh of each module (it parses the
-baseline once) is a warm-up and is not counted. Figures only, no
-assertions.
+baseline once) is a warm-up and is not counted.
+
+Then the memory of the generation tracker (--memory-refreshes N, default
+1000, BENCH_MEMORY_REFRESHES; --no-memory skips it, --no-memory-history1
+skips its second pyhot column): the module of tests/integration/
+test_history.py (module_source: 50 functions, decorated ones and a closure
+among them, 10 classes, a dataclass, an Enum and a metaclass among them) is
+refreshed N times, alternating its two versions,
+  - by pyhot, in a target whose main thread calls into the module and sleeps
+    1 ms in a loop, attached with the default history (20) and, in a second
+    target, with --history 1; each refresh is sent straight to the agent's
+    socket with grace_ms=0;
+  - by importlib.reload in a process of its own (file rewritten, mtime
+    bumped, caches invalidated, no bytecode written);
+the three at once (the figures are memory, not time). After 0, 1, 100 and N
+refreshes (and every 100th in between): the gc object count after
+gc.collect() (pyhot: the agent's "exec" verb) and VmRSS; printed with the
+growth from 100 to N. The goal for pyhot: 0 objects and < 1% of RSS.
+Figures only, no assertions.
 """
 import argparse
 import json
@@ -360,6 +377,325 @@ def bench_refresh(python, runs, res, failures):
             t.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
+
+# ---- memory of the generation tracker -------------------------------------
+
+MEM_REFRESHES = 1000
+INTEG = os.path.join(REPO, "tests", "integration")
+COUNT_CODE = "import gc; gc.collect(); len(gc.get_objects())"
+
+# The target of the memory rows: imports usermod from DIR and runs Python as
+# a service would, a call into the module then a 1 ms sleep, forever. The
+# call returns an int and makes no gc-tracked object, so that a count taken
+# at any safe point sees the same heap.
+MEM_TARGET = r"""
+import os, sys, time
+sys.dont_write_bytecode = True
+sys.path.insert(0, sys.argv[1])
+import usermod
+print("ready", os.getpid(), flush=True)
+while True:
+    usermod.f3(2)
+    time.sleep(0.001)
+"""
+
+# importlib.reload of the same module, in a process of its own: rewrite the
+# file (alternating the two versions of the spec file), bump its mtime,
+# invalidate the finders' caches, reload. No bytecode is written, so each
+# reload compiles the source. At each checkpoint: "CP i objects rss_kb"
+# printed at once (nothing kept: a list of results would be counted too).
+MEM_RELOAD = r"""
+import gc, importlib, json, os, sys, time
+sys.dont_write_bytecode = True
+sys.path.insert(0, sys.argv[1])
+with open(sys.argv[2]) as f:
+    versions = json.load(f)
+checkpoints = frozenset(int(x) for x in sys.argv[3].split(","))
+import usermod
+path = usermod.__file__
+base = os.stat(path).st_mtime_ns
+
+def rss_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+def checkpoint(i):
+    gc.collect()
+    n = len(gc.get_objects())
+    sys.stdout.write("CP %d %d %d\n" % (i, n, rss_kb()))
+    sys.stdout.flush()
+
+checkpoint(0)
+t0 = time.perf_counter()
+for i in range(1, max(checkpoints) + 1):
+    with open(path, "w") as f:
+        f.write(versions[i % 2])
+    os.utime(path, ns=(base + i * 10**9, base + i * 10**9))
+    importlib.invalidate_caches()
+    importlib.reload(usermod)
+    if i in checkpoints:
+        checkpoint(i)
+sys.stdout.write("SECONDS %.3f\n" % (time.perf_counter() - t0))
+"""
+
+
+def module_source_fn():
+    """module_source(v) of tests/integration/test_history.py: the module the
+    tracker's memory tests refresh."""
+    if INTEG not in sys.path:
+        sys.path.insert(0, INTEG)
+    import test_history
+    return test_history.module_source
+
+
+class MemTarget:
+    def __init__(self, p):
+        self.p, self.pid = p, p.pid
+
+    def close(self):
+        Ticker.close(self)
+
+
+def vm_rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/%d/status" % pid)
+
+
+def mem_shown(n):
+    """The checkpoints printed in the table: 0, 1, 100 and n refreshes."""
+    return sorted({0, 1, min(100, n), n})
+
+
+def mem_checkpoints(n):
+    """Those, and every 100th refresh in between: RSS moves by a few hundred
+    kB from one checkpoint to the next (the agent's threads, malloc's
+    arenas), so the trend is fitted over all of them too."""
+    return sorted(set(mem_shown(n)) | set(range(100, n + 1, 100)))
+
+
+def slope(points, lo):
+    """Least-squares slope of points {i: y} for i >= lo, per 100 refreshes."""
+    xy = [(i, y) for i, y in points.items() if i >= lo]
+    if len(xy) < 3:
+        return float("nan")
+    mx = sum(x for x, _ in xy) / len(xy)
+    my = sum(y for _, y in xy) / len(xy)
+    sxx = sum((x - mx) ** 2 for x, _ in xy)
+    return 100.0 * sum((x - mx) * (y - my) for x, y in xy) / sxx if sxx else float("nan")
+
+
+def mem_pyhot(python, tmp, label, history, source, n, out, failures):
+    """Refresh usermod n times in a target of its own (pyhot attach
+    [--history H]), alternating the two versions, each request straight to
+    the agent with grace_ms=0; at each checkpoint the target's gc object
+    count after gc.collect() (exec verb) and its VmRSS. out[label] gets
+    {"points": {i: (objects, rss_kb)}, "run_ms": [...], "seconds": s,
+    "history_bytes": {i: b}, "leaks": n}."""
+    d = os.path.join(tmp, label)
+    os.mkdir(d)
+    path = os.path.join(d, "usermod.py")
+    write(path, source(0))
+    fast = [("grace_ms", "0")]
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env.pop("PYTHONPATH", None)
+    t = None
+    try:
+        t = MemTarget(subprocess.Popen([python, "-c", MEM_TARGET, d],
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       universal_newlines=True, env=env))
+        line = t.p.stdout.readline()
+        if not line.startswith("ready"):
+            raise RuntimeError("memory target did not start: %r" % line)
+        argv = [PYHOT, "attach", str(t.pid)] + (["--history", str(history)] if history else [])
+        a = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=60)
+        if a.returncode:
+            raise RuntimeError("pyhot attach: exit %d: %s" % (a.returncode, a.stderr.strip()))
+        st = agent_call(t.pid, "status", fast)
+        if not st.get("ok"):
+            raise RuntimeError("status: %s" % st.get("error"))
+        res = out[label] = {"points": {}, "run_ms": [], "history_bytes": {},
+                            "limit": (st.get("history") or {}).get("limit")}
+
+        def checkpoint(i):
+            r = agent_call(t.pid, "exec", [("code", COUNT_CODE)] + fast)
+            if not r.get("ok"):
+                raise RuntimeError("exec: %s" % r.get("error"))
+            res["points"][i] = (int(r["value"]), vm_rss_kb(t.pid))
+            s = agent_call(t.pid, "status", fast)
+            res["history_bytes"][i] = (s.get("history") or {}).get("bytes")
+
+        cps = set(mem_checkpoints(n))
+        agent_call(t.pid, "exec", [("code", COUNT_CODE)] + fast)   # warm-up
+        checkpoint(0)
+        t0 = time.perf_counter()
+        for i in range(1, n + 1):
+            write(path, source(i % 2))
+            r = agent_call(t.pid, "refresh", [("module", "usermod")] + fast)
+            if not r.get("ok"):
+                raise RuntimeError("refresh %d: %s" % (
+                    i, (r.get("error") or {}).get("message", r)))
+            res["run_ms"].append((r.get("safepoint") or {}).get("run_ms", float("nan")))
+            if i in cps:
+                checkpoint(i)
+        res["seconds"] = time.perf_counter() - t0
+        lk = agent_call(t.pid, "status", [("leaks", "1")] + fast)
+        res["leaks"] = len(lk.get("leaks") or [])
+        if t.p.poll() is not None:
+            raise RuntimeError("target exited: %s" % t.p.returncode)
+    except (RuntimeError, OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
+        failures.append("memory bench, %s: %s" % (label, e))
+        out.pop(label, None)
+    finally:
+        if t is not None:
+            t.close()
+
+
+def mem_reload(python, tmp, source, n, out, failures):
+    d = os.path.join(tmp, "reload")
+    os.mkdir(d)
+    write(os.path.join(d, "usermod.py"), source(0))
+    spec = os.path.join(tmp, "reload-versions.json")
+    with open(spec, "w") as f:
+        json.dump([source(0), source(1)], f)
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env.pop("PYTHONPATH", None)
+    try:
+        p = subprocess.run([python, "-c", MEM_RELOAD, d, spec,
+                            ",".join(str(c) for c in mem_checkpoints(n))],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=600, env=env)
+        if p.returncode:
+            raise RuntimeError("exit %d: %s" % (p.returncode, p.stderr.strip()[-300:]))
+        res = {"points": {}}
+        for line in p.stdout.splitlines():
+            w = line.split()
+            if w and w[0] == "CP":
+                res["points"][int(w[1])] = (int(w[2]), int(w[3]))
+            elif w and w[0] == "SECONDS":
+                res["seconds"] = float(w[1])
+        out["reload"] = res
+    except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as e:
+        failures.append("memory bench, importlib.reload: %s" % e)
+
+
+def bench_memory(python, n, history1, res, failures):
+    """The three runs at once (two targets and the reload process: about
+    1,000 x 50 ms of CPU each for pyhot): the figures are memory, which
+    does not depend on the machine's load."""
+    import threading
+    try:
+        source = module_source_fn()
+    except Exception as e:    # pytest missing from the harness, say
+        failures.append("memory bench: cannot import module_source from %s: %s" % (
+            os.path.join(INTEG, "test_history.py"), e))
+        return
+    tmp = tempfile.mkdtemp(prefix="pyhot-bench-mem-")
+    out = res.setdefault("memory", {})
+    t0 = time.perf_counter()
+    try:
+        jobs = [threading.Thread(target=mem_pyhot, args=(python, tmp, "pyhot", 0, source, n,
+                                                         out, failures))]
+        if history1:
+            jobs.append(threading.Thread(target=mem_pyhot, args=(
+                python, tmp, "pyhot_h1", 1, source, n, out, failures)))
+        jobs.append(threading.Thread(target=mem_reload, args=(python, tmp, source, n, out,
+                                                              failures)))
+        for j in jobs:
+            j.start()
+        for j in jobs:
+            j.join()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    res["memory_seconds"] = time.perf_counter() - t0
+
+
+def memory_rows(res, n):
+    mem = res.get("memory") or {}
+    cps = mem_shown(n)
+    mid = min(100, n)
+    so = os.path.join(BUILD, "pyhot-payload.so")
+    try:
+        built = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.stat(so).st_mtime))
+    except OSError:
+        built = "?"
+    print("\n  memory over %d refreshes of test_history.module_source (50 functions, "
+          "10 classes),\n  alternating its two versions; gc objects after gc.collect() "
+          "and VmRSS in kB (section: %.0f s;\n  payload %s built %s)" % (
+              n, res.get("memory_seconds", float("nan")), so, built))
+    rows = [("pyhot", "pyhot, history %s" % (mem.get("pyhot", {}).get("limit") or 20)),
+            ("pyhot_h1", "pyhot, --history 1"),
+            ("reload", "importlib.reload")]
+    head = "  %-22s %-7s" % ("after N refreshes", "") + "".join(
+        "%11d" % c for c in cps) + "   %d -> %d" % (mid, n)
+    print(head)
+    for key, label in rows:
+        r = mem.get(key)
+        if not r:
+            if key != "pyhot_h1":
+                print("  %-22s %s" % (label, "-"))
+            continue
+        pts = r["points"]
+        objs = [pts.get(c, (None, None))[0] for c in cps]
+        rss = [pts.get(c, (None, None))[1] for c in cps]
+        cell = lambda x: "%11s" % ("-" if x is None else x)
+        go = ("%+d" % (pts[n][0] - pts[mid][0])) if n in pts and mid in pts else "-"
+        if n in pts and mid in pts and pts[mid][1]:
+            gr = "%+d kB (%+.2f%%)" % (pts[n][1] - pts[mid][1],
+                                       100.0 * (pts[n][1] - pts[mid][1]) / pts[mid][1])
+        else:
+            gr = "-"
+        print("  %-22s %-7s" % (label, "objects") + "".join(cell(x) for x in objs) +
+              "   %s" % go)
+        print("  %-22s %-7s" % ("", "RSS kB") + "".join(cell(x) for x in rss) +
+              "   %s" % gr)
+    every = [c for c in mem_checkpoints(n) if c >= mid]
+    if len(every) > 2:
+        print("\n  every 100 refreshes from %d: RSS kB (least-squares trend per 100 "
+              "refreshes); gc objects" % mid)
+    for key, label in rows if len(every) > 2 else ():
+        r = mem.get(key)
+        if not r:
+            continue
+        pts = r["points"]
+        objs = sorted({pts[c][0] for c in every if c in pts})
+        print("  %-22s %s  (%+.0f kB/100); objects %s" % (
+            label, " ".join(str(pts[c][1]) if c in pts else "-" for c in every),
+            slope({c: pts[c][1] for c in every if c in pts}, mid),
+            "always %d" % objs[0] if len(objs) == 1 else
+            " ".join(str(pts[c][0]) if c in pts else "-" for c in every)))
+    print()
+    for key, label in rows[:2]:
+        r = mem.get(key)
+        if not r:
+            continue
+        hb = r.get("history_bytes", {})
+        xs = [x for x in r["run_ms"] if x == x]
+        print("  %s: refresh in the target %.1f ms median (p90 %.1f), %.0f s for %d; "
+              "history bytes %s; leaks at the end: %s" % (
+                  label, statistics.median(xs) if xs else float("nan"), pct(xs, 0.9),
+                  r.get("seconds", float("nan")), n,
+                  "/".join(str(hb.get(c, "-")) for c in cps), r.get("leaks", "-")))
+    r = mem.get("reload")
+    if r:
+        print("  importlib.reload: %.1f s for %d" % (r.get("seconds", float("nan")), n))
+    p = mem.get("pyhot")
+    if p and n in p["points"] and mid in p["points"]:
+        do = p["points"][n][0] - p["points"][mid][0]
+        dr = 100.0 * (p["points"][n][1] - p["points"][mid][1]) / p["points"][mid][1]
+        tr = slope({c: p["points"][c][1] for c in every if c in p["points"]}, mid)
+        print("  goal, pyhot %d -> %d: 0 objects and < 1%% of RSS: %s (%+d objects, "
+              "%+.2f%%; trend %+.2f%% per 100 refreshes)" % (
+                  mid, n, "met" if do == 0 and dr < 1.0 else "NOT met", do, dr,
+                  100.0 * tr / p["points"][mid][1]))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "20")))
@@ -369,6 +705,12 @@ def main():
                     default=int(os.environ.get("BENCH_REFRESH_RUNS", "20")))
     ap.add_argument("--no-refresh", action="store_true")
     ap.add_argument("--no-attach", action="store_true", help="skip the attach rows")
+    ap.add_argument("--memory-refreshes", type=int,
+                    default=int(os.environ.get("BENCH_MEMORY_REFRESHES", str(MEM_REFRESHES))),
+                    help="refreshes of the memory rows (checkpoints 1, 100 and this)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the memory rows")
+    ap.add_argument("--no-memory-history1", action="store_true",
+                    help="memory rows: skip the pyhot --history 1 column")
     args = ap.parse_args()
     if not os.access(PYHOT, os.X_OK):
         sys.exit("bench: no %s; run make first" % PYHOT)
@@ -416,6 +758,9 @@ def main():
         print(" " * 20)
     if not args.no_refresh:
         bench_refresh(args.python, max(1, args.refresh_runs), res, failures)
+    if not args.no_memory:
+        bench_memory(args.python, max(1, args.memory_refreshes), not args.no_memory_history1,
+                     res, failures)
 
     def row(label, key):
         xs = [x for x in res.get(key, []) if x == x]
@@ -429,6 +774,8 @@ def main():
         attach_rows(row, res, use_gdb)
     if not args.no_refresh:
         refresh_rows(row, res)
+    if not args.no_memory:
+        memory_rows(res, max(1, args.memory_refreshes))
     if failures:
         print("\n%d failed runs:" % len(failures))
         for f in failures[:10]:

@@ -48,13 +48,26 @@ static struct modhist *histories;
 static long next_number = 1;
 static atomic_long limit = PYHOT_HISTORY_DEFAULT;
 
-/* Weak references to what should die, by generation number: {int: set}. */
+/* Weak references to what should die, by generation number: {int: set}.
+ * A set leaves it as soon as its last object died (watch_gone()). */
 static PyObject *watch;
 
 void pyhot_patch_set_history_limit(long n)
 {
 	if (n >= 1 && n <= PYHOT_HISTORY_MAX)
 		atomic_store(&limit, n);
+}
+
+/* o.name(arg), or o.name() when arg is NULL. */
+static PyObject *call_method(PyObject *o, const char *name, PyObject *arg)
+{
+	PyObject *m = pyhot_patch_get_attr(o, name), *r;
+
+	if (!m)
+		return NULL;
+	r = PyObject_CallFunctionObjArgs(m, arg, NULL);
+	Py_DECREF(m);
+	return r;
 }
 
 /* ------------------------------------------------------------ the records */
@@ -144,8 +157,8 @@ static int watchable(PyObject *o)
 	if (!t_function) {
 		PyObject *types = PyImport_ImportModule("types");
 
-		t_function = types ? PyObject_GetAttrString(types, "FunctionType") : NULL;
-		t_code = types ? PyObject_GetAttrString(types, "CodeType") : NULL;
+		t_function = types ? pyhot_patch_get_attr(types, "FunctionType") : NULL;
+		t_code = types ? pyhot_patch_get_attr(types, "CodeType") : NULL;
 		Py_XDECREF(types);
 		if (!t_function || !t_code) {
 			Py_CLEAR(t_function);
@@ -158,12 +171,38 @@ static int watchable(PyObject *o)
 	       (PyObject *)Py_TYPE(o) == t_code;
 }
 
+/*
+ * The weak references' callback, self the generation number: takes the
+ * reference of an object that died out of its set, and the set out of the
+ * watch once empty. So what the watch holds after a gc.collect() is what is
+ * alive, nothing more: a set left empty until the next refresh would make
+ * the count of objects depend on when the collector ran.
+ */
+static PyObject *watch_gone(PyObject *self, PyObject *ref)
+{
+	PyObject *set = watch ? PyDict_GetItemWithError(watch, self) : NULL;
+
+	if (set) {
+		Py_INCREF(set);   /* borrowed from watch, which we change */
+		if (PySet_Discard(set, ref) >= 0 && PySet_Size(set) == 0)
+			(void)PyDict_DelItem(watch, self);
+		Py_DECREF(set);
+	}
+	PyErr_Clear();
+	Py_INCREF(Py_None);
+	return Py_None;
+}
+
+static PyMethodDef watch_gone_def = {
+	"pyhot_watch_gone", watch_gone, METH_O, NULL
+};
+
 /* Watch o under generation number: a weak reference whose callback takes
  * it out of the set again when o dies. Failures are ignored (an unhashable
  * class, out of memory): the watch is a diagnostic. */
 static void watch_add(PyObject *o, long number)
 {
-	PyObject *key = NULL, *set = NULL, *discard = NULL, *ref = NULL;
+	PyObject *key = NULL, *set = NULL, *gone = NULL, *ref = NULL;
 
 	if (!watchable(o))
 		return;
@@ -178,8 +217,8 @@ static void watch_add(PyObject *o, long number)
 	} else if (!(set = PySet_New(NULL)) || PyDict_SetItem(watch, key, set) < 0) {
 		goto out;
 	}
-	discard = PyObject_GetAttrString(set, "discard");
-	ref = discard ? PyWeakref_NewRef(o, discard) : NULL;
+	gone = PyCFunction_NewEx(&watch_gone_def, key, NULL);
+	ref = gone ? PyWeakref_NewRef(o, gone) : NULL;
 	/* adding computes the hash while o lives; the callback needs it */
 	if (ref)
 		(void)PySet_Add(set, ref);
@@ -187,7 +226,7 @@ out:
 	PyErr_Clear();
 	Py_XDECREF(key);
 	Py_XDECREF(set);
-	Py_XDECREF(discard);
+	Py_XDECREF(gone);
 	Py_XDECREF(ref);
 }
 
@@ -228,9 +267,9 @@ static void sha256_hex(const char *src, size_t len, char out[65])
 	out[0] = '\0';
 	m = PyImport_ImportModule("hashlib");
 	b = m ? PyBytes_FromStringAndSize(src, (Py_ssize_t)len) : NULL;
-	h = b ? PyObject_CallMethod(m, "sha256", "O", b) : NULL;
+	h = b ? call_method(m, "sha256", b) : NULL;
 	Py_XDECREF(b);
-	d = h ? PyObject_CallMethod(h, "hexdigest", NULL) : NULL;
+	d = h ? call_method(h, "hexdigest", NULL) : NULL;
 	if (d)
 		(void)pyhot_patch_utf8(d, out, 65);
 	Py_XDECREF(m);
@@ -271,7 +310,7 @@ static size_t gen_bytes(const struct gen *g)
 	for (i = 0; i < g->nch; i++)
 		bytes += sizeof(g->ch[i]) + strlen(g->ch[i].name) + strlen(g->ch[i].detail) + 2;
 	a.seen = PySet_New(NULL);
-	a.getsizeof = sys ? PyObject_GetAttrString(sys, "getsizeof") : NULL;
+	a.getsizeof = sys ? pyhot_patch_get_attr(sys, "getsizeof") : NULL;
 	if (a.seen && a.getsizeof)
 		pyhot_ops_each(&g->undo, 1, size_cb, &a);
 	Py_XDECREF(sys);
@@ -509,7 +548,7 @@ static void exc_message(char *buf, size_t size)
 	char tname[128] = "Exception", msg[256] = "";
 
 	PyErr_Fetch(&t, &v, &tb);
-	if (t && (n = PyObject_GetAttrString(t, "__name__")) != NULL)
+	if (t && (n = pyhot_patch_get_attr(t, "__name__")) != NULL)
 		(void)pyhot_patch_utf8(n, tname, sizeof(tname));
 	PyErr_Clear();
 	if (v && (s = PyObject_Str(v)) != NULL)
@@ -672,7 +711,7 @@ out:
 /* The name of o's type. */
 static void type_name(PyObject *o, char *buf, size_t size)
 {
-	PyObject *n = PyObject_GetAttrString((PyObject *)Py_TYPE(o), "__name__");
+	PyObject *n = pyhot_patch_get_attr((PyObject *)Py_TYPE(o), "__name__");
 
 	snprintf(buf, size, "?");
 	if (n)
@@ -688,12 +727,12 @@ static void describe(PyObject *o, char *buf, size_t size)
 	char a[256] = "", b[512] = "";
 
 	if (PyType_Check(o) || PyCallable_Check(o))
-		n = PyObject_GetAttrString(o, "__qualname__");
+		n = pyhot_patch_get_attr(o, "__qualname__");
 	if (!n) {
 		PyErr_Clear();
-		n = PyObject_GetAttrString(o, "co_name");   /* code */
-		f = n ? PyObject_GetAttrString(o, "co_filename") : NULL;
-		l = f ? PyObject_GetAttrString(o, "co_firstlineno") : NULL;
+		n = pyhot_patch_get_attr(o, "co_name");   /* code */
+		f = n ? pyhot_patch_get_attr(o, "co_filename") : NULL;
+		l = f ? pyhot_patch_get_attr(o, "co_firstlineno") : NULL;
 	}
 	if (n)
 		(void)pyhot_patch_utf8(n, a, sizeof(a));
@@ -722,7 +761,7 @@ static void write_holders(struct jsonw *out, PyObject *o, PyObject *referrers,
 	jsonw_array_begin(out);
 	for (i = 0; gc && referrers && i < PyList_Size(referrers) && shown < 3; i++) {
 		PyObject *r = PyList_GetItem(referrers, i);
-		PyObject *refs = PyObject_CallMethod(gc, "get_referents", "O", r);
+		PyObject *refs = call_method(gc, "get_referents", r);
 		char what[700], name[300];
 		int found = 0;
 
@@ -791,7 +830,7 @@ static int write_leaks(struct jsonw *out)
 
 	jsonw_key(out, "leaks");
 	jsonw_array_begin(out);
-	r = gc ? PyObject_CallMethod(gc, "collect", NULL) : NULL;
+	r = gc ? call_method(gc, "collect", NULL) : NULL;
 	Py_XDECREF(r);
 	watch_prune();
 	alive = PyList_New(0);
@@ -814,7 +853,7 @@ static int write_leaks(struct jsonw *out)
 	if (alive && PyList_Size(alive) > 0 && gc) {
 		/* One call for all: its argument tuple is the one referrer of
 		 * ours that shows up (alive is a list, which holds them too). */
-		PyObject *f = PyObject_GetAttrString(gc, "get_referrers");
+		PyObject *f = pyhot_patch_get_attr(gc, "get_referrers");
 
 		args = PyList_AsTuple(alive);
 		referrers = f && args ? PyObject_CallObject(f, args) : NULL;

@@ -64,7 +64,7 @@ int pyhot_ops_add(struct pyhot_ops *o, enum pyhot_op_kind kind,
 int pyhot_ops_add_attr(struct pyhot_ops *o, enum pyhot_op_kind kind,
 		       PyObject *target, const char *name, PyObject *value)
 {
-	PyObject *key = PyUnicode_FromString(name);
+	PyObject *key = PyUnicode_InternFromString(name);
 	int rc;
 
 	if (!key)
@@ -82,7 +82,7 @@ static PyObject *old_attr(PyObject *target, PyObject *key)
 	PyObject *d, *v;
 
 	if (PyType_Check(target)) {
-		d = PyObject_GetAttrString(target, "__dict__");
+		d = pyhot_patch_get_attr(target, "__dict__");
 		if (!d)
 			return NULL;
 		v = PyObject_GetItem(d, key);
@@ -169,7 +169,7 @@ static int do_op(struct pyhot_op *op)
 		}
 		return PyObject_SetItem(op->target, op->key, op->value);
 	case PYHOT_OP_SETCLOSURE:
-		op->old = PyObject_GetAttrString(op->target, "__closure__");
+		op->old = pyhot_patch_get_attr(op->target, "__closure__");
 		if (!op->old)
 			return -1;
 		return PyFunction_SetClosure(op->target, op->value);
@@ -241,7 +241,7 @@ static void undo_ops(struct pyhot_ops *o, size_t n)
 
 int pyhot_ops_apply(struct pyhot_ops *o)
 {
-	PyObject *t, *v, *tb, *r;
+	PyObject *t, *v, *tb, *r, *m;
 	size_t i;
 
 	for (i = 0; i < o->n; i++) {
@@ -254,7 +254,9 @@ int pyhot_ops_apply(struct pyhot_ops *o)
 	for (i = 0; i < o->n; i++) {
 		if (o->v[i].kind != PYHOT_OP_CLEARCACHE)
 			continue;
-		r = PyObject_CallMethod(o->v[i].target, "cache_clear", NULL);
+		m = pyhot_patch_get_attr(o->v[i].target, "cache_clear");
+		r = m ? PyObject_CallObject(m, NULL) : NULL;
+		Py_XDECREF(m);
 		Py_XDECREF(r);
 		PyErr_Clear();
 	}

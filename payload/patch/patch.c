@@ -169,10 +169,85 @@ static int is_a(PyObject *o, PyObject *type)
 	return type && (PyObject *)Py_TYPE(o) == type;
 }
 
+/*
+ * Attribute access by a C name, the name interned. CPython's type attribute
+ * cache (4096 entries) keeps a reference to the name of every lookup it
+ * caches, while PyObject_GetAttrString() and PyObject_CallMethod() make a
+ * fresh string on each call: every refresh would leave more dead names
+ * alive there, until the cache is full (a class the refresh modified gets a
+ * new version tag, hence new slots; on 3.10 and later the slot also follows
+ * the name's address, so any lookup does). An interned name is one object,
+ * alive anyway. Use these, not PyObject_*AttrString() or
+ * PyObject_CallMethod(), in the engine.
+ */
+PyObject *pyhot_patch_get_attr(PyObject *o, const char *name)
+{
+	PyObject *n = PyUnicode_InternFromString(name), *v;
+
+	if (!n)
+		return NULL;
+	v = PyObject_GetAttr(o, n);
+	Py_DECREF(n);
+	return v;
+}
+
+static int set_attr(PyObject *o, const char *name, PyObject *v)
+{
+	PyObject *n = PyUnicode_InternFromString(name);
+	int rc;
+
+	if (!n)
+		return -1;
+	rc = PyObject_SetAttr(o, n, v);
+	Py_DECREF(n);
+	return rc;
+}
+
+/* As PyObject_HasAttrString(): an error counts as "no". */
+static int has_attr(PyObject *o, const char *name)
+{
+	PyObject *v = pyhot_patch_get_attr(o, name);
+
+	if (!v) {
+		PyErr_Clear();
+		return 0;
+	}
+	Py_DECREF(v);
+	return 1;
+}
+
+/* As PyObject_CallMethod(): fmt NULL calls with no arguments; a format
+ * that builds one tuple gives the arguments, anything else one argument. */
+static PyObject *call_method(PyObject *o, const char *name, const char *fmt, ...)
+{
+	PyObject *m = pyhot_patch_get_attr(o, name), *args, *r;
+	va_list ap;
+
+	if (!m)
+		return NULL;
+	if (fmt && *fmt) {
+		va_start(ap, fmt);
+		args = Py_VaBuildValue(fmt, ap);
+		va_end(ap);
+		if (args && !PyTuple_Check(args)) {
+			PyObject *one = PyTuple_Pack(1, args);
+
+			Py_DECREF(args);
+			args = one;
+		}
+	} else {
+		args = PyTuple_New(0);
+	}
+	r = args ? PyObject_Call(m, args, NULL) : NULL;
+	Py_XDECREF(args);
+	Py_DECREF(m);
+	return r;
+}
+
 /* getattr that treats a missing attribute as NULL without an error. */
 static PyObject *getattr_opt(PyObject *o, const char *name)
 {
-	PyObject *v = PyObject_GetAttrString(o, name);
+	PyObject *v = pyhot_patch_get_attr(o, name);
 
 	if (!v && PyErr_ExceptionMatches(PyExc_AttributeError))
 		PyErr_Clear();
@@ -187,7 +262,7 @@ static PyObject *getattr_opt(PyObject *o, const char *name)
  */
 static PyObject *plain_attr(PyObject *o, const char *name)
 {
-	PyObject *n = PyUnicode_FromString(name), *v;
+	PyObject *n = PyUnicode_InternFromString(name), *v;
 
 	if (!n) {
 		PyErr_Clear();
@@ -216,7 +291,7 @@ static PyObject *id_of(PyObject *o)
 /* A class's own __dict__ entry (new reference), or NULL without error. */
 static PyObject *own_attr(PyObject *cls, PyObject *name)
 {
-	PyObject *d = PyObject_GetAttrString(cls, "__dict__"), *v;
+	PyObject *d = pyhot_patch_get_attr(cls, "__dict__"), *v;
 
 	if (!d)
 		return NULL;
@@ -347,7 +422,7 @@ static int collect_bound(struct engine *e, PyObject *node, PyObject *set, int de
 		return 0;   /* a bare expression binds nothing (bar a walrus) */
 	if (t == e->t_Assign || t == e->t_AugAssign || t == e->t_AnnAssign) {
 		/* only the targets bind: large literal values are not walked */
-		v = PyObject_GetAttrString(node, t == e->t_Assign ? "targets" : "target");
+		v = pyhot_patch_get_attr(node, t == e->t_Assign ? "targets" : "target");
 		if (!v)
 			return -1;
 		if (PyList_Check(v)) {
@@ -364,27 +439,27 @@ static int collect_bound(struct engine *e, PyObject *node, PyObject *set, int de
 
 	if (t == e->t_FunctionDef || t == e->t_AsyncFunctionDef ||
 	    t == e->t_ClassDef) {
-		v = PyObject_GetAttrString(node, "name");
+		v = pyhot_patch_get_attr(node, "name");
 		rc = v ? PySet_Add(set, v) : -1;
 		goto out;
 	}
 	if (t == e->t_Import || t == e->t_ImportFrom) {
 		Py_ssize_t i, n;
 
-		v = PyObject_GetAttrString(node, "names");
+		v = pyhot_patch_get_attr(node, "names");
 		if (!v)
 			goto out;
 		n = PyList_Size(v);
 		for (i = 0; i < n; i++) {
 			PyObject *alias = PyList_GetItem(v, i);   /* borrowed */
-			PyObject *nm = PyObject_GetAttrString(alias, "asname");
+			PyObject *nm = pyhot_patch_get_attr(alias, "asname");
 			PyObject *part;
 
 			if (nm == Py_None) {
 				Py_DECREF(nm);
-				nm = PyObject_GetAttrString(alias, "name");
+				nm = pyhot_patch_get_attr(alias, "name");
 				if (nm && t == e->t_Import) {
-					part = PyObject_CallMethod(nm, "partition", "s", ".");
+					part = call_method(nm, "partition", "s", ".");
 					Py_DECREF(nm);
 					nm = part ? PySequence_GetItem(part, 0) : NULL;
 					Py_XDECREF(part);
@@ -403,11 +478,11 @@ static int collect_bound(struct engine *e, PyObject *node, PyObject *set, int de
 		goto out;
 	}
 	if (t == e->t_Name) {
-		v = PyObject_GetAttrString(node, "ctx");
+		v = pyhot_patch_get_attr(node, "ctx");
 		if (!v)
 			goto out;
 		if (is_a(v, e->t_Store)) {
-			PyObject *id = PyObject_GetAttrString(node, "id");
+			PyObject *id = pyhot_patch_get_attr(node, "id");
 
 			if (!id || PySet_Add(set, id) < 0) {
 				Py_XDECREF(id);
@@ -421,7 +496,7 @@ static int collect_bound(struct engine *e, PyObject *node, PyObject *set, int de
 	if (t == e->t_Lambda || t == e->t_ListComp || t == e->t_SetComp ||
 	    t == e->t_DictComp || t == e->t_GeneratorExp)
 		return 0;
-	v = PyObject_GetAttrString(node, "_fields");
+	v = pyhot_patch_get_attr(node, "_fields");
 	if (!v)
 		goto out;
 	it = PyObject_GetIter(v);
@@ -440,13 +515,13 @@ static int collect_bound(struct engine *e, PyObject *node, PyObject *set, int de
 
 			for (i = 0; i < n; i++) {
 				PyObject *x = PyList_GetItem(f, i);
-				if (PyObject_HasAttrString(x, "_fields") &&
+				if (has_attr(x, "_fields") &&
 				    collect_bound(e, x, set, depth + 1) < 0) {
 					Py_DECREF(f);
 					goto out;
 				}
 			}
-		} else if (f != Py_None && PyObject_HasAttrString(f, "_fields") &&
+		} else if (f != Py_None && has_attr(f, "_fields") &&
 			   !PyUnicode_Check(f)) {
 			if (collect_bound(e, f, set, depth + 1) < 0) {
 				Py_DECREF(f);
@@ -515,7 +590,7 @@ static PyObject *compile_stmt(struct engine *e, PyObject *stmt)
 /* The code constant of code named name (new reference), or NULL. */
 static PyObject *code_const(struct engine *e, PyObject *code, PyObject *name)
 {
-	PyObject *consts = PyObject_GetAttrString(code, "co_consts");
+	PyObject *consts = pyhot_patch_get_attr(code, "co_consts");
 	Py_ssize_t i, n;
 
 	if (!consts)
@@ -528,7 +603,7 @@ static PyObject *code_const(struct engine *e, PyObject *code, PyObject *name)
 
 		if (!is_a(c, e->t_code))
 			continue;
-		cn = PyObject_GetAttrString(c, "co_name");
+		cn = pyhot_patch_get_attr(c, "co_name");
 		eq = cn ? PyObject_RichCompareBool(cn, name, Py_EQ) : -1;
 		Py_XDECREF(cn);
 		if (eq < 0) {
@@ -554,7 +629,7 @@ static PyObject *node_stripped(struct engine *e, PyObject *node,
 	for (; c && *fields; fields++) {
 		PyObject *empty = PyList_New(0);
 
-		if (!empty || PyObject_SetAttrString(c, *fields, empty) < 0) {
+		if (!empty || set_attr(c, *fields, empty) < 0) {
 			Py_XDECREF(empty);
 			Py_DECREF(c);
 			return NULL;
@@ -571,12 +646,12 @@ static const char *const strip_class[] = { "decorator_list", "bases",
 /* Compare a named attribute of two objects; 1 equal, 0 not, -1 error. */
 static int attr_equal(PyObject *a, PyObject *b, const char *name)
 {
-	PyObject *x = PyObject_GetAttrString(a, name), *y;
+	PyObject *x = pyhot_patch_get_attr(a, name), *y;
 	int rc;
 
 	if (!x)
 		return -1;
-	y = PyObject_GetAttrString(b, name);
+	y = pyhot_patch_get_attr(b, name);
 	if (!y) {
 		Py_DECREF(x);
 		return -1;
@@ -600,7 +675,7 @@ static PyObject *scratch_ns(struct engine *e)
 	if (PyDict_Size(e->L) == 0)
 		return PyDict_New();
 	if (!e->nscls) {
-		getitem = PyObject_GetAttrString(e->L, "__getitem__");
+		getitem = pyhot_patch_get_attr(e->L, "__getitem__");
 		sm = getitem ? PyObject_CallFunctionObjArgs(e->t_staticmethod, getitem, NULL) : NULL;
 		attrs = sm ? PyDict_New() : NULL;
 		bases = attrs ? PyTuple_Pack(1, (PyObject *)&PyDict_Type) : NULL;
@@ -657,8 +732,8 @@ static int find_inner(struct engine *e, PyObject *root, PyObject *name,
 		    PyObject_TypeCheck(o, &PyModule_Type))
 			continue;
 		if (is_a(o, e->t_function)) {
-			PyObject *code = PyObject_GetAttrString(o, "__code__");
-			PyObject *cn = code ? PyObject_GetAttrString(code, "co_name") : NULL;
+			PyObject *code = pyhot_patch_get_attr(o, "__code__");
+			PyObject *cn = code ? pyhot_patch_get_attr(code, "co_name") : NULL;
 			PyObject *clo;
 			int eq = cn ? PyObject_RichCompareBool(cn, name, Py_EQ) : -1;
 
@@ -666,7 +741,7 @@ static int find_inner(struct engine *e, PyObject *root, PyObject *name,
 			Py_XDECREF(cn);
 			if (eq < 0 || (eq && PyList_Append(cands, o) < 0))
 				goto out;
-			clo = PyObject_GetAttrString(o, "__closure__");
+			clo = pyhot_patch_get_attr(o, "__closure__");
 			if (!clo)
 				goto out;
 			if (clo != Py_None) {
@@ -719,13 +794,13 @@ static int find_inner(struct engine *e, PyObject *root, PyObject *name,
 	}
 	n = PyList_Size(cands);
 	if (n > 0 && old_code) {
-		old_bytes = PyObject_GetAttrString(old_code, "co_code");
+		old_bytes = pyhot_patch_get_attr(old_code, "co_code");
 		if (!old_bytes)
 			goto out;
 		for (i = 0; i < n && !*out; i++) {
 			PyObject *f = PyList_GetItem(cands, i);
-			PyObject *c = PyObject_GetAttrString(f, "__code__");
-			PyObject *b = c ? PyObject_GetAttrString(c, "co_code") : NULL;
+			PyObject *c = pyhot_patch_get_attr(f, "__code__");
+			PyObject *b = c ? pyhot_patch_get_attr(c, "co_code") : NULL;
 			int eq = b ? PyObject_RichCompareBool(b, old_bytes, Py_EQ) : -1;
 
 			Py_XDECREF(c);
@@ -764,8 +839,8 @@ static int codemap_add(struct engine *e, PyObject *old, PyObject *new, int depth
 
 	if (depth > 8)
 		return 0;
-	oc = PyObject_GetAttrString(old, "co_consts");
-	nc = PyObject_GetAttrString(new, "co_consts");
+	oc = pyhot_patch_get_attr(old, "co_consts");
+	nc = pyhot_patch_get_attr(new, "co_consts");
 	if (!oc || !nc)
 		goto out;
 	no = PyTuple_Size(oc);
@@ -776,7 +851,7 @@ static int codemap_add(struct engine *e, PyObject *old, PyObject *new, int depth
 
 		if (!is_a(a, e->t_code))
 			continue;
-		an = PyObject_GetAttrString(a, "co_name");
+		an = pyhot_patch_get_attr(a, "co_name");
 		if (!an)
 			goto out;
 		for (j = 0; j < nn; j++) {
@@ -785,7 +860,7 @@ static int codemap_add(struct engine *e, PyObject *old, PyObject *new, int depth
 
 			if (!is_a(b, e->t_code))
 				continue;
-			bn = PyObject_GetAttrString(b, "co_name");
+			bn = pyhot_patch_get_attr(b, "co_name");
 			eq = bn ? PyObject_RichCompareBool(an, bn, Py_EQ) : -1;
 			Py_XDECREF(bn);
 			if (eq < 0) {
@@ -840,12 +915,12 @@ static int transplant(struct engine *e, PyObject *live, PyObject *new,
 	size_t used = 0;
 
 	detail[0] = '\0';
-	lc = PyObject_GetAttrString(live, "__code__");
-	nc = PyObject_GetAttrString(new, "__code__");
+	lc = pyhot_patch_get_attr(live, "__code__");
+	nc = pyhot_patch_get_attr(new, "__code__");
 	if (!lc || !nc)
 		goto out;
-	lf = PyObject_GetAttrString(lc, "co_freevars");
-	nf = PyObject_GetAttrString(nc, "co_freevars");
+	lf = pyhot_patch_get_attr(lc, "co_freevars");
+	nf = pyhot_patch_get_attr(nc, "co_freevars");
 	if (!lf || !nf)
 		goto out;
 	eq = PyObject_RichCompareBool(lf, nf, Py_EQ);
@@ -856,8 +931,8 @@ static int transplant(struct engine *e, PyObject *live, PyObject *new,
 		 * generator becomes a plain function; with the closure already
 		 * swapped, a thread could then call old code with a closure of
 		 * the wrong size. Such a change is re-bound, not moved. */
-		PyObject *lfl = PyObject_GetAttrString(lc, "co_flags");
-		PyObject *nfl = lfl ? PyObject_GetAttrString(nc, "co_flags") : NULL;
+		PyObject *lfl = pyhot_patch_get_attr(lc, "co_flags");
+		PyObject *nfl = lfl ? pyhot_patch_get_attr(nc, "co_flags") : NULL;
 		long diff = nfl ? (PyLong_AsLong(lfl) ^ PyLong_AsLong(nfl)) : 0;
 
 		Py_XDECREF(lfl);
@@ -870,7 +945,7 @@ static int transplant(struct engine *e, PyObject *live, PyObject *new,
 		}
 	}
 	if (!eq) {
-		PyObject *clo = PyObject_GetAttrString(new, "__closure__");
+		PyObject *clo = pyhot_patch_get_attr(new, "__closure__");
 		Py_ssize_t need = PyTuple_Size(nf);
 
 		if (!clo)
@@ -906,8 +981,8 @@ static int transplant(struct engine *e, PyObject *live, PyObject *new,
 		goto out;
 	if (mode == TP_FULL) {
 		for (k = 0; attrs[k]; k++) {
-			PyObject *nv = PyObject_GetAttrString(new, attrs[k]);
-			PyObject *lv = nv ? PyObject_GetAttrString(live, attrs[k]) : NULL;
+			PyObject *nv = pyhot_patch_get_attr(new, attrs[k]);
+			PyObject *lv = nv ? pyhot_patch_get_attr(live, attrs[k]) : NULL;
 			int same = lv ? (lv == nv ? 1 : PyObject_RichCompareBool(lv, nv, Py_EQ)) : -1;
 
 			if (same < 0)
@@ -928,8 +1003,8 @@ static int transplant(struct engine *e, PyObject *live, PyObject *new,
 			detail[used - 2] = '\0';
 		/* attributes the new def got from its decorators-free run
 		 * (rare); existing ones (set by decorators) stay */
-		ndict = PyObject_GetAttrString(new, "__dict__");
-		ldict = ndict ? PyObject_GetAttrString(live, "__dict__") : NULL;
+		ndict = pyhot_patch_get_attr(new, "__dict__");
+		ldict = ndict ? pyhot_patch_get_attr(live, "__dict__") : NULL;
 		if (!ldict)
 			goto out;
 		if (PyDict_Check(ndict) && PyDict_Size(ndict) > 0) {
@@ -1101,7 +1176,7 @@ static int body_info_make(struct engine *e, PyObject *body, struct body_info *b)
 			return -1;
 		if (is_a(st, e->t_FunctionDef) || is_a(st, e->t_AsyncFunctionDef) ||
 		    is_a(st, e->t_ClassDef)) {
-			PyObject *nm = PyObject_GetAttrString(st, "name");
+			PyObject *nm = pyhot_patch_get_attr(st, "name");
 
 			if (!nm)
 				return -1;
@@ -1237,8 +1312,8 @@ static int class_in_place(struct engine *e, PyObject *live, PyObject *ncd,
 			return r;
 		}
 	}
-	nb = PyObject_GetAttrString(ncd, "body");
-	ob = PyObject_GetAttrString(ocd, "body");
+	nb = pyhot_patch_get_attr(ncd, "body");
+	ob = pyhot_patch_get_attr(ocd, "body");
 	if (!nb || !ob)
 		goto out;
 	a = select_stmts(e, nb, 0);
@@ -1251,7 +1326,7 @@ static int class_in_place(struct engine *e, PyObject *live, PyObject *ncd,
 		rc = r;
 		goto out;
 	}
-	if (PyObject_HasAttrString(live, "__dataclass_fields__")) {
+	if (has_attr(live, "__dataclass_fields__")) {
 		Py_DECREF(a);
 		Py_DECREF(b);
 		a = select_stmts(e, nb, 1);
@@ -1267,7 +1342,7 @@ static int class_in_place(struct engine *e, PyObject *live, PyObject *ncd,
 			 * class (see dataclass_regen()). Not with __slots__:
 			 * a new field needs a new layout. */
 			*why = "dataclass fields changed on a __slots__ class";
-			rc = PyObject_HasAttrString(live, "__slots__") ? 0 : 2;
+			rc = has_attr(live, "__slots__") ? 0 : 2;
 			goto out;
 		}
 	}
@@ -1290,7 +1365,7 @@ static int member_functions(struct engine *e, PyObject *v, PyObject *out)
 	if (is_a(v, e->t_function))
 		return PyList_Append(out, v);
 	if (is_a(v, e->t_classmethod) || is_a(v, e->t_staticmethod)) {
-		PyObject *f = PyObject_GetAttrString(v, "__func__");
+		PyObject *f = pyhot_patch_get_attr(v, "__func__");
 		int r = f ? member_functions(e, f, out) : -1;
 
 		Py_XDECREF(f);
@@ -1298,7 +1373,7 @@ static int member_functions(struct engine *e, PyObject *v, PyObject *out)
 	}
 	if (is_a(v, e->t_property)) {
 		for (k = 0; acc[k]; k++) {
-			PyObject *f = PyObject_GetAttrString(v, acc[k]);
+			PyObject *f = pyhot_patch_get_attr(v, acc[k]);
 			int r = f ? (f == Py_None ? 0 : member_functions(e, f, out)) : -1;
 
 			Py_XDECREF(f);
@@ -1321,8 +1396,8 @@ static int relocate_class(struct engine *e, PyObject *live, PyObject *body_code,
 
 	if (depth > 8)
 		return 0;
-	d = PyObject_GetAttrString(live, "__dict__");
-	consts = PyObject_GetAttrString(body_code, "co_consts");
+	d = pyhot_patch_get_attr(live, "__dict__");
+	consts = pyhot_patch_get_attr(body_code, "co_consts");
 	if (!d || !consts)
 		goto out;
 	items = PyMapping_Items(d);
@@ -1356,7 +1431,7 @@ static int relocate_class(struct engine *e, PyObject *live, PyObject *body_code,
 		nf = PyList_Size(fns);
 		for (f = 0; f < nf; f++) {
 			PyObject *fn = PyList_GetItem(fns, f);
-			PyObject *lc = PyObject_GetAttrString(fn, "__code__");
+			PyObject *lc = pyhot_patch_get_attr(fn, "__code__");
 
 			if (!lc)
 				goto out;
@@ -1407,10 +1482,10 @@ static PyObject *class_body_code(struct engine *e, PyObject *cd, PyObject *body)
 
 	if (!cd2)
 		return NULL;
-	if (body && PyObject_SetAttrString(cd2, "body", body) < 0)
+	if (body && set_attr(cd2, "body", body) < 0)
 		goto out;
 	code = compile_stmt(e, cd2);
-	name = code ? PyObject_GetAttrString(cd, "name") : NULL;
+	name = code ? pyhot_patch_get_attr(cd, "name") : NULL;
 	if (!name)
 		goto out;
 	bc = code_const(e, code, name);
@@ -1442,7 +1517,7 @@ static int relocate_stmt(struct engine *e, PyObject *st, PyObject *live)
 		Py_DECREF(code);
 		return rc;
 	}
-	name = PyObject_GetAttrString(st, "name");
+	name = pyhot_patch_get_attr(st, "name");
 	bare = name ? node_stripped(e, st, strip_decorators) : NULL;
 	code = bare ? compile_stmt(e, bare) : NULL;
 	fc = code ? code_const(e, code, name) : NULL;
@@ -1452,7 +1527,7 @@ static int relocate_stmt(struct engine *e, PyObject *st, PyObject *live)
 		goto out;
 	rc = 0;
 	if (inner) {
-		PyObject *lc = PyObject_GetAttrString(inner, "__code__");
+		PyObject *lc = pyhot_patch_get_attr(inner, "__code__");
 		int same = lc ? attr_equal(lc, fc, "co_code") : -1;
 
 		if (same == 1)
@@ -1511,7 +1586,7 @@ static int enum_add(struct engine *e, PyObject *live, PyObject *ncd,
 			goto out;
 		Py_CLEAR(value);
 		{
-			PyObject *cn = PyObject_GetAttrString(ncd, "name");
+			PyObject *cn = pyhot_patch_get_attr(ncd, "name");
 
 			*tmpcls = cn ? PyObject_GetItem(tmp, cn) : NULL;
 			Py_XDECREF(cn);
@@ -1519,14 +1594,14 @@ static int enum_add(struct engine *e, PyObject *live, PyObject *ncd,
 		if (!*tmpcls)
 			goto out;
 	}
-	map = PyObject_GetAttrString(*tmpcls, "_member_map_");
+	map = pyhot_patch_get_attr(*tmpcls, "_member_map_");
 	member = map ? PyObject_GetItem(map, name) : NULL;
 	if (!member)
 		goto out;
-	value = PyObject_GetAttrString(member, "_value_");
-	livemap = PyObject_GetAttrString(live, "_member_map_");
-	v2m = PyObject_GetAttrString(live, "_value2member_map_");
-	names = PyObject_GetAttrString(live, "_member_names_");
+	value = pyhot_patch_get_attr(member, "_value_");
+	livemap = pyhot_patch_get_attr(live, "_member_map_");
+	v2m = pyhot_patch_get_attr(live, "_value2member_map_");
+	names = pyhot_patch_get_attr(live, "_member_names_");
 	if (!value || !livemap || !v2m || !names)
 		goto out;
 	if (pyhot_ops_add_attr(&e->ops, PYHOT_OP_SETATTR, member, "__class__", live) < 0 ||
@@ -1594,8 +1669,8 @@ static int patch_member(struct engine *e, PyObject *live, PyObject *name,
 		int ok = 1;
 
 		for (k = 0; acc[k]; k++) {
-			lp[k] = PyObject_GetAttrString(livev, acc[k]);
-			np[k] = PyObject_GetAttrString(newv, acc[k]);
+			lp[k] = pyhot_patch_get_attr(livev, acc[k]);
+			np[k] = pyhot_patch_get_attr(newv, acc[k]);
 			if (!lp[k] || !np[k])
 				ok = -1;
 			else if ((lp[k] == Py_None) != (np[k] == Py_None))
@@ -1657,9 +1732,9 @@ static int dataclass_regen(struct engine *e, PyObject *live, PyObject *ncd,
 	if (!tmp)
 		goto out;
 	res = PyEval_EvalCode(code, e->G, tmp);
-	cn = res ? PyObject_GetAttrString(ncd, "name") : NULL;
+	cn = res ? pyhot_patch_get_attr(ncd, "name") : NULL;
 	t = cn ? PyObject_GetItem(tmp, cn) : NULL;
-	d = t ? PyObject_GetAttrString(t, "__dict__") : NULL;
+	d = t ? pyhot_patch_get_attr(t, "__dict__") : NULL;
 	if (!d)
 		goto out;
 	for (k = 0; gen[k]; k++) {
@@ -1699,8 +1774,8 @@ static int patch_class(struct engine *e, PyObject *live, PyObject *ncd,
 	int rc = -1, is_enum = 0;
 	char qn[1024];
 
-	nbody = PyObject_GetAttrString(ncd, "body");
-	obody = ocd ? PyObject_GetAttrString(ocd, "body") : PyList_New(0);
+	nbody = pyhot_patch_get_attr(ncd, "body");
+	obody = ocd ? pyhot_patch_get_attr(ocd, "body") : PyList_New(0);
 	if (!nbody || !obody || body_info_make(e, obody, &oi) < 0)
 		goto out;
 	body2 = PyList_New(0);
@@ -1715,7 +1790,7 @@ static int patch_class(struct engine *e, PyObject *live, PyObject *ncd,
 		PyObject *st = PyList_GetItem(nbody, i);
 
 		if (is_a(st, e->t_ClassDef)) {
-			PyObject *nm = PyObject_GetAttrString(st, "name");
+			PyObject *nm = pyhot_patch_get_attr(st, "name");
 			PyObject *ost = nm ? PyDict_GetItemWithError(oi.defs, nm) : NULL;
 			PyObject *ln = NULL;
 			const char *why;
@@ -1783,7 +1858,7 @@ static int patch_class(struct engine *e, PyObject *live, PyObject *ncd,
 	if (!res)
 		goto out;
 	cell = is_a(res, e->t_cell) ? res : PyDict_GetItemString(ns, "__classcell__");
-	if (cell && PyObject_SetAttrString(cell, "cell_contents", live) < 0)
+	if (cell && set_attr(cell, "cell_contents", live) < 0)
 		goto out;   /* a fresh cell: methods using super() see the live class */
 	if (PyDict_GetItemString(ns, "__classcell__") &&
 	    PyDict_DelItemString(ns, "__classcell__") < 0)
@@ -1792,7 +1867,7 @@ static int patch_class(struct engine *e, PyObject *live, PyObject *ncd,
 		is_enum = PyObject_IsInstance(live, e->enummeta);
 		if (is_enum < 0)
 			goto out;
-		if (is_enum && !(memmap = PyObject_GetAttrString(live, "_member_map_")))
+		if (is_enum && !(memmap = pyhot_patch_get_attr(live, "_member_map_")))
 			goto out;
 	}
 	if (change_add(e, "changed", "class", qual[0] ? qual : "?", "in place") < 0)
@@ -1932,7 +2007,7 @@ static int patch_class(struct engine *e, PyObject *live, PyObject *ncd,
 		same = ost ? dump_equal(e, st, ost) : 0;
 		if (same < 0)
 			goto out;
-		nm = PyObject_GetAttrString(st, "name");
+		nm = pyhot_patch_get_attr(st, "name");
 		if (!nm || pyhot_patch_utf8(nm, name, sizeof(name)) < 0) {
 			Py_XDECREF(nm);
 			goto out;
@@ -2042,7 +2117,7 @@ static int follow_codes(struct engine *e)
 			continue;
 		}
 		if (is_a(o, e->t_function)) {
-			PyObject *code = PyObject_GetAttrString(o, "__code__");
+			PyObject *code = pyhot_patch_get_attr(o, "__code__");
 			PyObject *cid = code ? id_of(code) : NULL;
 			PyObject *fid = cid ? id_of(o) : NULL;
 			PyObject *pair = fid ? PyDict_GetItemWithError(e->codemap, cid) : NULL;
@@ -2058,7 +2133,7 @@ static int follow_codes(struct engine *e)
 			if (pair && !done) {
 				PyObject *nc = PyTuple_GetItem(pair, 1);
 				PyObject *oc = PyTuple_GetItem(pair, 0);
-				PyObject *qn = PyObject_GetAttrString(o, "__qualname__");
+				PyObject *qn = pyhot_patch_get_attr(o, "__qualname__");
 				char q[512], full[1024];
 				int fits = attr_equal(oc, nc, "co_freevars");
 
@@ -2094,7 +2169,7 @@ static int follow_codes(struct engine *e)
 			Py_XDECREF(fid);
 			push = PyList_New(0);
 			if (push) {
-				PyObject *clo = PyObject_GetAttrString(o, "__closure__");
+				PyObject *clo = pyhot_patch_get_attr(o, "__closure__");
 				PyObject *w = plain_attr(o, "__wrapped__");
 				Py_ssize_t i, n;
 
@@ -2124,7 +2199,7 @@ static int follow_codes(struct engine *e)
 			Py_XDECREF(m);
 			PyErr_Clear();
 			if (mine == 1) {
-				PyObject *d = PyObject_GetAttrString(o, "__dict__");
+				PyObject *d = pyhot_patch_get_attr(o, "__dict__");
 
 				push = d ? PyMapping_Values(d) : NULL;
 				Py_XDECREF(d);
@@ -2188,7 +2263,7 @@ static int plan_def(struct engine *e, PyObject *st, PyObject *ost,
 		if (r <= 0)
 			return r;
 	}
-	decos = PyObject_GetAttrString(st, "decorator_list");
+	decos = pyhot_patch_get_attr(st, "decorator_list");
 	if (!decos)
 		return -1;
 	undecorated = PyList_Size(decos) == 0;
@@ -2241,8 +2316,8 @@ static int is_lambda(struct engine *e, PyObject *f)
 
 	if (!is_a(f, e->t_function))
 		return 0;
-	c = PyObject_GetAttrString(f, "__code__");
-	n = c ? PyObject_GetAttrString(c, "co_name") : NULL;
+	c = pyhot_patch_get_attr(f, "__code__");
+	n = c ? pyhot_patch_get_attr(c, "co_name") : NULL;
 	r = n && PyUnicode_CompareWithASCIIString(n, "<lambda>") == 0;
 	Py_XDECREF(c);
 	Py_XDECREF(n);
@@ -2376,7 +2451,7 @@ static int future_flags_body(struct engine *e, PyObject *body)
 
 		if (!is_a(st, e->t_ImportFrom))
 			continue;
-		m = PyObject_GetAttrString(st, "module");
+		m = pyhot_patch_get_attr(st, "module");
 		if (!m || m == Py_None ||
 		    PyUnicode_CompareWithASCIIString(m, "__future__") != 0) {
 			Py_XDECREF(m);
@@ -2387,14 +2462,14 @@ static int future_flags_body(struct engine *e, PyObject *body)
 		flags |= 1 << 30;   /* "has a __future__ import"; masked by callers */
 		if (!fut && !(fut = PyImport_ImportModule("__future__")))
 			goto error;
-		names = PyObject_GetAttrString(st, "names");
+		names = pyhot_patch_get_attr(st, "names");
 		if (!names)
 			goto error;
 		nn = PyList_Size(names);
 		for (j = 0; j < nn; j++) {
-			PyObject *an = PyObject_GetAttrString(PyList_GetItem(names, j), "name");
+			PyObject *an = pyhot_patch_get_attr(PyList_GetItem(names, j), "name");
 			PyObject *feat = an ? PyObject_GetAttr(fut, an) : NULL;
-			PyObject *fl = feat ? PyObject_GetAttrString(feat, "compiler_flag") : NULL;
+			PyObject *fl = feat ? pyhot_patch_get_attr(feat, "compiler_flag") : NULL;
 
 			if (fl)
 				flags |= (int)PyLong_AsLong(fl);
@@ -2437,11 +2512,11 @@ static int queue_linecache(struct engine *e)
 	if (stat(e->mp->file, &st) == 0)
 		mtime = (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9;
 	lc = PyImport_ImportModule("linecache");
-	cache = lc ? PyObject_GetAttrString(lc, "cache") : NULL;
+	cache = lc ? pyhot_patch_get_attr(lc, "cache") : NULL;
 	util = cache ? PyImport_ImportModule("importlib.util") : NULL;
 	src = util ? PyBytes_FromStringAndSize(e->mp->newsrc, (Py_ssize_t)e->mp->newlen) : NULL;
-	text = src ? PyObject_CallMethod(util, "decode_source", "O", src) : NULL;
-	lines = text ? PyObject_CallMethod(text, "splitlines", "i", 1) : NULL;
+	text = src ? call_method(util, "decode_source", "O", src) : NULL;
+	lines = text ? call_method(text, "splitlines", "i", 1) : NULL;
 	entry = lines ? Py_BuildValue("(ndOO)", (Py_ssize_t)e->mp->newlen, mtime,
 				      lines, e->fileobj) : NULL;
 	if (!entry)
@@ -2545,8 +2620,8 @@ static int build_recs(struct engine *e, PyObject *stmts,
 		Py_XDECREF(el);
 		PyErr_Clear();
 		if (is_def(e, st) || is_a(st, e->t_ClassDef)) {
-			PyObject *decos = PyObject_GetAttrString(st, "decorator_list");
-			PyObject *nmo = PyObject_GetAttrString(st, "name");
+			PyObject *decos = pyhot_patch_get_attr(st, "decorator_list");
+			PyObject *nmo = pyhot_patch_get_attr(st, "name");
 			Py_ssize_t j;
 
 			if (!decos || !nmo || pyhot_patch_utf8(nmo, nm, sizeof(nm)) < 0) {
@@ -2647,7 +2722,7 @@ static PyObject *parse_region(struct engine *e, const char *src,
 	Py_DECREF(bytes);
 	if (!tree)
 		return NULL;
-	body = PyObject_GetAttrString(tree, "body");
+	body = pyhot_patch_get_attr(tree, "body");
 	Py_DECREF(tree);
 	return body;
 }
@@ -2815,7 +2890,7 @@ static int main_guard(struct engine *e, PyObject *st)
 
 	if (!is_a(st, e->t_If))
 		return 0;
-	test = PyObject_GetAttrString(st, "test");
+	test = pyhot_patch_get_attr(st, "test");
 	if (!test)
 		return -1;
 	d = PyObject_CallFunctionObjArgs(e->dump, test, NULL);
@@ -2868,7 +2943,7 @@ static int plan_module(struct engine *e, PyObject *module, struct pyhot_baseline
 		ob = PyBytes_FromStringAndSize(b->src, (Py_ssize_t)b->len);
 		otree = ob ? PyObject_CallFunction(e->parse, "OO", ob, e->fileobj) : NULL;
 		if (otree) {
-			obody = PyObject_GetAttrString(otree, "body");
+			obody = pyhot_patch_get_attr(otree, "body");
 			r = obody ? build_recs(e, obody, &recs, &nrecs) : -1;
 			fl = r == 0 ? future_flags_body(e, obody) : 0;
 			if (r < 0 || fl < 0)
@@ -2899,10 +2974,10 @@ static int plan_module(struct engine *e, PyObject *module, struct pyhot_baseline
 			PyErr_Clear();   /* no or an unparsable baseline: none */
 			e->mp->nobaseline = 1;
 		}
-		nbody = PyObject_GetAttrString(ntree, "body");
+		nbody = pyhot_patch_get_attr(ntree, "body");
 		if (!nbody)
 			goto out;
-		obody = otree ? PyObject_GetAttrString(otree, "body") : NULL;
+		obody = otree ? pyhot_patch_get_attr(otree, "body") : NULL;
 		if (otree && !obody)
 			goto out;
 		fl = future_flags_body(e, nbody);
@@ -2931,7 +3006,7 @@ static int plan_module(struct engine *e, PyObject *module, struct pyhot_baseline
 			goto out;
 		}
 		if (is_def(e, st) || is_a(st, e->t_ClassDef)) {
-			name = PyObject_GetAttrString(st, "name");
+			name = pyhot_patch_get_attr(st, "name");
 			if (!name) {
 				Py_DECREF(names);
 				goto out;
@@ -3205,7 +3280,7 @@ static int engine_init(struct engine *e, int dry_run)
 		m = PyImport_ImportModule(want[i].mod);
 		if (!m)
 			return -1;
-		f = PyObject_GetAttrString(m, want[i].name);
+		f = pyhot_patch_get_attr(m, want[i].name);
 		Py_DECREF(m);
 		if (!f)
 			return -1;
@@ -3246,7 +3321,7 @@ static int fail_py(struct engine *e, struct modplan *mp, struct jsonw *out,
 	if (v && tb)
 		PyException_SetTraceback(v, tb);
 	if (t) {
-		PyObject *n = PyObject_GetAttrString(t, "__name__");
+		PyObject *n = pyhot_patch_get_attr(t, "__name__");
 
 		if (n)
 			pyhot_patch_utf8(n, tname, sizeof(tname));
@@ -3254,7 +3329,7 @@ static int fail_py(struct engine *e, struct modplan *mp, struct jsonw *out,
 		PyErr_Clear();
 	}
 	if (v) {
-		msg = PyObject_GetAttrString(v, "msg");   /* SyntaxError */
+		msg = pyhot_patch_get_attr(v, "msg");   /* SyntaxError */
 		if (!msg || !PyUnicode_Check(msg)) {
 			PyErr_Clear();
 			Py_XDECREF(msg);
@@ -3278,13 +3353,13 @@ static int fail_py(struct engine *e, struct modplan *mp, struct jsonw *out,
 
 		Py_INCREF(cur);
 		while (cur && cur != Py_None) {
-			PyObject *fr = PyObject_GetAttrString(cur, "tb_frame");
-			PyObject *co = fr ? PyObject_GetAttrString(fr, "f_code") : NULL;
-			PyObject *fn = co ? PyObject_GetAttrString(co, "co_filename") : NULL;
+			PyObject *fr = pyhot_patch_get_attr(cur, "tb_frame");
+			PyObject *co = fr ? pyhot_patch_get_attr(fr, "f_code") : NULL;
+			PyObject *fn = co ? pyhot_patch_get_attr(co, "co_filename") : NULL;
 			PyObject *nx;
 
 			if (fn && PyUnicode_CompareWithASCIIString(fn, mp->file) == 0) {
-				PyObject *ln = PyObject_GetAttrString(cur, "tb_lineno");
+				PyObject *ln = pyhot_patch_get_attr(cur, "tb_lineno");
 
 				if (ln)
 					line = PyLong_AsLong(ln);
@@ -3293,7 +3368,7 @@ static int fail_py(struct engine *e, struct modplan *mp, struct jsonw *out,
 			Py_XDECREF(fr);
 			Py_XDECREF(co);
 			Py_XDECREF(fn);
-			nx = PyObject_GetAttrString(cur, "tb_next");
+			nx = pyhot_patch_get_attr(cur, "tb_next");
 			Py_DECREF(cur);
 			cur = nx;
 		}
@@ -3303,10 +3378,10 @@ static int fail_py(struct engine *e, struct modplan *mp, struct jsonw *out,
 	tbm = PyImport_ImportModule("traceback");
 	if (tbm && t && PyObject_IsSubclass(t, PyExc_SyntaxError) == 1)
 		/* the frames would be ast.parse's: the caret is what helps */
-		lines = PyObject_CallMethod(tbm, "format_exception_only", "OO",
+		lines = call_method(tbm, "format_exception_only", "OO",
 					    t, v ? v : Py_None);
 	else
-		lines = tbm ? PyObject_CallMethod(tbm, "format_exception", "OOO",
+		lines = tbm ? call_method(tbm, "format_exception", "OOO",
 						  t ? t : Py_None, v ? v : Py_None,
 						  tb ? tb : Py_None) : NULL;
 	sep = lines ? PyUnicode_FromString("") : NULL;

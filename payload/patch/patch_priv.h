@@ -18,6 +18,13 @@
  */
 extern int PyFunction_SetClosure(PyObject *op, PyObject *closure);
 
+/* getattr(o, name) with the name interned (new reference, or NULL with an
+ * exception). CPython's type attribute cache keeps a reference to the name
+ * of every lookup it caches, so a fresh string per call (as
+ * PyObject_GetAttrString() makes) would leave dead names alive there after
+ * every refresh. The engine uses this, not PyObject_*AttrString(). */
+PyObject *pyhot_patch_get_attr(PyObject *o, const char *name);
+
 /* One line of a refresh's report. */
 struct pyhot_change {
 	const char *action;   /* static string: changed|added|removed|kept|failed */

@@ -5,6 +5,7 @@
  * point). Not part of the payload.
  */
 #include <Python.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,34 @@
 EXPORT char *pyhot_test_refresh(const char *modules, int dry_run);
 EXPORT void pyhot_test_free(char *p);
 EXPORT int pyhot_test_baseline(void);
+EXPORT char *pyhot_test_rollback(const char *module, long to, int dry_run);
+
+/* Run an engine verb and frame its answer as the agent would. */
+static char *call(int (*fn)(const struct pyhot_req *, struct jsonw *,
+			    struct pyhot_err *), const struct pyhot_req *req)
+{
+	struct pyhot_err err;
+	struct jsonw w;
+	int rc;
+
+	pyhot_err_init(&err);
+	jsonw_init(&w);
+	jsonw_object_begin(&w);
+	jsonw_key_int(&w, "proto", 1);
+	rc = fn(req, &w, &err);
+	jsonw_key_bool(&w, "ok", rc == 0);
+	if (rc != 0) {
+		jsonw_key(&w, "error");
+		jsonw_object_begin(&w);
+		jsonw_key_str(&w, "kind", pyhot_errkind_name(err.kind));
+		jsonw_key_str(&w, "step", err.step);
+		jsonw_key_str(&w, "message", err.msg);
+		jsonw_object_end(&w);
+	}
+	jsonw_key_bool(&w, "exception_left_set", PyErr_Occurred() != NULL);
+	jsonw_object_end(&w);
+	return jsonw_finish(&w);
+}
 
 /* modules: names separated by commas ("" for every changed module).
  * Returns the response JSON as the agent would frame it; free it with
@@ -25,10 +54,7 @@ EXPORT int pyhot_test_baseline(void);
 char *pyhot_test_refresh(const char *modules, int dry_run)
 {
 	struct pyhot_req req;
-	struct pyhot_err err;
-	struct jsonw w;
-	char *copy = strdup(modules ? modules : ""), *p, *tok, *save = NULL;
-	int rc;
+	char *copy = strdup(modules ? modules : ""), *p, *tok, *save = NULL, *out;
 
 	memset(&req, 0, sizeof(req));
 	req.verb = "refresh";
@@ -42,24 +68,9 @@ char *pyhot_test_refresh(const char *modules, int dry_run)
 		req.key[req.nargs] = "dry_run";
 		req.val[req.nargs++] = "1";
 	}
-	pyhot_err_init(&err);
-	jsonw_init(&w);
-	jsonw_object_begin(&w);
-	jsonw_key_int(&w, "proto", 1);
-	rc = pyhot_patch_refresh(&req, &w, &err);
-	jsonw_key_bool(&w, "ok", rc == 0);
-	if (rc != 0) {
-		jsonw_key(&w, "error");
-		jsonw_object_begin(&w);
-		jsonw_key_str(&w, "kind", pyhot_errkind_name(err.kind));
-		jsonw_key_str(&w, "step", err.step);
-		jsonw_key_str(&w, "message", err.msg);
-		jsonw_object_end(&w);
-	}
-	jsonw_key_bool(&w, "exception_left_set", PyErr_Occurred() != NULL);
-	jsonw_object_end(&w);
+	out = call(pyhot_patch_refresh, &req);
 	free(copy);
-	return jsonw_finish(&w);
+	return out;
 }
 
 void pyhot_test_free(char *p)
@@ -73,4 +84,26 @@ int pyhot_test_baseline(void)
 
 	pyhot_err_init(&err);
 	return pyhot_patch_baseline_take(&err);
+}
+
+/* to < 0: the newest refresh only. */
+char *pyhot_test_rollback(const char *module, long to, int dry_run)
+{
+	struct pyhot_req req;
+	char n[32];
+
+	memset(&req, 0, sizeof(req));
+	req.verb = "rollback";
+	req.key[req.nargs] = "module";
+	req.val[req.nargs++] = module;
+	if (to >= 0) {
+		snprintf(n, sizeof(n), "%ld", to);
+		req.key[req.nargs] = "to";
+		req.val[req.nargs++] = n;
+	}
+	if (dry_run) {
+		req.key[req.nargs] = "dry_run";
+		req.val[req.nargs++] = "1";
+	}
+	return call(pyhot_patch_rollback, &req);
 }

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import pyhot
+from conftest import pyhot, sock_path
 
 
 def test_output_value_and_traceback(target, python):
@@ -106,3 +106,18 @@ def test_code_that_runs_too_long_is_uncertain(target):
     assert r.rc == 4 and r.json["error"]["kind"] == "uncertain", r
     assert "may still be running" in r.json["error"]["hint"], r
     t.assert_working()
+
+
+def test_attaches_quietly_first(target):
+    """No agent yet: exec attaches, its stdout stays the code's, and the
+    attach is told with -v only (cli_attach_quiet)."""
+    t = target("sleep")
+    r = pyhot("exec", t.pid, "-v", "-c", "6 * 7")
+    assert r.rc == 0 and r.out == "42\n", r
+    assert "attached to pid %d, agent at %s" % (t.pid, sock_path(t.pid)) in r.err, r
+    r = pyhot("exec", t.pid, "-v", "-c", "6 * 7")
+    assert r.rc == 0 and r.out == "42\n", r
+    assert "attached to pid" not in r.err, r
+    assert "already running" in r.err, r
+    r = pyhot("exec", t.pid, "-c", "1", json_out=True)
+    assert r.rc == 0 and r.json["attach"]["agent"]["reused"] is True, r

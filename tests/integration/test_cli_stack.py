@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import pyhot
+from conftest import pyhot, sock_path
 
 STACK_TARGET = '''
 import sys, threading, time
@@ -94,3 +94,17 @@ def test_stack_errors():
     assert r.rc == 2, r
     r = pyhot("stack", "999999999", json_out=True)
     assert r.rc == 3 and r.json["error"]["kind"] == "attach", r
+
+
+def test_attaches_quietly_first(stack_target):
+    """No agent yet: stack attaches, prints only the stacks, and tells of
+    the attach with -v only (cli_attach_quiet)."""
+    t = stack_target()
+    r = pyhot("stack", t.pid, "-v")
+    assert r.rc == 0, r
+    assert r.out.startswith("Thread "), r
+    assert "attached to pid %d, agent at %s" % (t.pid, sock_path(t.pid)) in r.err, r
+    r = pyhot("stack", t.pid, json_out=True)
+    assert r.rc == 0 and r.json["attach"]["agent"]["reused"] is True, r
+    r = pyhot("stack", t.pid, "-q")
+    assert r.rc == 0 and r.out == "" and r.err == "", r
