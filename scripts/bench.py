@@ -38,7 +38,10 @@ refreshed N times, alternating its two versions,
   - by pyhot, in a target whose main thread calls into the module and sleeps
     1 ms in a loop, attached with the default history (20) and, in a second
     target, with --history 1; each refresh is sent straight to the agent's
-    socket with grace_ms=0;
+    socket and runs as a pending call on the main thread, the usual path for
+    a service (grace_ms=0, which makes the agent start a GIL thread for
+    every request, adds 100-500 kB of RSS noise: thread stacks and malloc
+    arenas);
   - by importlib.reload in a process of its own (file rewritten, mtime
     bumped, caches invalidated, no bytecode written);
 the three at once (the figures are memory, not time). After 0, 1, 100 and N
@@ -493,7 +496,7 @@ def slope(points, lo):
 def mem_pyhot(python, tmp, label, history, source, n, out, failures):
     """Refresh usermod n times in a target of its own (pyhot attach
     [--history H]), alternating the two versions, each request straight to
-    the agent with grace_ms=0; at each checkpoint the target's gc object
+    the agent (taken as a pending call by the main thread); at each checkpoint the target's gc object
     count after gc.collect() (exec verb) and its VmRSS. out[label] gets
     {"points": {i: (objects, rss_kb)}, "run_ms": [...], "seconds": s,
     "history_bytes": {i: b}, "leaks": n}."""
@@ -501,7 +504,7 @@ def mem_pyhot(python, tmp, label, history, source, n, out, failures):
     os.mkdir(d)
     path = os.path.join(d, "usermod.py")
     write(path, source(0))
-    fast = [("grace_ms", "0")]
+    keys = []   # the default grace: the main thread takes the pending call
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTHONPATH", None)
     t = None
@@ -517,27 +520,27 @@ def mem_pyhot(python, tmp, label, history, source, n, out, failures):
                            universal_newlines=True, timeout=60)
         if a.returncode:
             raise RuntimeError("pyhot attach: exit %d: %s" % (a.returncode, a.stderr.strip()))
-        st = agent_call(t.pid, "status", fast)
+        st = agent_call(t.pid, "status", keys)
         if not st.get("ok"):
             raise RuntimeError("status: %s" % st.get("error"))
         res = out[label] = {"points": {}, "run_ms": [], "history_bytes": {},
                             "limit": (st.get("history") or {}).get("limit")}
 
         def checkpoint(i):
-            r = agent_call(t.pid, "exec", [("code", COUNT_CODE)] + fast)
+            r = agent_call(t.pid, "exec", [("code", COUNT_CODE)] + keys)
             if not r.get("ok"):
                 raise RuntimeError("exec: %s" % r.get("error"))
             res["points"][i] = (int(r["value"]), vm_rss_kb(t.pid))
-            s = agent_call(t.pid, "status", fast)
+            s = agent_call(t.pid, "status", keys)
             res["history_bytes"][i] = (s.get("history") or {}).get("bytes")
 
         cps = set(mem_checkpoints(n))
-        agent_call(t.pid, "exec", [("code", COUNT_CODE)] + fast)   # warm-up
+        agent_call(t.pid, "exec", [("code", COUNT_CODE)] + keys)   # warm-up
         checkpoint(0)
         t0 = time.perf_counter()
         for i in range(1, n + 1):
             write(path, source(i % 2))
-            r = agent_call(t.pid, "refresh", [("module", "usermod")] + fast)
+            r = agent_call(t.pid, "refresh", [("module", "usermod")] + keys)
             if not r.get("ok"):
                 raise RuntimeError("refresh %d: %s" % (
                     i, (r.get("error") or {}).get("message", r)))
@@ -545,7 +548,7 @@ def mem_pyhot(python, tmp, label, history, source, n, out, failures):
             if i in cps:
                 checkpoint(i)
         res["seconds"] = time.perf_counter() - t0
-        lk = agent_call(t.pid, "status", [("leaks", "1")] + fast)
+        lk = agent_call(t.pid, "status", [("leaks", "1")] + keys)
         res["leaks"] = len(lk.get("leaks") or [])
         if t.p.poll() is not None:
             raise RuntimeError("target exited: %s" % t.p.returncode)

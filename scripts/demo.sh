@@ -93,8 +93,13 @@ printf 'before: %s\nafter:  %s\n' "$before" "$after"
 kill -0 "$pid" || die "the service died"
 run curl -s "$url/stats"
 echo
-if [ "$before" != "$after" ]; then
-	printf '%sdone: pid %s runs the new view without a restart%s\n' "$g" "$pid" "$r"
-else
-	die "the answer did not change"
-fi
+[ "$before" != "$after" ] || die "the answer did not change"
+
+step "9. pyhot rollback: take the refresh back (same objects, nothing re-run)"
+run "$pyhot" rollback "$pid" flask_demo.views || die "rollback failed"
+back=$(curl -s "$url/hello/world")
+printf 'after rollback: %s\n' "$back"
+[ "$back" = "$before" ] || die "the rollback did not bring the old answer back"
+run "$pyhot" status "$pid"
+printf '%sdone: pid %s ran the new view, then the old one again, without a restart%s\n' \
+	"$g" "$pid" "$r"
