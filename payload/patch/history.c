@@ -335,19 +335,39 @@ static void gen_drop_undo(struct gen *g, int what, long watch_number)
 }
 
 /* Keep at most `limit` generations of h. */
+/* Keep at most `limit` generations of h. Records that hold no undo log
+ * (rollbacks, refreshes rolled back) go first, oldest first, so that the
+ * refreshes still applied can all be stepped back through; only then does
+ * the oldest applied refresh fall out, and its undo log with it. */
 static void history_trim(struct modhist *h)
 {
 	long max = atomic_load(&limit);
-	struct gen *g;
+	struct gen **pp, **victim, *g;
 
-	while ((long)h->n > max && (g = h->oldest) != NULL) {
+	while ((long)h->n > max && h->oldest) {
+		victim = NULL;
+		for (pp = &h->oldest; *pp; pp = &(*pp)->newer) {
+			if (!(*pp)->applied) {
+				victim = pp;
+				break;
+			}
+		}
+		if (!victim)
+			victim = &h->oldest;
+		g = *victim;
 		if (g->applied) {
 			h->floor = g->number;
 			gen_drop_undo(g, 1, g->number);
 		}
-		h->oldest = g->newer;
-		if (!h->oldest)
-			h->newest = NULL;
+		*victim = g->newer;
+		if (h->newest == g) {
+			/* the newest record left: find the one before it */
+			struct gen *x = h->oldest;
+
+			while (x && x->newer)
+				x = x->newer;
+			h->newest = x;
+		}
 		h->n--;
 		gen_free(g);
 	}
@@ -538,8 +558,11 @@ static int resolve_target(struct modhist *h, long to, struct gen **target,
 				     to, h->module, (int)pid, (long)atomic_load(&limit),
 				     h->floor);
 	return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
-			     "no generation %ld of %s in pid %d (`pyhot status %d` "
-			     "lists them)", to, h->module, (int)pid, (int)pid);
+			     "no generation %ld of %s in pid %d%s (`pyhot status %d` "
+			     "lists them)", to, h->module, (int)pid,
+			     to < next_number ? " any more: the history keeps the "
+			     "refreshes still applied and drops other records first" : "",
+			     (int)pid);
 }
 
 static void exc_message(char *buf, size_t size)

@@ -14,10 +14,11 @@
  * are freed) and is recorded as a generation itself, one that cannot be
  * undone: "rollback" again goes further back, "refresh" goes forward.
  *
- * The list is bounded per module (pyhot_patch_set_history_limit()); the
- * oldest generation falls out first, and with it its undo log: the code
- * and objects only it held are freed, and rolling back past it is no
- * longer possible (the module's "floor").
+ * The list is bounded per module (pyhot_patch_set_history_limit()).
+ * Records without an undo log (rollbacks, refreshes rolled back) fall out
+ * first, oldest first; then the oldest applied refresh, and with it its
+ * undo log: the code and objects only it held are freed, and rolling back
+ * past it is no longer possible (the module's "floor").
  *
  * Leak watch: objects that should die once a refresh is done (what the
  * refresh built and did not install, what a dropped undo log held) are

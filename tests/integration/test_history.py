@@ -230,8 +230,9 @@ def test_rollback_bad_input_changes_nothing(session, python):
     r = s.request("rollback", ("module", "usermod"), ("to", "2"))
     assert r["ok"] is True and r["restored"] == 2 and r["undone"] == [3], r
     assert s.exec(PROBE) == ANSWER[0]
+    # 3, rolled back, was the record to go when 4 came (limit 2).
     r = s.request("rollback", ("module", "usermod"), ("to", "3"))
-    assert r["ok"] is False and "was rolled back by generation 4" in r["error"]["message"], r
+    assert r["ok"] is False and "no generation 3 of usermod" in r["error"]["message"], r
 
 
 @pytest.mark.parametrize("python", PYTHONS, ids=[interpreter_id(p) for p in PYTHONS])
@@ -259,6 +260,9 @@ def test_generations_in_status(session, python):
     assert gens[3]["summary"]["changed"] > 0 and gens[3]["changes"]
     assert h["history"]["limit"] == 20 and h["history"]["bytes"] > 0
     assert h["leaks"] == [], h["leaks"]
+    r = s.request("rollback", ("module", "usermod"), ("to", "2"))
+    assert r["ok"] is False, r
+    assert "was rolled back by generation 3" in r["error"]["message"], r
     # A refresh after the rollbacks applies the file again.
     r = s.refresh(1)
     assert r["modules"][0]["generation"] == 5
@@ -277,3 +281,19 @@ def test_leaks_lists_what_a_user_holds(session):
     assert leaks[0]["generation"] == 1
     s.exec("import sys; del sys._old_code")
     assert s.request("status", ("leaks", "1"))["leaks"] == []
+
+
+def test_every_applied_refresh_can_be_stepped_back(session):
+    """With a full history, rollbacks push out records that hold nothing
+    (rollbacks, refreshes rolled back), never a refresh still applied."""
+    s = session(PYTHONS[0], 3)
+    for v in (1, 0, 1):
+        s.refresh(v)                            # 1, 2, 3: the history is full
+    for restored in (2, 1, 0):
+        r = s.request("rollback", ("module", "usermod"))
+        assert r["ok"] is True and r["restored"] == restored, r
+    assert s.exec(PROBE) == ANSWER[0]
+    gens = s.request("status")["history"]["generations"]
+    assert len(gens) == 3 and all(g["kind"] == "rollback" for g in gens), gens
+    r = s.request("rollback", ("module", "usermod"))
+    assert r["ok"] is False and "nothing to roll back" in r["error"]["message"], r
