@@ -125,6 +125,23 @@ def die_with_parent():
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
+def remove_stale_socket(pid):
+    """A new process has no agent yet; a socket at its path was left by an
+    earlier process with the same pid (killed, so it could not remove it).
+    Removed only when nothing listens there."""
+    path = sock_path(pid)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(path)
+        except ConnectionRefusedError:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        except OSError:
+            pass
+
+
 class Target:
     """A Python process under test. Lines of its stdout are collected by a
     thread; wait_for() polls them."""
@@ -140,6 +157,7 @@ class Target:
                                      universal_newlines=True, bufsize=1,
                                      preexec_fn=die_with_parent)
         self.pid = self.proc.pid
+        remove_stale_socket(self.pid)
         self.lines = []
         self.cond = threading.Condition()
         self.reader = threading.Thread(target=self._read, daemon=True)
