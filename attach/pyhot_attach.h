@@ -58,6 +58,10 @@ int pyhot_target_inspect(pid_t pid, struct pyhot_target *t,
 int pyhot_target_check(const struct pyhot_target *t,
 		       struct pyhot_err *err) PYHOT_MUST_CHECK;
 
+/* Whether pid has exited: no such process, or a zombie (its exit status
+ * not reaped yet). Reads /proc/PID/stat only. */
+int pyhot_target_exited(pid_t pid);
+
 struct pyhot_inject_opts {
 	const char *payload_path;  /* payload .so on the caller's side */
 	const char *boot_symbol;   /* exported boot function ("pyhot_boot") */

@@ -253,3 +253,18 @@ int pyhot_target_check(const struct pyhot_target *t, struct pyhot_err *err)
 	}
 	return 0;
 }
+
+int pyhot_target_exited(pid_t pid)
+{
+	char path[64], *text = NULL, state;
+	size_t len;
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	r = attach_read_file(path, &text, &len);
+	if (r < 0)
+		return r == -ENOENT || r == -ESRCH;
+	state = attach_parse_stat_state(text);
+	free(text);
+	return state == 'Z' || state == 'X';
+}

@@ -38,23 +38,6 @@ static struct json_object *jms(double v)
 	return json_object_new_double_s(v, buf);
 }
 
-/* The process is gone, or a zombie: it exited while we worked. */
-static int target_gone(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	FILE *f;
-	int gone = 1;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return errno == ENOENT || errno == ESRCH;
-	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) && p[1] == ' ')
-		gone = p[2] == 'Z' || p[2] == 'X';
-	fclose(f);
-	return gone;
-}
-
 /* One ping; 0 when the agent answered ok, *resp set. */
 static int ping(struct cli_ctx *c, unsigned int timeout_ms, struct json_object **resp,
 		struct pyhot_err *err)
@@ -165,7 +148,7 @@ int cli_attach_ensure(struct cli_ctx *c, int *reused, struct pyhot_err *err)
 		int i;
 
 		/* A SIGKILLed target takes a moment to become a zombie. */
-		for (i = 0; i < 100 && !target_gone(pid); i++)
+		for (i = 0; i < 100 && !pyhot_target_exited(pid); i++)
 			sleep_ms(1);
 		if (i < 100)
 			pyhot_err_hint(err, "pid %d exited during the attach", (int)pid);

@@ -33,7 +33,7 @@ struct ps_entry {
 	char cmdline[PS_CMDLINE_MAX];
 };
 
-static void read_text(const char *path, char *buf, size_t len, int nul_to_space)
+void cli_read_text(const char *path, char *buf, size_t len, int nul_to_space)
 {
 	FILE *f = fopen(path, "re");
 	size_t n = 0, i;
@@ -99,7 +99,7 @@ static void judge(struct ps_entry *e)
 			 "has not reaped it");
 	} else if (t->tracer) {
 		snprintf(path, sizeof(path), "/proc/%d/comm", (int)t->tracer);
-		read_text(path, comm, sizeof(comm), 0);
+		cli_read_text(path, comm, sizeof(comm), 0);
 		e->reason_kind = "traced";
 		snprintf(e->reason, sizeof(e->reason), "traced by pid %d (%s)", (int)t->tracer,
 			 comm[0] ? comm : "?");
@@ -163,7 +163,7 @@ static int ps_one(pid_t pid, struct ps_entry *e)
 	pyhot_err_init(&err);
 	r = pyhot_target_inspect(pid, &e->t, &err);
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-	read_text(path, e->cmdline, sizeof(e->cmdline), 1);
+	cli_read_text(path, e->cmdline, sizeof(e->cmdline), 1);
 	if (r < 0) {
 		/* Not ours to read (another user): list it when its name says
 		 * Python. A process that went away is not listed. */

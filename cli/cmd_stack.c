@@ -87,28 +87,13 @@ static void print_stacks(FILE *f, struct json_object *resp, int color)
 		fputs("no thread runs Python code\n", f);
 }
 
-static void read_small(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "re");
-	size_t n = 0;
-
-	buf[0] = '\0';
-	if (!f)
-		return;
-	n = fread(buf, 1, len - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-}
-
 /* The state letter of a thread from its stat line. */
 static char task_state(pid_t pid, pid_t tid)
 {
 	char path[96], buf[512], *p;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
-	read_small(path, buf, sizeof(buf));
+	cli_read_text(path, buf, sizeof(buf), 0);
 	p = strrchr(buf, ')');
 	return p && p[1] == ' ' ? p[2] : '?';
 }
@@ -185,7 +170,7 @@ static size_t read_native(pid_t pid, struct native_thread *th, size_t max)
 		th[i].tid = tids[i];
 		th[i].state = task_state(pid, tids[i]);
 		snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)pid, (int)tids[i]);
-		read_small(path, th[i].comm, sizeof(th[i].comm));
+		cli_read_text(path, th[i].comm, sizeof(th[i].comm), 0);
 		pyhot_err_init(&e);
 		if (!buf) {
 			snprintf(th[i].error, sizeof(th[i].error), "out of memory");

@@ -31,6 +31,11 @@ int cli_attach_quiet(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 int cli_call(struct cli_ctx *c, const char *verb, const char *const *kv, size_t nkv,
 	     struct json_object **resp, struct pyhot_err *err) PYHOT_MUST_CHECK;
 
+/* A small /proc file into buf (cmd_ps.c): "" when it cannot be read; NULs
+ * become spaces with nul_to_space (cmdline); trailing newlines and spaces
+ * are cut. */
+void cli_read_text(const char *path, char *buf, size_t len, int nul_to_space);
+
 /* A command line on one line (cmd_ps.c): control characters become spaces,
  * runs of spaces one, no trailing space; past max characters (0: no limit)
  * it is cut and ends with "...". out always NUL-terminated (len > 4). */

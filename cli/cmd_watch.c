@@ -535,22 +535,6 @@ static void read_events(struct watch *w)
 	}
 }
 
-static int target_alive(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	FILE *f;
-	int alive = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) && p[1] == ' ')
-		alive = p[2] != 'Z' && p[2] != 'X';
-	fclose(f);
-	return alive;
-}
-
 static int watch_loop(struct watch *w, struct pyhot_err *err)
 {
 	struct pollfd pfd[2];
@@ -602,7 +586,7 @@ static int watch_loop(struct watch *w, struct pyhot_err *err)
 			now = now_ms();
 			i = 0;
 		}
-		if (!target_alive(w->c->args->pid)) {
+		if (pyhot_target_exited(w->c->args->pid)) {
 			pyhot_err_set(err, PYHOT_ERR_FAILED, 0, w->c->args->pid, "watch",
 				      "pid %d exited", (int)w->c->args->pid);
 			pyhot_err_hint(err, "nothing left to watch");

@@ -33,7 +33,7 @@ struct sp_job {
 	atomic_int refs;
 	atomic_int state;              /* enum job_state */
 	pid_t pid;                     /* a job inherited through fork() is not ours */
-	const struct pyhot_verb *verb; /* NULL: take the baseline only */
+	const struct pyhot_verb *verb; /* &baseline_verb: the baseline only */
 	struct pyhot_req req;          /* points into frame */
 	char *frame;
 	struct jsonw out;              /* the handler's fields */
@@ -155,12 +155,24 @@ int pyhot_sp_baseline_ready(void)
 	return !pyhot_patch_baseline_take || atomic_load(&baseline_ready);
 }
 
+/* The baseline job: job_call() takes the baseline before any handler, so
+ * the handler itself has nothing to do. */
+static int baseline_noop(const struct pyhot_req *req, struct jsonw *out,
+			 struct pyhot_err *err)
+{
+	return 0;
+}
+
+static const struct pyhot_verb baseline_verb = {
+	"baseline", PYHOT_VERB_PYTHON, baseline_noop
+};
+
 /* Whether the job is a request's, for the agent's counters: the baseline
  * job of the boot is not (status then adds up: via_* + timeouts <=
  * requests). */
 static int job_counted(const struct sp_job *job)
 {
-	return job->verb && strcmp(job->verb->name, "baseline") != 0;
+	return job->verb != &baseline_verb;
 }
 
 /* Run the handler with the GIL held; leave the thread's exception state as
@@ -173,20 +185,18 @@ static void job_call(struct sp_job *job)
 
 	PyErr_Fetch(&type, &value, &tb);
 	baseline_maybe();
-	if (job->verb) {
-		prev_via = atomic_exchange(&current_via, (int)job->via);
-		job->rc = job->verb->fn(&job->req, &job->out, &job->err);
-		atomic_store(&current_via, prev_via);
-		pyhot_py_exc_take(exc, sizeof(exc));
-		if (exc[0]) {
-			/* A handler bug: report it, never raise it into the host. */
-			job->rc = pyhot_err_set(&job->err, PYHOT_ERR_FAILED, 0, getpid(),
-						job->verb->name,
-						"unhandled python exception: %s", exc);
-		} else if (job->rc < 0 && job->err.kind == PYHOT_OK) {
-			job->rc = pyhot_err_set(&job->err, PYHOT_ERR_FAILED, 0, getpid(),
-						job->verb->name, "failed without a message");
-		}
+	prev_via = atomic_exchange(&current_via, (int)job->via);
+	job->rc = job->verb->fn(&job->req, &job->out, &job->err);
+	atomic_store(&current_via, prev_via);
+	pyhot_py_exc_take(exc, sizeof(exc));
+	if (exc[0]) {
+		/* A handler bug: report it, never raise it into the host. */
+		job->rc = pyhot_err_set(&job->err, PYHOT_ERR_FAILED, 0, getpid(),
+					job->verb->name,
+					"unhandled python exception: %s", exc);
+	} else if (job->rc < 0 && job->err.kind == PYHOT_OK) {
+		job->rc = pyhot_err_set(&job->err, PYHOT_ERR_FAILED, 0, getpid(),
+					job->verb->name, "failed without a message");
 	}
 	PyErr_Restore(type, value, tb);
 }
@@ -385,7 +395,7 @@ int pyhot_sp_call(const struct pyhot_verb *verb, const struct pyhot_req *req,
 	if (grace_ms < 0) {
 		grace_ms = PYHOT_PENDING_GRACE_MS;
 	}
-	if (strcmp(verb->name, "baseline") == 0) {
+	if (verb == &baseline_verb) {
 		/* The attach waits for it: take the GIL at once rather than
 		 * after the main thread's grace period. */
 		grace_ms = 0;
@@ -471,18 +481,6 @@ out:
 	job_unref(job);
 	return rc;
 }
-
-/* The baseline job: job_call() takes the baseline before any handler, so
- * the handler itself has nothing to do. */
-static int baseline_noop(const struct pyhot_req *req, struct jsonw *out,
-			 struct pyhot_err *err)
-{
-	return 0;
-}
-
-static const struct pyhot_verb baseline_verb = {
-	"baseline", PYHOT_VERB_PYTHON, baseline_noop
-};
 
 static void *baseline_thread(void *arg)
 {

@@ -905,14 +905,29 @@ static int write_leaks(struct jsonw *out)
 	return 0;
 }
 
+/* A generation and its module, for the listing. */
+struct listed {
+	const struct gen *g;
+	const char *module;
+};
+
+/* Newest first: numbers are unique and increasing. */
+static int listed_newest_first(const void *a, const void *b)
+{
+	long x = ((const struct listed *)a)->g->number;
+	long y = ((const struct listed *)b)->g->number;
+
+	return (x < y) - (x > y);
+}
+
 int pyhot_patch_history_write(struct jsonw *out, int leaks, struct pyhot_err *err)
 {
 	struct modhist *h;
-	struct gen *g, **all = NULL;
-	size_t n = 0, i, j, bytes = 0;
+	const struct gen *g;
+	struct listed *all;
+	size_t n = 0, i, bytes = 0;
 	PyObject *t0, *v0, *tb0;
 
-	(void)err;
 	PyErr_Fetch(&t0, &v0, &tb0);
 	for (h = histories; h; h = h->next)
 		n += h->n;
@@ -926,18 +941,12 @@ int pyhot_patch_history_write(struct jsonw *out, int leaks, struct pyhot_err *er
 	for (h = histories; h; h = h->next) {
 		bytes += sizeof(*h) + strlen(h->module) + (h->file ? strlen(h->file) : 0);
 		for (g = h->oldest; g; g = g->newer) {
-			all[n++] = g;
+			all[n].g = g;
+			all[n++].module = h->module;
 			bytes += g->bytes;
 		}
 	}
-	/* newest first: generation numbers are unique and increasing */
-	for (i = 1; i < n; i++) {
-		for (j = i; j > 0 && all[j - 1]->number < all[j]->number; j--) {
-			g = all[j];
-			all[j] = all[j - 1];
-			all[j - 1] = g;
-		}
-	}
+	qsort(all, n, sizeof(*all), listed_newest_first);
 	jsonw_key(out, "history");
 	jsonw_object_begin(out);
 	jsonw_key_int(out, "limit", atomic_load(&limit));
@@ -945,13 +954,11 @@ int pyhot_patch_history_write(struct jsonw *out, int leaks, struct pyhot_err *er
 	jsonw_key(out, "generations");
 	jsonw_array_begin(out);
 	for (i = 0; i < n; i++) {
-		g = all[i];
-		for (h = histories; h && !gen_find(h, g->number); h = h->next)
-			;
+		g = all[i].g;
 		jsonw_object_begin(out);
 		jsonw_key_int(out, "number", g->number);
 		jsonw_key_double(out, "time", g->time);
-		jsonw_key_str(out, "module", h ? h->module : "?");
+		jsonw_key_str(out, "module", all[i].module);
 		jsonw_key_str(out, "kind", g->is_rollback ? "rollback" : "refresh");
 		jsonw_key_str(out, "hash", g->hash[0] ? g->hash : NULL);
 		if (g->is_rollback)

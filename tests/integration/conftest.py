@@ -11,6 +11,7 @@ Every wait is bounded; nothing is left running or stopped.
 import ctypes
 import json
 import os
+import shutil
 import socket
 import re
 import signal
@@ -110,6 +111,18 @@ def pyhot(*args, env=None, timeout=30, json_out=False, prefix=(), check_json=Tru
             e = r.json["error"]
             assert e["message"] and EXIT[e["kind"]] == r.rc, r
     return r
+
+
+def skip_unless_nobody_can_run_pyhot():
+    """Tests that run pyhot as user nobody (setpriv) need setpriv and a
+    build directory that others can reach."""
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv missing")
+    path = BUILD
+    while path != "/":
+        if not os.stat(path).st_mode & 0o001:
+            pytest.skip("%s is not searchable by others" % path)
+        path = os.path.dirname(path)
 
 
 def free_port():

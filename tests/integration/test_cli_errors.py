@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from conftest import (BUILD, DEFAULT_PY, OLD_INTERPRETERS, PYHOT, TARGET_PY, pyhot,
-                      sock_path, wait_until)
+from conftest import (DEFAULT_PY, OLD_INTERPRETERS, PYHOT, TARGET_PY, pyhot,
+                      skip_unless_nobody_can_run_pyhot, sock_path, wait_until)
 
 
 def refused(r, code, *needles):
@@ -60,14 +60,7 @@ def test_not_a_python_process(procs):
 
 def test_other_user_without_ptrace_rights(target):
     t = target("busy")
-    if not shutil.which("setpriv"):
-        pytest.skip("setpriv missing")
-    # build/pyhot must be reachable by nobody.
-    path = BUILD
-    while path != "/":
-        if not os.stat(path).st_mode & 0o001:
-            pytest.skip("%s is not searchable by others" % path)
-        path = os.path.dirname(path)
+    skip_unless_nobody_can_run_pyhot()
     prefix = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
     r, j = both("attach", t.pid, prefix=prefix)
     refused(r, 3, str(t.pid))

@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD, DEFAULT_PY, OLD_INTERPRETERS, PYHOT, REPO, pyhot, wait_until
+from conftest import (DEFAULT_PY, OLD_INTERPRETERS, PYHOT, REPO, pyhot,
+                      skip_unless_nobody_can_run_pyhot, wait_until)
 
 COMPLETION = os.path.join(REPO, "cli", "pyhot.bash-completion")
 
@@ -116,13 +117,7 @@ def test_bash_completion(target):
 
 def test_ps_as_another_user(target):
     """Run as nobody, pyhot lists root's Python processes as not its own."""
-    if not shutil.which("setpriv"):
-        pytest.skip("setpriv missing")
-    path = BUILD
-    while path != "/":
-        if not os.stat(path).st_mode & 0o001:
-            pytest.skip("%s is not searchable by others" % path)
-        path = os.path.dirname(path)
+    skip_unless_nobody_can_run_pyhot()
     t = target("sleep")
     r = pyhot("ps", json_out=True,
               prefix=("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"))
