@@ -10,8 +10,10 @@ Every wait is bounded; nothing is left running or stopped.
 """
 import ctypes
 import json
+import atexit
 import os
 import shutil
+import tempfile
 import socket
 import re
 import signal
@@ -83,8 +85,9 @@ class Result:
             " ".join(self.args), self.rc, self.out, self.err)
 
 
-def pyhot(*args, env=None, timeout=30, json_out=False, prefix=(), check_json=True):
-    """Run build/pyhot. With json_out, add --json and parse stdout (exactly
+def pyhot(*args, env=None, timeout=30, json_out=False, prefix=(), check_json=True,
+          exe=None):
+    """Run build/pyhot (or exe). With json_out, add --json and parse stdout (exactly
     one object, "format":1, "exit" equal to the exit code)."""
     args = [str(a) for a in args]
     if json_out:
@@ -95,7 +98,7 @@ def pyhot(*args, env=None, timeout=30, json_out=False, prefix=(), check_json=Tru
     if env:
         full_env.update(env)
     t0 = time.monotonic()
-    p = subprocess.run(list(prefix) + [PYHOT] + args, env=full_env, stdin=subprocess.DEVNULL,
+    p = subprocess.run(list(prefix) + [exe or PYHOT] + args, env=full_env, stdin=subprocess.DEVNULL,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
                        universal_newlines=True)
     r = Result(args, p.returncode, p.stdout, p.stderr, time.monotonic() - t0)
@@ -113,16 +116,25 @@ def pyhot(*args, env=None, timeout=30, json_out=False, prefix=(), check_json=Tru
     return r
 
 
-def skip_unless_nobody_can_run_pyhot():
-    """Tests that run pyhot as user nobody (setpriv) need setpriv and a
-    build directory that others can reach."""
+NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+_nobody_copy = []
+
+
+def pyhot_for_nobody():
+    """A copy of build/pyhot and its payload that user nobody can run (the
+    checkout may sit in a 0700 directory), for pyhot(..., prefix=NOBODY,
+    exe=...). Skips when setpriv is missing."""
     if not shutil.which("setpriv"):
         pytest.skip("setpriv missing")
-    path = BUILD
-    while path != "/":
-        if not os.stat(path).st_mode & 0o001:
-            pytest.skip("%s is not searchable by others" % path)
-        path = os.path.dirname(path)
+    if not _nobody_copy:
+        d = tempfile.mkdtemp(prefix="pyhot-nobody-")
+        atexit.register(shutil.rmtree, d, True)
+        os.chmod(d, 0o755)
+        for name in ("pyhot", "pyhot-payload.so"):
+            shutil.copy2(os.path.join(BUILD, name), d)
+            os.chmod(os.path.join(d, name), 0o755)
+        _nobody_copy.append(os.path.join(d, "pyhot"))
+    return _nobody_copy[0]
 
 
 def free_port():

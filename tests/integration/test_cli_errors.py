@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from conftest import (DEFAULT_PY, OLD_INTERPRETERS, PYHOT, TARGET_PY, pyhot,
-                      skip_unless_nobody_can_run_pyhot, sock_path, wait_until)
+                      NOBODY, pyhot_for_nobody, sock_path, wait_until)
 
 
 def refused(r, code, *needles):
@@ -24,10 +24,10 @@ def refused(r, code, *needles):
         assert n.lower() in low, (n, r)
 
 
-def both(*args, env=None, prefix=()):
+def both(*args, env=None, prefix=(), exe=None):
     """Run once for text and once with --json; the two agree."""
-    r = pyhot(*args, env=env, prefix=prefix)
-    j = pyhot(*args, env=env, prefix=prefix, json_out=True)
+    r = pyhot(*args, env=env, prefix=prefix, exe=exe)
+    j = pyhot(*args, env=env, prefix=prefix, json_out=True, exe=exe)
     assert j.rc == r.rc, (r, j)
     assert j.json["error"]["message"] in r.err, (r, j)
     return r, j
@@ -60,9 +60,7 @@ def test_not_a_python_process(procs):
 
 def test_other_user_without_ptrace_rights(target):
     t = target("busy")
-    skip_unless_nobody_can_run_pyhot()
-    prefix = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
-    r, j = both("attach", t.pid, prefix=prefix)
+    r, j = both("attach", t.pid, prefix=NOBODY, exe=pyhot_for_nobody())
     refused(r, 3, str(t.pid))
     assert any(w in r.err.lower() for w in ("permission", "not permitted", "uid", "user")), r
     assert t.tracer() == 0

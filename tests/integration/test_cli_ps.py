@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from conftest import (DEFAULT_PY, OLD_INTERPRETERS, PYHOT, REPO, pyhot,
-                      skip_unless_nobody_can_run_pyhot, wait_until)
+                      NOBODY, pyhot_for_nobody, wait_until)
 
 COMPLETION = os.path.join(REPO, "cli", "pyhot.bash-completion")
 
@@ -117,10 +117,9 @@ def test_bash_completion(target):
 
 def test_ps_as_another_user(target):
     """Run as nobody, pyhot lists root's Python processes as not its own."""
-    skip_unless_nobody_can_run_pyhot()
+    exe = pyhot_for_nobody()
     t = target("sleep")
-    r = pyhot("ps", json_out=True,
-              prefix=("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"))
+    r = pyhot("ps", json_out=True, prefix=NOBODY, exe=exe)
     assert r.rc == 0, r
     e = entry(r, t.pid)
     assert e["attachable"] is False and e["reason_kind"] == "other-user", e
