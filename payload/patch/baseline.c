@@ -5,7 +5,8 @@
  * the target can change it. Every function runs with the GIL held, which
  * also serialises access to the list.
  */
-#include "patch_priv.h"
+#include "attr.h"
+#include "baseline.h"
 #include "pyhot_patch.h"
 
 #include <errno.h>
@@ -168,29 +169,6 @@ int pyhot_patch_is_user_file(const char *file, const char *stdlib_dir)
 	return 1;
 }
 
-int pyhot_patch_utf8(PyObject *s, char *buf, size_t size)
-{
-	PyObject *b;
-	char *p;
-	Py_ssize_t n;
-
-	if (!s || !PyUnicode_Check(s))
-		return -1;
-	b = PyUnicode_AsUTF8String(s);
-	if (!b)
-		return -1;
-	if (PyBytes_AsStringAndSize(b, &p, &n) < 0) {
-		Py_DECREF(b);
-		return -1;
-	}
-	if ((size_t)n >= size)
-		n = (Py_ssize_t)size - 1;
-	memcpy(buf, p, (size_t)n);
-	buf[n] = '\0';
-	Py_DECREF(b);
-	return 0;
-}
-
 /* The directory holding os.py: the standard library. */
 static int stdlib_dir(char *buf, size_t size)
 {
@@ -201,7 +179,7 @@ static int stdlib_dir(char *buf, size_t size)
 	os = PyImport_ImportModule("os");
 	if (!os)
 		return -1;
-	f = PyObject_GetAttrString(os, "__file__");
+	f = pyhot_patch_get_attr(os, "__file__");
 	Py_DECREF(os);
 	if (f && pyhot_patch_utf8(f, buf, size) == 0 &&
 	    (slash = strrchr(buf, '/')) != NULL) {
@@ -245,7 +223,7 @@ int pyhot_patch_baseline_take(struct pyhot_err *err)
 		}
 		if (pyhot_baseline_find(name))
 			continue;
-		f = PyObject_GetAttrString(mod, "__file__");
+		f = pyhot_patch_get_attr(mod, "__file__");
 		if (!f || pyhot_patch_utf8(f, file, sizeof(file)) < 0) {
 			Py_XDECREF(f);
 			PyErr_Clear();

@@ -3,8 +3,13 @@
  * requests, rollback and the status fields (pyhot_patch.h).
  */
 #include "history.h"
+
+#include "attr.h"
+#include "baseline.h"
 #include "jsonw.h"
 #include "pyhot_patch.h"
+#include "pyutil.h"
+#include "verbargs.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -56,18 +61,6 @@ void pyhot_patch_set_history_limit(long n)
 {
 	if (n >= 1 && n <= PYHOT_HISTORY_MAX)
 		atomic_store(&limit, n);
-}
-
-/* o.name(arg), or o.name() when arg is NULL. */
-static PyObject *call_method(PyObject *o, const char *name, PyObject *arg)
-{
-	PyObject *m = pyhot_patch_get_attr(o, name), *r;
-
-	if (!m)
-		return NULL;
-	r = PyObject_CallFunctionObjArgs(m, arg, NULL);
-	Py_DECREF(m);
-	return r;
 }
 
 /* ------------------------------------------------------------ the records */
@@ -127,20 +120,9 @@ static struct gen *chain_below(const struct modhist *h, const struct gen *g)
 	return below;
 }
 
-static void changes_free(struct pyhot_change *ch, size_t n)
-{
-	size_t i;
-
-	for (i = 0; ch && i < n; i++) {
-		free(ch[i].name);
-		free(ch[i].detail);
-	}
-	free(ch);
-}
-
 static void gen_free(struct gen *g)
 {
-	changes_free(g->ch, g->nch);
+	pyhot_changes_free(g->ch, g->nch);
 	pyhot_ops_release(&g->undo);
 	free(g->before);
 	free(g);
@@ -267,7 +249,7 @@ static void sha256_hex(const char *src, size_t len, char out[65])
 	out[0] = '\0';
 	m = PyImport_ImportModule("hashlib");
 	b = m ? PyBytes_FromStringAndSize(src, (Py_ssize_t)len) : NULL;
-	h = b ? call_method(m, "sha256", b) : NULL;
+	h = b ? call_method(m, "sha256", "(O)", b) : NULL;
 	Py_XDECREF(b);
 	d = h ? call_method(h, "hexdigest", NULL) : NULL;
 	if (d)
@@ -468,9 +450,9 @@ oom:
 
 /* -------------------------------------------------------------- rollback */
 
-/* Report lines of a rollback: each undone change, the other way round. */
-static int rollback_changes(const struct gen *g, struct pyhot_change **v,
-			    size_t *n, size_t *cap)
+/* Report lines of a rollback: each undone change, the other way round.
+ * 0, or -1 out of memory. */
+static int rollback_changes(const struct gen *g, struct pyhot_changes *out)
 {
 	size_t i;
 
@@ -479,35 +461,20 @@ static int rollback_changes(const struct gen *g, struct pyhot_change **v,
 		const char *action;
 		char detail[512];
 
-		if (strcmp(c->action, "changed") == 0)
+		if (strcmp(c->action, "changed") == 0) {
 			action = "changed";
-		else if (strcmp(c->action, "added") == 0)
+		} else if (strcmp(c->action, "added") == 0) {
 			action = "removed";
-		else if (strcmp(c->action, "removed") == 0)
+		} else if (strcmp(c->action, "removed") == 0) {
 			action = "added";
-		else
+		} else {
 			continue;   /* kept, failed: nothing to take back */
-		if (*n == *cap) {
-			size_t nc = *cap ? *cap * 2 : 16;
-			struct pyhot_change *nv = realloc(*v, nc * sizeof(**v));
-
-			if (!nv)
-				return -1;
-			*v = nv;
-			*cap = nc;
 		}
 		snprintf(detail, sizeof(detail), "back from generation %ld%s%s",
 			 g->number, c->detail[0] ? ": " : "", c->detail);
-		(*v)[*n].action = action;
-		(*v)[*n].kind = c->kind;
-		(*v)[*n].name = strdup(c->name);
-		(*v)[*n].detail = strdup(detail);
-		if (!(*v)[*n].name || !(*v)[*n].detail) {
-			free((*v)[*n].name);
-			free((*v)[*n].detail);
+		if (pyhot_changes_add(out, action, c->kind, c->name, detail) < 0) {
 			return -1;
 		}
-		(*n)++;
 	}
 	return 0;
 }
@@ -565,166 +532,219 @@ static int resolve_target(struct modhist *h, long to, struct gen **target,
 			     (int)pid);
 }
 
-static void exc_message(char *buf, size_t size)
-{
-	PyObject *t, *v, *tb, *s = NULL, *n = NULL;
-	char tname[128] = "Exception", msg[256] = "";
+/* One rollback request, from parse to report. */
+struct rollback {
+	const char *module;
+	int dry_run;
+	struct modhist *h;
+	struct gen *top;            /* the newest applied refresh, or NULL */
+	struct gen *target;         /* the refresh whose state comes back, or
+				     * NULL: the module's floor */
+	long restored;              /* target's number, or the floor */
+	struct pyhot_ops inv;       /* the inverse ops, newest refresh first */
+	struct pyhot_changes ch;    /* report lines */
+	struct gen *oldest_undone;
+	long number;                /* the rollback's own generation, or 0 */
+};
 
-	PyErr_Fetch(&t, &v, &tb);
-	if (t && (n = pyhot_patch_get_attr(t, "__name__")) != NULL)
-		(void)pyhot_patch_utf8(n, tname, sizeof(tname));
+/* The "to" argument: -1 when absent. 0, or -1 with err set. */
+static int rollback_to(const struct pyhot_req *req, long *to,
+		       struct pyhot_err *err)
+{
+	const char *to_s = pyhot_req_get(req, "to");
+	char *end;
+
+	*to = -1;
+	if (!to_s) {
+		return 0;
+	}
+	errno = 0;
+	*to = strtol(to_s, &end, 10);
+	if (errno || end == to_s || *end || *to < 0) {
+		pyhot_err_set(err, PYHOT_ERR_FAILED, 0, getpid(), STEP,
+			      "to must be a generation number, not '%s'", to_s);
+		return -1;
+	}
+	return 0;
+}
+
+/* Which module, and back to which generation. 0, or -1 with err set. */
+static int rollback_resolve(const struct pyhot_req *req, struct rollback *rb,
+			    struct pyhot_err *err)
+{
+	pid_t pid = getpid();
+	long to;
+
+	rb->module = pyhot_req_get(req, "module");
+	if (!rb->module || pyhot_req_count(req, "module") != 1) {
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
+				     "rollback takes exactly one module");
+	}
+	if (rollback_to(req, &to, err) < 0) {
+		return -1;
+	}
+	if (!pyhot_patch_live_module(rb->module)) {
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
+				     "module '%s' is not imported in pid %d",
+				     rb->module, (int)pid);
+	}
+	rb->h = modhist_find(rb->module, 0);
+	if (!rb->h) {
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
+				     "%s has no refresh to roll back in pid %d (it was "
+				     "not refreshed since the attach)", rb->module, (int)pid);
+	}
+	rb->top = chain_top(rb->h);
+	if (to >= 0) {
+		if (resolve_target(rb->h, to, &rb->target, err) < 0) {
+			return -1;
+		}
+	} else if (rb->top) {
+		rb->target = chain_below(rb->h, rb->top);
+	}
+	if (rb->target == rb->top) {
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
+				     "%s is at generation %ld already in pid %d: nothing to "
+				     "roll back%s", rb->module,
+				     rb->top ? rb->top->number : rb->h->floor, (int)pid,
+				     rb->top ? "" : " (every refresh in its history is "
+				     "rolled back)");
+	}
+	rb->restored = rb->target ? rb->target->number : rb->h->floor;
+	return 0;
+}
+
+/* Plan: the inverse of each refresh above the target, newest first. 0, or
+ * -1 out of memory. */
+static int rollback_plan(struct rollback *rb)
+{
+	struct gen *g;
+
+	for (g = rb->top; g && g != rb->target; g = chain_below(rb->h, g)) {
+		if (pyhot_ops_invert(&g->undo, &rb->inv) < 0 ||
+		    rollback_changes(g, &rb->ch) < 0) {
+			return -1;
+		}
+		rb->oldest_undone = g;
+	}
+	return 0;
+}
+
+/* After apply: the baseline goes back with the code (so that the next
+ * refresh compares the file with what runs), the rollback becomes a
+ * generation, and what the undone refreshes installed is watched die.
+ * 0, or -1 out of memory. */
+static int rollback_record(struct rollback *rb)
+{
+	struct modhist *h = rb->h;
+	struct gen *undone = rb->oldest_undone, *g, *top;
+
+	if (undone->before) {
+		if (pyhot_baseline_put(rb->module, h->file, undone->before,
+				       undone->before_len) < 0) {
+			return -1;
+		}
+	} else {
+		pyhot_baseline_drop(rb->module);
+	}
+	watch_prune();
+	g = gen_new(h, NULL, 0);
+	if (!g) {
+		return -1;
+	}
+	rb->number = g->number;
+	g->is_rollback = 1;
+	g->restores = rb->restored;
+	memcpy(g->hash, undone->before_hash, sizeof(g->hash));
+	g->ch = rb->ch.v;
+	g->nch = rb->ch.n;
+	memset(&rb->ch, 0, sizeof(rb->ch));
+	for (top = chain_top(h); top && top != rb->target; top = chain_top(h)) {
+		top->rolled_back_by = rb->number;
+		gen_drop_undo(top, 0, rb->number);
+	}
+	g->bytes = gen_bytes(g);
+	return 0;
+}
+
+static void rollback_write(struct jsonw *out, const struct rollback *rb)
+{
+	const struct modhist *h = rb->h;
+	const struct gen *g;
+
+	jsonw_key(out, "modules");
+	jsonw_array_begin(out);
+	if (rb->number) {
+		g = h->newest;
+		pyhot_patch_write_module(out, rb->module, h->file, NULL, g->ch, g->nch,
+					 rb->number);
+	} else {
+		pyhot_patch_write_module(out, rb->module, h->file, NULL, rb->ch.v,
+					 rb->ch.n, 0);
+	}
+	jsonw_array_end(out);
+	jsonw_key_int(out, "restored", rb->restored);
+	jsonw_key(out, "undone");
+	jsonw_array_begin(out);
+	for (g = h->oldest; g; g = g->newer) {
+		if (rb->number ? g->rolled_back_by == rb->number :
+		    (g->applied && (!rb->target || g->number > rb->target->number))) {
+			jsonw_int(out, g->number);
+		}
+	}
+	jsonw_array_end(out);
+	jsonw_key_bool(out, "dry_run", rb->dry_run);
+}
+
+/* Resolve, plan, apply, record and report. 0, or -1 with err set. */
+static int rollback_run(const struct pyhot_req *req, struct rollback *rb,
+			struct jsonw *out, struct pyhot_err *err)
+{
+	pid_t pid = getpid();
+	char msg[512];
+
+	if (rollback_resolve(req, rb, err) < 0) {
+		return -1;
+	}
+	if (rollback_plan(rb) < 0) {
+		goto oom;
+	}
+	if (!rb->dry_run && pyhot_ops_apply(&rb->inv) < 0) {
+		pyhot_py_exc_take(msg, sizeof(msg));
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
+				     "rollback of %s failed, nothing changed in pid %d: %s",
+				     rb->module, (int)pid, msg);
+	}
+	if (!rb->dry_run && rollback_record(rb) < 0) {
+		goto oom;
+	}
+	rollback_write(out, rb);
+	if (!rb->dry_run) {
+		history_trim(rb->h);
+	}
+	return 0;
+oom:
 	PyErr_Clear();
-	if (v && (s = PyObject_Str(v)) != NULL)
-		(void)pyhot_patch_utf8(s, msg, sizeof(msg));
-	PyErr_Clear();
-	snprintf(buf, size, "%s: %s", tname, msg);
-	Py_XDECREF(t);
-	Py_XDECREF(v);
-	Py_XDECREF(tb);
-	Py_XDECREF(s);
-	Py_XDECREF(n);
+	return pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, pid, STEP, "out of memory");
 }
 
 int pyhot_patch_rollback(const struct pyhot_req *req, struct jsonw *out,
 			 struct pyhot_err *err)
 {
-	pid_t pid = getpid();
-	const char *module = pyhot_req_get(req, "module");
-	const char *to_s = pyhot_req_get(req, "to");
-	const char *dr = pyhot_req_get(req, "dry_run");
-	int dry_run = dr && strcmp(dr, "0") != 0 && strcmp(dr, "false") != 0;
-	struct pyhot_ops inv;
-	struct pyhot_change *ch = NULL;
-	size_t nch = 0, chcap = 0;
-	struct modhist *h;
-	struct gen *target = NULL, *top, *g, *oldest_undone = NULL;
-	PyObject *mods, *mod, *t0, *v0, *tb0;
-	long to = -1, restored, number = 0;
-	char msg[512];
-	int rc = -PYHOT_ERR_FAILED;
+	struct rollback rb;
+	PyObject *t0;    /* owned: the caller's exception, if any */
+	PyObject *v0;    /* owned */
+	PyObject *tb0;   /* owned */
+	int rc;
 
-	pyhot_ops_init(&inv);
+	memset(&rb, 0, sizeof(rb));
+	rb.dry_run = pyhot_patch_dry_run(req);
+	pyhot_ops_init(&rb.inv);
 	PyErr_Fetch(&t0, &v0, &tb0);
-	if (!module || pyhot_req_count(req, "module") != 1) {
-		pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
-			      "rollback takes exactly one module");
-		goto out;
-	}
-	if (to_s) {
-		char *end;
-
-		errno = 0;
-		to = strtol(to_s, &end, 10);
-		if (errno || end == to_s || *end || to < 0) {
-			pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
-				      "to must be a generation number, not '%s'", to_s);
-			goto out;
-		}
-	}
-	mods = PyImport_GetModuleDict();
-	mod = mods ? PyDict_GetItemString(mods, module) : NULL;   /* borrowed */
-	if (!mod || !PyObject_TypeCheck(mod, &PyModule_Type)) {
-		pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
-			      "module '%s' is not imported in pid %d", module, (int)pid);
-		goto out;
-	}
-	h = modhist_find(module, 0);
-	if (!h) {
-		pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
-			      "%s has no refresh to roll back in pid %d (it was "
-			      "not refreshed since the attach)", module, (int)pid);
-		goto out;
-	}
-	top = chain_top(h);
-	if (to >= 0) {
-		if (resolve_target(h, to, &target, err) < 0)
-			goto out;
-	} else if (top) {
-		target = chain_below(h, top);
-	}
-	if (target == top) {
-		pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
-			      "%s is at generation %ld already in pid %d: nothing to "
-			      "roll back%s", module, top ? top->number : h->floor,
-			      (int)pid, top ? "" : " (every refresh in its history is "
-			      "rolled back)");
-		goto out;
-	}
-	restored = target ? target->number : h->floor;
-
-	/* Plan: the inverse of each refresh above the target, newest first. */
-	for (g = top; g && g != target; g = chain_below(h, g)) {
-		if (pyhot_ops_invert(&g->undo, &inv) < 0 ||
-		    rollback_changes(g, &ch, &nch, &chcap) < 0)
-			goto oom;
-		oldest_undone = g;
-	}
-	if (!dry_run && pyhot_ops_apply(&inv) < 0) {
-		exc_message(msg, sizeof(msg));
-		pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
-			      "rollback of %s failed, nothing changed in pid %d: %s",
-			      module, (int)pid, msg);
-		goto out;
-	}
-	if (!dry_run) {
-		/* The baseline goes back with the code, so that the next
-		 * refresh compares the file with what runs. */
-		if (oldest_undone->before) {
-			if (pyhot_baseline_put(module, h->file, oldest_undone->before,
-					       oldest_undone->before_len) < 0)
-				goto oom;
-		} else {
-			pyhot_baseline_drop(module);
-		}
-		watch_prune();
-		g = gen_new(h, NULL, 0);
-		if (!g)
-			goto oom;
-		number = g->number;
-		g->is_rollback = 1;
-		g->restores = restored;
-		memcpy(g->hash, oldest_undone->before_hash, sizeof(g->hash));
-		g->ch = ch;
-		g->nch = nch;
-		ch = NULL;
-		nch = 0;
-		/* What the undone refreshes installed should now die. */
-		for (top = chain_top(h); top && top != target; top = chain_top(h)) {
-			top->rolled_back_by = number;
-			gen_drop_undo(top, 0, number);
-		}
-		g->bytes = gen_bytes(g);
-	}
-	jsonw_key(out, "modules");
-	jsonw_array_begin(out);
-	if (number) {
-		g = h->newest;
-		pyhot_patch_write_module(out, module, h->file, NULL, g->ch, g->nch, number);
-	} else {
-		pyhot_patch_write_module(out, module, h->file, NULL, ch, nch, 0);
-	}
-	jsonw_array_end(out);
-	jsonw_key_int(out, "restored", restored);
-	jsonw_key(out, "undone");
-	jsonw_array_begin(out);
-	for (g = h->oldest; g; g = g->newer) {
-		if (number ? g->rolled_back_by == number :
-		    (g->applied && (!target || g->number > target->number)))
-			jsonw_int(out, g->number);
-	}
-	jsonw_array_end(out);
-	jsonw_key_bool(out, "dry_run", dry_run);
-	if (!dry_run)
-		history_trim(h);
-	rc = 0;
-	goto out;
-oom:
+	rc = rollback_run(req, &rb, out, err) < 0 ? -PYHOT_ERR_FAILED : 0;
 	PyErr_Clear();
-	pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, pid, STEP, "out of memory");
-out:
-	PyErr_Clear();
-	pyhot_ops_release(&inv);
-	changes_free(ch, nch);
+	pyhot_ops_release(&rb.inv);
+	pyhot_changes_free(rb.ch.v, rb.ch.n);
 	PyErr_Restore(t0, v0, tb0);
 	return rc;
 }
@@ -784,7 +804,7 @@ static void write_holders(struct jsonw *out, PyObject *o, PyObject *referrers,
 	jsonw_array_begin(out);
 	for (i = 0; gc && referrers && i < PyList_Size(referrers) && shown < 3; i++) {
 		PyObject *r = PyList_GetItem(referrers, i);
-		PyObject *refs = call_method(gc, "get_referents", r);
+		PyObject *refs = call_method(gc, "get_referents", "(O)", r);
 		char what[700], name[300];
 		int found = 0;
 

@@ -1,7 +1,7 @@
 /*
  * ops.c: the apply phase of a refresh.
  *
- * The planning phase (patch.c) runs all the Python a refresh needs and
+ * The planning phase (module.c and the rooms it uses) runs all the Python a refresh needs and
  * queues the mutations here; pyhot_ops_apply() then performs them in one
  * go. Each mutation records what it replaced, so that when one fails (a
  * metaclass __setattr__ that raises, a __code__ setter that refuses) the
@@ -9,6 +9,8 @@
  * half applied.
  */
 #include "ops.h"
+
+#include "attr.h"
 
 #include <stdlib.h>
 #include <string.h>
