@@ -11,8 +11,9 @@ PyObject *pyhot_patch_get_attr(PyObject *o, const char *name)
 {
 	PyObject *n = PyUnicode_InternFromString(name), *v;
 
-	if (!n)
+	if (!n) {
 		return NULL;
+	}
 	v = PyObject_GetAttr(o, n);
 	Py_DECREF(n);
 	return v;
@@ -23,8 +24,9 @@ int set_attr(PyObject *o, const char *name, PyObject *v)
 	PyObject *n = PyUnicode_InternFromString(name);
 	int rc;
 
-	if (!n)
+	if (!n) {
 		return -1;
+	}
 	rc = PyObject_SetAttr(o, n, v);
 	Py_DECREF(n);
 	return rc;
@@ -47,8 +49,9 @@ PyObject *call_method(PyObject *o, const char *name, const char *fmt, ...)
 	PyObject *m = pyhot_patch_get_attr(o, name), *args, *r;
 	va_list ap;
 
-	if (!m)
+	if (!m) {
 		return NULL;
+	}
 	if (fmt && *fmt) {
 		va_start(ap, fmt);
 		args = Py_VaBuildValue(fmt, ap);
@@ -72,8 +75,9 @@ PyObject *getattr_opt(PyObject *o, const char *name)
 {
 	PyObject *v = pyhot_patch_get_attr(o, name);
 
-	if (!v && PyErr_ExceptionMatches(PyExc_AttributeError))
+	if (!v && PyErr_ExceptionMatches(PyExc_AttributeError)) {
 		PyErr_Clear();
+	}
 	return v;
 }
 
@@ -87,8 +91,9 @@ PyObject *plain_attr(PyObject *o, const char *name)
 	}
 	v = PyObject_GenericGetAttr(o, n);
 	Py_DECREF(n);
-	if (!v)
+	if (!v) {
 		PyErr_Clear();
+	}
 	return v;
 }
 
@@ -104,12 +109,14 @@ PyObject *own_attr(PyObject *cls, PyObject *name)
 {
 	PyObject *d = pyhot_patch_get_attr(cls, "__dict__"), *v;
 
-	if (!d)
+	if (!d) {
 		return NULL;
+	}
 	v = PyObject_GetItem(d, name);
 	Py_DECREF(d);
-	if (!v && PyErr_ExceptionMatches(PyExc_KeyError))
+	if (!v && PyErr_ExceptionMatches(PyExc_KeyError)) {
 		PyErr_Clear();
+	}
 	return v;
 }
 
@@ -119,8 +126,9 @@ int attr_equal(PyObject *a, PyObject *b, const char *name)
 	PyObject *x = pyhot_patch_get_attr(a, name), *y;
 	int rc;
 
-	if (!x)
+	if (!x) {
 		return -1;
+	}
 	y = pyhot_patch_get_attr(b, name);
 	if (!y) {
 		Py_DECREF(x);
@@ -136,8 +144,9 @@ int set_update(PyObject *dst, PyObject *src)
 {
 	PyObject *it = PyObject_GetIter(src), *x;
 
-	if (!it)
+	if (!it) {
 		return -1;
+	}
 	while ((x = PyIter_Next(it)) != NULL) {
 		int r = PySet_Add(dst, x);
 
@@ -157,17 +166,20 @@ int pyhot_patch_utf8(PyObject *s, char *buf, size_t size)
 	char *p;
 	Py_ssize_t n;
 
-	if (!s || !PyUnicode_Check(s))
+	if (!s || !PyUnicode_Check(s)) {
 		return -1;
+	}
 	b = PyUnicode_AsUTF8String(s);
-	if (!b)
+	if (!b) {
 		return -1;
+	}
 	if (PyBytes_AsStringAndSize(b, &p, &n) < 0) {
 		Py_DECREF(b);
 		return -1;
 	}
-	if ((size_t)n >= size)
+	if ((size_t)n >= size) {
 		n = (Py_ssize_t)size - 1;
+	}
 	memcpy(buf, p, (size_t)n);
 	buf[n] = '\0';
 	Py_DECREF(b);

@@ -23,8 +23,9 @@ struct pyhot_baseline *pyhot_baseline_find(const char *module)
 	struct pyhot_baseline *b;
 
 	for (b = baselines; b; b = b->next) {
-		if (strcmp(b->module, module) == 0)
+		if (strcmp(b->module, module) == 0) {
 			return b;
+		}
 	}
 	return NULL;
 }
@@ -121,8 +122,9 @@ int pyhot_patch_read_file(const char *path, char **out, size_t *len)
 	*out = NULL;
 	*len = 0;
 	f = fopen(path, "rb");
-	if (!f)
+	if (!f) {
 		return -errno;
+	}
 	if (fstat(fileno(f), &st) < 0) {
 		saved = errno;
 		fclose(f);
@@ -159,13 +161,16 @@ int pyhot_patch_is_user_file(const char *file, const char *stdlib_dir)
 {
 	size_t n = strlen(file), sl;
 
-	if (n < 3 || strcmp(file + n - 3, ".py") != 0)
+	if (n < 3 || strcmp(file + n - 3, ".py") != 0) {
 		return 0;
-	if (strstr(file, "/site-packages/") || strstr(file, "/dist-packages/"))
+	}
+	if (strstr(file, "/site-packages/") || strstr(file, "/dist-packages/")) {
 		return 0;
+	}
 	if (stdlib_dir && (sl = strlen(stdlib_dir)) > 0 &&
-	    strncmp(file, stdlib_dir, sl) == 0 && file[sl] == '/')
+	    strncmp(file, stdlib_dir, sl) == 0 && file[sl] == '/') {
 		return 0;
+	}
 	return 1;
 }
 
@@ -177,8 +182,9 @@ static int stdlib_dir(char *buf, size_t size)
 	int rc = -1;
 
 	os = PyImport_ImportModule("os");
-	if (!os)
+	if (!os) {
 		return -1;
+	}
 	f = pyhot_patch_get_attr(os, "__file__");
 	Py_DECREF(os);
 	if (f && pyhot_patch_utf8(f, buf, size) == 0 &&
@@ -200,13 +206,15 @@ int pyhot_patch_baseline_take(struct pyhot_err *err)
 	have_sdir = stdlib_dir(sdir, sizeof(sdir)) == 0;
 	PyErr_Clear();
 	modules = PyImport_GetModuleDict();   /* borrowed */
-	if (!modules)
+	if (!modules) {
 		goto error;
+	}
 	/* A copy: reading files below may not run Python, but a module's
 	 * __file__ could be a property; iterate a snapshot. */
 	items = PyMapping_Items(modules);
-	if (!items)
+	if (!items) {
 		goto error;
+	}
 	n = PyList_Size(items);
 	for (i = 0; i < n; i++) {
 		PyObject *it = PyList_GetItem(items, i);           /* borrowed */
@@ -221,8 +229,9 @@ int pyhot_patch_baseline_take(struct pyhot_err *err)
 			PyErr_Clear();
 			continue;
 		}
-		if (pyhot_baseline_find(name))
+		if (pyhot_baseline_find(name)) {
 			continue;
+		}
 		f = pyhot_patch_get_attr(mod, "__file__");
 		if (!f || pyhot_patch_utf8(f, file, sizeof(file)) < 0) {
 			Py_XDECREF(f);
@@ -230,10 +239,12 @@ int pyhot_patch_baseline_take(struct pyhot_err *err)
 			continue;
 		}
 		Py_DECREF(f);
-		if (!pyhot_patch_is_user_file(file, have_sdir ? sdir : NULL))
+		if (!pyhot_patch_is_user_file(file, have_sdir ? sdir : NULL)) {
 			continue;
-		if (pyhot_patch_read_file(file, &src, &len) < 0)
+		}
+		if (pyhot_patch_read_file(file, &src, &len) < 0) {
 			continue;
+		}
 		if (pyhot_baseline_put(name, file, src, len) < 0) {
 			free(src);
 			Py_DECREF(items);

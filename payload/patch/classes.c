@@ -14,16 +14,21 @@
 
 static const char *member_kind(struct engine *e, PyObject *v)
 {
-	if (is_a(v, e->t_function))
+	if (is_a(v, e->t_function)) {
 		return "method";
-	if (is_a(v, e->t_classmethod))
+	}
+	if (is_a(v, e->t_classmethod)) {
 		return "classmethod";
-	if (is_a(v, e->t_staticmethod))
+	}
+	if (is_a(v, e->t_staticmethod)) {
 		return "staticmethod";
-	if (is_a(v, e->t_property))
+	}
+	if (is_a(v, e->t_property)) {
 		return "property";
-	if (PyType_Check(v))
+	}
+	if (PyType_Check(v)) {
 		return "class";
+	}
 	return "value";
 }
 
@@ -206,11 +211,13 @@ static int enum_add(struct engine *e, PyObject *live, PyObject *ncd,
 		cd = node_stripped(e, ncd, strip_decorators);
 		code = cd ? compile_stmt(e, cd) : NULL;
 		tmp = code ? scratch_ns(e) : NULL;
-		if (!tmp)
+		if (!tmp) {
 			goto out;
+		}
 		value = PyEval_EvalCode(code, e->G, tmp);
-		if (!value)
+		if (!value) {
 			goto out;
+		}
 		Py_CLEAR(value);
 		{
 			PyObject *cn = pyhot_patch_get_attr(ncd, "name");
@@ -218,30 +225,36 @@ static int enum_add(struct engine *e, PyObject *live, PyObject *ncd,
 			*tmpcls = cn ? PyObject_GetItem(tmp, cn) : NULL;
 			Py_XDECREF(cn);
 		}
-		if (!*tmpcls)
+		if (!*tmpcls) {
 			goto out;
+		}
 	}
 	map = pyhot_patch_get_attr(*tmpcls, "_member_map_");
 	member = map ? PyObject_GetItem(map, name) : NULL;
-	if (!member)
+	if (!member) {
 		goto out;
+	}
 	value = pyhot_patch_get_attr(member, "_value_");
 	livemap = pyhot_patch_get_attr(live, "_member_map_");
 	v2m = pyhot_patch_get_attr(live, "_value2member_map_");
 	names = pyhot_patch_get_attr(live, "_member_names_");
-	if (!value || !livemap || !v2m || !names)
+	if (!value || !livemap || !v2m || !names) {
 		goto out;
+	}
 	if (pyhot_ops_add_attr(&e->ops, PYHOT_OP_SETATTR, member, "__class__", live) < 0 ||
 	    pyhot_ops_add(&e->ops, PYHOT_OP_SETATTR, live, name, member) < 0 ||
-	    pyhot_ops_add(&e->ops, PYHOT_OP_SETITEM, livemap, name, member) < 0)
+	    pyhot_ops_add(&e->ops, PYHOT_OP_SETITEM, livemap, name, member) < 0) {
 		goto out;
-	if (PyObject_Hash(value) == -1)
+	}
+	if (PyObject_Hash(value) == -1) {
 		PyErr_Clear();   /* unhashable values are looked up linearly */
-	else if (pyhot_ops_add(&e->ops, PYHOT_OP_SETITEM, v2m, value, member) < 0)
+	} else if (pyhot_ops_add(&e->ops, PYHOT_OP_SETITEM, v2m, value, member) < 0) {
 		goto out;
+	}
 	if (PyList_Check(names) &&
-	    pyhot_ops_add(&e->ops, PYHOT_OP_APPEND, names, NULL, name) < 0)
+	    pyhot_ops_add(&e->ops, PYHOT_OP_APPEND, names, NULL, name) < 0) {
 		goto out;
+	}
 	rc = change_add(e, "added", "value", qn, "enum member");
 out:
 	Py_XDECREF(cd);
@@ -266,11 +279,13 @@ static int is_enum_member_candidate(struct engine *e, PyObject *name, PyObject *
 		return 0;
 	}
 	len = strlen(n);
-	if (len >= 2 && n[0] == '_' && n[len - 1] == '_')
+	if (len >= 2 && n[0] == '_' && n[len - 1] == '_') {
 		return 0;   /* _sunder_ and __dunder__ names are not members */
+	}
 	if (is_a(v, e->t_function) || is_a(v, e->t_classmethod) ||
-	    is_a(v, e->t_staticmethod) || is_a(v, e->t_property) || PyType_Check(v))
+	    is_a(v, e->t_staticmethod) || is_a(v, e->t_property) || PyType_Check(v)) {
 		return 0;
+	}
 	return 1;
 }
 
@@ -285,8 +300,9 @@ static int patch_member(struct engine *e, PyObject *live, PyObject *name,
 
 	if (odef && is_def(e, st) && Py_TYPE(st) == Py_TYPE(odef)) {
 		same = field_equal(e, st, odef, "decorator_list");
-		if (same < 0)
+		if (same < 0) {
 			return -1;
+		}
 	}
 	if (same && is_a(livev, e->t_property) && is_a(newv, e->t_property)) {
 		PyObject *lp[3] = { NULL, NULL, NULL }, *np[3] = { NULL, NULL, NULL };
@@ -295,40 +311,49 @@ static int patch_member(struct engine *e, PyObject *live, PyObject *name,
 		for (k = 0; acc[k]; k++) {
 			lp[k] = pyhot_patch_get_attr(livev, acc[k]);
 			np[k] = pyhot_patch_get_attr(newv, acc[k]);
-			if (!lp[k] || !np[k])
+			if (!lp[k] || !np[k]) {
 				ok = -1;
-			else if ((lp[k] == Py_None) != (np[k] == Py_None))
+			} else if ((lp[k] == Py_None) != (np[k] == Py_None)) {
 				ok = ok < 0 ? ok : 0;
+			}
 		}
 		for (k = 0; ok == 1 && acc[k]; k++) {
-			if (lp[k] == Py_None)
+			if (lp[k] == Py_None) {
 				continue;
+			}
 			r = patch_behind(e, lp[k], np[k], name, NULL, TP_FULL,
 					 detail, sizeof(detail));
-			if (r <= 0)
+			if (r <= 0) {
 				ok = r;
+			}
 		}
 		for (k = 0; k < 3; k++) {
 			Py_XDECREF(lp[k]);
 			Py_XDECREF(np[k]);
 		}
-		if (ok < 0)
+		if (ok < 0) {
 			return -1;
-		if (ok == 1)
+		}
+		if (ok == 1) {
 			return change_add(e, "changed", "property", qn, "accessors");
+		}
 	} else if (same) {
 		r = patch_behind(e, livev, newv, name, NULL, TP_FULL, detail,
 				 sizeof(detail));
-		if (r < 0)
+		if (r < 0) {
 			return -1;
-		if (r == 1)
+		}
+		if (r == 1) {
 			return change_add(e, "changed", member_kind(e, newv), qn, "%s", detail);
+		}
 	}
-	if (queue_replace(e, live, 1, name, livev, newv, &in_place) < 0)
+	if (queue_replace(e, live, 1, name, livev, newv, &in_place) < 0) {
 		return -1;
-	if (strcmp(member_kind(e, livev), member_kind(e, newv)) != 0)
+	}
+	if (strcmp(member_kind(e, livev), member_kind(e, newv)) != 0) {
 		return change_add(e, "changed", member_kind(e, newv), qn, "was a %s",
 				  member_kind(e, livev));
+	}
 	return change_add(e, "changed", member_kind(e, newv), qn, "%s",
 			  in_place ? "updated in place" : "replaced");
 }
@@ -353,14 +378,16 @@ static int dataclass_regen(struct engine *e, PyObject *live, PyObject *ncd,
 
 	code = compile_stmt(e, ncd);
 	tmp = code ? scratch_ns(e) : NULL;
-	if (!tmp)
+	if (!tmp) {
 		goto out;
+	}
 	res = PyEval_EvalCode(code, e->G, tmp);
 	cn = res ? pyhot_patch_get_attr(ncd, "name") : NULL;
 	t = cn ? PyObject_GetItem(tmp, cn) : NULL;
 	d = t ? pyhot_patch_get_attr(t, "__dict__") : NULL;
-	if (!d)
+	if (!d) {
 		goto out;
+	}
 	for (k = 0; gen[k]; k++) {
 		PyObject *v = PyMapping_GetItemString(d, gen[k]);
 

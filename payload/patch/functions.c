@@ -212,29 +212,34 @@ static int codemap_add(struct engine *e, PyObject *old, PyObject *new, int depth
 	Py_ssize_t i, j, no, nn;
 	int rc = -1;
 
-	if (depth > 8)
+	if (depth > 8) {
 		return 0;
+	}
 	oc = pyhot_patch_get_attr(old, "co_consts");
 	nc = pyhot_patch_get_attr(new, "co_consts");
-	if (!oc || !nc)
+	if (!oc || !nc) {
 		goto out;
+	}
 	no = PyTuple_Size(oc);
 	nn = PyTuple_Size(nc);
 	for (i = 0; i < no; i++) {
 		PyObject *a = PyTuple_GetItem(oc, i), *an, *match = NULL;
 		int count = 0;
 
-		if (!is_a(a, e->t_code))
+		if (!is_a(a, e->t_code)) {
 			continue;
+		}
 		an = pyhot_patch_get_attr(a, "co_name");
-		if (!an)
+		if (!an) {
 			goto out;
+		}
 		for (j = 0; j < nn; j++) {
 			PyObject *b = PyTuple_GetItem(nc, j), *bn;
 			int eq;
 
-			if (!is_a(b, e->t_code))
+			if (!is_a(b, e->t_code)) {
 				continue;
+			}
 			bn = pyhot_patch_get_attr(b, "co_name");
 			eq = bn ? PyObject_RichCompareBool(an, bn, Py_EQ) : -1;
 			Py_XDECREF(bn);
@@ -258,8 +263,9 @@ static int codemap_add(struct engine *e, PyObject *old, PyObject *new, int depth
 			}
 			Py_DECREF(id);
 			Py_DECREF(pair);
-			if (codemap_add(e, a, match, depth + 1) < 0)
+			if (codemap_add(e, a, match, depth + 1) < 0) {
 				goto out;
+			}
 		}
 	}
 	rc = 0;
@@ -463,8 +469,9 @@ static int queue_caches(struct engine *e, PyObject *caches)
 
 	for (i = 0; i < n; i++) {
 		if (pyhot_ops_add(&e->ops, PYHOT_OP_CLEARCACHE,
-				  PyList_GetItem(caches, i), NULL, NULL) < 0)
+				  PyList_GetItem(caches, i), NULL, NULL) < 0) {
 			return -1;
+		}
 	}
 	return 0;
 }
@@ -476,20 +483,24 @@ int patch_behind(struct engine *e, PyObject *live, PyObject *new,
 	PyObject *caches = PyList_New(0), *li = NULL, *ni = NULL;
 	int rc = -1;
 
-	if (!caches)
+	if (!caches) {
 		return -1;
+	}
 	if (find_inner(e, live, name, old_code, caches, &li) < 0 ||
-	    find_inner(e, new, name, NULL, NULL, &ni) < 0)
+	    find_inner(e, new, name, NULL, NULL, &ni) < 0) {
 		goto out;
+	}
 	if (!li || !ni) {
 		rc = 0;
 		goto out;
 	}
 	rc = transplant(e, li, ni, mode, detail, dsize);
-	if (rc == 1 && mode == TP_FULL && queue_caches(e, caches) < 0)
+	if (rc == 1 && mode == TP_FULL && queue_caches(e, caches) < 0) {
 		rc = -1;
-	if (rc == 1 && PyList_Size(caches) > 0 && dsize > strlen(detail) + 16)
+	}
+	if (rc == 1 && PyList_Size(caches) > 0 && dsize > strlen(detail) + 16) {
 		strcat(detail, ", cache cleared");
+	}
 out:
 	Py_XDECREF(caches);
 	Py_XDECREF(li);
@@ -504,8 +515,9 @@ static int member_functions(struct engine *e, PyObject *v, PyObject *out)
 	static const char *const acc[] = { "fget", "fset", "fdel", NULL };
 	int k;
 
-	if (is_a(v, e->t_function))
+	if (is_a(v, e->t_function)) {
 		return PyList_Append(out, v);
+	}
 	if (is_a(v, e->t_classmethod) || is_a(v, e->t_staticmethod)) {
 		PyObject *f = pyhot_patch_get_attr(v, "__func__");
 		int r = f ? member_functions(e, f, out) : -1;
@@ -519,8 +531,9 @@ static int member_functions(struct engine *e, PyObject *v, PyObject *out)
 			int r = f ? (f == Py_None ? 0 : member_functions(e, f, out)) : -1;
 
 			Py_XDECREF(f);
-			if (r < 0)
+			if (r < 0) {
 				return -1;
+			}
 		}
 	}
 	return 0;
@@ -531,12 +544,14 @@ int queue_firstlineno(struct engine *e, PyObject *live, PyObject *st)
 	PyObject *cur = plain_attr(live, "__firstlineno__"), *v;
 	int rc = 0;
 
-	if (!cur)
+	if (!cur) {
 		return 0;
+	}
 	v = PyLong_FromLong(stmt_first_line(st));
-	if (!v || PyObject_RichCompareBool(cur, v, Py_NE) == 1)
+	if (!v || PyObject_RichCompareBool(cur, v, Py_NE) == 1) {
 		rc = v ? pyhot_ops_add_attr(&e->ops, PYHOT_OP_SETATTR, live,
 					    "__firstlineno__", v) : -1;
+	}
 	Py_DECREF(cur);
 	Py_XDECREF(v);
 	return rc;
@@ -552,15 +567,18 @@ static int relocate_class(struct engine *e, PyObject *live, PyObject *body_code,
 	Py_ssize_t i, n, j, nc;
 	int rc = -1;
 
-	if (depth > 8)
+	if (depth > 8) {
 		return 0;
+	}
 	d = pyhot_patch_get_attr(live, "__dict__");
 	consts = pyhot_patch_get_attr(body_code, "co_consts");
-	if (!d || !consts)
+	if (!d || !consts) {
 		goto out;
+	}
 	items = PyMapping_Items(d);
-	if (!items)
+	if (!items) {
 		goto out;
+	}
 	n = PyList_Size(items);
 	nc = PyTuple_Size(consts);
 	for (i = 0; i < n; i++) {
@@ -571,41 +589,49 @@ static int relocate_class(struct engine *e, PyObject *live, PyObject *body_code,
 		if (PyType_Check(val)) {
 			PyObject *sub = code_const(e, body_code, key);
 
-			if (!sub && PyErr_Occurred())
+			if (!sub && PyErr_Occurred()) {
 				goto out;
+			}
 			if (sub) {
 				int r = relocate_class(e, val, sub, depth + 1);
 
 				Py_DECREF(sub);
-				if (r < 0)
+				if (r < 0) {
 					goto out;
+				}
 			}
 			continue;
 		}
 		Py_XDECREF(fns);
 		fns = PyList_New(0);
-		if (!fns || member_functions(e, val, fns) < 0)
+		if (!fns || member_functions(e, val, fns) < 0) {
 			goto out;
+		}
 		nf = PyList_Size(fns);
 		for (f = 0; f < nf; f++) {
 			PyObject *fn = PyList_GetItem(fns, f);
 			PyObject *lc = pyhot_patch_get_attr(fn, "__code__");
 
-			if (!lc)
+			if (!lc) {
 				goto out;
+			}
 			for (j = 0; j < nc; j++) {
 				PyObject *c = PyTuple_GetItem(consts, j);
 				int same;
 
-				if (!is_a(c, e->t_code) || c == lc)
+				if (!is_a(c, e->t_code) || c == lc) {
 					continue;
+				}
 				same = attr_equal(lc, c, "co_name");
-				if (same == 1)
+				if (same == 1) {
 					same = attr_equal(lc, c, "co_code");
-				if (same == 1)
+				}
+				if (same == 1) {
 					same = attr_equal(lc, c, "co_freevars");
-				if (same == 1)
+				}
+				if (same == 1) {
 					same = !attr_equal(lc, c, "co_firstlineno");
+				}
 				if (same < 0) {
 					Py_DECREF(lc);
 					goto out;
@@ -636,17 +662,21 @@ int relocate_stmt(struct engine *e, PyObject *st, PyObject *live)
 	PyObject *name = NULL, *code = NULL, *bare = NULL, *fc = NULL, *inner = NULL;
 	int rc = -1;
 
-	if (!live)
+	if (!live) {
 		return 0;
+	}
 	if (is_a(st, e->t_ClassDef)) {
-		if (!PyType_Check(live))
+		if (!PyType_Check(live)) {
 			return 0;
+		}
 		code = class_body_code(e, st, NULL);
-		if (!code)
+		if (!code) {
 			return -1;
+		}
 		rc = relocate_class(e, live, code, 0);
-		if (rc == 0)
+		if (rc == 0) {
 			rc = queue_firstlineno(e, live, st);
+		}
 		Py_DECREF(code);
 		return rc;
 	}
@@ -654,23 +684,27 @@ int relocate_stmt(struct engine *e, PyObject *st, PyObject *live)
 	bare = name ? node_stripped(e, st, strip_decorators) : NULL;
 	code = bare ? compile_stmt(e, bare) : NULL;
 	fc = code ? code_const(e, code, name) : NULL;
-	if (!fc)
+	if (!fc) {
 		goto out;
-	if (find_inner(e, live, name, fc, NULL, &inner) < 0)
+	}
+	if (find_inner(e, live, name, fc, NULL, &inner) < 0) {
 		goto out;
+	}
 	rc = 0;
 	if (inner) {
 		PyObject *lc = pyhot_patch_get_attr(inner, "__code__");
 		int same = lc ? attr_equal(lc, fc, "co_code") : -1;
 
-		if (same == 1)
+		if (same == 1) {
 			same = attr_equal(lc, fc, "co_freevars");
+		}
 		Py_XDECREF(lc);
-		if (same < 0)
+		if (same < 0) {
 			rc = -1;
-		else if (same && pyhot_ops_add_attr(&e->ops, PYHOT_OP_SETATTR, inner,
-						    "__code__", fc) < 0)
+		} else if (same && pyhot_ops_add_attr(&e->ops, PYHOT_OP_SETATTR, inner,
+						    "__code__", fc) < 0) {
 			rc = -1;
+		}
 	}
 out:
 	Py_XDECREF(name);
@@ -678,8 +712,9 @@ out:
 	Py_XDECREF(code);
 	Py_XDECREF(fc);
 	Py_XDECREF(inner);
-	if (rc < 0 && !PyErr_Occurred())
+	if (rc < 0 && !PyErr_Occurred()) {
 		rc = 0;
+	}
 	return rc;
 }
 

@@ -59,8 +59,9 @@ static PyObject *watch;
 
 void pyhot_patch_set_history_limit(long n)
 {
-	if (n >= 1 && n <= PYHOT_HISTORY_MAX)
+	if (n >= 1 && n <= PYHOT_HISTORY_MAX) {
 		atomic_store(&limit, n);
+	}
 }
 
 /* ------------------------------------------------------------ the records */
@@ -70,11 +71,13 @@ static struct modhist *modhist_find(const char *module, int create)
 	struct modhist *h;
 
 	for (h = histories; h; h = h->next) {
-		if (strcmp(h->module, module) == 0)
+		if (strcmp(h->module, module) == 0) {
 			return h;
+		}
 	}
-	if (!create)
+	if (!create) {
 		return NULL;
+	}
 	h = calloc(1, sizeof(*h));
 	if (!h || !(h->module = strdup(module))) {
 		free(h);
@@ -90,8 +93,9 @@ static struct gen *gen_find(const struct modhist *h, long number)
 	struct gen *g;
 
 	for (g = h->oldest; g; g = g->newer) {
-		if (g->number == number)
+		if (g->number == number) {
 			return g;
+		}
 	}
 	return NULL;
 }
@@ -102,8 +106,9 @@ static struct gen *chain_top(const struct modhist *h)
 	struct gen *g, *top = NULL;
 
 	for (g = h->oldest; g; g = g->newer) {
-		if (g->applied)
+		if (g->applied) {
 			top = g;
+		}
 	}
 	return top;
 }
@@ -114,8 +119,9 @@ static struct gen *chain_below(const struct modhist *h, const struct gen *g)
 	struct gen *x, *below = NULL;
 
 	for (x = h->oldest; x && x != g; x = x->newer) {
-		if (x->applied)
+		if (x->applied) {
 			below = x;
+		}
 	}
 	return below;
 }
@@ -166,8 +172,9 @@ static PyObject *watch_gone(PyObject *self, PyObject *ref)
 
 	if (set) {
 		Py_INCREF(set);   /* borrowed from watch, which we change */
-		if (PySet_Discard(set, ref) >= 0 && PySet_Size(set) == 0)
+		if (PySet_Discard(set, ref) >= 0 && PySet_Size(set) == 0) {
 			(void)PyDict_DelItem(watch, self);
+		}
 		Py_DECREF(set);
 	}
 	PyErr_Clear();
@@ -186,13 +193,16 @@ static void watch_add(PyObject *o, long number)
 {
 	PyObject *key = NULL, *set = NULL, *gone = NULL, *ref = NULL;
 
-	if (!watchable(o))
+	if (!watchable(o)) {
 		return;
-	if (!watch && !(watch = PyDict_New()))
+	}
+	if (!watch && !(watch = PyDict_New())) {
 		goto out;
+	}
 	key = PyLong_FromLong(number);
-	if (!key)
+	if (!key) {
 		goto out;
+	}
 	set = PyDict_GetItem(watch, key);   /* borrowed */
 	if (set) {
 		Py_INCREF(set);
@@ -202,8 +212,9 @@ static void watch_add(PyObject *o, long number)
 	gone = PyCFunction_NewEx(&watch_gone_def, key, NULL);
 	ref = gone ? PyWeakref_NewRef(o, gone) : NULL;
 	/* adding computes the hash while o lives; the callback needs it */
-	if (ref)
+	if (ref) {
 		(void)PySet_Add(set, ref);
+	}
 out:
 	PyErr_Clear();
 	Py_XDECREF(key);
@@ -227,14 +238,16 @@ static void watch_prune(void)
 	PyObject *keys, *k, *v;
 	Py_ssize_t i;
 
-	if (!watch)
+	if (!watch) {
 		return;
+	}
 	keys = PyDict_Keys(watch);
 	for (i = 0; keys && i < PyList_Size(keys); i++) {
 		k = PyList_GetItem(keys, i);
 		v = PyDict_GetItem(watch, k);
-		if (v && PySet_Size(v) == 0)
+		if (v && PySet_Size(v) == 0) {
 			(void)PyDict_DelItem(watch, k);
+		}
 	}
 	Py_XDECREF(keys);
 	PyErr_Clear();
@@ -252,8 +265,9 @@ static void sha256_hex(const char *src, size_t len, char out[65])
 	h = b ? call_method(m, "sha256", "(O)", b) : NULL;
 	Py_XDECREF(b);
 	d = h ? call_method(h, "hexdigest", NULL) : NULL;
-	if (d)
+	if (d) {
 		(void)pyhot_patch_utf8(d, out, 65);
+	}
 	Py_XDECREF(m);
 	Py_XDECREF(h);
 	Py_XDECREF(d);
@@ -274,8 +288,9 @@ static void size_cb(PyObject *o, void *arg)
 
 	if (id && PySet_Contains(a->seen, id) == 0 && PySet_Add(a->seen, id) == 0) {
 		n = PyObject_CallFunctionObjArgs(a->getsizeof, o, NULL);
-		if (n)
+		if (n) {
 			a->bytes += PyLong_AsSize_t(n);
+		}
 		Py_XDECREF(n);
 	}
 	Py_XDECREF(id);
@@ -289,12 +304,14 @@ static size_t gen_bytes(const struct gen *g)
 	size_t bytes = sizeof(*g) + g->before_len + g->undo.n * sizeof(struct pyhot_op);
 	size_t i;
 
-	for (i = 0; i < g->nch; i++)
+	for (i = 0; i < g->nch; i++) {
 		bytes += sizeof(g->ch[i]) + strlen(g->ch[i].name) + strlen(g->ch[i].detail) + 2;
+	}
 	a.seen = PySet_New(NULL);
 	a.getsizeof = sys ? pyhot_patch_get_attr(sys, "getsizeof") : NULL;
-	if (a.seen && a.getsizeof)
+	if (a.seen && a.getsizeof) {
 		pyhot_ops_each(&g->undo, 1, size_cb, &a);
+	}
 	Py_XDECREF(sys);
 	Py_XDECREF(a.seen);
 	Py_XDECREF(a.getsizeof);
@@ -334,8 +351,9 @@ static void history_trim(struct modhist *h)
 				break;
 			}
 		}
-		if (!victim)
+		if (!victim) {
 			victim = &h->oldest;
+		}
 		g = *victim;
 		if (g->applied) {
 			h->floor = g->number;
@@ -346,8 +364,9 @@ static void history_trim(struct modhist *h)
 			/* the newest record left: find the one before it */
 			struct gen *x = h->oldest;
 
-			while (x && x->newer)
+			while (x && x->newer) {
 				x = x->newer;
+			}
 			h->newest = x;
 		}
 		h->n--;
@@ -368,12 +387,14 @@ static struct gen *gen_new(struct modhist *h, const char *after, size_t after_le
 	clock_gettime(CLOCK_REALTIME, &ts);
 	g->time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 	pyhot_ops_init(&g->undo);
-	if (after)
+	if (after) {
 		sha256_hex(after, after_len, g->hash);
-	if (h->newest)
+	}
+	if (h->newest) {
 		h->newest->newer = g;
-	else
+	} else {
 		h->oldest = g;
+	}
 	h->newest = g;
 	h->n++;
 	return g;
@@ -384,16 +405,18 @@ static int changes_copy(struct gen *g, const struct pyhot_change *ch, size_t nch
 	size_t i;
 
 	g->ch = calloc(nch ? nch : 1, sizeof(*g->ch));
-	if (!g->ch)
+	if (!g->ch) {
 		return -1;
+	}
 	for (i = 0; i < nch; i++) {
 		g->ch[i].action = ch[i].action;
 		g->ch[i].kind = ch[i].kind;
 		g->ch[i].name = strdup(ch[i].name);
 		g->ch[i].detail = strdup(ch[i].detail);
 		g->nch = i + 1;
-		if (!g->ch[i].name || !g->ch[i].detail)
+		if (!g->ch[i].name || !g->ch[i].detail) {
 			return -1;
+		}
 	}
 	return 0;
 }
@@ -411,10 +434,12 @@ long pyhot_history_record(const char *module, const char *file,
 
 	/* A refresh whose report changed nothing (a comment edited: only
 	 * linecache moved) is no generation. */
-	for (i = 0; i < nch; i++)
+	for (i = 0; i < nch; i++) {
 		n += strcmp(ch[i].action, "kept") != 0 && strcmp(ch[i].action, "failed") != 0;
-	if (n == 0)
+	}
+	if (n == 0) {
 		return 0;
+	}
 	watch_prune();
 	h = modhist_find(module, 1);
 	if (!h || (!h->file && !(h->file = strdup(file)))) {
@@ -422,22 +447,26 @@ long pyhot_history_record(const char *module, const char *file,
 		return -1;
 	}
 	g = gen_new(h, after, after_len);
-	if (!g)
+	if (!g) {
 		return -1;
+	}
 	g->applied = 1;
 	if (before) {
 		g->before = malloc(before_len + 1);
-		if (!g->before)
+		if (!g->before) {
 			goto oom;
+		}
 		memcpy(g->before, before, before_len);
 		g->before[before_len] = '\0';
 		g->before_len = before_len;
 		sha256_hex(before, before_len, g->before_hash);
 	}
-	if (changes_copy(g, ch, nch) < 0 || pyhot_ops_take(ops, tag, &g->undo) < 0)
+	if (changes_copy(g, ch, nch) < 0 || pyhot_ops_take(ops, tag, &g->undo) < 0) {
 		goto oom;
-	for (i = 0; built && i < (size_t)PyList_Size(built); i++)
+	}
+	for (i = 0; built && i < (size_t)PyList_Size(built); i++) {
 		watch_add(PyList_GetItem(built, (Py_ssize_t)i), g->number);
+	}
 	g->bytes = gen_bytes(g);
 	history_trim(h);
 	return g->number;
@@ -491,8 +520,9 @@ static int resolve_target(struct modhist *h, long to, struct gen **target,
 
 	*target = NULL;
 	for (hops = 0; hops < 2; hops++) {
-		if (to == h->floor)
+		if (to == h->floor) {
 			return 0;
+		}
 		g = gen_find(h, to);
 		if (g && g->is_rollback) {
 			to = g->restores;   /* the state it brought back */
@@ -502,21 +532,23 @@ static int resolve_target(struct modhist *h, long to, struct gen **target,
 			*target = g;
 			return 0;
 		}
-		if (g)
+		if (g) {
 			return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
 					     "generation %ld of %s was rolled back by "
 					     "generation %ld in pid %d: it is not behind the "
 					     "running code; refresh to apply that source again",
 					     to, h->module, g->rolled_back_by, (int)pid);
+		}
 		break;
 	}
 	for (o = histories; o; o = o->next) {
-		if (o != h && gen_find(o, to))
+		if (o != h && gen_find(o, to)) {
 			return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
 					     "generation %ld is of module %s, not %s (pid %d)",
 					     to, o->module, h->module, (int)pid);
+		}
 	}
-	if (to < h->floor)
+	if (to < h->floor) {
 		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
 				     "generation %ld of %s fell out of the history in "
 				     "pid %d (it keeps the last %ld per module; "
@@ -524,6 +556,7 @@ static int resolve_target(struct modhist *h, long to, struct gen **target,
 				     "state it can go back to is %ld",
 				     to, h->module, (int)pid, (long)atomic_load(&limit),
 				     h->floor);
+	}
 	return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
 			     "no generation %ld of %s in pid %d%s (`pyhot status %d` "
 			     "lists them)", to, h->module, (int)pid,
@@ -757,8 +790,9 @@ static void type_name(PyObject *o, char *buf, size_t size)
 	PyObject *n = pyhot_patch_get_attr((PyObject *)Py_TYPE(o), "__name__");
 
 	snprintf(buf, size, "?");
-	if (n)
+	if (n) {
 		(void)pyhot_patch_utf8(n, buf, size);
+	}
 	Py_XDECREF(n);
 	PyErr_Clear();
 }
@@ -769,23 +803,27 @@ static void describe(PyObject *o, char *buf, size_t size)
 	PyObject *n = NULL, *f = NULL, *l = NULL;
 	char a[256] = "", b[512] = "";
 
-	if (PyType_Check(o) || PyCallable_Check(o))
+	if (PyType_Check(o) || PyCallable_Check(o)) {
 		n = pyhot_patch_get_attr(o, "__qualname__");
+	}
 	if (!n) {
 		PyErr_Clear();
 		n = pyhot_patch_get_attr(o, "co_name");   /* code */
 		f = n ? pyhot_patch_get_attr(o, "co_filename") : NULL;
 		l = f ? pyhot_patch_get_attr(o, "co_firstlineno") : NULL;
 	}
-	if (n)
+	if (n) {
 		(void)pyhot_patch_utf8(n, a, sizeof(a));
-	if (f)
+	}
+	if (f) {
 		(void)pyhot_patch_utf8(f, b, sizeof(b));
+	}
 	PyErr_Clear();
-	if (l)
+	if (l) {
 		snprintf(buf, size, "%s (%s:%ld)", a, b, PyLong_AsLong(l));
-	else
+	} else {
 		snprintf(buf, size, "%s", a);
+	}
 	PyErr_Clear();
 	Py_XDECREF(n);
 	Py_XDECREF(f);
@@ -816,8 +854,9 @@ static void write_holders(struct jsonw *out, PyObject *o, PyObject *referrers,
 		found = PySequence_Contains(refs, o) == 1;
 		Py_DECREF(refs);
 		PyErr_Clear();
-		if (!found)
+		if (!found) {
 			continue;
+		}
 		type_name(r, name, sizeof(name));
 		snprintf(what, sizeof(what), "%s", name);
 		if (PyDict_Check(r)) {
@@ -831,8 +870,9 @@ static void write_holders(struct jsonw *out, PyObject *o, PyObject *referrers,
 				}
 			}
 			name[0] = '\0';
-			if (key && PyUnicode_Check(key))
+			if (key && PyUnicode_Check(key)) {
 				(void)pyhot_patch_utf8(key, name, sizeof(name));
+			}
 			pos = 0;
 			while (mods && PyDict_Next(mods, &pos, &mk, &mv)) {
 				PyObject *d = PyModule_Check(mv) ? PyModule_GetDict(mv) : NULL;
@@ -846,8 +886,9 @@ static void write_holders(struct jsonw *out, PyObject *o, PyObject *referrers,
 					break;
 				}
 			}
-			if (strncmp(what, "module ", 7) != 0 && name[0])
+			if (strncmp(what, "module ", 7) != 0 && name[0]) {
 				snprintf(what, sizeof(what), "a dict, key '%s'", name);
+			}
 		} else if (PyType_Check(r) || PyCallable_Check(r)) {
 			char tn[64];
 
@@ -949,8 +990,9 @@ int pyhot_patch_history_write(struct jsonw *out, int leaks, struct pyhot_err *er
 	PyObject *t0, *v0, *tb0;
 
 	PyErr_Fetch(&t0, &v0, &tb0);
-	for (h = histories; h; h = h->next)
+	for (h = histories; h; h = h->next) {
 		n += h->n;
+	}
 	all = calloc(n ? n : 1, sizeof(*all));
 	if (!all) {
 		PyErr_Restore(t0, v0, tb0);
@@ -981,11 +1023,13 @@ int pyhot_patch_history_write(struct jsonw *out, int leaks, struct pyhot_err *er
 		jsonw_key_str(out, "module", all[i].module);
 		jsonw_key_str(out, "kind", g->is_rollback ? "rollback" : "refresh");
 		jsonw_key_str(out, "hash", g->hash[0] ? g->hash : NULL);
-		if (g->is_rollback)
+		if (g->is_rollback) {
 			jsonw_key_int(out, "restores", g->restores);
+		}
 		jsonw_key_bool(out, "applied", g->applied);
-		if (g->rolled_back_by)
+		if (g->rolled_back_by) {
 			jsonw_key_int(out, "rolled_back_by", g->rolled_back_by);
+		}
 		jsonw_key_int(out, "bytes", (long long)g->bytes);
 		pyhot_patch_write_changes(out, g->ch, g->nch);
 		jsonw_object_end(out);
@@ -993,8 +1037,9 @@ int pyhot_patch_history_write(struct jsonw *out, int leaks, struct pyhot_err *er
 	jsonw_array_end(out);
 	jsonw_object_end(out);
 	free(all);
-	if (leaks)
+	if (leaks) {
 		write_leaks(out);
+	}
 	PyErr_Clear();
 	PyErr_Restore(t0, v0, tb0);
 	return 0;

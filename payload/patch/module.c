@@ -17,12 +17,15 @@
 
 static const char *value_kind(struct engine *e, PyObject *v)
 {
-	if (is_a(v, e->t_function) || has_plain_attr(v, "__wrapped__"))
+	if (is_a(v, e->t_function) || has_plain_attr(v, "__wrapped__")) {
 		return "function";
-	if (PyType_Check(v))
+	}
+	if (PyType_Check(v)) {
 		return "class";
-	if (PyObject_TypeCheck(v, &PyModule_Type))
+	}
+	if (PyObject_TypeCheck(v, &PyModule_Type)) {
 		return "import";
+	}
 	return "value";
 }
 
@@ -37,26 +40,31 @@ static int plan_def(struct engine *e, PyObject *st, PyObject *ost,
 
 	if (ost) {
 		r = field_equal(e, st, ost, "decorator_list");
-		if (r <= 0)
+		if (r <= 0) {
 			return r;
+		}
 	}
 	decos = pyhot_patch_get_attr(st, "decorator_list");
-	if (!decos)
+	if (!decos) {
 		return -1;
+	}
 	undecorated = PyList_Size(decos) == 0;
 	Py_DECREF(decos);
 	bare = node_stripped(e, st, strip_decorators);
 	code = bare ? compile_stmt(e, bare) : NULL;
 	tmp = code ? scratch_ns(e) : NULL;
-	if (!tmp)
+	if (!tmp) {
 		goto out;
+	}
 	e->cur_line = node_line(st);
 	res = PyEval_EvalCode(code, e->G, tmp);   /* evaluates defaults only */
-	if (!res)
+	if (!res) {
 		goto out;
+	}
 	newf = PyDict_GetItemWithError(tmp, name);   /* borrowed */
-	if (!newf)
+	if (!newf) {
 		goto out;
+	}
 	if (ost) {
 		/* the baseline's code tells same-named functions apart */
 		obare = node_stripped(e, ost, strip_decorators);
@@ -72,8 +80,9 @@ static int plan_def(struct engine *e, PyObject *st, PyObject *ost,
 	/* Later statements of this run see the new behaviour; the live name
 	 * keeps the live object. */
 	if (PySet_Add(e->inplace, name) < 0 ||
-	    (undecorated && PyDict_SetItem(e->L, name, newf) < 0))
+	    (undecorated && PyDict_SetItem(e->L, name, newf) < 0)) {
 		goto out;
+	}
 	rc = change_add(e, "changed", "function", qn, "%s", detail) < 0 ? -1 : 1;
 out:
 	Py_XDECREF(bare);
@@ -91,8 +100,9 @@ static int is_lambda(struct engine *e, PyObject *f)
 	PyObject *c, *n;
 	int r;
 
-	if (!is_a(f, e->t_function))
+	if (!is_a(f, e->t_function)) {
 		return 0;
+	}
 	c = pyhot_patch_get_attr(f, "__code__");
 	n = c ? pyhot_patch_get_attr(c, "co_name") : NULL;
 	r = n && PyUnicode_CompareWithASCIIString(n, "<lambda>") == 0;
@@ -114,20 +124,24 @@ static int wants_merged_globals(struct engine *e, PyObject *st)
 	int comp = 0, keeps = 0;
 
 	it = PyObject_CallFunctionObjArgs(e->walk, st, NULL);
-	if (!it)
+	if (!it) {
 		return -1;
+	}
 	while (!keeps && (n = PyIter_Next(it)) != NULL) {
 		if (is_a(n, e->t_ListComp) || is_a(n, e->t_SetComp) ||
-		    is_a(n, e->t_DictComp) || is_a(n, e->t_GeneratorExp))
+		    is_a(n, e->t_DictComp) || is_a(n, e->t_GeneratorExp)) {
 			comp = 1;
+		}
 		if (is_a(n, e->t_Lambda) || is_a(n, e->t_FunctionDef) ||
-		    is_a(n, e->t_AsyncFunctionDef) || is_a(n, e->t_ClassDef))
+		    is_a(n, e->t_AsyncFunctionDef) || is_a(n, e->t_ClassDef)) {
 			keeps = 1;
+		}
 		Py_DECREF(n);
 	}
 	Py_DECREF(it);
-	if (PyErr_Occurred())
+	if (PyErr_Occurred()) {
 		return -1;
+	}
 	return comp && !keeps;
 }
 
@@ -251,8 +265,9 @@ static int queue_linecache(struct engine *e)
 	double mtime = 0;
 	int rc = -1;
 
-	if (stat(e->mp->file, &st) == 0)
+	if (stat(e->mp->file, &st) == 0) {
 		mtime = (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9;
+	}
 	lc = PyImport_ImportModule("linecache");
 	cache = lc ? pyhot_patch_get_attr(lc, "cache") : NULL;
 	util = cache ? PyImport_ImportModule("importlib.util") : NULL;
@@ -261,8 +276,9 @@ static int queue_linecache(struct engine *e)
 	lines = text ? call_method(text, "splitlines", "i", 1) : NULL;
 	entry = lines ? Py_BuildValue("(ndOO)", (Py_ssize_t)e->mp->newlen, mtime,
 				      lines, e->fileobj) : NULL;
-	if (!entry)
+	if (!entry) {
 		goto out;
+	}
 	rc = pyhot_ops_add(&e->ops, PYHOT_OP_SETITEM, cache, e->fileobj, entry);
 out:
 	Py_XDECREF(lc);

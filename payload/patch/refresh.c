@@ -46,8 +46,9 @@ static void engine_release(struct engine *e)
 	};
 	size_t i;
 
-	for (i = 0; i < sizeof(objs) / sizeof(objs[0]); i++)
+	for (i = 0; i < sizeof(objs) / sizeof(objs[0]); i++) {
 		Py_CLEAR(*objs[i]);
+	}
 	pyhot_ops_release(&e->ops);
 }
 
@@ -84,16 +85,19 @@ static int engine_init(struct engine *e, int dry_run)
 	pyhot_ops_init(&e->ops);
 	e->dry_run = dry_run;
 	e->built = PyList_New(0);
-	if (!e->built)
+	if (!e->built) {
 		return -1;
+	}
 	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		m = PyImport_ImportModule(want[i].mod);
-		if (!m)
+		if (!m) {
 			return -1;
+		}
 		f = pyhot_patch_get_attr(m, want[i].name);
 		Py_DECREF(m);
-		if (!f)
+		if (!f) {
 			return -1;
+		}
 		*(PyObject **)((char *)e + want[i].off) = f;
 	}
 	/* the cell type has no public name before 3.8's types.CellType in
@@ -101,8 +105,9 @@ static int engine_init(struct engine *e, int dry_run)
 	m = PyImport_ImportModule("types");
 	cell = m ? getattr_opt(m, "CellType") : NULL;
 	Py_XDECREF(m);
-	if (!cell)
+	if (!cell) {
 		PyErr_Clear();
+	}
 	e->t_cell = cell;
 	/* Enum classes only matter when enum is already imported. */
 	mods = PyImport_GetModuleDict();
@@ -121,8 +126,9 @@ static int file_changed(const struct pyhot_baseline *b)
 	size_t len;
 	int changed;
 
-	if (pyhot_patch_read_file(b->file, &src, &len) < 0)
+	if (pyhot_patch_read_file(b->file, &src, &len) < 0) {
 		return 0;
+	}
 	changed = len != b->len || memcmp(src, b->src, len) != 0;
 	free(src);
 	return changed;

@@ -84,10 +84,11 @@ const char *qname(struct engine *e, const char *qual, PyObject *name,
 		PyErr_Clear();
 		snprintf(n, sizeof(n), "?");
 	}
-	if (qual && *qual)
+	if (qual && *qual) {
 		snprintf(buf, size, "%s.%s.%s", e->mp->module, qual, n);
-	else
+	} else {
 		snprintf(buf, size, "%s.%s", e->mp->module, n);
+	}
 	return buf;
 }
 
@@ -257,15 +258,17 @@ void pyhot_patch_write_changes(struct jsonw *out, const struct pyhot_change *ch,
 		jsonw_key_str(out, "detail", c->detail);
 		jsonw_object_end(out);
 		for (k = 0; k < 5; k++) {
-			if (strcmp(c->action, actions[k]) == 0)
+			if (strcmp(c->action, actions[k]) == 0) {
 				counts[k]++;
+			}
 		}
 	}
 	jsonw_array_end(out);
 	jsonw_key(out, "summary");
 	jsonw_object_begin(out);
-	for (k = 0; k < 5; k++)
+	for (k = 0; k < 5; k++) {
 		jsonw_key_int(out, actions[k], counts[k]);
+	}
 	jsonw_object_end(out);
 }
 
@@ -277,12 +280,14 @@ void pyhot_patch_write_module(struct jsonw *out, const char *module,
 	jsonw_object_begin(out);
 	jsonw_key_str(out, "module", module);
 	jsonw_key_str(out, "file", file);
-	if (warning)
+	if (warning) {
 		jsonw_key_str(out, "warning", warning);
+	}
 	pyhot_patch_write_changes(out, ch, nch);
-	if (generation > 0)
+	if (generation > 0) {
 		jsonw_key_int(out, "generation", generation);
-	else
+	} else {
 		jsonw_key_str(out, "generation", NULL);   /* null */
+	}
 	jsonw_object_end(out);
 }

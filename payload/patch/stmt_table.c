@@ -17,18 +17,22 @@ static int lines_index(const char *src, size_t len, struct lines *l)
 	size_t i;
 	int n = 0, k = 0;
 
-	for (i = 0; i < len; i++)
+	for (i = 0; i < len; i++) {
 		n += src[i] == '\n';
-	if (len > 0 && src[len - 1] != '\n')
+	}
+	if (len > 0 && src[len - 1] != '\n') {
 		n++;
+	}
 	l->off = malloc(((size_t)n + 1) * sizeof(*l->off));
-	if (!l->off)
+	if (!l->off) {
 		return -1;
+	}
 	l->n = n;
 	l->off[k++] = 0;
 	for (i = 0; i < len && k <= n; i++) {
-		if (src[i] == '\n' && k <= n)
+		if (src[i] == '\n' && k <= n) {
 			l->off[k++] = i + 1;
+		}
 	}
 	l->off[n] = len;
 	return 0;
@@ -47,16 +51,20 @@ int chunkable(const char *src, size_t len)
 	size_t i, nl = 0;
 
 	for (i = 0; i < len; i++) {
-		if (src[i] == '\r' && (i + 1 >= len || src[i + 1] != '\n'))
+		if (src[i] == '\r' && (i + 1 >= len || src[i + 1] != '\n')) {
 			return 0;
-		if (src[i] == '\n' && ++nl == 2)
+		}
+		if (src[i] == '\n' && ++nl == 2) {
 			break;
+		}
 	}
 	for (i = 0; i + 6 <= len && nl; i++) {
-		if (src[i] == '\n' && --nl == 0)
+		if (src[i] == '\n' && --nl == 0) {
 			break;
-		if (memcmp(src + i, "coding", 6) == 0)
+		}
+		if (memcmp(src + i, "coding", 6) == 0) {
 			return 0;
+		}
 	}
 	return 1;
 }
@@ -297,20 +305,23 @@ PyObject *parse_region(struct engine *e, const char *src,
 	size_t pad, len;
 	char *p;
 
-	if (first > last)
+	if (first > last) {
 		return PyList_New(0);
+	}
 	pad = (size_t)first - 1;
 	len = l->off[last] - l->off[first - 1];
 	bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(pad + len));
-	if (!bytes)
+	if (!bytes) {
 		return NULL;
+	}
 	p = PyBytes_AsString(bytes);
 	memset(p, '\n', pad);
 	memcpy(p + pad, src + l->off[first - 1], len);
 	tree = PyObject_CallFunction(e->parse, "OO", bytes, e->fileobj);
 	Py_DECREF(bytes);
-	if (!tree)
+	if (!tree) {
 		return NULL;
+	}
 	body = pyhot_patch_get_attr(tree, "body");
 	Py_DECREF(tree);
 	return body;

@@ -14,14 +14,17 @@ int dump_equal(struct engine *e, PyObject *a, PyObject *b)
 	PyObject *da = NULL, *db = NULL;
 	int rc = -1;
 
-	if (a == Py_None || b == Py_None)
+	if (a == Py_None || b == Py_None) {
 		return a == b;
+	}
 	da = PyObject_CallFunctionObjArgs(e->dump, a, NULL);
-	if (!da)
+	if (!da) {
 		goto out;
+	}
 	db = PyObject_CallFunctionObjArgs(e->dump, b, NULL);
-	if (!db)
+	if (!db) {
 		goto out;
+	}
 	rc = PyObject_RichCompareBool(da, db, Py_EQ);
 out:
 	Py_XDECREF(da);
@@ -38,8 +41,9 @@ int field_equal(struct engine *e, PyObject *a, PyObject *b,
 
 	la = getattr_opt(a, attr);
 	lb = getattr_opt(b, attr);
-	if (PyErr_Occurred())
+	if (PyErr_Occurred()) {
 		goto out;
+	}
 	if (!la || !lb) {
 		rc = !la && !lb;
 		goto out;
@@ -54,8 +58,9 @@ int field_equal(struct engine *e, PyObject *a, PyObject *b,
 		goto out;
 	}
 	rc = 1;
-	for (i = 0; i < n && rc == 1; i++)
+	for (i = 0; i < n && rc == 1; i++) {
 		rc = dump_equal(e, PyList_GetItem(la, i), PyList_GetItem(lb, i));
+	}
 out:
 	Py_XDECREF(la);
 	Py_XDECREF(lb);
@@ -85,8 +90,9 @@ long stmt_first_line(PyObject *st)
 		for (i = 0; i < PyList_Size(decos); i++) {
 			long l = node_line(PyList_GetItem(decos, i));
 
-			if (l > 0 && l < first)
+			if (l > 0 && l < first) {
 				first = l;
+			}
 		}
 	}
 	Py_XDECREF(decos);
@@ -299,14 +305,17 @@ static PyObject *compile_stmts(struct engine *e, PyObject *body)
 	empty = PyList_New(0);
 	kw = PyDict_New();
 	if (!empty || !kw || PyDict_SetItemString(kw, "body", body) < 0 ||
-	    PyDict_SetItemString(kw, "type_ignores", empty) < 0)
+	    PyDict_SetItemString(kw, "type_ignores", empty) < 0) {
 		goto out;
+	}
 	args = PyTuple_New(0);
-	if (!args)
+	if (!args) {
 		goto out;
+	}
 	mod = PyObject_Call(e->Module, args, kw);
-	if (!mod)
+	if (!mod) {
 		goto out;
+	}
 	code = PyObject_CallFunction(e->compile, "OOsii", mod, e->fileobj, "exec",
 				     e->flags, 1);
 out:
@@ -321,8 +330,9 @@ PyObject *compile_stmt(struct engine *e, PyObject *stmt)
 {
 	PyObject *body = PyList_New(1), *code;
 
-	if (!body)
+	if (!body) {
 		return NULL;
+	}
 	Py_INCREF(stmt);
 	PyList_SetItem(body, 0, stmt);
 	code = compile_stmts(e, body);
@@ -335,16 +345,18 @@ PyObject *code_const(struct engine *e, PyObject *code, PyObject *name)
 	PyObject *consts = pyhot_patch_get_attr(code, "co_consts");
 	Py_ssize_t i, n;
 
-	if (!consts)
+	if (!consts) {
 		return NULL;
+	}
 	n = PyTuple_Size(consts);
 	for (i = 0; i < n; i++) {
 		PyObject *c = PyTuple_GetItem(consts, i);   /* borrowed */
 		PyObject *cn;
 		int eq;
 
-		if (!is_a(c, e->t_code))
+		if (!is_a(c, e->t_code)) {
 			continue;
+		}
 		cn = pyhot_patch_get_attr(c, "co_name");
 		eq = cn ? PyObject_RichCompareBool(cn, name, Py_EQ) : -1;
 		Py_XDECREF(cn);
@@ -389,17 +401,21 @@ PyObject *class_body_code(struct engine *e, PyObject *cd, PyObject *body)
 	PyObject *cd2 = node_stripped(e, cd, strip_class), *code = NULL, *name = NULL;
 	PyObject *bc = NULL;
 
-	if (!cd2)
+	if (!cd2) {
 		return NULL;
-	if (body && set_attr(cd2, "body", body) < 0)
+	}
+	if (body && set_attr(cd2, "body", body) < 0) {
 		goto out;
+	}
 	code = compile_stmt(e, cd2);
 	name = code ? pyhot_patch_get_attr(cd, "name") : NULL;
-	if (!name)
+	if (!name) {
 		goto out;
+	}
 	bc = code_const(e, code, name);
-	if (!bc && !PyErr_Occurred())
+	if (!bc && !PyErr_Occurred()) {
 		PyErr_SetString(PyExc_RuntimeError, "class body code not found");
+	}
 out:
 	Py_XDECREF(cd2);
 	Py_XDECREF(code);
@@ -411,22 +427,25 @@ PyObject *scratch_ns(struct engine *e)
 {
 	PyObject *getitem = NULL, *sm = NULL, *attrs = NULL, *bases = NULL;
 
-	if (PyDict_Size(e->L) == 0)
+	if (PyDict_Size(e->L) == 0) {
 		return PyDict_New();
+	}
 	if (!e->nscls) {
 		getitem = pyhot_patch_get_attr(e->L, "__getitem__");
 		sm = getitem ? PyObject_CallFunctionObjArgs(e->t_staticmethod, getitem, NULL) : NULL;
 		attrs = sm ? PyDict_New() : NULL;
 		bases = attrs ? PyTuple_Pack(1, (PyObject *)&PyDict_Type) : NULL;
-		if (bases && PyDict_SetItemString(attrs, "__missing__", sm) == 0)
+		if (bases && PyDict_SetItemString(attrs, "__missing__", sm) == 0) {
 			e->nscls = PyObject_CallFunction((PyObject *)&PyType_Type, "sOO",
 							 "pyhot_scratch", bases, attrs);
+		}
 		Py_XDECREF(getitem);
 		Py_XDECREF(sm);
 		Py_XDECREF(attrs);
 		Py_XDECREF(bases);
-		if (!e->nscls)
+		if (!e->nscls) {
 			return NULL;
+		}
 	}
 	return PyObject_CallFunctionObjArgs(e->nscls, NULL);
 }
@@ -447,16 +466,18 @@ int body_info_make(struct engine *e, PyObject *body, struct body_info *b)
 	b->dumps = PyDict_New();
 	b->defs = PyDict_New();
 	b->bound = PySet_New(NULL);
-	if (!b->dumps || !b->defs || !b->bound)
+	if (!b->dumps || !b->defs || !b->bound) {
 		return -1;
+	}
 	for (i = 0; i < n; i++) {
 		PyObject *st = PyList_GetItem(body, i);
 		PyObject *d = PyObject_CallFunctionObjArgs(e->dump, st, NULL);
 		PyObject *lst, *names;
 		int r;
 
-		if (!d)
+		if (!d) {
 			return -1;
+		}
 		lst = PyDict_GetItemWithError(b->dumps, d);   /* borrowed */
 		if (!lst) {
 			if (PyErr_Occurred() || !(lst = PyList_New(0)) ||
@@ -468,26 +489,31 @@ int body_info_make(struct engine *e, PyObject *body, struct body_info *b)
 			Py_DECREF(lst);
 		}
 		Py_DECREF(d);
-		if (PyList_Append(lst, st) < 0)
+		if (PyList_Append(lst, st) < 0) {
 			return -1;
+		}
 		if (is_a(st, e->t_FunctionDef) || is_a(st, e->t_AsyncFunctionDef) ||
 		    is_a(st, e->t_ClassDef)) {
 			PyObject *nm = pyhot_patch_get_attr(st, "name");
 
-			if (!nm)
+			if (!nm) {
 				return -1;
+			}
 			r = PyDict_SetItem(b->defs, nm, st);
 			Py_DECREF(nm);
-			if (r < 0)
+			if (r < 0) {
 				return -1;
+			}
 		}
 		names = bound_names(e, st);
-		if (!names)
+		if (!names) {
 			return -1;
+		}
 		r = set_update(b->bound, names);
 		Py_DECREF(names);
-		if (r < 0)
+		if (r < 0) {
 			return -1;
+		}
 	}
 	return 0;
 }
@@ -496,15 +522,18 @@ PyObject *body_take(struct engine *e, struct body_info *b, PyObject *st)
 {
 	PyObject *d, *lst, *old;
 
-	if (!b->dumps)
+	if (!b->dumps) {
 		return NULL;
+	}
 	d = PyObject_CallFunctionObjArgs(e->dump, st, NULL);
-	if (!d)
+	if (!d) {
 		return NULL;
+	}
 	lst = PyDict_GetItemWithError(b->dumps, d);   /* borrowed */
 	Py_DECREF(d);
-	if (!lst || PyList_Size(lst) == 0)
+	if (!lst || PyList_Size(lst) == 0) {
 		return NULL;
+	}
 	old = PyList_GetItem(lst, 0);
 	Py_INCREF(old);
 	if (PySequence_DelItem(lst, 0) < 0) {
@@ -580,15 +609,18 @@ int main_guard(struct engine *e, PyObject *st)
 	PyObject *test, *d = NULL;
 	int rc = 0;
 
-	if (!is_a(st, e->t_If))
+	if (!is_a(st, e->t_If)) {
 		return 0;
+	}
 	test = pyhot_patch_get_attr(st, "test");
-	if (!test)
+	if (!test) {
 		return -1;
+	}
 	d = PyObject_CallFunctionObjArgs(e->dump, test, NULL);
 	Py_DECREF(test);
-	if (!d)
+	if (!d) {
 		return -1;
+	}
 	/* ast.dump of both spellings contains exactly these names */
 	{
 		char buf[512];
@@ -596,8 +628,9 @@ int main_guard(struct engine *e, PyObject *st)
 		if (pyhot_patch_utf8(d, buf, sizeof(buf)) == 0 &&
 		    strstr(buf, "Compare(") == buf && strstr(buf, "'__name__'") &&
 		    strstr(buf, "'__main__'") && strstr(buf, "Eq()") &&
-		    !strstr(buf, "BoolOp"))
+		    !strstr(buf, "BoolOp")) {
 			rc = 1;
+		}
 		PyErr_Clear();
 	}
 	Py_DECREF(d);
