@@ -9,7 +9,8 @@
 
 PyObject *pyhot_patch_get_attr(PyObject *o, const char *name)
 {
-	PyObject *n = PyUnicode_InternFromString(name), *v;
+	PyObject *n = PyUnicode_InternFromString(name);   /* owned */
+	PyObject *v;   /* owned */
 
 	if (!n) {
 		return NULL;
@@ -21,7 +22,7 @@ PyObject *pyhot_patch_get_attr(PyObject *o, const char *name)
 
 int set_attr(PyObject *o, const char *name, PyObject *v)
 {
-	PyObject *n = PyUnicode_InternFromString(name);
+	PyObject *n = PyUnicode_InternFromString(name);   /* owned */
 	int rc;
 
 	if (!n) {
@@ -34,7 +35,7 @@ int set_attr(PyObject *o, const char *name, PyObject *v)
 
 int has_attr(PyObject *o, const char *name)
 {
-	PyObject *v = pyhot_patch_get_attr(o, name);
+	PyObject *v = pyhot_patch_get_attr(o, name);   /* owned */
 
 	if (!v) {
 		PyErr_Clear();
@@ -46,7 +47,9 @@ int has_attr(PyObject *o, const char *name)
 
 PyObject *call_method(PyObject *o, const char *name, const char *fmt, ...)
 {
-	PyObject *m = pyhot_patch_get_attr(o, name), *args, *r;
+	PyObject *m = pyhot_patch_get_attr(o, name);   /* owned */
+	PyObject *args;   /* owned */
+	PyObject *r;   /* owned */
 	va_list ap;
 
 	if (!m) {
@@ -57,7 +60,7 @@ PyObject *call_method(PyObject *o, const char *name, const char *fmt, ...)
 		args = Py_VaBuildValue(fmt, ap);
 		va_end(ap);
 		if (args && !PyTuple_Check(args)) {
-			PyObject *one = PyTuple_Pack(1, args);
+			PyObject *one = PyTuple_Pack(1, args);   /* owned */
 
 			Py_DECREF(args);
 			args = one;
@@ -73,7 +76,7 @@ PyObject *call_method(PyObject *o, const char *name, const char *fmt, ...)
 
 PyObject *getattr_opt(PyObject *o, const char *name)
 {
-	PyObject *v = pyhot_patch_get_attr(o, name);
+	PyObject *v = pyhot_patch_get_attr(o, name);   /* owned */
 
 	if (!v && PyErr_ExceptionMatches(PyExc_AttributeError)) {
 		PyErr_Clear();
@@ -83,7 +86,8 @@ PyObject *getattr_opt(PyObject *o, const char *name)
 
 PyObject *plain_attr(PyObject *o, const char *name)
 {
-	PyObject *n = PyUnicode_InternFromString(name), *v;
+	PyObject *n = PyUnicode_InternFromString(name);   /* owned */
+	PyObject *v;   /* owned */
 
 	if (!n) {
 		PyErr_Clear();
@@ -99,7 +103,7 @@ PyObject *plain_attr(PyObject *o, const char *name)
 
 int has_plain_attr(PyObject *o, const char *name)
 {
-	PyObject *v = plain_attr(o, name);
+	PyObject *v = plain_attr(o, name);   /* owned */
 
 	Py_XDECREF(v);
 	return v != NULL;
@@ -107,7 +111,8 @@ int has_plain_attr(PyObject *o, const char *name)
 
 PyObject *own_attr(PyObject *cls, PyObject *name)
 {
-	PyObject *d = pyhot_patch_get_attr(cls, "__dict__"), *v;
+	PyObject *d = pyhot_patch_get_attr(cls, "__dict__");   /* owned */
+	PyObject *v;   /* owned */
 
 	if (!d) {
 		return NULL;
@@ -123,7 +128,8 @@ PyObject *own_attr(PyObject *cls, PyObject *name)
 
 int attr_equal(PyObject *a, PyObject *b, const char *name)
 {
-	PyObject *x = pyhot_patch_get_attr(a, name), *y;
+	PyObject *x = pyhot_patch_get_attr(a, name);   /* owned */
+	PyObject *y;   /* owned */
 	int rc;
 
 	if (!x) {
@@ -142,7 +148,8 @@ int attr_equal(PyObject *a, PyObject *b, const char *name)
 
 int set_update(PyObject *dst, PyObject *src)
 {
-	PyObject *it = PyObject_GetIter(src), *x;
+	PyObject *it = PyObject_GetIter(src);   /* owned */
+	PyObject *x;   /* owned */
 
 	if (!it) {
 		return -1;
@@ -162,7 +169,7 @@ int set_update(PyObject *dst, PyObject *src)
 
 int pyhot_patch_utf8(PyObject *s, char *buf, size_t size)
 {
-	PyObject *b;
+	PyObject *b;   /* owned */
 	char *p;
 	Py_ssize_t n;
 

@@ -177,7 +177,8 @@ int pyhot_patch_is_user_file(const char *file, const char *stdlib_dir)
 /* The directory holding os.py: the standard library. */
 static int stdlib_dir(char *buf, size_t size)
 {
-	PyObject *os, *f;
+	PyObject *os;   /* owned */
+	PyObject *f;   /* owned */
 	char *slash;
 	int rc = -1;
 
@@ -199,7 +200,8 @@ static int stdlib_dir(char *buf, size_t size)
 int pyhot_patch_baseline_take(struct pyhot_err *err)
 {
 	char sdir[4096], name[1024], file[4096];
-	PyObject *modules, *items = NULL;
+	PyObject *modules;   /* borrowed */
+	PyObject *items = NULL;   /* owned */
 	Py_ssize_t i, n;
 	int have_sdir;
 
@@ -217,10 +219,10 @@ int pyhot_patch_baseline_take(struct pyhot_err *err)
 	}
 	n = PyList_Size(items);
 	for (i = 0; i < n; i++) {
-		PyObject *it = PyList_GetItem(items, i);           /* borrowed */
-		PyObject *key = PyTuple_GetItem(it, 0);            /* borrowed */
-		PyObject *mod = PyTuple_GetItem(it, 1);            /* borrowed */
-		PyObject *f;
+		PyObject *it = PyList_GetItem(items, i);   /* borrowed */
+		PyObject *key = PyTuple_GetItem(it, 0);   /* borrowed */
+		PyObject *mod = PyTuple_GetItem(it, 1);   /* borrowed */
+		PyObject *f;   /* owned */
 		char *src;
 		size_t len;
 

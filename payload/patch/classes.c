@@ -127,7 +127,7 @@ static int picked_equal(struct engine *e, PyObject *nb, PyObject *ob,
 static int class_same_name(PyObject *live, PyObject *ncd)
 {
 	PyObject *q = plain_attr(live, "__name__");   /* owned */
-	PyObject *n = getattr_opt(ncd, "name");       /* owned */
+	PyObject *n = getattr_opt(ncd, "name");   /* owned */
 	int same = q && n ? PyObject_RichCompareBool(q, n, Py_EQ) : 0;
 
 	Py_XDECREF(q);
@@ -201,8 +201,15 @@ int class_in_place(struct engine *e, PyObject *live, PyObject *ncd,
 static int enum_add(struct engine *e, PyObject *live, PyObject *ncd,
 		    PyObject *name, PyObject **tmpcls, const char *qn)
 {
-	PyObject *cd = NULL, *code = NULL, *tmp = NULL, *map = NULL, *member = NULL;
-	PyObject *value = NULL, *v2m = NULL, *names = NULL, *livemap = NULL;
+	PyObject *cd = NULL;   /* owned */
+	PyObject *code = NULL;   /* owned */
+	PyObject *tmp = NULL;   /* owned */
+	PyObject *map = NULL;   /* owned */
+	PyObject *member = NULL;   /* owned */
+	PyObject *value = NULL;   /* owned */
+	PyObject *v2m = NULL;   /* owned */
+	PyObject *names = NULL;   /* owned */
+	PyObject *livemap = NULL;   /* owned */
 	int rc = -1;
 
 	if (!*tmpcls) {
@@ -220,7 +227,7 @@ static int enum_add(struct engine *e, PyObject *live, PyObject *ncd,
 		}
 		Py_CLEAR(value);
 		{
-			PyObject *cn = pyhot_patch_get_attr(ncd, "name");
+			PyObject *cn = pyhot_patch_get_attr(ncd, "name");   /* owned */
 
 			*tmpcls = cn ? PyObject_GetItem(tmp, cn) : NULL;
 			Py_XDECREF(cn);
@@ -305,7 +312,8 @@ static int patch_member(struct engine *e, PyObject *live, PyObject *name,
 		}
 	}
 	if (same && is_a(livev, e->t_property) && is_a(newv, e->t_property)) {
-		PyObject *lp[3] = { NULL, NULL, NULL }, *np[3] = { NULL, NULL, NULL };
+		PyObject *lp[3] = { NULL, NULL, NULL };   /* owned */
+		PyObject *np[3] = { NULL, NULL, NULL };   /* owned */
 		int ok = 1;
 
 		for (k = 0; acc[k]; k++) {
@@ -372,8 +380,12 @@ static int dataclass_regen(struct engine *e, PyObject *live, PyObject *ncd,
 		"__init__", "__repr__", "__eq__", "__hash__", "__lt__", "__le__",
 		"__gt__", "__ge__", "__dataclass_fields__", "__dataclass_params__",
 		"__match_args__", "__annotations__", NULL };
-	PyObject *code = NULL, *tmp = NULL, *res = NULL, *cn = NULL, *t = NULL;
-	PyObject *d = NULL;
+	PyObject *code = NULL;   /* owned */
+	PyObject *tmp = NULL;   /* owned */
+	PyObject *res = NULL;   /* owned */
+	PyObject *cn = NULL;   /* owned */
+	PyObject *t = NULL;   /* owned */
+	PyObject *d = NULL;   /* owned */
 	int k, rc = -1;
 
 	code = compile_stmt(e, ncd);
@@ -389,7 +401,7 @@ static int dataclass_regen(struct engine *e, PyObject *live, PyObject *ncd,
 		goto out;
 	}
 	for (k = 0; gen[k]; k++) {
-		PyObject *v = PyMapping_GetItemString(d, gen[k]);
+		PyObject *v = PyMapping_GetItemString(d, gen[k]);   /* owned */
 
 		if (!v) {
 			PyErr_Clear();
@@ -463,7 +475,7 @@ static int nested_take(struct engine *e, struct class_patch *c, PyObject *st,
 	PyObject *nm = pyhot_patch_get_attr(st, "name");   /* owned */
 	PyObject *ost = nm ? PyDict_GetItemWithError(c->oi.defs, nm) : NULL;   /* borrowed */
 	PyObject *ln = NULL;   /* owned: the live nested class */
-	PyObject *t;           /* owned */
+	PyObject *t;   /* owned */
 	enum class_fit fit = CLASS_NEW;
 	const char *why;
 	int rc = -1;
@@ -542,7 +554,7 @@ static int class_body_run(struct engine *e, struct class_patch *c)
 	PyObject *body2 = class_body_to_run(e, c);   /* owned */
 	PyObject *bcode = body2 ? class_body_code(e, c->ncd, body2) : NULL;   /* owned */
 	PyObject *res = NULL;   /* owned */
-	PyObject *cell;         /* borrowed */
+	PyObject *cell;   /* borrowed */
 	int rc = -1;
 
 	c->ns = bcode ? scratch_ns(e) : NULL;
@@ -661,8 +673,8 @@ static int class_apply_stmt(struct engine *e, struct class_patch *c,
 {
 	PyObject *names = bound_names(e, st);   /* owned */
 	PyObject *same_old = NULL;   /* owned */
-	PyObject *it = NULL;         /* owned */
-	PyObject *x;                 /* owned */
+	PyObject *it = NULL;   /* owned */
+	PyObject *x;   /* owned */
 	char qn[1024];
 	int moved, r = 0;
 
@@ -753,9 +765,9 @@ static int class_patch_nested(struct engine *e, struct class_patch *c)
 
 	for (i = 0; i < n && r == 0; i++) {
 		PyObject *t = PyList_GetItem(c->nested, i);   /* borrowed */
-		PyObject *st = PyTuple_GetItem(t, 0);         /* borrowed */
-		PyObject *ost = PyTuple_GetItem(t, 1);        /* borrowed */
-		PyObject *ln = PyTuple_GetItem(t, 2);         /* borrowed */
+		PyObject *st = PyTuple_GetItem(t, 0);   /* borrowed */
+		PyObject *ost = PyTuple_GetItem(t, 1);   /* borrowed */
+		PyObject *ln = PyTuple_GetItem(t, 2);   /* borrowed */
 		PyObject *nm;   /* owned */
 
 		if (ost == Py_None) {

@@ -162,7 +162,7 @@ static int find_inner(struct engine *e, PyObject *root, PyObject *name,
 		      PyObject *old_code, PyObject *caches, PyObject **out)
 {
 	PyObject *queue = PyList_New(0);   /* owned */
-	PyObject *seen = PySet_New(NULL);  /* owned */
+	PyObject *seen = PySet_New(NULL);   /* owned */
 	PyObject *cands = PyList_New(0);   /* owned */
 	Py_ssize_t qi;
 	int rc = -1;
@@ -208,7 +208,8 @@ out:
  * of old and new by name, recursively. */
 static int codemap_add(struct engine *e, PyObject *old, PyObject *new, int depth)
 {
-	PyObject *oc = NULL, *nc = NULL;
+	PyObject *oc = NULL;   /* owned */
+	PyObject *nc = NULL;   /* owned */
 	Py_ssize_t i, j, no, nn;
 	int rc = -1;
 
@@ -223,7 +224,9 @@ static int codemap_add(struct engine *e, PyObject *old, PyObject *new, int depth
 	no = PyTuple_Size(oc);
 	nn = PyTuple_Size(nc);
 	for (i = 0; i < no; i++) {
-		PyObject *a = PyTuple_GetItem(oc, i), *an, *match = NULL;
+		PyObject *a = PyTuple_GetItem(oc, i);   /* borrowed */
+		PyObject *an;   /* owned */
+		PyObject *match = NULL;   /* owned */
 		int count = 0;
 
 		if (!is_a(a, e->t_code)) {
@@ -234,7 +237,8 @@ static int codemap_add(struct engine *e, PyObject *old, PyObject *new, int depth
 			goto out;
 		}
 		for (j = 0; j < nn; j++) {
-			PyObject *b = PyTuple_GetItem(nc, j), *bn;
+			PyObject *b = PyTuple_GetItem(nc, j);   /* borrowed */
+			PyObject *bn;   /* owned */
 			int eq;
 
 			if (!is_a(b, e->t_code)) {
@@ -254,7 +258,8 @@ static int codemap_add(struct engine *e, PyObject *old, PyObject *new, int depth
 		}
 		Py_DECREF(an);
 		if (count == 1 && match != a) {
-			PyObject *id = id_of(a), *pair = PyTuple_Pack(2, a, match);
+			PyObject *id = id_of(a);   /* owned */
+			PyObject *pair = PyTuple_Pack(2, a, match);   /* owned */
 
 			if (!id || !pair || PyDict_SetItem(e->codemap, id, pair) < 0) {
 				Py_XDECREF(id);
@@ -480,7 +485,9 @@ int patch_behind(struct engine *e, PyObject *live, PyObject *new,
 		 PyObject *name, PyObject *old_code, enum tp_mode mode,
 		 char *detail, size_t dsize)
 {
-	PyObject *caches = PyList_New(0), *li = NULL, *ni = NULL;
+	PyObject *caches = PyList_New(0);   /* owned */
+	PyObject *li = NULL;   /* owned */
+	PyObject *ni = NULL;   /* owned */
 	int rc = -1;
 
 	if (!caches) {
@@ -519,7 +526,7 @@ static int member_functions(struct engine *e, PyObject *v, PyObject *out)
 		return PyList_Append(out, v);
 	}
 	if (is_a(v, e->t_classmethod) || is_a(v, e->t_staticmethod)) {
-		PyObject *f = pyhot_patch_get_attr(v, "__func__");
+		PyObject *f = pyhot_patch_get_attr(v, "__func__");   /* owned */
 		int r = f ? member_functions(e, f, out) : -1;
 
 		Py_XDECREF(f);
@@ -527,7 +534,7 @@ static int member_functions(struct engine *e, PyObject *v, PyObject *out)
 	}
 	if (is_a(v, e->t_property)) {
 		for (k = 0; acc[k]; k++) {
-			PyObject *f = pyhot_patch_get_attr(v, acc[k]);
+			PyObject *f = pyhot_patch_get_attr(v, acc[k]);   /* owned */
 			int r = f ? (f == Py_None ? 0 : member_functions(e, f, out)) : -1;
 
 			Py_XDECREF(f);
@@ -541,7 +548,8 @@ static int member_functions(struct engine *e, PyObject *v, PyObject *out)
 
 int queue_firstlineno(struct engine *e, PyObject *live, PyObject *st)
 {
-	PyObject *cur = plain_attr(live, "__firstlineno__"), *v;
+	PyObject *cur = plain_attr(live, "__firstlineno__");   /* owned */
+	PyObject *v;   /* owned */
 	int rc = 0;
 
 	if (!cur) {
@@ -563,7 +571,10 @@ int queue_firstlineno(struct engine *e, PyObject *live, PyObject *st)
 static int relocate_class(struct engine *e, PyObject *live, PyObject *body_code,
 			  int depth)
 {
-	PyObject *d = NULL, *items = NULL, *consts = NULL, *fns = NULL;
+	PyObject *d = NULL;   /* owned */
+	PyObject *items = NULL;   /* owned */
+	PyObject *consts = NULL;   /* owned */
+	PyObject *fns = NULL;   /* owned */
 	Py_ssize_t i, n, j, nc;
 	int rc = -1;
 
@@ -582,12 +593,12 @@ static int relocate_class(struct engine *e, PyObject *live, PyObject *body_code,
 	n = PyList_Size(items);
 	nc = PyTuple_Size(consts);
 	for (i = 0; i < n; i++) {
-		PyObject *key = PyTuple_GetItem(PyList_GetItem(items, i), 0);
-		PyObject *val = PyTuple_GetItem(PyList_GetItem(items, i), 1);
+		PyObject *key = PyTuple_GetItem(PyList_GetItem(items, i), 0);   /* borrowed */
+		PyObject *val = PyTuple_GetItem(PyList_GetItem(items, i), 1);   /* borrowed */
 		Py_ssize_t f, nf;
 
 		if (PyType_Check(val)) {
-			PyObject *sub = code_const(e, body_code, key);
+			PyObject *sub = code_const(e, body_code, key);   /* owned */
 
 			if (!sub && PyErr_Occurred()) {
 				goto out;
@@ -609,14 +620,14 @@ static int relocate_class(struct engine *e, PyObject *live, PyObject *body_code,
 		}
 		nf = PyList_Size(fns);
 		for (f = 0; f < nf; f++) {
-			PyObject *fn = PyList_GetItem(fns, f);
-			PyObject *lc = pyhot_patch_get_attr(fn, "__code__");
+			PyObject *fn = PyList_GetItem(fns, f);   /* borrowed */
+			PyObject *lc = pyhot_patch_get_attr(fn, "__code__");   /* owned */
 
 			if (!lc) {
 				goto out;
 			}
 			for (j = 0; j < nc; j++) {
-				PyObject *c = PyTuple_GetItem(consts, j);
+				PyObject *c = PyTuple_GetItem(consts, j);   /* borrowed */
 				int same;
 
 				if (!is_a(c, e->t_code) || c == lc) {
@@ -659,7 +670,11 @@ out:
 
 int relocate_stmt(struct engine *e, PyObject *st, PyObject *live)
 {
-	PyObject *name = NULL, *code = NULL, *bare = NULL, *fc = NULL, *inner = NULL;
+	PyObject *name = NULL;   /* owned */
+	PyObject *code = NULL;   /* owned */
+	PyObject *bare = NULL;   /* owned */
+	PyObject *fc = NULL;   /* owned */
+	PyObject *inner = NULL;   /* owned */
 	int rc = -1;
 
 	if (!live) {
@@ -692,7 +707,7 @@ int relocate_stmt(struct engine *e, PyObject *st, PyObject *live)
 	}
 	rc = 0;
 	if (inner) {
-		PyObject *lc = pyhot_patch_get_attr(inner, "__code__");
+		PyObject *lc = pyhot_patch_get_attr(inner, "__code__");   /* owned */
 		int same = lc ? attr_equal(lc, fc, "co_code") : -1;
 
 		if (same == 1) {
@@ -729,10 +744,10 @@ static int follow_roots(struct engine *e, PyObject *stack, PyObject *users)
 
 	for (b = pyhot_baseline_find_first(); b && mods; b = b->next) {
 		PyObject *mod = PyDict_GetItemString(mods, b->module);   /* borrowed */
-		PyObject *nm;     /* owned */
-		PyObject *d;      /* borrowed */
+		PyObject *nm;   /* owned */
+		PyObject *d;   /* borrowed */
 		PyObject *vals;   /* owned */
-		PyObject *res;    /* owned: stack itself */
+		PyObject *res;   /* owned: stack itself */
 
 		if (!mod || !PyObject_TypeCheck(mod, &PyModule_Type) ||
 		    strcmp(b->module, e->mp->module) == 0) {
@@ -801,7 +816,7 @@ static int follow_function(struct engine *e, PyObject *o)
 {
 	PyObject *code = pyhot_patch_get_attr(o, "__code__");   /* owned */
 	PyObject *cid = code ? id_of(code) : NULL;   /* owned */
-	PyObject *fid = cid ? id_of(o) : NULL;       /* owned */
+	PyObject *fid = cid ? id_of(o) : NULL;   /* owned */
 	PyObject *pair = fid ? PyDict_GetItemWithError(e->codemap, cid) : NULL;   /* borrowed */
 	int done = pair ? PySet_Contains(e->patched, fid) : 0, rc = 0;
 
@@ -822,7 +837,7 @@ static PyObject *function_refs(PyObject *o)
 {
 	PyObject *push = PyList_New(0);   /* owned */
 	PyObject *clo;   /* owned */
-	PyObject *w;     /* owned */
+	PyObject *w;   /* owned */
 	Py_ssize_t i, n;
 
 	if (!push) {
@@ -853,7 +868,7 @@ static PyObject *function_refs(PyObject *o)
 static PyObject *class_refs(PyObject *o, PyObject *users)
 {
 	PyObject *m = plain_attr(o, "__module__");   /* owned */
-	PyObject *d;      /* owned */
+	PyObject *d;   /* owned */
 	PyObject *push = NULL;   /* owned */
 	int mine = m && PyUnicode_Check(m) ? PySet_Contains(users, m) : 0;
 
@@ -873,7 +888,7 @@ static PyObject *class_refs(PyObject *o, PyObject *users)
 static PyObject *other_refs(struct engine *e, PyObject *o)
 {
 	PyObject *push = NULL;   /* owned */
-	PyObject *w;             /* owned */
+	PyObject *w;   /* owned */
 
 	if (is_a(o, e->t_classmethod) || is_a(o, e->t_staticmethod) ||
 	    is_a(o, e->t_property)) {
@@ -936,7 +951,7 @@ static int follow_visit(struct engine *e, PyObject *o, PyObject *users,
 int follow_codes(struct engine *e)
 {
 	PyObject *stack = NULL;   /* owned */
-	PyObject *seen = NULL;    /* owned */
+	PyObject *seen = NULL;   /* owned */
 	PyObject *users = NULL;   /* owned */
 	Py_ssize_t visits = 0;
 	int rc = -1;

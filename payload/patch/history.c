@@ -143,7 +143,7 @@ static int watchable(PyObject *o)
 	static PyObject *t_function, *t_code;
 
 	if (!t_function) {
-		PyObject *types = PyImport_ImportModule("types");
+		PyObject *types = PyImport_ImportModule("types");   /* owned */
 
 		t_function = types ? pyhot_patch_get_attr(types, "FunctionType") : NULL;
 		t_code = types ? pyhot_patch_get_attr(types, "CodeType") : NULL;
@@ -168,7 +168,7 @@ static int watchable(PyObject *o)
  */
 static PyObject *watch_gone(PyObject *self, PyObject *ref)
 {
-	PyObject *set = watch ? PyDict_GetItemWithError(watch, self) : NULL;
+	PyObject *set = watch ? PyDict_GetItemWithError(watch, self) : NULL;   /* borrowed */
 
 	if (set) {
 		Py_INCREF(set);   /* borrowed from watch, which we change */
@@ -191,7 +191,10 @@ static PyMethodDef watch_gone_def = {
  * class, out of memory): the watch is a diagnostic. */
 static void watch_add(PyObject *o, long number)
 {
-	PyObject *key = NULL, *set = NULL, *gone = NULL, *ref = NULL;
+	PyObject *key = NULL;   /* owned */
+	PyObject *set = NULL;   /* borrowed */
+	PyObject *gone = NULL;   /* owned */
+	PyObject *ref = NULL;   /* owned */
 
 	if (!watchable(o)) {
 		return;
@@ -235,7 +238,9 @@ static void watch_cb(PyObject *o, void *arg)
 /* Drop the sets that emptied. */
 static void watch_prune(void)
 {
-	PyObject *keys, *k, *v;
+	PyObject *keys;   /* owned */
+	PyObject *k;   /* borrowed */
+	PyObject *v;   /* borrowed */
 	Py_ssize_t i;
 
 	if (!watch) {
@@ -257,7 +262,10 @@ static void watch_prune(void)
 
 static void sha256_hex(const char *src, size_t len, char out[65])
 {
-	PyObject *m, *b, *h = NULL, *d;
+	PyObject *m;   /* owned */
+	PyObject *b;   /* owned */
+	PyObject *h = NULL;   /* owned */
+	PyObject *d;   /* owned */
 
 	out[0] = '\0';
 	m = PyImport_ImportModule("hashlib");
@@ -284,7 +292,8 @@ struct size_arg {
 static void size_cb(PyObject *o, void *arg)
 {
 	struct size_arg *a = arg;
-	PyObject *id = PyLong_FromVoidPtr(o), *n;
+	PyObject *id = PyLong_FromVoidPtr(o);   /* owned */
+	PyObject *n;   /* owned */
 
 	if (id && PySet_Contains(a->seen, id) == 0 && PySet_Add(a->seen, id) == 0) {
 		n = PyObject_CallFunctionObjArgs(a->getsizeof, o, NULL);
@@ -300,7 +309,7 @@ static void size_cb(PyObject *o, void *arg)
 static size_t gen_bytes(const struct gen *g)
 {
 	struct size_arg a = { NULL, NULL, 0 };
-	PyObject *sys = PyImport_ImportModule("sys");
+	PyObject *sys = PyImport_ImportModule("sys");   /* owned */
 	size_t bytes = sizeof(*g) + g->before_len + g->undo.n * sizeof(struct pyhot_op);
 	size_t i;
 
@@ -765,8 +774,8 @@ int pyhot_patch_rollback(const struct pyhot_req *req, struct jsonw *out,
 			 struct pyhot_err *err)
 {
 	struct rollback rb;
-	PyObject *t0;    /* owned: the caller's exception, if any */
-	PyObject *v0;    /* owned */
+	PyObject *t0;   /* owned: the caller's exception, if any */
+	PyObject *v0;   /* owned */
 	PyObject *tb0;   /* owned */
 	int rc;
 
@@ -787,7 +796,7 @@ int pyhot_patch_rollback(const struct pyhot_req *req, struct jsonw *out,
 /* The name of o's type. */
 static void type_name(PyObject *o, char *buf, size_t size)
 {
-	PyObject *n = pyhot_patch_get_attr((PyObject *)Py_TYPE(o), "__name__");
+	PyObject *n = pyhot_patch_get_attr((PyObject *)Py_TYPE(o), "__name__");   /* owned */
 
 	snprintf(buf, size, "?");
 	if (n) {
@@ -800,7 +809,9 @@ static void type_name(PyObject *o, char *buf, size_t size)
 /* A short, safe name for o: no user code runs (no repr()). */
 static void describe(PyObject *o, char *buf, size_t size)
 {
-	PyObject *n = NULL, *f = NULL, *l = NULL;
+	PyObject *n = NULL;   /* owned */
+	PyObject *f = NULL;   /* owned */
+	PyObject *l = NULL;   /* owned */
 	char a[256] = "", b[512] = "";
 
 	if (PyType_Check(o) || PyCallable_Check(o)) {
@@ -834,15 +845,15 @@ static void describe(PyObject *o, char *buf, size_t size)
 static void write_holders(struct jsonw *out, PyObject *o, PyObject *referrers,
 			  PyObject *skip, PyObject *alive_list)
 {
-	PyObject *gc = PyImport_ImportModule("gc");
-	PyObject *mods = PyImport_GetModuleDict();
+	PyObject *gc = PyImport_ImportModule("gc");   /* owned */
+	PyObject *mods = PyImport_GetModuleDict();   /* borrowed */
 	Py_ssize_t i, shown = 0;
 
 	jsonw_key(out, "held_by");
 	jsonw_array_begin(out);
 	for (i = 0; gc && referrers && i < PyList_Size(referrers) && shown < 3; i++) {
-		PyObject *r = PyList_GetItem(referrers, i);
-		PyObject *refs = call_method(gc, "get_referents", "(O)", r);
+		PyObject *r = PyList_GetItem(referrers, i);   /* borrowed */
+		PyObject *refs = call_method(gc, "get_referents", "(O)", r);   /* owned */
 		char what[700], name[300];
 		int found = 0;
 
@@ -860,7 +871,11 @@ static void write_holders(struct jsonw *out, PyObject *o, PyObject *referrers,
 		type_name(r, name, sizeof(name));
 		snprintf(what, sizeof(what), "%s", name);
 		if (PyDict_Check(r)) {
-			PyObject *k, *v, *key = NULL, *mk, *mv;
+			PyObject *k;   /* borrowed */
+			PyObject *v;   /* borrowed */
+			PyObject *key = NULL;   /* owned */
+			PyObject *mk;   /* borrowed */
+			PyObject *mv;   /* borrowed */
 			Py_ssize_t pos = 0;
 
 			while (PyDict_Next(r, &pos, &k, &v)) {
@@ -875,7 +890,7 @@ static void write_holders(struct jsonw *out, PyObject *o, PyObject *referrers,
 			}
 			pos = 0;
 			while (mods && PyDict_Next(mods, &pos, &mk, &mv)) {
-				PyObject *d = PyModule_Check(mv) ? PyModule_GetDict(mv) : NULL;
+				PyObject *d = PyModule_Check(mv) ? PyModule_GetDict(mv) : NULL;   /* borrowed */
 
 				if (d == r) {
 					char m[256] = "";
@@ -908,8 +923,14 @@ static void write_holders(struct jsonw *out, PyObject *o, PyObject *referrers,
 /* "leaks": gc.collect(), then every watched object still alive. */
 static int write_leaks(struct jsonw *out)
 {
-	PyObject *gc = PyImport_ImportModule("gc"), *r, *alive = NULL, *nums = NULL;
-	PyObject *args = NULL, *referrers = NULL, *k, *set;
+	PyObject *gc = PyImport_ImportModule("gc");   /* owned */
+	PyObject *r;   /* owned */
+	PyObject *alive = NULL;   /* owned */
+	PyObject *nums = NULL;   /* owned */
+	PyObject *args = NULL;   /* owned */
+	PyObject *referrers = NULL;   /* owned */
+	PyObject *k;   /* borrowed */
+	PyObject *set;   /* borrowed */
 	Py_ssize_t pos = 0, i;
 
 	jsonw_key(out, "leaks");
@@ -920,7 +941,8 @@ static int write_leaks(struct jsonw *out)
 	alive = PyList_New(0);
 	nums = PyList_New(0);
 	while (watch && alive && nums && PyDict_Next(watch, &pos, &k, &set)) {
-		PyObject *it = PyObject_GetIter(set), *ref;
+		PyObject *it = PyObject_GetIter(set);   /* owned */
+		PyObject *ref;   /* owned */
 
 		while (it && (ref = PyIter_Next(it)) != NULL) {
 			PyObject *o = PyWeakref_GetObject(ref);   /* borrowed */
@@ -937,14 +959,14 @@ static int write_leaks(struct jsonw *out)
 	if (alive && PyList_Size(alive) > 0 && gc) {
 		/* One call for all: its argument tuple is the one referrer of
 		 * ours that shows up (alive is a list, which holds them too). */
-		PyObject *f = pyhot_patch_get_attr(gc, "get_referrers");
+		PyObject *f = pyhot_patch_get_attr(gc, "get_referrers");   /* owned */
 
 		args = PyList_AsTuple(alive);
 		referrers = f && args ? PyObject_CallObject(f, args) : NULL;
 		Py_XDECREF(f);
 	}
 	for (i = 0; alive && i < PyList_Size(alive); i++) {
-		PyObject *o = PyList_GetItem(alive, i);
+		PyObject *o = PyList_GetItem(alive, i);   /* borrowed */
 		char name[600], tn[64];
 
 		describe(o, name, sizeof(name));
@@ -987,7 +1009,9 @@ int pyhot_patch_history_write(struct jsonw *out, int leaks, struct pyhot_err *er
 	const struct gen *g;
 	struct listed *all;
 	size_t n = 0, i, bytes = 0;
-	PyObject *t0, *v0, *tb0;
+	PyObject *t0;   /* owned */
+	PyObject *v0;   /* owned */
+	PyObject *tb0;   /* owned */
 
 	PyErr_Fetch(&t0, &v0, &tb0);
 	for (h = histories; h; h = h->next) {

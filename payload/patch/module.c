@@ -33,8 +33,15 @@ static const char *value_kind(struct engine *e, PyObject *v)
 static int plan_def(struct engine *e, PyObject *st, PyObject *ost,
 		    PyObject *live, PyObject *name, const char *qn)
 {
-	PyObject *bare = NULL, *code = NULL, *tmp = NULL, *res = NULL, *newf;
-	PyObject *obare = NULL, *ocode = NULL, *old_code = NULL, *decos = NULL;
+	PyObject *bare = NULL;   /* owned */
+	PyObject *code = NULL;   /* owned */
+	PyObject *tmp = NULL;   /* owned */
+	PyObject *res = NULL;   /* owned */
+	PyObject *newf;   /* borrowed */
+	PyObject *obare = NULL;   /* owned */
+	PyObject *ocode = NULL;   /* owned */
+	PyObject *old_code = NULL;   /* owned */
+	PyObject *decos = NULL;   /* owned */
 	char detail[256];
 	int rc = -1, r, undecorated;
 
@@ -97,7 +104,8 @@ out:
 
 static int is_lambda(struct engine *e, PyObject *f)
 {
-	PyObject *c, *n;
+	PyObject *c;   /* owned */
+	PyObject *n;   /* owned */
 	int r;
 
 	if (!is_a(f, e->t_function)) {
@@ -120,7 +128,8 @@ static int is_lambda(struct engine *e, PyObject *f)
  */
 static int wants_merged_globals(struct engine *e, PyObject *st)
 {
-	PyObject *it, *n;
+	PyObject *it;   /* owned */
+	PyObject *n;   /* owned */
 	int comp = 0, keeps = 0;
 
 	it = PyObject_CallFunctionObjArgs(e->walk, st, NULL);
@@ -152,8 +161,8 @@ static int exec_in_overlay(struct engine *e, PyObject *st)
 {
 	PyObject *code = compile_stmt(e, st);   /* owned */
 	PyObject *merged = NULL;   /* owned */
-	PyObject *globals = e->G;  /* borrowed */
-	PyObject *res = NULL;      /* owned */
+	PyObject *globals = e->G;   /* borrowed */
+	PyObject *res = NULL;   /* owned */
 	int m;
 
 	if (!code) {
@@ -207,7 +216,7 @@ static int run_stmt(struct engine *e, PyObject *st, PyObject *names,
 		    const char *why)
 {
 	PyObject *it;   /* owned */
-	PyObject *x;    /* owned */
+	PyObject *x;   /* owned */
 	char where[640];
 	int rc = 0;
 
@@ -259,8 +268,13 @@ static int is_dunder(PyObject *name)
 
 static int queue_linecache(struct engine *e)
 {
-	PyObject *lc = NULL, *cache = NULL, *util = NULL, *text = NULL, *lines = NULL;
-	PyObject *src = NULL, *entry = NULL;
+	PyObject *lc = NULL;   /* owned */
+	PyObject *cache = NULL;   /* owned */
+	PyObject *util = NULL;   /* owned */
+	PyObject *text = NULL;   /* owned */
+	PyObject *lines = NULL;   /* owned */
+	PyObject *src = NULL;   /* owned */
+	PyObject *entry = NULL;   /* owned */
 	struct stat st;
 	double mtime = 0;
 	int rc = -1;
@@ -304,7 +318,7 @@ static int relocate_suffix(struct engine *e, const struct pyhot_baseline *b,
 	for (k = g->js; g->delta != 0 && !e->dry_run && k < b->nrecs; k++) {
 		PyObject *name;   /* owned */
 		PyObject *live;   /* owned */
-		PyObject *one;    /* owned */
+		PyObject *one;   /* owned */
 
 		if (recs[k].kind == PYHOT_STMT_OTHER) {
 			continue;
@@ -424,8 +438,7 @@ struct module_plan {
 static PyObject *parse_source(struct engine *e, const char *src, size_t len)
 {
 	PyObject *bytes = PyBytes_FromStringAndSize(src, (Py_ssize_t)len);   /* owned */
-	PyObject *tree = bytes ? PyObject_CallFunction(e->parse, "OO", bytes,
-						       e->fileobj) : NULL;   /* owned */
+	PyObject *tree = bytes ? PyObject_CallFunction(e->parse, "OO", bytes, e->fileobj) : NULL;   /* owned */
 
 	Py_XDECREF(bytes);
 	return tree;
@@ -520,7 +533,7 @@ struct stmt_plan {
 static int plan_unchanged(struct engine *e, struct stmt_plan *s, PyObject *same)
 {
 	PyObject *it;   /* owned */
-	PyObject *y;    /* owned */
+	PyObject *y;   /* owned */
 	char qn[1024];
 
 	if (node_line(same) != node_line(s->st) && s->live && !e->dry_run &&
@@ -743,8 +756,8 @@ static int plan_removed(struct engine *e, struct module_plan *p)
 /* The overlay's names go into the module (but those patched in place). */
 static int plan_overlay(struct engine *e)
 {
-	PyObject *k;     /* borrowed */
-	PyObject *v;     /* borrowed */
+	PyObject *k;   /* borrowed */
+	PyObject *v;   /* borrowed */
 	PyObject *old;   /* borrowed */
 	Py_ssize_t pos = 0;
 	int skip, inpl;

@@ -66,7 +66,7 @@ int pyhot_ops_add(struct pyhot_ops *o, enum pyhot_op_kind kind,
 int pyhot_ops_add_attr(struct pyhot_ops *o, enum pyhot_op_kind kind,
 		       PyObject *target, const char *name, PyObject *value)
 {
-	PyObject *key = PyUnicode_InternFromString(name);
+	PyObject *key = PyUnicode_InternFromString(name);   /* owned */
 	int rc;
 
 	if (!key) {
@@ -82,7 +82,8 @@ int pyhot_ops_add_attr(struct pyhot_ops *o, enum pyhot_op_kind kind,
  * NULL with no error when there is none. */
 static PyObject *old_attr(PyObject *target, PyObject *key)
 {
-	PyObject *d, *v;
+	PyObject *d;   /* owned */
+	PyObject *v;   /* owned */
 
 	if (PyType_Check(target)) {
 		d = pyhot_patch_get_attr(target, "__dict__");
@@ -113,7 +114,8 @@ static PyObject *copy_contents(PyObject *c)
 
 static int replace_contents(PyObject *c, PyObject *with)
 {
-	PyObject *it, *x;
+	PyObject *it;   /* owned */
+	PyObject *x;   /* owned */
 
 	if (PyList_Check(c)) {
 		return PySequence_SetSlice(c, 0, PY_SSIZE_T_MAX, with);
@@ -261,7 +263,11 @@ static void undo_ops(struct pyhot_ops *o, size_t n)
 
 int pyhot_ops_apply(struct pyhot_ops *o)
 {
-	PyObject *t, *v, *tb, *r, *m;
+	PyObject *t;   /* owned */
+	PyObject *v;   /* owned */
+	PyObject *tb;   /* owned */
+	PyObject *r;   /* owned */
+	PyObject *m;   /* owned */
 	size_t i;
 
 	for (i = 0; i < o->n; i++) {
@@ -388,7 +394,7 @@ void pyhot_ops_each(const struct pyhot_ops *o, int what,
 	size_t i;
 
 	for (i = 0; i < o->n; i++) {
-		PyObject *x = what ? o->v[i].old : o->v[i].value;
+		PyObject *x = what ? o->v[i].old : o->v[i].value;   /* borrowed */
 
 		if (x && !(what && o->v[i].kind == PYHOT_OP_REMOVE)) {
 			fn(x, arg);

@@ -33,17 +33,7 @@ static void modplan_release(struct modplan *mp)
 
 static void engine_release(struct engine *e)
 {
-	PyObject **objs[] = {
-		&e->parse, &e->dump, &e->Module, &e->Pass, &e->copy, &e->compile,
-		&e->get_docstring, &e->copy_location, &e->walk,
-		&e->t_FunctionDef, &e->t_AsyncFunctionDef, &e->t_ClassDef, &e->t_Name,
-		&e->t_Store, &e->t_Import, &e->t_ImportFrom, &e->t_AnnAssign, &e->t_If,
-		&e->t_Expr, &e->t_Assign, &e->t_AugAssign,
-		&e->t_Lambda, &e->t_ListComp, &e->t_SetComp, &e->t_DictComp,
-		&e->t_GeneratorExp, &e->t_function, &e->t_code, &e->t_classmethod,
-		&e->t_staticmethod, &e->t_property, &e->t_cell, &e->t_partial, &e->enummeta,
-		&e->modname, &e->fileobj, &e->built,
-	};
+	PyObject **objs[] = { &e->parse, &e->dump, &e->Module, &e->Pass, &e->copy, &e->compile, &e->get_docstring, &e->copy_location, &e->walk, &e->t_FunctionDef, &e->t_AsyncFunctionDef, &e->t_ClassDef, &e->t_Name, &e->t_Store, &e->t_Import, &e->t_ImportFrom, &e->t_AnnAssign, &e->t_If, &e->t_Expr, &e->t_Assign, &e->t_AugAssign, &e->t_Lambda, &e->t_ListComp, &e->t_SetComp, &e->t_DictComp, &e->t_GeneratorExp, &e->t_function, &e->t_code, &e->t_classmethod, &e->t_staticmethod, &e->t_property, &e->t_cell, &e->t_partial, &e->enummeta, &e->modname, &e->fileobj, &e->built, };   /* owned */
 	size_t i;
 
 	for (i = 0; i < sizeof(objs) / sizeof(objs[0]); i++) {
@@ -79,7 +69,10 @@ static int engine_init(struct engine *e, int dry_run)
 #undef W
 	};
 	size_t i;
-	PyObject *m, *f, *cell, *mods;
+	PyObject *m;   /* owned */
+	PyObject *f;   /* owned */
+	PyObject *cell;   /* owned */
+	PyObject *mods;   /* borrowed */
 
 	memset(e, 0, sizeof(*e));
 	pyhot_ops_init(&e->ops);
@@ -324,8 +317,8 @@ int pyhot_patch_refresh(const struct pyhot_req *req, struct jsonw *out,
 {
 	struct engine e;
 	struct modplan *plans = NULL;
-	PyObject *t0;    /* owned: the caller's exception, if any */
-	PyObject *v0;    /* owned */
+	PyObject *t0;   /* owned: the caller's exception, if any */
+	PyObject *v0;   /* owned */
 	PyObject *tb0;   /* owned */
 	size_t nmods = 0, i;
 	int rc = -PYHOT_ERR_FAILED;

@@ -115,7 +115,7 @@ static void exc_text(PyObject *t, PyObject *v, char *buf, size_t size,
 		     long *line)
 {
 	PyObject *msg;   /* owned */
-	PyObject *ln;    /* owned */
+	PyObject *ln;   /* owned */
 
 	if (!v) {
 		return;
@@ -180,8 +180,8 @@ static void write_traceback(struct jsonw *out, PyObject *t, PyObject *v,
 {
 	PyObject *tbm = PyImport_ImportModule("traceback");   /* owned */
 	PyObject *lines = NULL;   /* owned */
-	PyObject *sep = NULL;     /* owned */
-	PyObject *text = NULL;    /* owned */
+	PyObject *sep = NULL;   /* owned */
+	PyObject *text = NULL;   /* owned */
 	char *tbuf = malloc(65536);   /* not on the stack: any thread runs this */
 
 	if (tbm && t && PyObject_IsSubclass(t, PyExc_SyntaxError) == 1) {
@@ -208,8 +208,8 @@ static void write_traceback(struct jsonw *out, PyObject *t, PyObject *v,
 int fail_py(struct engine *e, struct modplan *mp, struct jsonw *out,
 	    struct pyhot_err *err, const char *what)
 {
-	PyObject *t = NULL;    /* owned */
-	PyObject *v = NULL;    /* owned */
+	PyObject *t = NULL;   /* owned */
+	PyObject *v = NULL;   /* owned */
 	PyObject *tb = NULL;   /* owned */
 	char tname[128] = "Exception", mtext[256] = "", file[4096];
 	long line = e->cur_line;

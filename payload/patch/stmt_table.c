@@ -75,7 +75,7 @@ static int rec_fill_def(struct engine *e, PyObject *st,
 			struct pyhot_stmt_rec *r)
 {
 	PyObject *decos = pyhot_patch_get_attr(st, "decorator_list");   /* owned */
-	PyObject *nmo = pyhot_patch_get_attr(st, "name");               /* owned */
+	PyObject *nmo = pyhot_patch_get_attr(st, "name");   /* owned */
 	char nm[256];
 	Py_ssize_t j;
 	int rc = -1;
@@ -131,7 +131,7 @@ static int rec_fill_bound(struct engine *e, PyObject *st,
 {
 	PyObject *names = bound_names(e, st);   /* owned */
 	PyObject *it;   /* owned */
-	PyObject *x;    /* owned */
+	PyObject *x;   /* owned */
 	size_t used = 0, cap = 64;
 	char nm[256];
 
@@ -301,7 +301,9 @@ int recs_splice(const struct pyhot_baseline *b, const struct region *g,
 PyObject *parse_region(struct engine *e, const char *src,
 		       const struct lines *l, int first, int last)
 {
-	PyObject *bytes, *tree, *body;
+	PyObject *bytes;   /* owned */
+	PyObject *tree;   /* owned */
+	PyObject *body;   /* owned */
 	size_t pad, len;
 	char *p;
 
@@ -332,7 +334,7 @@ int add_bound_names(PyObject *set, const char *bound)
 	const char *p = bound, *nl;
 
 	while (p && (nl = strchr(p, '\n')) != NULL) {
-		PyObject *s = PyUnicode_FromStringAndSize(p, nl - p);
+		PyObject *s = PyUnicode_FromStringAndSize(p, nl - p);   /* owned */
 
 		if (!s || PySet_Add(set, s) < 0) {
 			Py_XDECREF(s);

@@ -11,7 +11,8 @@
 
 int dump_equal(struct engine *e, PyObject *a, PyObject *b)
 {
-	PyObject *da = NULL, *db = NULL;
+	PyObject *da = NULL;   /* owned */
+	PyObject *db = NULL;   /* owned */
 	int rc = -1;
 
 	if (a == Py_None || b == Py_None) {
@@ -35,7 +36,8 @@ out:
 int field_equal(struct engine *e, PyObject *a, PyObject *b,
 		const char *attr)
 {
-	PyObject *la = NULL, *lb = NULL;
+	PyObject *la = NULL;   /* owned */
+	PyObject *lb = NULL;   /* owned */
 	Py_ssize_t i, n;
 	int rc = -1;
 
@@ -69,7 +71,7 @@ out:
 
 long node_line(PyObject *node)
 {
-	PyObject *l = getattr_opt(node, "lineno");
+	PyObject *l = getattr_opt(node, "lineno");   /* owned */
 	long v = -1;
 
 	if (l) {
@@ -82,7 +84,7 @@ long node_line(PyObject *node)
 
 long stmt_first_line(PyObject *st)
 {
-	PyObject *decos = getattr_opt(st, "decorator_list");
+	PyObject *decos = getattr_opt(st, "decorator_list");   /* owned */
 	long first = node_line(st);
 	Py_ssize_t i;
 
@@ -161,8 +163,7 @@ static int bound_by_import(struct engine *e, PyObject *node, PyObject *set)
 	}
 	n = PyList_Size(v);
 	for (i = 0; i < n && rc == 0; i++) {
-		PyObject *nm = alias_bound(PyList_GetItem(v, i),
-					   is_a(node, e->t_Import));   /* owned */
+		PyObject *nm = alias_bound(PyList_GetItem(v, i), is_a(node, e->t_Import));   /* owned */
 
 		if (!nm) {
 			rc = -1;
@@ -224,7 +225,7 @@ static int bound_in_fields(struct engine *e, PyObject *node, PyObject *set,
 			   int depth)
 {
 	PyObject *fields = pyhot_patch_get_attr(node, "_fields");   /* owned */
-	PyObject *it = fields ? PyObject_GetIter(fields) : NULL;    /* owned */
+	PyObject *it = fields ? PyObject_GetIter(fields) : NULL;   /* owned */
 	PyObject *child;   /* owned */
 	int rc = 0;
 
@@ -288,7 +289,7 @@ static int collect_bound(struct engine *e, PyObject *node, PyObject *set,
 
 PyObject *bound_names(struct engine *e, PyObject *stmt)
 {
-	PyObject *s = PySet_New(NULL);
+	PyObject *s = PySet_New(NULL);   /* owned */
 
 	if (s && collect_bound(e, stmt, s, 0) < 0) {
 		Py_DECREF(s);
@@ -300,7 +301,11 @@ PyObject *bound_names(struct engine *e, PyObject *stmt)
 /* Compile a list of statements as a module of the new source's file. */
 static PyObject *compile_stmts(struct engine *e, PyObject *body)
 {
-	PyObject *kw = NULL, *args = NULL, *mod = NULL, *empty = NULL, *code = NULL;
+	PyObject *kw = NULL;   /* owned */
+	PyObject *args = NULL;   /* owned */
+	PyObject *mod = NULL;   /* owned */
+	PyObject *empty = NULL;   /* owned */
+	PyObject *code = NULL;   /* owned */
 
 	empty = PyList_New(0);
 	kw = PyDict_New();
@@ -328,7 +333,8 @@ out:
 
 PyObject *compile_stmt(struct engine *e, PyObject *stmt)
 {
-	PyObject *body = PyList_New(1), *code;
+	PyObject *body = PyList_New(1);   /* owned */
+	PyObject *code;   /* owned */
 
 	if (!body) {
 		return NULL;
@@ -342,7 +348,7 @@ PyObject *compile_stmt(struct engine *e, PyObject *stmt)
 
 PyObject *code_const(struct engine *e, PyObject *code, PyObject *name)
 {
-	PyObject *consts = pyhot_patch_get_attr(code, "co_consts");
+	PyObject *consts = pyhot_patch_get_attr(code, "co_consts");   /* owned */
 	Py_ssize_t i, n;
 
 	if (!consts) {
@@ -351,7 +357,7 @@ PyObject *code_const(struct engine *e, PyObject *code, PyObject *name)
 	n = PyTuple_Size(consts);
 	for (i = 0; i < n; i++) {
 		PyObject *c = PyTuple_GetItem(consts, i);   /* borrowed */
-		PyObject *cn;
+		PyObject *cn;   /* owned */
 		int eq;
 
 		if (!is_a(c, e->t_code)) {
@@ -377,10 +383,10 @@ PyObject *code_const(struct engine *e, PyObject *code, PyObject *name)
 PyObject *node_stripped(struct engine *e, PyObject *node,
 			const char *const *fields)
 {
-	PyObject *c = PyObject_CallFunctionObjArgs(e->copy, node, NULL);
+	PyObject *c = PyObject_CallFunctionObjArgs(e->copy, node, NULL);   /* owned */
 
 	for (; c && *fields; fields++) {
-		PyObject *empty = PyList_New(0);
+		PyObject *empty = PyList_New(0);   /* owned */
 
 		if (!empty || set_attr(c, *fields, empty) < 0) {
 			Py_XDECREF(empty);
@@ -398,8 +404,10 @@ const char *const strip_class[] = { "decorator_list", "bases", "keywords",
 
 PyObject *class_body_code(struct engine *e, PyObject *cd, PyObject *body)
 {
-	PyObject *cd2 = node_stripped(e, cd, strip_class), *code = NULL, *name = NULL;
-	PyObject *bc = NULL;
+	PyObject *cd2 = node_stripped(e, cd, strip_class);   /* owned */
+	PyObject *code = NULL;   /* owned */
+	PyObject *name = NULL;   /* owned */
+	PyObject *bc = NULL;   /* owned */
 
 	if (!cd2) {
 		return NULL;
@@ -425,7 +433,10 @@ out:
 
 PyObject *scratch_ns(struct engine *e)
 {
-	PyObject *getitem = NULL, *sm = NULL, *attrs = NULL, *bases = NULL;
+	PyObject *getitem = NULL;   /* owned */
+	PyObject *sm = NULL;   /* owned */
+	PyObject *attrs = NULL;   /* owned */
+	PyObject *bases = NULL;   /* owned */
 
 	if (PyDict_Size(e->L) == 0) {
 		return PyDict_New();
@@ -470,9 +481,10 @@ int body_info_make(struct engine *e, PyObject *body, struct body_info *b)
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
-		PyObject *st = PyList_GetItem(body, i);
-		PyObject *d = PyObject_CallFunctionObjArgs(e->dump, st, NULL);
-		PyObject *lst, *names;
+		PyObject *st = PyList_GetItem(body, i);   /* borrowed */
+		PyObject *d = PyObject_CallFunctionObjArgs(e->dump, st, NULL);   /* owned */
+		PyObject *lst;   /* borrowed */
+		PyObject *names;   /* owned */
 		int r;
 
 		if (!d) {
@@ -494,7 +506,7 @@ int body_info_make(struct engine *e, PyObject *body, struct body_info *b)
 		}
 		if (is_a(st, e->t_FunctionDef) || is_a(st, e->t_AsyncFunctionDef) ||
 		    is_a(st, e->t_ClassDef)) {
-			PyObject *nm = pyhot_patch_get_attr(st, "name");
+			PyObject *nm = pyhot_patch_get_attr(st, "name");   /* owned */
 
 			if (!nm) {
 				return -1;
@@ -520,7 +532,9 @@ int body_info_make(struct engine *e, PyObject *body, struct body_info *b)
 
 PyObject *body_take(struct engine *e, struct body_info *b, PyObject *st)
 {
-	PyObject *d, *lst, *old;
+	PyObject *d;   /* owned */
+	PyObject *lst;   /* borrowed */
+	PyObject *old;   /* borrowed */
 
 	if (!b->dumps) {
 		return NULL;
@@ -558,7 +572,7 @@ int future_flags_body(struct engine *e, PyObject *body, int *flags)
 	n = PyList_Size(body);
 	for (i = 0; i < n; i++) {
 		PyObject *st = PyList_GetItem(body, i);   /* borrowed */
-		PyObject *m;       /* owned */
+		PyObject *m;   /* owned */
 		PyObject *names;   /* owned */
 		Py_ssize_t j, nn;
 
@@ -606,7 +620,8 @@ error:
 
 int main_guard(struct engine *e, PyObject *st)
 {
-	PyObject *test, *d = NULL;
+	PyObject *test;   /* owned */
+	PyObject *d = NULL;   /* owned */
 	int rc = 0;
 
 	if (!is_a(st, e->t_If)) {
