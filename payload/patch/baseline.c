@@ -5,7 +5,8 @@
  * the target can change it. Every function runs with the GIL held, which
  * also serialises access to the list.
  */
-#include "patch_priv.h"
+#include "attr.h"
+#include "baseline.h"
 #include "pyhot_patch.h"
 
 #include <errno.h>
@@ -22,8 +23,9 @@ struct pyhot_baseline *pyhot_baseline_find(const char *module)
 	struct pyhot_baseline *b;
 
 	for (b = baselines; b; b = b->next) {
-		if (strcmp(b->module, module) == 0)
+		if (strcmp(b->module, module) == 0) {
 			return b;
+		}
 	}
 	return NULL;
 }
@@ -120,8 +122,9 @@ int pyhot_patch_read_file(const char *path, char **out, size_t *len)
 	*out = NULL;
 	*len = 0;
 	f = fopen(path, "rb");
-	if (!f)
+	if (!f) {
 		return -errno;
+	}
 	if (fstat(fileno(f), &st) < 0) {
 		saved = errno;
 		fclose(f);
@@ -158,50 +161,32 @@ int pyhot_patch_is_user_file(const char *file, const char *stdlib_dir)
 {
 	size_t n = strlen(file), sl;
 
-	if (n < 3 || strcmp(file + n - 3, ".py") != 0)
+	if (n < 3 || strcmp(file + n - 3, ".py") != 0) {
 		return 0;
-	if (strstr(file, "/site-packages/") || strstr(file, "/dist-packages/"))
-		return 0;
-	if (stdlib_dir && (sl = strlen(stdlib_dir)) > 0 &&
-	    strncmp(file, stdlib_dir, sl) == 0 && file[sl] == '/')
-		return 0;
-	return 1;
-}
-
-int pyhot_patch_utf8(PyObject *s, char *buf, size_t size)
-{
-	PyObject *b;
-	char *p;
-	Py_ssize_t n;
-
-	if (!s || !PyUnicode_Check(s))
-		return -1;
-	b = PyUnicode_AsUTF8String(s);
-	if (!b)
-		return -1;
-	if (PyBytes_AsStringAndSize(b, &p, &n) < 0) {
-		Py_DECREF(b);
-		return -1;
 	}
-	if ((size_t)n >= size)
-		n = (Py_ssize_t)size - 1;
-	memcpy(buf, p, (size_t)n);
-	buf[n] = '\0';
-	Py_DECREF(b);
-	return 0;
+	if (strstr(file, "/site-packages/") || strstr(file, "/dist-packages/")) {
+		return 0;
+	}
+	if (stdlib_dir && (sl = strlen(stdlib_dir)) > 0 &&
+	    strncmp(file, stdlib_dir, sl) == 0 && file[sl] == '/') {
+		return 0;
+	}
+	return 1;
 }
 
 /* The directory holding os.py: the standard library. */
 static int stdlib_dir(char *buf, size_t size)
 {
-	PyObject *os, *f;
+	PyObject *os;   /* owned */
+	PyObject *f;   /* owned */
 	char *slash;
 	int rc = -1;
 
 	os = PyImport_ImportModule("os");
-	if (!os)
+	if (!os) {
 		return -1;
-	f = PyObject_GetAttrString(os, "__file__");
+	}
+	f = pyhot_patch_get_attr(os, "__file__");
 	Py_DECREF(os);
 	if (f && pyhot_patch_utf8(f, buf, size) == 0 &&
 	    (slash = strrchr(buf, '/')) != NULL) {
@@ -215,26 +200,29 @@ static int stdlib_dir(char *buf, size_t size)
 int pyhot_patch_baseline_take(struct pyhot_err *err)
 {
 	char sdir[4096], name[1024], file[4096];
-	PyObject *modules, *items = NULL;
+	PyObject *modules;   /* borrowed */
+	PyObject *items = NULL;   /* owned */
 	Py_ssize_t i, n;
 	int have_sdir;
 
 	have_sdir = stdlib_dir(sdir, sizeof(sdir)) == 0;
 	PyErr_Clear();
 	modules = PyImport_GetModuleDict();   /* borrowed */
-	if (!modules)
+	if (!modules) {
 		goto error;
+	}
 	/* A copy: reading files below may not run Python, but a module's
 	 * __file__ could be a property; iterate a snapshot. */
 	items = PyMapping_Items(modules);
-	if (!items)
+	if (!items) {
 		goto error;
+	}
 	n = PyList_Size(items);
 	for (i = 0; i < n; i++) {
-		PyObject *it = PyList_GetItem(items, i);           /* borrowed */
-		PyObject *key = PyTuple_GetItem(it, 0);            /* borrowed */
-		PyObject *mod = PyTuple_GetItem(it, 1);            /* borrowed */
-		PyObject *f;
+		PyObject *it = PyList_GetItem(items, i);   /* borrowed */
+		PyObject *key = PyTuple_GetItem(it, 0);   /* borrowed */
+		PyObject *mod = PyTuple_GetItem(it, 1);   /* borrowed */
+		PyObject *f;   /* owned */
 		char *src;
 		size_t len;
 
@@ -243,19 +231,22 @@ int pyhot_patch_baseline_take(struct pyhot_err *err)
 			PyErr_Clear();
 			continue;
 		}
-		if (pyhot_baseline_find(name))
+		if (pyhot_baseline_find(name)) {
 			continue;
-		f = PyObject_GetAttrString(mod, "__file__");
+		}
+		f = pyhot_patch_get_attr(mod, "__file__");
 		if (!f || pyhot_patch_utf8(f, file, sizeof(file)) < 0) {
 			Py_XDECREF(f);
 			PyErr_Clear();
 			continue;
 		}
 		Py_DECREF(f);
-		if (!pyhot_patch_is_user_file(file, have_sdir ? sdir : NULL))
+		if (!pyhot_patch_is_user_file(file, have_sdir ? sdir : NULL)) {
 			continue;
-		if (pyhot_patch_read_file(file, &src, &len) < 0)
+		}
+		if (pyhot_patch_read_file(file, &src, &len) < 0) {
 			continue;
+		}
 		if (pyhot_baseline_put(name, file, src, len) < 0) {
 			free(src);
 			Py_DECREF(items);

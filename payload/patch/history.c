@@ -3,8 +3,13 @@
  * requests, rollback and the status fields (pyhot_patch.h).
  */
 #include "history.h"
+
+#include "attr.h"
+#include "baseline.h"
 #include "jsonw.h"
 #include "pyhot_patch.h"
+#include "pyutil.h"
+#include "verbargs.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -54,20 +59,9 @@ static PyObject *watch;
 
 void pyhot_patch_set_history_limit(long n)
 {
-	if (n >= 1 && n <= PYHOT_HISTORY_MAX)
+	if (n >= 1 && n <= PYHOT_HISTORY_MAX) {
 		atomic_store(&limit, n);
-}
-
-/* o.name(arg), or o.name() when arg is NULL. */
-static PyObject *call_method(PyObject *o, const char *name, PyObject *arg)
-{
-	PyObject *m = pyhot_patch_get_attr(o, name), *r;
-
-	if (!m)
-		return NULL;
-	r = PyObject_CallFunctionObjArgs(m, arg, NULL);
-	Py_DECREF(m);
-	return r;
+	}
 }
 
 /* ------------------------------------------------------------ the records */
@@ -77,11 +71,13 @@ static struct modhist *modhist_find(const char *module, int create)
 	struct modhist *h;
 
 	for (h = histories; h; h = h->next) {
-		if (strcmp(h->module, module) == 0)
+		if (strcmp(h->module, module) == 0) {
 			return h;
+		}
 	}
-	if (!create)
+	if (!create) {
 		return NULL;
+	}
 	h = calloc(1, sizeof(*h));
 	if (!h || !(h->module = strdup(module))) {
 		free(h);
@@ -97,8 +93,9 @@ static struct gen *gen_find(const struct modhist *h, long number)
 	struct gen *g;
 
 	for (g = h->oldest; g; g = g->newer) {
-		if (g->number == number)
+		if (g->number == number) {
 			return g;
+		}
 	}
 	return NULL;
 }
@@ -109,8 +106,9 @@ static struct gen *chain_top(const struct modhist *h)
 	struct gen *g, *top = NULL;
 
 	for (g = h->oldest; g; g = g->newer) {
-		if (g->applied)
+		if (g->applied) {
 			top = g;
+		}
 	}
 	return top;
 }
@@ -121,26 +119,16 @@ static struct gen *chain_below(const struct modhist *h, const struct gen *g)
 	struct gen *x, *below = NULL;
 
 	for (x = h->oldest; x && x != g; x = x->newer) {
-		if (x->applied)
+		if (x->applied) {
 			below = x;
+		}
 	}
 	return below;
 }
 
-static void changes_free(struct pyhot_change *ch, size_t n)
-{
-	size_t i;
-
-	for (i = 0; ch && i < n; i++) {
-		free(ch[i].name);
-		free(ch[i].detail);
-	}
-	free(ch);
-}
-
 static void gen_free(struct gen *g)
 {
-	changes_free(g->ch, g->nch);
+	pyhot_changes_free(g->ch, g->nch);
 	pyhot_ops_release(&g->undo);
 	free(g->before);
 	free(g);
@@ -155,7 +143,7 @@ static int watchable(PyObject *o)
 	static PyObject *t_function, *t_code;
 
 	if (!t_function) {
-		PyObject *types = PyImport_ImportModule("types");
+		PyObject *types = PyImport_ImportModule("types");   /* owned */
 
 		t_function = types ? pyhot_patch_get_attr(types, "FunctionType") : NULL;
 		t_code = types ? pyhot_patch_get_attr(types, "CodeType") : NULL;
@@ -180,12 +168,13 @@ static int watchable(PyObject *o)
  */
 static PyObject *watch_gone(PyObject *self, PyObject *ref)
 {
-	PyObject *set = watch ? PyDict_GetItemWithError(watch, self) : NULL;
+	PyObject *set = watch ? PyDict_GetItemWithError(watch, self) : NULL;   /* borrowed */
 
 	if (set) {
 		Py_INCREF(set);   /* borrowed from watch, which we change */
-		if (PySet_Discard(set, ref) >= 0 && PySet_Size(set) == 0)
+		if (PySet_Discard(set, ref) >= 0 && PySet_Size(set) == 0) {
 			(void)PyDict_DelItem(watch, self);
+		}
 		Py_DECREF(set);
 	}
 	PyErr_Clear();
@@ -202,15 +191,21 @@ static PyMethodDef watch_gone_def = {
  * class, out of memory): the watch is a diagnostic. */
 static void watch_add(PyObject *o, long number)
 {
-	PyObject *key = NULL, *set = NULL, *gone = NULL, *ref = NULL;
+	PyObject *key = NULL;   /* owned */
+	PyObject *set = NULL;   /* borrowed */
+	PyObject *gone = NULL;   /* owned */
+	PyObject *ref = NULL;   /* owned */
 
-	if (!watchable(o))
+	if (!watchable(o)) {
 		return;
-	if (!watch && !(watch = PyDict_New()))
+	}
+	if (!watch && !(watch = PyDict_New())) {
 		goto out;
+	}
 	key = PyLong_FromLong(number);
-	if (!key)
+	if (!key) {
 		goto out;
+	}
 	set = PyDict_GetItem(watch, key);   /* borrowed */
 	if (set) {
 		Py_INCREF(set);
@@ -220,8 +215,9 @@ static void watch_add(PyObject *o, long number)
 	gone = PyCFunction_NewEx(&watch_gone_def, key, NULL);
 	ref = gone ? PyWeakref_NewRef(o, gone) : NULL;
 	/* adding computes the hash while o lives; the callback needs it */
-	if (ref)
+	if (ref) {
 		(void)PySet_Add(set, ref);
+	}
 out:
 	PyErr_Clear();
 	Py_XDECREF(key);
@@ -242,17 +238,21 @@ static void watch_cb(PyObject *o, void *arg)
 /* Drop the sets that emptied. */
 static void watch_prune(void)
 {
-	PyObject *keys, *k, *v;
+	PyObject *keys;   /* owned */
+	PyObject *k;   /* borrowed */
+	PyObject *v;   /* borrowed */
 	Py_ssize_t i;
 
-	if (!watch)
+	if (!watch) {
 		return;
+	}
 	keys = PyDict_Keys(watch);
 	for (i = 0; keys && i < PyList_Size(keys); i++) {
 		k = PyList_GetItem(keys, i);
 		v = PyDict_GetItem(watch, k);
-		if (v && PySet_Size(v) == 0)
+		if (v && PySet_Size(v) == 0) {
 			(void)PyDict_DelItem(watch, k);
+		}
 	}
 	Py_XDECREF(keys);
 	PyErr_Clear();
@@ -262,16 +262,20 @@ static void watch_prune(void)
 
 static void sha256_hex(const char *src, size_t len, char out[65])
 {
-	PyObject *m, *b, *h = NULL, *d;
+	PyObject *m;   /* owned */
+	PyObject *b;   /* owned */
+	PyObject *h = NULL;   /* owned */
+	PyObject *d;   /* owned */
 
 	out[0] = '\0';
 	m = PyImport_ImportModule("hashlib");
 	b = m ? PyBytes_FromStringAndSize(src, (Py_ssize_t)len) : NULL;
-	h = b ? call_method(m, "sha256", b) : NULL;
+	h = b ? call_method(m, "sha256", "(O)", b) : NULL;
 	Py_XDECREF(b);
 	d = h ? call_method(h, "hexdigest", NULL) : NULL;
-	if (d)
+	if (d) {
 		(void)pyhot_patch_utf8(d, out, 65);
+	}
 	Py_XDECREF(m);
 	Py_XDECREF(h);
 	Py_XDECREF(d);
@@ -288,12 +292,14 @@ struct size_arg {
 static void size_cb(PyObject *o, void *arg)
 {
 	struct size_arg *a = arg;
-	PyObject *id = PyLong_FromVoidPtr(o), *n;
+	PyObject *id = PyLong_FromVoidPtr(o);   /* owned */
+	PyObject *n;   /* owned */
 
 	if (id && PySet_Contains(a->seen, id) == 0 && PySet_Add(a->seen, id) == 0) {
 		n = PyObject_CallFunctionObjArgs(a->getsizeof, o, NULL);
-		if (n)
+		if (n) {
 			a->bytes += PyLong_AsSize_t(n);
+		}
 		Py_XDECREF(n);
 	}
 	Py_XDECREF(id);
@@ -303,16 +309,18 @@ static void size_cb(PyObject *o, void *arg)
 static size_t gen_bytes(const struct gen *g)
 {
 	struct size_arg a = { NULL, NULL, 0 };
-	PyObject *sys = PyImport_ImportModule("sys");
+	PyObject *sys = PyImport_ImportModule("sys");   /* owned */
 	size_t bytes = sizeof(*g) + g->before_len + g->undo.n * sizeof(struct pyhot_op);
 	size_t i;
 
-	for (i = 0; i < g->nch; i++)
+	for (i = 0; i < g->nch; i++) {
 		bytes += sizeof(g->ch[i]) + strlen(g->ch[i].name) + strlen(g->ch[i].detail) + 2;
+	}
 	a.seen = PySet_New(NULL);
 	a.getsizeof = sys ? pyhot_patch_get_attr(sys, "getsizeof") : NULL;
-	if (a.seen && a.getsizeof)
+	if (a.seen && a.getsizeof) {
 		pyhot_ops_each(&g->undo, 1, size_cb, &a);
+	}
 	Py_XDECREF(sys);
 	Py_XDECREF(a.seen);
 	Py_XDECREF(a.getsizeof);
@@ -352,8 +360,9 @@ static void history_trim(struct modhist *h)
 				break;
 			}
 		}
-		if (!victim)
+		if (!victim) {
 			victim = &h->oldest;
+		}
 		g = *victim;
 		if (g->applied) {
 			h->floor = g->number;
@@ -364,8 +373,9 @@ static void history_trim(struct modhist *h)
 			/* the newest record left: find the one before it */
 			struct gen *x = h->oldest;
 
-			while (x && x->newer)
+			while (x && x->newer) {
 				x = x->newer;
+			}
 			h->newest = x;
 		}
 		h->n--;
@@ -386,12 +396,14 @@ static struct gen *gen_new(struct modhist *h, const char *after, size_t after_le
 	clock_gettime(CLOCK_REALTIME, &ts);
 	g->time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 	pyhot_ops_init(&g->undo);
-	if (after)
+	if (after) {
 		sha256_hex(after, after_len, g->hash);
-	if (h->newest)
+	}
+	if (h->newest) {
 		h->newest->newer = g;
-	else
+	} else {
 		h->oldest = g;
+	}
 	h->newest = g;
 	h->n++;
 	return g;
@@ -402,16 +414,18 @@ static int changes_copy(struct gen *g, const struct pyhot_change *ch, size_t nch
 	size_t i;
 
 	g->ch = calloc(nch ? nch : 1, sizeof(*g->ch));
-	if (!g->ch)
+	if (!g->ch) {
 		return -1;
+	}
 	for (i = 0; i < nch; i++) {
 		g->ch[i].action = ch[i].action;
 		g->ch[i].kind = ch[i].kind;
 		g->ch[i].name = strdup(ch[i].name);
 		g->ch[i].detail = strdup(ch[i].detail);
 		g->nch = i + 1;
-		if (!g->ch[i].name || !g->ch[i].detail)
+		if (!g->ch[i].name || !g->ch[i].detail) {
 			return -1;
+		}
 	}
 	return 0;
 }
@@ -429,10 +443,12 @@ long pyhot_history_record(const char *module, const char *file,
 
 	/* A refresh whose report changed nothing (a comment edited: only
 	 * linecache moved) is no generation. */
-	for (i = 0; i < nch; i++)
+	for (i = 0; i < nch; i++) {
 		n += strcmp(ch[i].action, "kept") != 0 && strcmp(ch[i].action, "failed") != 0;
-	if (n == 0)
+	}
+	if (n == 0) {
 		return 0;
+	}
 	watch_prune();
 	h = modhist_find(module, 1);
 	if (!h || (!h->file && !(h->file = strdup(file)))) {
@@ -440,22 +456,26 @@ long pyhot_history_record(const char *module, const char *file,
 		return -1;
 	}
 	g = gen_new(h, after, after_len);
-	if (!g)
+	if (!g) {
 		return -1;
+	}
 	g->applied = 1;
 	if (before) {
 		g->before = malloc(before_len + 1);
-		if (!g->before)
+		if (!g->before) {
 			goto oom;
+		}
 		memcpy(g->before, before, before_len);
 		g->before[before_len] = '\0';
 		g->before_len = before_len;
 		sha256_hex(before, before_len, g->before_hash);
 	}
-	if (changes_copy(g, ch, nch) < 0 || pyhot_ops_take(ops, tag, &g->undo) < 0)
+	if (changes_copy(g, ch, nch) < 0 || pyhot_ops_take(ops, tag, &g->undo) < 0) {
 		goto oom;
-	for (i = 0; built && i < (size_t)PyList_Size(built); i++)
+	}
+	for (i = 0; built && i < (size_t)PyList_Size(built); i++) {
 		watch_add(PyList_GetItem(built, (Py_ssize_t)i), g->number);
+	}
 	g->bytes = gen_bytes(g);
 	history_trim(h);
 	return g->number;
@@ -468,9 +488,9 @@ oom:
 
 /* -------------------------------------------------------------- rollback */
 
-/* Report lines of a rollback: each undone change, the other way round. */
-static int rollback_changes(const struct gen *g, struct pyhot_change **v,
-			    size_t *n, size_t *cap)
+/* Report lines of a rollback: each undone change, the other way round.
+ * 0, or -1 out of memory. */
+static int rollback_changes(const struct gen *g, struct pyhot_changes *out)
 {
 	size_t i;
 
@@ -479,35 +499,20 @@ static int rollback_changes(const struct gen *g, struct pyhot_change **v,
 		const char *action;
 		char detail[512];
 
-		if (strcmp(c->action, "changed") == 0)
+		if (strcmp(c->action, "changed") == 0) {
 			action = "changed";
-		else if (strcmp(c->action, "added") == 0)
+		} else if (strcmp(c->action, "added") == 0) {
 			action = "removed";
-		else if (strcmp(c->action, "removed") == 0)
+		} else if (strcmp(c->action, "removed") == 0) {
 			action = "added";
-		else
+		} else {
 			continue;   /* kept, failed: nothing to take back */
-		if (*n == *cap) {
-			size_t nc = *cap ? *cap * 2 : 16;
-			struct pyhot_change *nv = realloc(*v, nc * sizeof(**v));
-
-			if (!nv)
-				return -1;
-			*v = nv;
-			*cap = nc;
 		}
 		snprintf(detail, sizeof(detail), "back from generation %ld%s%s",
 			 g->number, c->detail[0] ? ": " : "", c->detail);
-		(*v)[*n].action = action;
-		(*v)[*n].kind = c->kind;
-		(*v)[*n].name = strdup(c->name);
-		(*v)[*n].detail = strdup(detail);
-		if (!(*v)[*n].name || !(*v)[*n].detail) {
-			free((*v)[*n].name);
-			free((*v)[*n].detail);
+		if (pyhot_changes_add(out, action, c->kind, c->name, detail) < 0) {
 			return -1;
 		}
-		(*n)++;
 	}
 	return 0;
 }
@@ -524,8 +529,9 @@ static int resolve_target(struct modhist *h, long to, struct gen **target,
 
 	*target = NULL;
 	for (hops = 0; hops < 2; hops++) {
-		if (to == h->floor)
+		if (to == h->floor) {
 			return 0;
+		}
 		g = gen_find(h, to);
 		if (g && g->is_rollback) {
 			to = g->restores;   /* the state it brought back */
@@ -535,21 +541,23 @@ static int resolve_target(struct modhist *h, long to, struct gen **target,
 			*target = g;
 			return 0;
 		}
-		if (g)
+		if (g) {
 			return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
 					     "generation %ld of %s was rolled back by "
 					     "generation %ld in pid %d: it is not behind the "
 					     "running code; refresh to apply that source again",
 					     to, h->module, g->rolled_back_by, (int)pid);
+		}
 		break;
 	}
 	for (o = histories; o; o = o->next) {
-		if (o != h && gen_find(o, to))
+		if (o != h && gen_find(o, to)) {
 			return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
 					     "generation %ld is of module %s, not %s (pid %d)",
 					     to, o->module, h->module, (int)pid);
+		}
 	}
-	if (to < h->floor)
+	if (to < h->floor) {
 		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
 				     "generation %ld of %s fell out of the history in "
 				     "pid %d (it keeps the last %ld per module; "
@@ -557,6 +565,7 @@ static int resolve_target(struct modhist *h, long to, struct gen **target,
 				     "state it can go back to is %ld",
 				     to, h->module, (int)pid, (long)atomic_load(&limit),
 				     h->floor);
+	}
 	return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
 			     "no generation %ld of %s in pid %d%s (`pyhot status %d` "
 			     "lists them)", to, h->module, (int)pid,
@@ -565,166 +574,219 @@ static int resolve_target(struct modhist *h, long to, struct gen **target,
 			     (int)pid);
 }
 
-static void exc_message(char *buf, size_t size)
-{
-	PyObject *t, *v, *tb, *s = NULL, *n = NULL;
-	char tname[128] = "Exception", msg[256] = "";
+/* One rollback request, from parse to report. */
+struct rollback {
+	const char *module;
+	int dry_run;
+	struct modhist *h;
+	struct gen *top;            /* the newest applied refresh, or NULL */
+	struct gen *target;         /* the refresh whose state comes back, or
+				     * NULL: the module's floor */
+	long restored;              /* target's number, or the floor */
+	struct pyhot_ops inv;       /* the inverse ops, newest refresh first */
+	struct pyhot_changes ch;    /* report lines */
+	struct gen *oldest_undone;
+	long number;                /* the rollback's own generation, or 0 */
+};
 
-	PyErr_Fetch(&t, &v, &tb);
-	if (t && (n = pyhot_patch_get_attr(t, "__name__")) != NULL)
-		(void)pyhot_patch_utf8(n, tname, sizeof(tname));
+/* The "to" argument: -1 when absent. 0, or -1 with err set. */
+static int rollback_to(const struct pyhot_req *req, long *to,
+		       struct pyhot_err *err)
+{
+	const char *to_s = pyhot_req_get(req, "to");
+	char *end;
+
+	*to = -1;
+	if (!to_s) {
+		return 0;
+	}
+	errno = 0;
+	*to = strtol(to_s, &end, 10);
+	if (errno || end == to_s || *end || *to < 0) {
+		pyhot_err_set(err, PYHOT_ERR_FAILED, 0, getpid(), STEP,
+			      "to must be a generation number, not '%s'", to_s);
+		return -1;
+	}
+	return 0;
+}
+
+/* Which module, and back to which generation. 0, or -1 with err set. */
+static int rollback_resolve(const struct pyhot_req *req, struct rollback *rb,
+			    struct pyhot_err *err)
+{
+	pid_t pid = getpid();
+	long to;
+
+	rb->module = pyhot_req_get(req, "module");
+	if (!rb->module || pyhot_req_count(req, "module") != 1) {
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
+				     "rollback takes exactly one module");
+	}
+	if (rollback_to(req, &to, err) < 0) {
+		return -1;
+	}
+	if (!pyhot_patch_live_module(rb->module)) {
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
+				     "module '%s' is not imported in pid %d",
+				     rb->module, (int)pid);
+	}
+	rb->h = modhist_find(rb->module, 0);
+	if (!rb->h) {
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
+				     "%s has no refresh to roll back in pid %d (it was "
+				     "not refreshed since the attach)", rb->module, (int)pid);
+	}
+	rb->top = chain_top(rb->h);
+	if (to >= 0) {
+		if (resolve_target(rb->h, to, &rb->target, err) < 0) {
+			return -1;
+		}
+	} else if (rb->top) {
+		rb->target = chain_below(rb->h, rb->top);
+	}
+	if (rb->target == rb->top) {
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
+				     "%s is at generation %ld already in pid %d: nothing to "
+				     "roll back%s", rb->module,
+				     rb->top ? rb->top->number : rb->h->floor, (int)pid,
+				     rb->top ? "" : " (every refresh in its history is "
+				     "rolled back)");
+	}
+	rb->restored = rb->target ? rb->target->number : rb->h->floor;
+	return 0;
+}
+
+/* Plan: the inverse of each refresh above the target, newest first. 0, or
+ * -1 out of memory. */
+static int rollback_plan(struct rollback *rb)
+{
+	struct gen *g;
+
+	for (g = rb->top; g && g != rb->target; g = chain_below(rb->h, g)) {
+		if (pyhot_ops_invert(&g->undo, &rb->inv) < 0 ||
+		    rollback_changes(g, &rb->ch) < 0) {
+			return -1;
+		}
+		rb->oldest_undone = g;
+	}
+	return 0;
+}
+
+/* After apply: the baseline goes back with the code (so that the next
+ * refresh compares the file with what runs), the rollback becomes a
+ * generation, and what the undone refreshes installed is watched die.
+ * 0, or -1 out of memory. */
+static int rollback_record(struct rollback *rb)
+{
+	struct modhist *h = rb->h;
+	struct gen *undone = rb->oldest_undone, *g, *top;
+
+	if (undone->before) {
+		if (pyhot_baseline_put(rb->module, h->file, undone->before,
+				       undone->before_len) < 0) {
+			return -1;
+		}
+	} else {
+		pyhot_baseline_drop(rb->module);
+	}
+	watch_prune();
+	g = gen_new(h, NULL, 0);
+	if (!g) {
+		return -1;
+	}
+	rb->number = g->number;
+	g->is_rollback = 1;
+	g->restores = rb->restored;
+	memcpy(g->hash, undone->before_hash, sizeof(g->hash));
+	g->ch = rb->ch.v;
+	g->nch = rb->ch.n;
+	memset(&rb->ch, 0, sizeof(rb->ch));
+	for (top = chain_top(h); top && top != rb->target; top = chain_top(h)) {
+		top->rolled_back_by = rb->number;
+		gen_drop_undo(top, 0, rb->number);
+	}
+	g->bytes = gen_bytes(g);
+	return 0;
+}
+
+static void rollback_write(struct jsonw *out, const struct rollback *rb)
+{
+	const struct modhist *h = rb->h;
+	const struct gen *g;
+
+	jsonw_key(out, "modules");
+	jsonw_array_begin(out);
+	if (rb->number) {
+		g = h->newest;
+		pyhot_patch_write_module(out, rb->module, h->file, NULL, g->ch, g->nch,
+					 rb->number);
+	} else {
+		pyhot_patch_write_module(out, rb->module, h->file, NULL, rb->ch.v,
+					 rb->ch.n, 0);
+	}
+	jsonw_array_end(out);
+	jsonw_key_int(out, "restored", rb->restored);
+	jsonw_key(out, "undone");
+	jsonw_array_begin(out);
+	for (g = h->oldest; g; g = g->newer) {
+		if (rb->number ? g->rolled_back_by == rb->number :
+		    (g->applied && (!rb->target || g->number > rb->target->number))) {
+			jsonw_int(out, g->number);
+		}
+	}
+	jsonw_array_end(out);
+	jsonw_key_bool(out, "dry_run", rb->dry_run);
+}
+
+/* Resolve, plan, apply, record and report. 0, or -1 with err set. */
+static int rollback_run(const struct pyhot_req *req, struct rollback *rb,
+			struct jsonw *out, struct pyhot_err *err)
+{
+	pid_t pid = getpid();
+	char msg[512];
+
+	if (rollback_resolve(req, rb, err) < 0) {
+		return -1;
+	}
+	if (rollback_plan(rb) < 0) {
+		goto oom;
+	}
+	if (!rb->dry_run && pyhot_ops_apply(&rb->inv) < 0) {
+		pyhot_py_exc_take(msg, sizeof(msg));
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
+				     "rollback of %s failed, nothing changed in pid %d: %s",
+				     rb->module, (int)pid, msg);
+	}
+	if (!rb->dry_run && rollback_record(rb) < 0) {
+		goto oom;
+	}
+	rollback_write(out, rb);
+	if (!rb->dry_run) {
+		history_trim(rb->h);
+	}
+	return 0;
+oom:
 	PyErr_Clear();
-	if (v && (s = PyObject_Str(v)) != NULL)
-		(void)pyhot_patch_utf8(s, msg, sizeof(msg));
-	PyErr_Clear();
-	snprintf(buf, size, "%s: %s", tname, msg);
-	Py_XDECREF(t);
-	Py_XDECREF(v);
-	Py_XDECREF(tb);
-	Py_XDECREF(s);
-	Py_XDECREF(n);
+	return pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, pid, STEP, "out of memory");
 }
 
 int pyhot_patch_rollback(const struct pyhot_req *req, struct jsonw *out,
 			 struct pyhot_err *err)
 {
-	pid_t pid = getpid();
-	const char *module = pyhot_req_get(req, "module");
-	const char *to_s = pyhot_req_get(req, "to");
-	const char *dr = pyhot_req_get(req, "dry_run");
-	int dry_run = dr && strcmp(dr, "0") != 0 && strcmp(dr, "false") != 0;
-	struct pyhot_ops inv;
-	struct pyhot_change *ch = NULL;
-	size_t nch = 0, chcap = 0;
-	struct modhist *h;
-	struct gen *target = NULL, *top, *g, *oldest_undone = NULL;
-	PyObject *mods, *mod, *t0, *v0, *tb0;
-	long to = -1, restored, number = 0;
-	char msg[512];
-	int rc = -PYHOT_ERR_FAILED;
+	struct rollback rb;
+	PyObject *t0;   /* owned: the caller's exception, if any */
+	PyObject *v0;   /* owned */
+	PyObject *tb0;   /* owned */
+	int rc;
 
-	pyhot_ops_init(&inv);
+	memset(&rb, 0, sizeof(rb));
+	rb.dry_run = pyhot_patch_dry_run(req);
+	pyhot_ops_init(&rb.inv);
 	PyErr_Fetch(&t0, &v0, &tb0);
-	if (!module || pyhot_req_count(req, "module") != 1) {
-		pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
-			      "rollback takes exactly one module");
-		goto out;
-	}
-	if (to_s) {
-		char *end;
-
-		errno = 0;
-		to = strtol(to_s, &end, 10);
-		if (errno || end == to_s || *end || to < 0) {
-			pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
-				      "to must be a generation number, not '%s'", to_s);
-			goto out;
-		}
-	}
-	mods = PyImport_GetModuleDict();
-	mod = mods ? PyDict_GetItemString(mods, module) : NULL;   /* borrowed */
-	if (!mod || !PyObject_TypeCheck(mod, &PyModule_Type)) {
-		pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
-			      "module '%s' is not imported in pid %d", module, (int)pid);
-		goto out;
-	}
-	h = modhist_find(module, 0);
-	if (!h) {
-		pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
-			      "%s has no refresh to roll back in pid %d (it was "
-			      "not refreshed since the attach)", module, (int)pid);
-		goto out;
-	}
-	top = chain_top(h);
-	if (to >= 0) {
-		if (resolve_target(h, to, &target, err) < 0)
-			goto out;
-	} else if (top) {
-		target = chain_below(h, top);
-	}
-	if (target == top) {
-		pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
-			      "%s is at generation %ld already in pid %d: nothing to "
-			      "roll back%s", module, top ? top->number : h->floor,
-			      (int)pid, top ? "" : " (every refresh in its history is "
-			      "rolled back)");
-		goto out;
-	}
-	restored = target ? target->number : h->floor;
-
-	/* Plan: the inverse of each refresh above the target, newest first. */
-	for (g = top; g && g != target; g = chain_below(h, g)) {
-		if (pyhot_ops_invert(&g->undo, &inv) < 0 ||
-		    rollback_changes(g, &ch, &nch, &chcap) < 0)
-			goto oom;
-		oldest_undone = g;
-	}
-	if (!dry_run && pyhot_ops_apply(&inv) < 0) {
-		exc_message(msg, sizeof(msg));
-		pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, STEP,
-			      "rollback of %s failed, nothing changed in pid %d: %s",
-			      module, (int)pid, msg);
-		goto out;
-	}
-	if (!dry_run) {
-		/* The baseline goes back with the code, so that the next
-		 * refresh compares the file with what runs. */
-		if (oldest_undone->before) {
-			if (pyhot_baseline_put(module, h->file, oldest_undone->before,
-					       oldest_undone->before_len) < 0)
-				goto oom;
-		} else {
-			pyhot_baseline_drop(module);
-		}
-		watch_prune();
-		g = gen_new(h, NULL, 0);
-		if (!g)
-			goto oom;
-		number = g->number;
-		g->is_rollback = 1;
-		g->restores = restored;
-		memcpy(g->hash, oldest_undone->before_hash, sizeof(g->hash));
-		g->ch = ch;
-		g->nch = nch;
-		ch = NULL;
-		nch = 0;
-		/* What the undone refreshes installed should now die. */
-		for (top = chain_top(h); top && top != target; top = chain_top(h)) {
-			top->rolled_back_by = number;
-			gen_drop_undo(top, 0, number);
-		}
-		g->bytes = gen_bytes(g);
-	}
-	jsonw_key(out, "modules");
-	jsonw_array_begin(out);
-	if (number) {
-		g = h->newest;
-		pyhot_patch_write_module(out, module, h->file, NULL, g->ch, g->nch, number);
-	} else {
-		pyhot_patch_write_module(out, module, h->file, NULL, ch, nch, 0);
-	}
-	jsonw_array_end(out);
-	jsonw_key_int(out, "restored", restored);
-	jsonw_key(out, "undone");
-	jsonw_array_begin(out);
-	for (g = h->oldest; g; g = g->newer) {
-		if (number ? g->rolled_back_by == number :
-		    (g->applied && (!target || g->number > target->number)))
-			jsonw_int(out, g->number);
-	}
-	jsonw_array_end(out);
-	jsonw_key_bool(out, "dry_run", dry_run);
-	if (!dry_run)
-		history_trim(h);
-	rc = 0;
-	goto out;
-oom:
+	rc = rollback_run(req, &rb, out, err) < 0 ? -PYHOT_ERR_FAILED : 0;
 	PyErr_Clear();
-	pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, pid, STEP, "out of memory");
-out:
-	PyErr_Clear();
-	pyhot_ops_release(&inv);
-	changes_free(ch, nch);
+	pyhot_ops_release(&rb.inv);
+	pyhot_changes_free(rb.ch.v, rb.ch.n);
 	PyErr_Restore(t0, v0, tb0);
 	return rc;
 }
@@ -734,11 +796,12 @@ out:
 /* The name of o's type. */
 static void type_name(PyObject *o, char *buf, size_t size)
 {
-	PyObject *n = pyhot_patch_get_attr((PyObject *)Py_TYPE(o), "__name__");
+	PyObject *n = pyhot_patch_get_attr((PyObject *)Py_TYPE(o), "__name__");   /* owned */
 
 	snprintf(buf, size, "?");
-	if (n)
+	if (n) {
 		(void)pyhot_patch_utf8(n, buf, size);
+	}
 	Py_XDECREF(n);
 	PyErr_Clear();
 }
@@ -746,26 +809,32 @@ static void type_name(PyObject *o, char *buf, size_t size)
 /* A short, safe name for o: no user code runs (no repr()). */
 static void describe(PyObject *o, char *buf, size_t size)
 {
-	PyObject *n = NULL, *f = NULL, *l = NULL;
+	PyObject *n = NULL;   /* owned */
+	PyObject *f = NULL;   /* owned */
+	PyObject *l = NULL;   /* owned */
 	char a[256] = "", b[512] = "";
 
-	if (PyType_Check(o) || PyCallable_Check(o))
+	if (PyType_Check(o) || PyCallable_Check(o)) {
 		n = pyhot_patch_get_attr(o, "__qualname__");
+	}
 	if (!n) {
 		PyErr_Clear();
 		n = pyhot_patch_get_attr(o, "co_name");   /* code */
 		f = n ? pyhot_patch_get_attr(o, "co_filename") : NULL;
 		l = f ? pyhot_patch_get_attr(o, "co_firstlineno") : NULL;
 	}
-	if (n)
+	if (n) {
 		(void)pyhot_patch_utf8(n, a, sizeof(a));
-	if (f)
+	}
+	if (f) {
 		(void)pyhot_patch_utf8(f, b, sizeof(b));
+	}
 	PyErr_Clear();
-	if (l)
+	if (l) {
 		snprintf(buf, size, "%s (%s:%ld)", a, b, PyLong_AsLong(l));
-	else
+	} else {
 		snprintf(buf, size, "%s", a);
+	}
 	PyErr_Clear();
 	Py_XDECREF(n);
 	Py_XDECREF(f);
@@ -776,15 +845,15 @@ static void describe(PyObject *o, char *buf, size_t size)
 static void write_holders(struct jsonw *out, PyObject *o, PyObject *referrers,
 			  PyObject *skip, PyObject *alive_list)
 {
-	PyObject *gc = PyImport_ImportModule("gc");
-	PyObject *mods = PyImport_GetModuleDict();
+	PyObject *gc = PyImport_ImportModule("gc");   /* owned */
+	PyObject *mods = PyImport_GetModuleDict();   /* borrowed */
 	Py_ssize_t i, shown = 0;
 
 	jsonw_key(out, "held_by");
 	jsonw_array_begin(out);
 	for (i = 0; gc && referrers && i < PyList_Size(referrers) && shown < 3; i++) {
-		PyObject *r = PyList_GetItem(referrers, i);
-		PyObject *refs = call_method(gc, "get_referents", r);
+		PyObject *r = PyList_GetItem(referrers, i);   /* borrowed */
+		PyObject *refs = call_method(gc, "get_referents", "(O)", r);   /* owned */
 		char what[700], name[300];
 		int found = 0;
 
@@ -796,12 +865,17 @@ static void write_holders(struct jsonw *out, PyObject *o, PyObject *referrers,
 		found = PySequence_Contains(refs, o) == 1;
 		Py_DECREF(refs);
 		PyErr_Clear();
-		if (!found)
+		if (!found) {
 			continue;
+		}
 		type_name(r, name, sizeof(name));
 		snprintf(what, sizeof(what), "%s", name);
 		if (PyDict_Check(r)) {
-			PyObject *k, *v, *key = NULL, *mk, *mv;
+			PyObject *k;   /* borrowed */
+			PyObject *v;   /* borrowed */
+			PyObject *key = NULL;   /* owned */
+			PyObject *mk;   /* borrowed */
+			PyObject *mv;   /* borrowed */
 			Py_ssize_t pos = 0;
 
 			while (PyDict_Next(r, &pos, &k, &v)) {
@@ -811,11 +885,12 @@ static void write_holders(struct jsonw *out, PyObject *o, PyObject *referrers,
 				}
 			}
 			name[0] = '\0';
-			if (key && PyUnicode_Check(key))
+			if (key && PyUnicode_Check(key)) {
 				(void)pyhot_patch_utf8(key, name, sizeof(name));
+			}
 			pos = 0;
 			while (mods && PyDict_Next(mods, &pos, &mk, &mv)) {
-				PyObject *d = PyModule_Check(mv) ? PyModule_GetDict(mv) : NULL;
+				PyObject *d = PyModule_Check(mv) ? PyModule_GetDict(mv) : NULL;   /* borrowed */
 
 				if (d == r) {
 					char m[256] = "";
@@ -826,8 +901,9 @@ static void write_holders(struct jsonw *out, PyObject *o, PyObject *referrers,
 					break;
 				}
 			}
-			if (strncmp(what, "module ", 7) != 0 && name[0])
+			if (strncmp(what, "module ", 7) != 0 && name[0]) {
 				snprintf(what, sizeof(what), "a dict, key '%s'", name);
+			}
 		} else if (PyType_Check(r) || PyCallable_Check(r)) {
 			char tn[64];
 
@@ -847,8 +923,14 @@ static void write_holders(struct jsonw *out, PyObject *o, PyObject *referrers,
 /* "leaks": gc.collect(), then every watched object still alive. */
 static int write_leaks(struct jsonw *out)
 {
-	PyObject *gc = PyImport_ImportModule("gc"), *r, *alive = NULL, *nums = NULL;
-	PyObject *args = NULL, *referrers = NULL, *k, *set;
+	PyObject *gc = PyImport_ImportModule("gc");   /* owned */
+	PyObject *r;   /* owned */
+	PyObject *alive = NULL;   /* owned */
+	PyObject *nums = NULL;   /* owned */
+	PyObject *args = NULL;   /* owned */
+	PyObject *referrers = NULL;   /* owned */
+	PyObject *k;   /* borrowed */
+	PyObject *set;   /* borrowed */
 	Py_ssize_t pos = 0, i;
 
 	jsonw_key(out, "leaks");
@@ -859,7 +941,8 @@ static int write_leaks(struct jsonw *out)
 	alive = PyList_New(0);
 	nums = PyList_New(0);
 	while (watch && alive && nums && PyDict_Next(watch, &pos, &k, &set)) {
-		PyObject *it = PyObject_GetIter(set), *ref;
+		PyObject *it = PyObject_GetIter(set);   /* owned */
+		PyObject *ref;   /* owned */
 
 		while (it && (ref = PyIter_Next(it)) != NULL) {
 			PyObject *o = PyWeakref_GetObject(ref);   /* borrowed */
@@ -876,14 +959,14 @@ static int write_leaks(struct jsonw *out)
 	if (alive && PyList_Size(alive) > 0 && gc) {
 		/* One call for all: its argument tuple is the one referrer of
 		 * ours that shows up (alive is a list, which holds them too). */
-		PyObject *f = pyhot_patch_get_attr(gc, "get_referrers");
+		PyObject *f = pyhot_patch_get_attr(gc, "get_referrers");   /* owned */
 
 		args = PyList_AsTuple(alive);
 		referrers = f && args ? PyObject_CallObject(f, args) : NULL;
 		Py_XDECREF(f);
 	}
 	for (i = 0; alive && i < PyList_Size(alive); i++) {
-		PyObject *o = PyList_GetItem(alive, i);
+		PyObject *o = PyList_GetItem(alive, i);   /* borrowed */
 		char name[600], tn[64];
 
 		describe(o, name, sizeof(name));
@@ -926,11 +1009,14 @@ int pyhot_patch_history_write(struct jsonw *out, int leaks, struct pyhot_err *er
 	const struct gen *g;
 	struct listed *all;
 	size_t n = 0, i, bytes = 0;
-	PyObject *t0, *v0, *tb0;
+	PyObject *t0;   /* owned */
+	PyObject *v0;   /* owned */
+	PyObject *tb0;   /* owned */
 
 	PyErr_Fetch(&t0, &v0, &tb0);
-	for (h = histories; h; h = h->next)
+	for (h = histories; h; h = h->next) {
 		n += h->n;
+	}
 	all = calloc(n ? n : 1, sizeof(*all));
 	if (!all) {
 		PyErr_Restore(t0, v0, tb0);
@@ -961,11 +1047,13 @@ int pyhot_patch_history_write(struct jsonw *out, int leaks, struct pyhot_err *er
 		jsonw_key_str(out, "module", all[i].module);
 		jsonw_key_str(out, "kind", g->is_rollback ? "rollback" : "refresh");
 		jsonw_key_str(out, "hash", g->hash[0] ? g->hash : NULL);
-		if (g->is_rollback)
+		if (g->is_rollback) {
 			jsonw_key_int(out, "restores", g->restores);
+		}
 		jsonw_key_bool(out, "applied", g->applied);
-		if (g->rolled_back_by)
+		if (g->rolled_back_by) {
 			jsonw_key_int(out, "rolled_back_by", g->rolled_back_by);
+		}
 		jsonw_key_int(out, "bytes", (long long)g->bytes);
 		pyhot_patch_write_changes(out, g->ch, g->nch);
 		jsonw_object_end(out);
@@ -973,8 +1061,9 @@ int pyhot_patch_history_write(struct jsonw *out, int leaks, struct pyhot_err *er
 	jsonw_array_end(out);
 	jsonw_object_end(out);
 	free(all);
-	if (leaks)
+	if (leaks) {
 		write_leaks(out);
+	}
 	PyErr_Clear();
 	PyErr_Restore(t0, v0, tb0);
 	return 0;

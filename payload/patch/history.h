@@ -32,6 +32,7 @@
 #define PYHOT_PATCH_HISTORY_H
 
 #include "ops.h"
+#include "report.h"
 
 struct jsonw;
 

@@ -1,7 +1,7 @@
 /*
  * ops.c: the apply phase of a refresh.
  *
- * The planning phase (patch.c) runs all the Python a refresh needs and
+ * The planning phase (module.c and the rooms it uses) runs all the Python a refresh needs and
  * queues the mutations here; pyhot_ops_apply() then performs them in one
  * go. Each mutation records what it replaced, so that when one fails (a
  * metaclass __setattr__ that raises, a __code__ setter that refuses) the
@@ -9,6 +9,8 @@
  * half applied.
  */
 #include "ops.h"
+
+#include "attr.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -64,11 +66,12 @@ int pyhot_ops_add(struct pyhot_ops *o, enum pyhot_op_kind kind,
 int pyhot_ops_add_attr(struct pyhot_ops *o, enum pyhot_op_kind kind,
 		       PyObject *target, const char *name, PyObject *value)
 {
-	PyObject *key = PyUnicode_InternFromString(name);
+	PyObject *key = PyUnicode_InternFromString(name);   /* owned */
 	int rc;
 
-	if (!key)
+	if (!key) {
 		return -1;
+	}
 	rc = pyhot_ops_add(o, kind, target, key, value);
 	Py_DECREF(key);
 	return rc;
@@ -79,46 +82,55 @@ int pyhot_ops_add_attr(struct pyhot_ops *o, enum pyhot_op_kind kind,
  * NULL with no error when there is none. */
 static PyObject *old_attr(PyObject *target, PyObject *key)
 {
-	PyObject *d, *v;
+	PyObject *d;   /* owned */
+	PyObject *v;   /* owned */
 
 	if (PyType_Check(target)) {
 		d = pyhot_patch_get_attr(target, "__dict__");
-		if (!d)
+		if (!d) {
 			return NULL;
+		}
 		v = PyObject_GetItem(d, key);
 		Py_DECREF(d);
 	} else {
 		v = PyObject_GetAttr(target, key);
 	}
-	if (!v)
+	if (!v) {
 		PyErr_Clear();
+	}
 	return v;
 }
 
 static PyObject *copy_contents(PyObject *c)
 {
-	if (PyList_Check(c))
+	if (PyList_Check(c)) {
 		return PySequence_List(c);
-	if (PyDict_Check(c))
+	}
+	if (PyDict_Check(c)) {
 		return PyDict_Copy(c);
+	}
 	return PySet_New(c);
 }
 
 static int replace_contents(PyObject *c, PyObject *with)
 {
-	PyObject *it, *x;
+	PyObject *it;   /* owned */
+	PyObject *x;   /* owned */
 
-	if (PyList_Check(c))
+	if (PyList_Check(c)) {
 		return PySequence_SetSlice(c, 0, PY_SSIZE_T_MAX, with);
+	}
 	if (PyDict_Check(c)) {
 		PyDict_Clear(c);
 		return PyDict_Update(c, with);
 	}
-	if (PySet_Clear(c) < 0)
+	if (PySet_Clear(c) < 0) {
 		return -1;
+	}
 	it = PyObject_GetIter(with);
-	if (!it)
+	if (!it) {
 		return -1;
+	}
 	while ((x = PyIter_Next(it)) != NULL) {
 		if (PySet_Add(c, x) < 0) {
 			Py_DECREF(x);
@@ -139,8 +151,9 @@ static int list_remove_last(struct pyhot_op *op)
 	for (i = PyList_Size(op->target); i-- > 0;) {
 		if (PyList_GetItem(op->target, i) == op->value) {
 			op->old = PyLong_FromSsize_t(i);
-			if (!op->old)
+			if (!op->old) {
 				return -1;
+			}
 			return PySequence_DelItem(op->target, i);
 		}
 	}
@@ -153,30 +166,35 @@ static int do_op(struct pyhot_op *op)
 	case PYHOT_OP_SETATTR:
 	case PYHOT_OP_DELATTR:
 		op->old = old_attr(op->target, op->key);
-		if (op->kind == PYHOT_OP_DELATTR && !op->old)
+		if (op->kind == PYHOT_OP_DELATTR && !op->old) {
 			return 0;   /* already gone */
+		}
 		return PyObject_SetAttr(op->target, op->key,
 					op->kind == PYHOT_OP_SETATTR ? op->value : NULL);
 	case PYHOT_OP_SETITEM:
 	case PYHOT_OP_DELITEM:
 		op->old = PyObject_GetItem(op->target, op->key);
-		if (!op->old)
+		if (!op->old) {
 			PyErr_Clear();
+		}
 		if (op->kind == PYHOT_OP_DELITEM) {
-			if (!op->old)
+			if (!op->old) {
 				return 0;
+			}
 			return PyObject_DelItem(op->target, op->key);
 		}
 		return PyObject_SetItem(op->target, op->key, op->value);
 	case PYHOT_OP_SETCLOSURE:
 		op->old = pyhot_patch_get_attr(op->target, "__closure__");
-		if (!op->old)
+		if (!op->old) {
 			return -1;
+		}
 		return PyFunction_SetClosure(op->target, op->value);
 	case PYHOT_OP_REPLACE:
 		op->old = copy_contents(op->target);
-		if (!op->old)
+		if (!op->old) {
 			return -1;
+		}
 		return replace_contents(op->target, op->value);
 	case PYHOT_OP_APPEND:
 		return PyList_Append(op->target, op->value);
@@ -197,10 +215,11 @@ static void undo_op(struct pyhot_op *op)
 		break;
 	case PYHOT_OP_SETITEM:
 	case PYHOT_OP_DELITEM:
-		if (op->old)
+		if (op->old) {
 			(void)PyObject_SetItem(op->target, op->key, op->old);
-		else
+		} else {
 			(void)PyObject_DelItem(op->target, op->key);
+		}
 		break;
 	case PYHOT_OP_SETCLOSURE:
 		(void)PyFunction_SetClosure(op->target, op->old);
@@ -214,9 +233,10 @@ static void undo_op(struct pyhot_op *op)
 	case PYHOT_OP_CLEARCACHE:
 		break;
 	case PYHOT_OP_REMOVE:
-		if (op->old)
+		if (op->old) {
 			(void)PyList_Insert(op->target, PyLong_AsSsize_t(op->old),
 					    op->value);
+		}
 		break;
 	}
 	PyErr_Clear();
@@ -230,30 +250,38 @@ static void undo_ops(struct pyhot_ops *o, size_t n)
 	size_t j;
 
 	for (j = n; j-- > 0;) {
-		if (o->v[j].kind == PYHOT_OP_SETCLOSURE)
+		if (o->v[j].kind == PYHOT_OP_SETCLOSURE) {
 			undo_op(&o->v[j]);
+		}
 	}
 	for (j = n; j-- > 0;) {
-		if (o->v[j].kind != PYHOT_OP_SETCLOSURE)
+		if (o->v[j].kind != PYHOT_OP_SETCLOSURE) {
 			undo_op(&o->v[j]);
+		}
 	}
 }
 
 int pyhot_ops_apply(struct pyhot_ops *o)
 {
-	PyObject *t, *v, *tb, *r, *m;
+	PyObject *t;   /* owned */
+	PyObject *v;   /* owned */
+	PyObject *tb;   /* owned */
+	PyObject *r;   /* owned */
+	PyObject *m;   /* owned */
 	size_t i;
 
 	for (i = 0; i < o->n; i++) {
-		if (do_op(&o->v[i]) < 0)
+		if (do_op(&o->v[i]) < 0) {
 			goto undo;
+		}
 	}
 	/* Dropping lru_cache entries cannot be undone and needs no undo:
 	 * done last, once everything else holds. A failure is ignored (the
 	 * cache only keeps stale results, which the report cannot fix). */
 	for (i = 0; i < o->n; i++) {
-		if (o->v[i].kind != PYHOT_OP_CLEARCACHE)
+		if (o->v[i].kind != PYHOT_OP_CLEARCACHE) {
 			continue;
+		}
 		m = pyhot_patch_get_attr(o->v[i].target, "cache_clear");
 		r = m ? PyObject_CallObject(m, NULL) : NULL;
 		Py_XDECREF(m);
@@ -305,19 +333,23 @@ static int invert_one(const struct pyhot_op *op, struct pyhot_ops *inv)
 	switch (op->kind) {
 	case PYHOT_OP_SETATTR:
 	case PYHOT_OP_DELATTR:
-		if (op->old)
+		if (op->old) {
 			return pyhot_ops_add(inv, PYHOT_OP_SETATTR, op->target, op->key,
 					     op->old);
-		if (op->kind == PYHOT_OP_DELATTR)
+		}
+		if (op->kind == PYHOT_OP_DELATTR) {
 			return 0;   /* deleted nothing */
+		}
 		return pyhot_ops_add(inv, PYHOT_OP_DELATTR, op->target, op->key, NULL);
 	case PYHOT_OP_SETITEM:
 	case PYHOT_OP_DELITEM:
-		if (op->old)
+		if (op->old) {
 			return pyhot_ops_add(inv, PYHOT_OP_SETITEM, op->target, op->key,
 					     op->old);
-		if (op->kind == PYHOT_OP_DELITEM)
+		}
+		if (op->kind == PYHOT_OP_DELITEM) {
 			return 0;
+		}
 		return pyhot_ops_add(inv, PYHOT_OP_DELITEM, op->target, op->key, NULL);
 	case PYHOT_OP_SETCLOSURE:
 		return pyhot_ops_add(inv, PYHOT_OP_SETCLOSURE, op->target, NULL, op->old);
@@ -326,8 +358,9 @@ static int invert_one(const struct pyhot_op *op, struct pyhot_ops *inv)
 	case PYHOT_OP_APPEND:
 		return pyhot_ops_add(inv, PYHOT_OP_REMOVE, op->target, NULL, op->value);
 	case PYHOT_OP_REMOVE:
-		if (!op->old)
+		if (!op->old) {
 			return 0;
+		}
 		return pyhot_ops_add(inv, PYHOT_OP_APPEND, op->target, NULL, op->value);
 	case PYHOT_OP_CLEARCACHE:
 		/* results computed by the code being undone are stale too */
@@ -342,13 +375,15 @@ int pyhot_ops_invert(const struct pyhot_ops *done, struct pyhot_ops *inv)
 
 	for (j = done->n; j-- > 0;) {
 		if (done->v[j].kind == PYHOT_OP_SETCLOSURE &&
-		    invert_one(&done->v[j], inv) < 0)
+		    invert_one(&done->v[j], inv) < 0) {
 			return -1;
+		}
 	}
 	for (j = done->n; j-- > 0;) {
 		if (done->v[j].kind != PYHOT_OP_SETCLOSURE &&
-		    invert_one(&done->v[j], inv) < 0)
+		    invert_one(&done->v[j], inv) < 0) {
 			return -1;
+		}
 	}
 	return 0;
 }
@@ -359,9 +394,10 @@ void pyhot_ops_each(const struct pyhot_ops *o, int what,
 	size_t i;
 
 	for (i = 0; i < o->n; i++) {
-		PyObject *x = what ? o->v[i].old : o->v[i].value;
+		PyObject *x = what ? o->v[i].old : o->v[i].value;   /* borrowed */
 
-		if (x && !(what && o->v[i].kind == PYHOT_OP_REMOVE))
+		if (x && !(what && o->v[i].kind == PYHOT_OP_REMOVE)) {
 			fn(x, arg);
+		}
 	}
 }

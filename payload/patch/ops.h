@@ -5,7 +5,18 @@
 #ifndef PYHOT_PATCH_OPS_H
 #define PYHOT_PATCH_OPS_H
 
-#include "patch_priv.h"
+#include <Python.h>
+#include <stddef.h>
+
+/*
+ * Outside the limited API, but exported under this name and with this
+ * signature by every CPython from 3.8 to 3.13 (shared and static builds).
+ * The __closure__ attribute is read-only and the __code__ setter insists on
+ * a closure of the same size, so giving a method a __class__ cell it did
+ * not have needs this call. It does not check sizes: the caller sets a
+ * closure that fits the code it sets right after.
+ */
+extern int PyFunction_SetClosure(PyObject *op, PyObject *closure);
 
 enum pyhot_op_kind {
 	PYHOT_OP_SETATTR,     /* target.key = value */

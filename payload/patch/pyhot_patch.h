@@ -33,7 +33,7 @@
  * Matching: top-level statements (and class-body statements) are compared
  * by ast.dump(), which ignores positions; an unchanged statement is not
  * re-run, even when it moved (its functions get code with the new line
- * numbers). See patch.c for how changed defs and classes are applied.
+ * numbers). docs/engine.md states how changed defs and classes are applied.
  *
  * Only the changed region is parsed: the baseline keeps, in C memory, a
  * table of its top-level statements (lines, kind, bound names); the lines
