@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "engine.h"
+#include "pyhot_patch.h"
 #include "pyhot_proto.h"
 #include "safepoint.h"
 
@@ -77,7 +77,7 @@ static int parse_arg(const char *arg, char *sock, size_t size)
 			memcpy(sock, line + 5, n);
 			sock[n] = '\0';
 		}
-		if (strncmp(line, "history=", 8) == 0 && pyhot_patch_set_history_limit) {
+		if (strncmp(line, "history=", 8) == 0) {
 			/* plain C: no Python, no GIL; out of range is ignored */
 			pyhot_patch_set_history_limit(strtol(line + 8, NULL, 10));
 		}

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "engine.h"
+#include "pyhot_patch.h"
 #include "pyhot_proto.h"
 #include "pyutil.h"
 
@@ -137,7 +137,7 @@ static void baseline_maybe(void)
 {
 	struct pyhot_err err;
 
-	if (!pyhot_patch_baseline_take || atomic_exchange(&baseline_done, 1)) {
+	if (atomic_exchange(&baseline_done, 1)) {
 		return;
 	}
 	pyhot_err_init(&err);
@@ -152,7 +152,7 @@ static void baseline_maybe(void)
 
 int pyhot_sp_baseline_ready(void)
 {
-	return !pyhot_patch_baseline_take || atomic_load(&baseline_ready);
+	return atomic_load(&baseline_ready);
 }
 
 /* The baseline job: job_call() takes the baseline before any handler, so
@@ -508,9 +508,6 @@ void pyhot_sp_baseline_soon(void)
 
 	atomic_store(&baseline_done, 0);
 	atomic_store(&baseline_ready, 0);
-	if (!pyhot_patch_baseline_take) {
-		return;
-	}
 	/* A thread of its own, so that the agent serves requests meanwhile;
 	 * whichever safe point comes first takes the baseline, once. */
 	pthread_attr_init(&attr);

@@ -70,13 +70,13 @@ int pyhot_sp_call(const struct pyhot_verb *verb, const struct pyhot_req *req,
  * thread runs it through pyhot_sp_call() (so by pending call or GIL thread,
  * within PYHOT_DEFAULT_TIMEOUT_MS) while the agent serves requests; if it
  * times out, the first safe-point request takes the baseline before its
- * handler. Nothing happens when the engine is not linked in. Agent thread.
+ * handler. Agent thread.
  */
 void pyhot_sp_baseline_soon(void);
 
-/* Whether the baseline of this boot is recorded (or there is no engine to
- * take one): `pyhot attach` waits for it, so that an edit made after the
- * attach returns is always seen as a change. Any thread; no GIL. */
+/* Whether the baseline of this boot is recorded: `pyhot attach` waits for
+ * it, so that an edit made after the attach returns is always seen as a
+ * change. Any thread; no GIL. */
 int pyhot_sp_baseline_ready(void);
 
 /* How the handler that is running now reached its safe point (for "status";

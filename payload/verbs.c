@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "engine.h"
+#include "pyhot_patch.h"
 #include "pyutil.h"
 #include "safepoint.h"
 #include "verb_cli.h"
@@ -23,7 +23,7 @@ static int verb_ping(const struct pyhot_req *req, struct jsonw *out,
 	const char *version = Py_GetVersion();
 
 	/* `pyhot attach --history N` on an agent already there */
-	if (history > 0 && pyhot_patch_set_history_limit) {
+	if (history > 0) {
 		pyhot_patch_set_history_limit(history);
 	}
 	jsonw_key_int(out, "pid", getpid());
@@ -248,7 +248,7 @@ static void status_agent(struct jsonw *out)
 	jsonw_key_int(out, "via_gil_thread", (long long)atomic_load(&pyhot_agent.via_gil));
 	jsonw_key_int(out, "timeouts", (long long)atomic_load(&pyhot_agent.timeouts));
 	jsonw_key_str(out, "last_error", last[0] ? last : NULL);
-	jsonw_key_bool(out, "engine", pyhot_patch_refresh != NULL);
+	jsonw_key_bool(out, "engine", 1);   /* always linked in */
 	jsonw_object_end(out);
 }
 
@@ -262,41 +262,15 @@ static int verb_status(const struct pyhot_req *req, struct jsonw *out,
 	status_interpreter(out);
 	status_threads(out);
 	status_agent(out);
-	if (pyhot_patch_history_write) {
-		return pyhot_patch_history_write(out, leaks && strcmp(leaks, "0") != 0,
-						 err);
-	}
-	return 0;
-}
-
-/* refresh: safe point, GIL held; the patch engine's. */
-static int verb_refresh(const struct pyhot_req *req, struct jsonw *out,
-			struct pyhot_err *err)
-{
-	if (!pyhot_patch_refresh) {
-		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, getpid(), "refresh",
-				     "this payload was built without the patch engine");
-	}
-	return pyhot_patch_refresh(req, out, err);
-}
-
-/* rollback: safe point, GIL held; the generation tracker's. */
-static int verb_rollback(const struct pyhot_req *req, struct jsonw *out,
-			 struct pyhot_err *err)
-{
-	if (!pyhot_patch_rollback) {
-		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, getpid(), "rollback",
-				     "this payload was built without the patch engine");
-	}
-	return pyhot_patch_rollback(req, out, err);
+	return pyhot_patch_history_write(out, leaks && strcmp(leaks, "0") != 0, err);
 }
 
 const struct pyhot_verb pyhot_verbs[] = {
 	{ "ping",    PYHOT_VERB_AGENT,  verb_ping },
 	{ "status",  PYHOT_VERB_PYTHON, verb_status },
 	{ "detach",  PYHOT_VERB_AGENT,  verb_detach },
-	{ "refresh", PYHOT_VERB_PYTHON, verb_refresh },
-	{ "rollback", PYHOT_VERB_PYTHON, verb_rollback },
+	{ "refresh", PYHOT_VERB_PYTHON, pyhot_patch_refresh },
+	{ "rollback", PYHOT_VERB_PYTHON, pyhot_patch_rollback },
 	{ "stack",   PYHOT_VERB_PYTHON, pyhot_verb_stack },
 	{ "exec",    PYHOT_VERB_PYTHON, pyhot_verb_exec },
 	{ NULL, PYHOT_VERB_AGENT, NULL },
