@@ -9,7 +9,8 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "agent_state.h"
+#include "baseline_job.h"
 #include "pyhot_patch.h"
 #include "pyutil.h"
 #include "safepoint.h"
@@ -28,7 +29,7 @@ static int verb_ping(const struct pyhot_req *req, struct jsonw *out,
 	}
 	jsonw_key_int(out, "pid", getpid());
 	jsonw_key_double(out, "agent_uptime_s", pyhot_agent_uptime());
-	jsonw_key_bool(out, "baseline", pyhot_sp_baseline_ready());
+	jsonw_key_bool(out, "baseline", pyhot_baseline_ready());
 	/* Py_GetVersion() runs no Python: it formats compile-time strings into
 	 * a static buffer, without the GIL. "3.11.7 (main, ...)" -> "3.11.7". */
 	jsonw_key(out, "python_version");
@@ -233,7 +234,21 @@ static long os_thread_count(void)
 static void status_agent(struct jsonw *out)
 {
 	char last[sizeof(pyhot_agent.last_error)];
+	unsigned long via_pending = atomic_load(&pyhot_agent.via_pending);
+	unsigned long via_gil = atomic_load(&pyhot_agent.via_gil);
 
+	/* The agent counts a request's safe point once it returns: this
+	 * request, at its safe point now, counts itself (pyhot_proto.h). */
+	switch (pyhot_sp_current_via()) {
+	case PYHOT_SP_PENDING_CALL:
+		via_pending++;
+		break;
+	case PYHOT_SP_GIL_THREAD:
+		via_gil++;
+		break;
+	case PYHOT_SP_NONE:
+		break;
+	}
 	pyhot_agent_last_error(last, sizeof(last));
 	jsonw_key(out, "agent");
 	jsonw_object_begin(out);
@@ -243,9 +258,8 @@ static void status_agent(struct jsonw *out)
 	jsonw_key_int(out, "os_threads", os_thread_count());
 	jsonw_key_int(out, "requests", (long long)atomic_load(&pyhot_agent.requests));
 	jsonw_key_int(out, "refused", (long long)atomic_load(&pyhot_agent.refused));
-	jsonw_key_int(out, "via_pending_call",
-		      (long long)atomic_load(&pyhot_agent.via_pending));
-	jsonw_key_int(out, "via_gil_thread", (long long)atomic_load(&pyhot_agent.via_gil));
+	jsonw_key_int(out, "via_pending_call", (long long)via_pending);
+	jsonw_key_int(out, "via_gil_thread", (long long)via_gil);
 	jsonw_key_int(out, "timeouts", (long long)atomic_load(&pyhot_agent.timeouts));
 	jsonw_key_str(out, "last_error", last[0] ? last : NULL);
 	jsonw_key_bool(out, "engine", 1);   /* always linked in */
