@@ -1,7 +1,8 @@
-/* verb_exec.c: the "exec" verb (see verb_cli.h). */
+/* verb_exec.c: the "exec" verb, which runs Python source in the target or
+ * lists its modules (see verb_exec.h). */
 #include <Python.h>
 
-#include "verb_cli.h"
+#include "verb_exec.h"
 
 #include <string.h>
 #include <unistd.h>
