@@ -12,6 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent_state.h"
+#include "baseline_job.h"
+#include "clock.h"
 #include "jsonw.h"
 #include "pyhot_err.h"
 #include "pyhot_proto.h"
@@ -22,49 +25,6 @@
 /* Bound on reading a request and writing a response, so that a client that
  * stalls cannot keep the agent from serving others. */
 #define AGENT_IO_TIMEOUT_S 10.0
-
-struct pyhot_agent pyhot_agent = {
-	.listen_fd = -1,
-	.conn_fd = -1,
-	.lock = PTHREAD_MUTEX_INITIALIZER,
-};
-
-static atomic_int stop_requested;
-
-double pyhot_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-double pyhot_agent_uptime(void)
-{
-	return pyhot_now() - pyhot_agent.started;
-}
-
-void pyhot_agent_note_error(const char *msg)
-{
-	pthread_mutex_lock(&pyhot_agent.lock);
-	snprintf(pyhot_agent.last_error, sizeof(pyhot_agent.last_error), "%s", msg);
-	pthread_mutex_unlock(&pyhot_agent.lock);
-}
-
-void pyhot_agent_last_error(char *buf, size_t size)
-{
-	pthread_mutex_lock(&pyhot_agent.lock);
-	snprintf(buf, size, "%s", pyhot_agent.last_error);
-	pthread_mutex_unlock(&pyhot_agent.lock);
-}
-
-void pyhot_agent_request_stop(void)
-{
-	atomic_store(&stop_requested, 1);
-	/* A boot from now on waits for the thread to finish rather than
-	 * report an agent that is going away. */
-	atomic_store(&pyhot_agent.state, PYHOT_AGENT_STOPPING);
-}
 
 /* Stop listening and remove the socket file, if it is still the one we
  * bound (never someone else's). */
@@ -109,40 +69,24 @@ static int io_wait(int fd, short events, double deadline)
 	}
 }
 
-/* Read exactly n bytes. 0, or -1 on error, end of file or timeout. */
-static int read_full(int fd, void *buf, size_t n, double deadline)
+enum io_dir {
+	IO_READ,
+	IO_WRITE,
+};
+
+/* Read or write exactly n bytes. 0, or -1 on error, end of file or
+ * timeout. */
+static int io_full(int fd, enum io_dir dir, char *p, size_t n, double deadline)
 {
-	char *p = buf;
 	ssize_t r;
 
 	while (n > 0) {
-		if (io_wait(fd, POLLIN, deadline) != 1) {
-			return -1;
-		}
-		r = read(fd, p, n);
-		if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
-			continue;
-		}
-		if (r <= 0) {
-			return -1;
-		}
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-static int write_full(int fd, const void *buf, size_t n, double deadline)
-{
-	const char *p = buf;
-	ssize_t r;
-
-	while (n > 0) {
-		if (io_wait(fd, POLLOUT, deadline) != 1) {
+		if (io_wait(fd, dir == IO_READ ? POLLIN : POLLOUT, deadline) != 1) {
 			return -1;
 		}
 		/* MSG_NOSIGNAL: a client that went away must not raise SIGPIPE. */
-		r = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		r = dir == IO_READ ? read(fd, p, n)
+				   : send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
 			continue;
 		}
@@ -167,64 +111,116 @@ static void write_error(struct jsonw *w, const struct pyhot_err *err)
 	jsonw_object_end(w);
 }
 
-/* Serve a request. Takes frame (len bytes; NULL when the frame could not be
- * read whole) and returns the response text (caller frees; NULL only when
- * memory ran out twice). */
-static char *agent_handle(char *frame, size_t len, const char *frame_error)
+/* Count how a safe-point request fared (the counters of "status"). */
+static void count_safepoint(const struct pyhot_sp_info *info)
+{
+	switch (info->via) {
+	case PYHOT_SP_PENDING_CALL:
+		atomic_fetch_add(&pyhot_agent.via_pending, 1);
+		return;
+	case PYHOT_SP_GIL_THREAD:
+		atomic_fetch_add(&pyhot_agent.via_gil, 1);
+		return;
+	case PYHOT_SP_NONE:
+		break;
+	}
+	if (info->outcome == PYHOT_SP_TIMED_OUT) {
+		atomic_fetch_add(&pyhot_agent.timeouts, 1);
+	}
+}
+
+/* Run a PYHOT_VERB_PYTHON verb at a safe point and write its fields, then
+ * how it got there. Takes frame over, whatever the outcome. */
+static int verb_at_safepoint(const struct pyhot_verb *verb,
+			     const struct pyhot_req *req, char *frame,
+			     long timeout_ms, struct jsonw *w, struct pyhot_err *err)
+{
+	const struct pyhot_sp_opts opts = {
+		.timeout_ms = timeout_ms,
+		.grace_ms = pyhot_req_get_ulong(req, "grace_ms", PYHOT_PENDING_GRACE_MS),
+		.run_ms = pyhot_req_get_ulong(req, "run_timeout_ms",
+					      PYHOT_SP_RUN_TIMEOUT_MS),
+		/* When the baseline job of the boot timed out, the first
+		 * safe-point request takes the baseline before its handler. */
+		.before = pyhot_baseline_take_once,
+	};
+	struct pyhot_sp_info info;
+	char *fields = NULL;
+	int rc;
+
+	rc = pyhot_sp_call(verb, req, frame, &opts, &fields, &info, err);
+	count_safepoint(&info);
+	if (fields && fields[0]) {
+		jsonw_raw(w, fields);
+	}
+	free(fields);
+	if (info.outcome == PYHOT_SP_FINISHED) {
+		jsonw_key(w, "safepoint");
+		jsonw_object_begin(w);
+		jsonw_key_str(w, "via", pyhot_sp_via_name(info.via));
+		jsonw_key_double(w, "wait_ms", info.wait_ms);
+		jsonw_key_double(w, "run_ms", info.run_ms);
+		jsonw_object_end(w);
+	}
+	return rc;
+}
+
+/* Decode the request in frame (len bytes) and run its verb, which writes
+ * its fields into w. Takes frame over. 0 or a negative pyhot_errkind with
+ * err filled. */
+static int agent_dispatch(char *frame, size_t len, struct jsonw *w,
+			  struct pyhot_err *err)
 {
 	const struct pyhot_verb *verb = NULL;
-	struct pyhot_sp_info info = { .via = PYHOT_SP_NONE };
 	struct pyhot_req req;
+	pid_t pid = getpid();
+	long timeout_ms;
+	int rc;
+
+	if (pyhot_req_parse(&req, frame, len) < 0) {
+		rc = pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, "request",
+				   "malformed request frame (%zu bytes)", len);
+	} else if (!(verb = pyhot_verb_find(req.verb))) {
+		rc = pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, "request",
+				   "unknown verb '%.64s'", req.verb);
+	} else if (verb->where == PYHOT_VERB_AGENT) {
+		rc = verb->fn(&req, w, err);
+	} else if ((timeout_ms = pyhot_req_get_ulong(&req, "timeout_ms",
+						     PYHOT_DEFAULT_TIMEOUT_MS)) <= 0) {
+		rc = pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, verb->name,
+				   "timeout_ms must be a positive number of milliseconds");
+	} else {
+		rc = verb_at_safepoint(verb, &req, frame, timeout_ms, w, err);
+		frame = NULL;   /* the safe-point job has it */
+	}
+	free(frame);
+	if (rc < 0 && err->kind == PYHOT_OK) {
+		rc = pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid,
+				   verb ? verb->name : "request",
+				   "failed without a message");
+	}
+	return rc;
+}
+
+/* Serve a request. Takes frame (len bytes; NULL when the frame could not be
+ * read whole, frame_error then says why) and returns the response text
+ * (caller frees; NULL only when memory ran out twice). */
+static char *agent_handle(char *frame, size_t len, const char *frame_error)
+{
 	struct pyhot_err err;
 	struct jsonw w;
-	pid_t pid = getpid();
-	char *fields = NULL, *text;
-	long timeout_ms;
+	char *text;
 
 	pyhot_err_init(&err);
 	jsonw_init(&w);
 	jsonw_object_begin(&w);
 	jsonw_key_int(&w, "proto", PYHOT_PROTO_VERSION);
-
 	if (frame_error) {
-		pyhot_err_set(&err, PYHOT_ERR_FAILED, 0, pid, "request", "%s", frame_error);
-	} else if (pyhot_req_parse(&req, frame, len) < 0) {
-		pyhot_err_set(&err, PYHOT_ERR_FAILED, 0, pid, "request",
-			      "malformed request frame (%zu bytes)", len);
-	} else if (!(verb = pyhot_verb_find(req.verb))) {
-		pyhot_err_set(&err, PYHOT_ERR_FAILED, 0, pid, "request",
-			      "unknown verb '%.64s'", req.verb);
-	} else if (verb->where == PYHOT_VERB_AGENT) {
-		if (verb->fn(&req, &w, &err) < 0 && err.kind == PYHOT_OK) {
-			pyhot_err_set(&err, PYHOT_ERR_FAILED, 0, pid, verb->name,
-				      "failed without a message");
-		}
-	} else if ((timeout_ms = pyhot_req_get_ulong(&req, "timeout_ms",
-						     PYHOT_DEFAULT_TIMEOUT_MS)) <= 0) {
-		pyhot_err_set(&err, PYHOT_ERR_FAILED, 0, pid, verb->name,
-			      "timeout_ms must be a positive number of milliseconds");
+		pyhot_err_set(&err, PYHOT_ERR_FAILED, 0, getpid(), "request", "%s",
+			      frame_error);
+		free(frame);
 	} else {
-		/* The job takes the frame over, whatever the outcome. */
-		if (pyhot_sp_call(verb, &req, frame, timeout_ms, &fields, &info,
-				  &err) < 0 && err.kind == PYHOT_OK) {
-			pyhot_err_set(&err, PYHOT_ERR_FAILED, 0, pid, verb->name,
-				      "failed without a message");
-		}
-		frame = NULL;
-		if (fields && fields[0]) {
-			jsonw_raw(&w, fields);
-		}
-		free(fields);
-	}
-	free(frame);
-
-	if (info.via != PYHOT_SP_NONE) {
-		jsonw_key(&w, "safepoint");
-		jsonw_object_begin(&w);
-		jsonw_key_str(&w, "via", pyhot_sp_via_name(info.via));
-		jsonw_key_double(&w, "wait_ms", info.wait_ms);
-		jsonw_key_double(&w, "run_ms", info.run_ms);
-		jsonw_object_end(&w);
+		(void)agent_dispatch(frame, len, &w, &err);
 	}
 	if (err.kind == PYHOT_OK) {
 		jsonw_key_bool(&w, "ok", 1);
@@ -265,7 +261,7 @@ static void agent_serve(int fd)
 		atomic_fetch_add(&pyhot_agent.refused, 1);
 		return;
 	}
-	if (read_full(fd, hdr, sizeof(hdr), deadline) < 0) {
+	if (io_full(fd, IO_READ, (char *)hdr, sizeof(hdr), deadline) < 0) {
 		return;
 	}
 	len = pyhot_frame_len_decode(hdr);
@@ -273,7 +269,7 @@ static void agent_serve(int fd)
 		frame_error = "request frame length out of bounds";
 	} else if (!(frame = malloc(len))) {
 		frame_error = "out of memory for the request frame";
-	} else if (read_full(fd, frame, len, deadline) < 0) {
+	} else if (io_full(fd, IO_READ, frame, len, deadline) < 0) {
 		free(frame);
 		return;   /* the client went away or stalled: nobody to answer */
 	}
@@ -282,7 +278,7 @@ static void agent_serve(int fd)
 	 * safe point does (pyhot_proto.h). */
 	atomic_fetch_add(&pyhot_agent.requests, 1);
 	text = agent_handle(frame, len, frame_error);
-	if (atomic_load(&stop_requested)) {
+	if (atomic_load(&pyhot_agent.stop_requested)) {
 		/* Detached: the socket is gone before the client hears so. */
 		agent_unbind();
 	}
@@ -291,8 +287,9 @@ static void agent_serve(int fd)
 
 		pyhot_frame_len_encode(hdr, (uint32_t)n);
 		/* A client that went away misses its answer; nobody to tell. */
-		if (write_full(fd, hdr, sizeof(hdr), pyhot_now() + AGENT_IO_TIMEOUT_S) == 0) {
-			(void)write_full(fd, text, n, pyhot_now() + AGENT_IO_TIMEOUT_S);
+		if (io_full(fd, IO_WRITE, (char *)hdr, sizeof(hdr),
+			    pyhot_now() + AGENT_IO_TIMEOUT_S) == 0) {
+			(void)io_full(fd, IO_WRITE, text, n, pyhot_now() + AGENT_IO_TIMEOUT_S);
 		}
 		free(text);
 	}
@@ -306,9 +303,9 @@ void *pyhot_agent_main(void *arg)
 
 	(void)arg;
 	pthread_setname_np(pthread_self(), "pyhot-agent");
-	atomic_store(&stop_requested, 0);
-	pyhot_sp_baseline_soon();
-	while (!atomic_load(&stop_requested)) {
+	atomic_store(&pyhot_agent.stop_requested, 0);
+	pyhot_baseline_soon();
+	while (!atomic_load(&pyhot_agent.stop_requested)) {
 		p.fd = pyhot_agent.listen_fd;
 		p.events = POLLIN;
 		p.revents = 0;

@@ -1,69 +1,20 @@
 /*
- * agent.h: the agent's state, shared by boot.c, agent.c, safepoint.c and
- * verbs.c. Private to the payload.
+ * agent.h: the agent thread, which serves one request per connection on the
+ * socket that pyhot_boot() bound. Private to the payload.
  *
- * There is one agent per process. pyhot_boot() (boot.c) binds the socket and
- * starts the agent thread (agent.c), which serves one connection at a time
- * until a "detach" request. The state lives in a single static struct so that
- * a late pending call or GIL thread (safepoint.c) never points into memory
- * that goes away: the payload is -z nodelete, this struct is never freed.
+ * Requests and responses are in pyhot_proto.h. On top of its common keys, a
+ * safe-point request may carry (all optional, for tests and tuning):
+ *   grace_ms        how long the pending call alone is given before a GIL
+ *                   thread is started (default PYHOT_PENDING_GRACE_MS)
+ *   run_timeout_ms  bound on a handler that has started (default
+ *                   PYHOT_SP_RUN_TIMEOUT_MS); past it the result is
+ *                   "uncertain"
  */
 #ifndef PYHOT_AGENT_H
 #define PYHOT_AGENT_H
 
-#include <limits.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <sys/types.h>
-#include <sys/un.h>
-
-enum pyhot_agent_state {
-	PYHOT_AGENT_IDLE,       /* no agent: pyhot_boot() may start one */
-	PYHOT_AGENT_RUNNING,    /* the agent thread serves (or is starting) */
-	PYHOT_AGENT_STOPPING,   /* detached: the thread is on its way out */
-};
-
-struct pyhot_agent {
-	_Atomic int state;          /* enum pyhot_agent_state */
-	pid_t pid;                  /* getpid() when the agent started */
-	int listen_fd;              /* -1 when not listening */
-	_Atomic int conn_fd;        /* the connection being served, or -1 */
-	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	dev_t sock_dev;             /* the socket file we bound, so that we */
-	ino_t sock_ino;             /* never unlink someone else's */
-	double started;             /* CLOCK_MONOTONIC seconds */
-
-	/* Counters, read by "status" on another thread. */
-	atomic_ulong requests;      /* requests read, the one being answered included */
-	atomic_ulong refused;       /* peers refused by SO_PEERCRED */
-	atomic_ulong via_pending;   /* safe points reached by a pending call */
-	atomic_ulong via_gil;       /* ... by a thread of ours taking the GIL */
-	atomic_ulong timeouts;      /* no safe point within the timeout */
-
-	pthread_mutex_t lock;       /* guards last_error */
-	char last_error[512];       /* "" when none */
-};
-
-extern struct pyhot_agent pyhot_agent;
-
-/* Body of the agent thread (agent.c). arg is unused. */
+/* Body of the agent thread. arg is unused. The state it serves from
+ * (listening socket, counters) is pyhot_agent (agent_state.h). */
 void *pyhot_agent_main(void *arg);
-
-/* Remember the message of an error sent to a client (for "status"). */
-void pyhot_agent_note_error(const char *msg);
-
-/* Copy the last error into buf (NUL-terminated, "" when none). */
-void pyhot_agent_last_error(char *buf, size_t size);
-
-/* Seconds since the agent started. */
-double pyhot_agent_uptime(void);
-
-/* CLOCK_MONOTONIC, in seconds. */
-double pyhot_now(void);
-
-/* Ask the agent thread to stop after the current request: it closes the
- * listening socket and removes the socket file before it replies. Called by
- * the "detach" verb on the agent thread. */
-void pyhot_agent_request_stop(void);
 
 #endif /* PYHOT_AGENT_H */

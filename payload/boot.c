@@ -5,7 +5,7 @@
  * whatever that thread was doing: it never runs Python and never takes the
  * GIL; it does a few syscalls and one pthread_create (the only place that
  * may allocate; the injector does not borrow a thread that is inside malloc
- * or the loader).
+ * or the loader). docs/safepoints.md says why, and what a fork() does.
  */
 #include <errno.h>
 #include <signal.h>
@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "engine.h"
+#include "agent_state.h"
+#include "clock.h"
+#include "pyhot_patch.h"
 #include "pyhot_proto.h"
 #include "safepoint.h"
 
@@ -77,7 +79,7 @@ static int parse_arg(const char *arg, char *sock, size_t size)
 			memcpy(sock, line + 5, n);
 			sock[n] = '\0';
 		}
-		if (strncmp(line, "history=", 8) == 0 && pyhot_patch_set_history_limit) {
+		if (strncmp(line, "history=", 8) == 0) {
 			/* plain C: no Python, no GIL; out of range is ignored */
 			pyhot_patch_set_history_limit(strtol(line + 8, NULL, 10));
 		}
@@ -234,12 +236,7 @@ static int boot(const char *arg)
 	pyhot_agent.sock_dev = bound.st_dev;
 	pyhot_agent.sock_ino = bound.st_ino;
 	pyhot_agent.started = pyhot_now();
-	atomic_store(&pyhot_agent.requests, 0);
-	atomic_store(&pyhot_agent.refused, 0);
-	atomic_store(&pyhot_agent.via_pending, 0);
-	atomic_store(&pyhot_agent.via_gil, 0);
-	atomic_store(&pyhot_agent.timeouts, 0);
-	pyhot_agent_note_error("");
+	pyhot_agent_counters_reset();
 
 	/* The agent thread takes none of the host's signals (SIGINT must still
 	 * reach Python's main thread): it is born with every signal blocked. */

@@ -1,4 +1,5 @@
-/* safepoint.c: run a handler at a safe point, exactly once (see safepoint.h). */
+/* safepoint.c: run a handler at a safe point, exactly once (see safepoint.h
+ * and docs/safepoints.md). */
 #include <Python.h>
 
 #include "safepoint.h"
@@ -12,8 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent.h"
-#include "engine.h"
+#include "clock.h"
 #include "pyhot_proto.h"
 #include "pyutil.h"
 
@@ -21,19 +21,20 @@ enum job_state {
 	JOB_PENDING,     /* queued; nobody has claimed it */
 	JOB_RUNNING,     /* claimed by the pending call or the GIL thread */
 	JOB_DONE,        /* the handler returned; results are in the job */
-	JOB_CANCELLED,   /* the agent gave up before anyone claimed it */
+	JOB_CANCELLED,   /* the caller gave up before anyone claimed it */
 };
 
 /*
  * One request's trip to a safe point. Everyone who may still touch the job
- * (the agent thread, a queued pending call, a GIL thread) holds a
- * reference; the last one frees it.
+ * (the caller of pyhot_sp_call(), a queued pending call, a GIL thread)
+ * holds a reference; the last one frees it.
  */
 struct sp_job {
 	atomic_int refs;
 	atomic_int state;              /* enum job_state */
 	pid_t pid;                     /* a job inherited through fork() is not ours */
-	const struct pyhot_verb *verb; /* &baseline_verb: the baseline only */
+	void (*before)(void);          /* run before the handler, or NULL */
+	const struct pyhot_verb *verb;
 	struct pyhot_req req;          /* points into frame */
 	char *frame;
 	struct jsonw out;              /* the handler's fields */
@@ -47,18 +48,12 @@ struct sp_job {
 
 /*
  * GIL threads that are still alive. One blocks for as long as the main
- * thread keeps the GIL; past this many we stop adding more and report
- * timeouts.
+ * thread keeps the GIL; past this many we start no more, and a request
+ * waits for its pending call alone (and may time out).
  */
 #define SP_MAX_GIL_THREADS 4
-/* How long a handler that has started is waited for, by default; request
- * key run_timeout_ms. */
-#define SP_RUN_TIMEOUT_MS 60000
-
 static atomic_int live_gil_threads;
-static atomic_int baseline_done;    /* taken, or being taken */
-static atomic_int baseline_ready;   /* taken */
-static _Atomic int current_via;            /* enum pyhot_sp_via */
+static _Atomic int current_via;     /* enum pyhot_sp_via */
 static atomic_ulong main_ident;
 
 const char *pyhot_sp_via_name(enum pyhot_sp_via via)
@@ -88,7 +83,8 @@ void pyhot_sp_atfork_child(void)
 }
 
 static struct sp_job *job_new(const struct pyhot_verb *verb,
-			      const struct pyhot_req *req, char *frame)
+			      const struct pyhot_req *req, char *frame,
+			      void (*before)(void))
 {
 	struct sp_job *job = calloc(1, sizeof(*job));
 	pthread_condattr_t ca;
@@ -99,6 +95,7 @@ static struct sp_job *job_new(const struct pyhot_verb *verb,
 	atomic_init(&job->refs, 1);
 	atomic_init(&job->state, JOB_PENDING);
 	job->pid = getpid();
+	job->before = before;
 	job->verb = verb;
 	if (req) {
 		job->req = *req;
@@ -132,49 +129,6 @@ static void job_unref(struct sp_job *job)
 	free(job);
 }
 
-/* Record the engine's baseline once per boot. GIL held. */
-static void baseline_maybe(void)
-{
-	struct pyhot_err err;
-
-	if (!pyhot_patch_baseline_take || atomic_exchange(&baseline_done, 1)) {
-		return;
-	}
-	pyhot_err_init(&err);
-	if (pyhot_patch_baseline_take(&err) < 0) {
-		pyhot_agent_note_error(err.msg);
-	}
-	if (PyErr_Occurred()) {
-		PyErr_Clear();   /* the engine must leave none; never let one escape */
-	}
-	atomic_store(&baseline_ready, 1);
-}
-
-int pyhot_sp_baseline_ready(void)
-{
-	return !pyhot_patch_baseline_take || atomic_load(&baseline_ready);
-}
-
-/* The baseline job: job_call() takes the baseline before any handler, so
- * the handler itself has nothing to do. */
-static int baseline_noop(const struct pyhot_req *req, struct jsonw *out,
-			 struct pyhot_err *err)
-{
-	return 0;
-}
-
-static const struct pyhot_verb baseline_verb = {
-	"baseline", PYHOT_VERB_PYTHON, baseline_noop
-};
-
-/* Whether the job is a request's, for the agent's counters: the baseline
- * job of the boot is not (status then adds up: via_* + timeouts <=
- * requests). */
-static int job_counted(const struct sp_job *job)
-{
-	return job->verb != &baseline_verb;
-}
-
 /* Run the handler with the GIL held; leave the thread's exception state as
  * it was. */
 static void job_call(struct sp_job *job)
@@ -184,7 +138,9 @@ static void job_call(struct sp_job *job)
 	int prev_via;
 
 	PyErr_Fetch(&type, &value, &tb);
-	baseline_maybe();
+	if (job->before) {
+		job->before();
+	}
 	prev_via = atomic_exchange(&current_via, (int)job->via);
 	job->rc = job->verb->fn(&job->req, &job->out, &job->err);
 	atomic_store(&current_via, prev_via);
@@ -201,7 +157,7 @@ static void job_call(struct sp_job *job)
 	PyErr_Restore(type, value, tb);
 }
 
-/* Set the job's state and wake the agent thread waiting on it. */
+/* Set the job's state and wake the caller waiting on it. */
 static void job_set_state(struct sp_job *job, int state)
 {
 	pthread_mutex_lock(&job->lock);
@@ -210,7 +166,7 @@ static void job_set_state(struct sp_job *job, int state)
 	pthread_mutex_unlock(&job->lock);
 }
 
-/* Claim the job and run it, unless someone else did or the agent gave up.
+/* Claim the job and run it, unless someone else did or the caller gave up.
  * GIL held. */
 static void job_run(struct sp_job *job, enum pyhot_sp_via via)
 {
@@ -219,17 +175,15 @@ static void job_run(struct sp_job *job, enum pyhot_sp_via via)
 	if (!atomic_compare_exchange_strong(&job->state, &expected, JOB_RUNNING)) {
 		return;
 	}
-	/* Under the lock, so that the agent cannot miss the wake-up between
-	 * its check and its wait. */
-	job_set_state(job, JOB_RUNNING);
+	/* Ours alone from here; set before RUNNING is published under the
+	 * lock, so that a caller that sees RUNNING sees how it got there. */
 	job->via = via;
 	job->t_started = pyhot_now();
+	/* Under the lock, so that the caller cannot miss the wake-up between
+	 * its check and its wait. */
+	job_set_state(job, JOB_RUNNING);
 	if (via == PYHOT_SP_PENDING_CALL) {
 		atomic_store(&main_ident, PyThread_get_thread_ident());
-	}
-	if (job_counted(job)) {
-		atomic_fetch_add(via == PYHOT_SP_PENDING_CALL ? &pyhot_agent.via_pending
-							      : &pyhot_agent.via_gil, 1);
 	}
 	job_call(job);
 	job->t_done = pyhot_now();
@@ -277,7 +231,8 @@ static void *sp_gil_thread(void *arg)
 }
 
 /* Start a GIL thread for job. Returns 0 or -errno. Signals stay blocked in
- * it: it inherits the agent thread's mask (every signal blocked). */
+ * it: it inherits the caller's mask (the agent thread and the baseline
+ * thread it starts are born with every signal blocked). */
 static int gil_thread_start(struct sp_job *job)
 {
 	pthread_attr_t attr;
@@ -307,29 +262,34 @@ static int gil_thread_start(struct sp_job *job)
  * CPython 3.8 aborts the process ("Fatal Python error") when
  * Py_AddPendingCall() is called without the GIL once shutdown has begun
  * (_Py_FinishPendingCalls() ran, before the atexit functions): it builds a
- * SystemError on a thread state the caller does not have (fixed in 3.9a6,
- * python/cpython gh-81308). Its flag, _PyRuntime.ceval.pending.finishing,
- * is at a fixed offset in the 3.8 ABI on x86_64 (computed from 3.8's
- * internal headers; test_status_during_shutdown in
- * tests/integration/test_agent_inproc.py fails without this guard). We read it and leave the pending call out once it is set: racy,
- * as we hold no lock, but the flag is set once, just before the atexit
- * functions, which are what take time. The GIL thread still gets there.
+ * SystemError on a thread state the caller does not have (fixed in 3.9).
+ * Its flag, _PyRuntime.ceval.pending.finishing, is at a fixed offset in the
+ * 3.8 ABI on x86_64 (computed from 3.8's internal headers;
+ * test_status_during_shutdown in tests/integration/test_agent_inproc.py
+ * fails without this guard). We read it and leave the pending call out once
+ * it is set: racy, as we hold no lock, but the flag is set once, just before
+ * the atexit functions, which are what take time. The GIL thread still gets
+ * there. docs/safepoints.md tells more.
  */
 #define PY38_PENDING_FINISHING_OFFSET 600
 
+static pthread_once_t py38_runtime_once = PTHREAD_ONCE_INIT;
+static const char *py38_runtime;   /* 3.8's _PyRuntime, or NULL */
+
+static void py38_runtime_find(void)
+{
+	if (strncmp(Py_GetVersion(), "3.8.", 4) == 0) {
+		py38_runtime = dlsym(RTLD_DEFAULT, "_PyRuntime");
+	}
+}
+
+/* Whether the interpreter no longer takes pending calls from a thread
+ * without the GIL (the agent thread and the baseline thread get here). */
 static int pending_calls_closed(void)
 {
-	static const char *runtime;     /* 3.8's _PyRuntime, or NULL */
-	static int checked;
-
-	if (!checked) {
-		if (strncmp(Py_GetVersion(), "3.8.", 4) == 0) {
-			runtime = dlsym(RTLD_DEFAULT, "_PyRuntime");
-		}
-		checked = 1;   /* only the agent thread gets here */
-	}
-	return runtime &&
-	       *(const volatile int *)(runtime + PY38_PENDING_FINISHING_OFFSET) != 0;
+	pthread_once(&py38_runtime_once, py38_runtime_find);
+	return py38_runtime &&
+	       *(const volatile int *)(py38_runtime + PY38_PENDING_FINISHING_OFFSET) != 0;
 }
 
 /* Queue the pending call; 0, or -1 when the queue is full (or Python is not
@@ -377,30 +337,88 @@ static int job_state(struct sp_job *job)
 	return atomic_load(&job->state);
 }
 
+/* Wait until the job is claimed or until time `until`, queueing the pending
+ * call again every `retry` seconds while the queue was full. */
+static void wait_claimed(struct sp_job *job, double until, double retry,
+			 int *queued)
+{
+	double now;
+
+	while (job_state(job) == JOB_PENDING && (now = pyhot_now()) < until) {
+		wait_while(job, JOB_PENDING, *queued ? until : earlier(until, now + retry));
+		if (!*queued && job_state(job) == JOB_PENDING) {
+			*queued = pending_add(job) == 0;
+		}
+	}
+}
+
+/* Give up on a job nobody claimed. 1 when cancelled: a late pending call or
+ * GIL thread then sees CANCELLED and only drops its reference. 0 when it
+ * was claimed after all. */
+static int job_cancel(struct sp_job *job)
+{
+	int expected = JOB_PENDING;
+
+	return atomic_compare_exchange_strong(&job->state, &expected, JOB_CANCELLED);
+}
+
+/* How the claimed job got to its safe point (set before RUNNING was
+ * published under the lock). */
+static enum pyhot_sp_via job_via(struct sp_job *job)
+{
+	enum pyhot_sp_via via;
+
+	pthread_mutex_lock(&job->lock);
+	via = job->via;
+	pthread_mutex_unlock(&job->lock);
+	return via;
+}
+
+/* The job was claimed: wait up to run_ms for the handler to end and hand
+ * its results over. Returns the handler's rc, or -PYHOT_ERR_UNCERTAIN. */
+static int job_finish(struct sp_job *job, long run_ms, char **fields,
+		      struct pyhot_sp_info *info, struct pyhot_err *err)
+{
+	pid_t pid = getpid();
+
+	wait_while(job, JOB_RUNNING, pyhot_now() + (double)run_ms / 1000.0);
+	info->via = job_via(job);
+	if (job_state(job) != JOB_DONE) {
+		info->outcome = PYHOT_SP_UNFINISHED;
+		pyhot_err_set(err, PYHOT_ERR_UNCERTAIN, 0, pid, job->verb->name,
+			      "the handler started (%s) in pid %d but did not "
+			      "finish in time", pyhot_sp_via_name(info->via), (int)pid);
+		pyhot_err_hint(err, "it may still be running; check the target "
+			       "before retrying");
+		return -PYHOT_ERR_UNCERTAIN;
+	}
+	info->outcome = PYHOT_SP_FINISHED;
+	info->wait_ms = (job->t_started - job->t_queued) * 1000.0;
+	info->run_ms = (job->t_done - job->t_started) * 1000.0;
+	*fields = jsonw_finish(&job->out);
+	if (job->rc < 0 && err->kind == PYHOT_OK) {
+		*err = job->err;
+	}
+	return job->rc;
+}
+
 int pyhot_sp_call(const struct pyhot_verb *verb, const struct pyhot_req *req,
-		  char *frame, long timeout_ms, char **fields,
+		  char *frame, const struct pyhot_sp_opts *opts, char **fields,
 		  struct pyhot_sp_info *info, struct pyhot_err *err)
 {
 	const char *step = verb->name;
 	pid_t pid = getpid();
 	struct sp_job *job;
-	double t0 = pyhot_now(), deadline, grace, now;
-	long run_ms, grace_ms;
-	int queued, expected, rc, gil_rc = 1;
+	double t0 = pyhot_now(), deadline, grace;
+	long grace_ms = opts->grace_ms < 0 ? PYHOT_PENDING_GRACE_MS : opts->grace_ms;
+	long run_ms = opts->run_ms < 0 ? PYHOT_SP_RUN_TIMEOUT_MS : opts->run_ms;
+	int queued, rc, gil_rc = 1;
 
 	*fields = NULL;
 	memset(info, 0, sizeof(*info));
-	run_ms = pyhot_req_get_ulong(req, "run_timeout_ms", SP_RUN_TIMEOUT_MS);
-	grace_ms = pyhot_req_get_ulong(req, "grace_ms", PYHOT_PENDING_GRACE_MS);
-	if (grace_ms < 0) {
-		grace_ms = PYHOT_PENDING_GRACE_MS;
-	}
-	if (verb == &baseline_verb) {
-		/* The attach waits for it: take the GIL at once rather than
-		 * after the main thread's grace period. */
-		grace_ms = 0;
-	}
-	job = job_new(verb, req, frame);
+	info->outcome = PYHOT_SP_NOT_QUEUED;
+	info->via = PYHOT_SP_NONE;
+	job = job_new(verb, req, frame, opts->before);
 	if (!job) {
 		free(frame);
 		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, pid, step,
@@ -412,111 +430,32 @@ int pyhot_sp_call(const struct pyhot_verb *verb, const struct pyhot_req *req,
 				     "python is not initialized in pid %d (finalizing?)",
 				     (int)pid);
 	}
-	deadline = t0 + (double)timeout_ms / 1000.0;
-	grace = t0 + (double)grace_ms / 1000.0;
-	if (grace > deadline) {
-		grace = deadline;
-	}
+	deadline = t0 + (double)opts->timeout_ms / 1000.0;
+	grace = earlier(t0 + (double)grace_ms / 1000.0, deadline);
 
 	/* Phase 1: the pending call, retried while the queue is full. */
 	queued = pending_add(job) == 0;
-	while (job_state(job) == JOB_PENDING && (now = pyhot_now()) < grace) {
-		wait_while(job, JOB_PENDING, queued ? grace : earlier(grace, now + 0.001));
-		if (!queued && job_state(job) == JOB_PENDING) {
-			queued = pending_add(job) == 0;
-		}
-	}
+	wait_claimed(job, grace, 0.001, &queued);
 	/* Phase 2: the main thread did not come by; take the GIL ourselves. */
 	if (job_state(job) == JOB_PENDING && pyhot_now() < deadline) {
 		gil_rc = gil_thread_start(job);
 	}
-	while (job_state(job) == JOB_PENDING && (now = pyhot_now()) < deadline) {
-		wait_while(job, JOB_PENDING, queued ? deadline : earlier(deadline, now + 0.010));
-		if (!queued && job_state(job) == JOB_PENDING) {
-			queued = pending_add(job) == 0;
-		}
-	}
+	wait_claimed(job, deadline, 0.010, &queued);
 
-	expected = JOB_PENDING;
-	if (atomic_compare_exchange_strong(&job->state, &expected, JOB_CANCELLED)) {
-		/* Nobody will run it now: a late pending call or GIL thread
-		 * sees CANCELLED and only drops its reference. */
-		if (job_counted(job)) {
-			atomic_fetch_add(&pyhot_agent.timeouts, 1);
-		}
-		pyhot_err_set(err, PYHOT_ERR_TIMEOUT, 0, pid, step,
-			      "no safe point within %ld ms in pid %d: the main thread "
-			      "holds the GIL and runs no Python (stuck in C?)%s",
-			      timeout_ms, (int)pid,
-			      !queued ? "; no pending call could be queued" :
-			      gil_rc < 0 ? "; no thread of ours could wait for the GIL" : "");
-		pyhot_err_hint(err, "the target is unchanged; retry when the main "
-			       "thread runs Python again, or raise timeout_ms");
-		rc = -PYHOT_ERR_TIMEOUT;
+	if (!job_cancel(job)) {
+		rc = job_finish(job, run_ms, fields, info, err);
 		goto out;
 	}
-
-	/* Claimed: the handler runs or ran. Give it run_timeout_ms to end. */
-	wait_while(job, JOB_RUNNING,
-		   pyhot_now() + (double)(run_ms < 0 ? SP_RUN_TIMEOUT_MS : run_ms) / 1000.0);
-	if (job_state(job) != JOB_DONE) {
-		rc = pyhot_err_set(err, PYHOT_ERR_UNCERTAIN, 0, pid, step,
-				   "the handler started (%s) in pid %d but did not "
-				   "finish in time", pyhot_sp_via_name(job->via),
-				   (int)pid);
-		pyhot_err_hint(err, "it may still be running; check the target "
-			       "before retrying");
-		goto out;
-	}
-
-	info->via = job->via;
-	info->wait_ms = (job->t_started - job->t_queued) * 1000.0;
-	info->run_ms = (job->t_done - job->t_started) * 1000.0;
-	*fields = jsonw_finish(&job->out);
-	rc = job->rc;
-	if (rc < 0 && err->kind == PYHOT_OK) {
-		*err = job->err;
-	}
+	info->outcome = PYHOT_SP_TIMED_OUT;
+	rc = pyhot_err_set(err, PYHOT_ERR_TIMEOUT, 0, pid, step,
+			   "no safe point within %ld ms in pid %d: the main thread "
+			   "holds the GIL and runs no Python (stuck in C?)%s",
+			   opts->timeout_ms, (int)pid,
+			   !queued ? "; no pending call could be queued" :
+			   gil_rc < 0 ? "; no thread of ours could wait for the GIL" : "");
+	pyhot_err_hint(err, "the target is unchanged; retry when the main "
+		       "thread runs Python again, or raise timeout_ms");
 out:
 	job_unref(job);
 	return rc;
-}
-
-static void *baseline_thread(void *arg)
-{
-	struct pyhot_sp_info info;
-	struct pyhot_req req;
-	struct pyhot_err err;
-	char *fields = NULL;
-
-	pthread_setname_np(pthread_self(), "pyhot-baseline");
-	memset(&req, 0, sizeof(req));
-	req.verb = baseline_verb.name;
-	pyhot_err_init(&err);
-	if (pyhot_sp_call(&baseline_verb, &req, NULL, PYHOT_DEFAULT_TIMEOUT_MS,
-			  &fields, &info, &err) < 0) {
-		pyhot_agent_note_error(err.msg);
-	}
-	free(fields);
-	return NULL;
-}
-
-void pyhot_sp_baseline_soon(void)
-{
-	pthread_attr_t attr;
-	pthread_t t;
-
-	atomic_store(&baseline_done, 0);
-	atomic_store(&baseline_ready, 0);
-	if (!pyhot_patch_baseline_take) {
-		return;
-	}
-	/* A thread of its own, so that the agent serves requests meanwhile;
-	 * whichever safe point comes first takes the baseline, once. */
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 256u << 10);
-	/* If that fails, the first safe-point request takes it instead. */
-	(void)pthread_create(&t, &attr, baseline_thread, NULL);
-	pthread_attr_destroy(&attr);
 }

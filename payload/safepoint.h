@@ -2,19 +2,21 @@
  * safepoint.h: run a PYHOT_VERB_PYTHON handler at a safe point, exactly once.
  * Private to the payload.
  *
- * How (measured facts in shared/design-notes.md, "Running Python at a safe
- * point"): the agent thread queues a pending call (Py_AddPendingCall needs no
- * GIL), which the main thread runs at its next eval-breaker check while it
- * runs Python. If it has not started after PYHOT_PENDING_GRACE_MS, the main
- * thread is most likely blocked with the GIL released (time.sleep, join,
- * I/O): a short-lived thread of ours then takes the GIL with
- * PyGILState_Ensure. That is a separate thread, never the agent thread,
- * because it may block for ever (the main thread holds the GIL in C) and,
- * during finalization, take_gil may end the calling thread.
+ * How (docs/safepoints.md has the reasons): the calling thread queues a
+ * pending call (Py_AddPendingCall needs no GIL), which the main thread runs
+ * at its next eval-breaker check while it runs Python. If it has not started
+ * after the grace period, the main thread is most likely blocked with the
+ * GIL released (time.sleep, join, I/O): a short-lived thread of ours then
+ * takes the GIL with PyGILState_Ensure. That is a separate thread, never the
+ * caller, because it may block for ever (the main thread holds the GIL in C)
+ * and, during finalization, take_gil may end the calling thread.
  *
  * An atomic state (PENDING -> RUNNING -> DONE, or PENDING -> CANCELLED on
  * timeout) decides who runs the job; the job is refcounted so that a late
  * pending call or a late GIL thread never touches freed memory.
+ *
+ * The safe point knows no caller: it reports how the trip went through
+ * struct pyhot_sp_info, and whoever keeps counters counts from that.
  */
 #ifndef PYHOT_SAFEPOINT_H
 #define PYHOT_SAFEPOINT_H
@@ -23,6 +25,9 @@
 #include "pyhot_err.h"
 #include "request.h"
 #include "verbs.h"
+
+/* How long a handler that has started is waited for, by default. */
+#define PYHOT_SP_RUN_TIMEOUT_MS 60000
 
 enum pyhot_sp_via {
 	PYHOT_SP_NONE,
@@ -33,51 +38,50 @@ enum pyhot_sp_via {
 /* "pending-call", "gil-thread" or "none". */
 const char *pyhot_sp_via_name(enum pyhot_sp_via via);
 
+enum pyhot_sp_outcome {
+	PYHOT_SP_NOT_QUEUED,     /* failed before the trip (no memory, no Python) */
+	PYHOT_SP_TIMED_OUT,      /* no safe point in time: it never ran, never will */
+	PYHOT_SP_UNFINISHED,     /* it started but did not finish in time */
+	PYHOT_SP_FINISHED,       /* the handler returned (maybe an error of its own) */
+};
+
 struct pyhot_sp_info {
-	enum pyhot_sp_via via;
-	double wait_ms;          /* from queueing to the start of the handler */
-	double run_ms;           /* the handler itself */
+	enum pyhot_sp_outcome outcome;
+	enum pyhot_sp_via via;   /* how it got there; NONE when it never started */
+	double wait_ms;          /* FINISHED: from queueing to the start of the handler */
+	double run_ms;           /* FINISHED: the handler itself */
+};
+
+struct pyhot_sp_opts {
+	long timeout_ms;         /* bound on reaching the safe point (> 0) */
+	long grace_ms;           /* the pending call alone, before a GIL thread
+				  * starts; negative: PYHOT_PENDING_GRACE_MS */
+	long run_ms;             /* bound on a handler that has started;
+				  * negative: PYHOT_SP_RUN_TIMEOUT_MS */
+	void (*before)(void);    /* run first at the safe point, GIL held, no
+				  * exception left set; NULL: nothing */
 };
 
 /*
- * Run verb->fn(req, ...) at a safe point and wait for it. Runs on a thread
- * of ours that never holds the GIL (the agent thread, the baseline thread):
- * called with the GIL held it would wait for itself. Request keys (extensions of pyhot_proto.h's, all optional):
- *   timeout_ms      bound on reaching the safe point (the caller passes it)
- *   grace_ms        how long the pending call alone is given before a GIL
- *                   thread is started (default PYHOT_PENDING_GRACE_MS)
- *   run_timeout_ms  bound on a handler that has started (default 60000);
- *                   past it the result is "uncertain"
+ * Run opts->before() then verb->fn(req, ...) at a safe point and wait for
+ * it. Runs on a thread of ours that never holds the GIL (the agent thread,
+ * the baseline thread): called with the GIL held it would wait for itself.
  *
  * frame is the request buffer req points into; the job takes it over
  * (frees it) whatever the outcome, because a handler that is still running
  * when we give up keeps using it.
  *
- * On return, fields holds the JSON members the handler wrote (no braces, ""
- * when none; the caller frees it, NULL when there are none to copy). Returns
- * 0 or a negative pyhot_errkind with err filled: "timeout" when no safe
- * point was reached (the handler never ran and never will), "uncertain" when
- * the handler started but did not finish in time, or the handler's own error.
+ * On return, info says how far the trip went and fields holds the JSON
+ * members the handler wrote (no braces, "" when none; the caller frees it,
+ * NULL when there are none to copy). Returns 0 or a negative pyhot_errkind
+ * with err filled: "timeout" when no safe point was reached (the handler
+ * never ran and never will), "uncertain" when the handler started but did
+ * not finish in time, or the handler's own error.
  */
 int pyhot_sp_call(const struct pyhot_verb *verb, const struct pyhot_req *req,
-		  char *frame, long timeout_ms, char **fields,
+		  char *frame, const struct pyhot_sp_opts *opts, char **fields,
 		  struct pyhot_sp_info *info, struct pyhot_err *err)
 	PYHOT_MUST_CHECK;
-
-/*
- * Record the patch engine's baseline at the first safe point after boot
- * (the engine needs the source as it was when we attached). A short-lived
- * thread runs it through pyhot_sp_call() (so by pending call or GIL thread,
- * within PYHOT_DEFAULT_TIMEOUT_MS) while the agent serves requests; if it
- * times out, the first safe-point request takes the baseline before its
- * handler. Nothing happens when the engine is not linked in. Agent thread.
- */
-void pyhot_sp_baseline_soon(void);
-
-/* Whether the baseline of this boot is recorded (or there is no engine to
- * take one): `pyhot attach` waits for it, so that an edit made after the
- * attach returns is always seen as a change. Any thread; no GIL. */
-int pyhot_sp_baseline_ready(void);
 
 /* How the handler that is running now reached its safe point (for "status";
  * valid only inside a handler). */
@@ -87,8 +91,8 @@ enum pyhot_sp_via pyhot_sp_current_via(void);
  * run on it, or 0. */
 unsigned long pyhot_sp_main_ident(void);
 
-/* Forget every job and GIL thread after fork() in the child (the child has
- * none of our threads; the jobs it inherited are leaked, never touched). */
+/* Forget every GIL thread after fork() in the child (the child has none of
+ * our threads; the jobs it inherited are leaked, never touched). */
 void pyhot_sp_atfork_child(void);
 
 #endif /* PYHOT_SAFEPOINT_H */

@@ -1,7 +1,8 @@
-/* verb_exec.c: the "exec" verb (see verb_cli.h). */
+/* verb_exec.c: the "exec" verb, which runs Python source in the target or
+ * lists its modules (see verb_exec.h). */
 #include <Python.h>
 
-#include "verb_cli.h"
+#include "verb_exec.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -72,6 +73,23 @@ static const char exec_driver[] =
 	"    return out.getvalue(), err.getvalue(), value, tb, what\n"
 	"result = _run(code, filename, ns)\n";
 
+/* name: file, both borrowed str. A key needs a C string: a name that has
+ * a NUL in it is left out. */
+static void module_write(struct jsonw *out, PyObject *name, PyObject *file)
+{
+	PyObject *b;              /* owned */
+	char *s;
+	Py_ssize_t n;
+
+	b = PyUnicode_AsEncodedString(name, "utf-8", "surrogateescape");
+	if (b && PyBytes_AsStringAndSize(b, &s, &n) == 0 && strlen(s) == (size_t)n) {
+		jsonw_key(out, s);
+		pyhot_json_pystr(out, file);
+	}
+	Py_XDECREF(b);
+	PyErr_Clear();
+}
+
 /* "modules": {name: __file__}. */
 static int list_modules(struct jsonw *out, struct pyhot_err *err)
 {
@@ -102,21 +120,7 @@ static int list_modules(struct jsonw *out, struct pyhot_err *err)
 			PyErr_Clear();
 			continue;
 		}
-		/* A module name as a key: keys need a C string. */
-		{
-			PyObject *b = PyUnicode_AsEncodedString(name, "utf-8",
-								"surrogateescape");   /* owned */
-			char *s;
-			Py_ssize_t n;
-
-			if (b && PyBytes_AsStringAndSize(b, &s, &n) == 0 &&
-			    strlen(s) == (size_t)n) {
-				jsonw_key(out, s);
-				pyhot_json_pystr(out, file);
-			}
-			Py_XDECREF(b);
-			PyErr_Clear();
-		}
+		module_write(out, name, file);
 	}
 	jsonw_object_end(out);
 	Py_DECREF(mods);
@@ -133,20 +137,86 @@ static void key_item(struct jsonw *out, const char *key, PyObject *t, Py_ssize_t
 	pyhot_json_key_pystr(out, key, v && v != Py_None ? v : NULL);
 }
 
+/* d[key] = text as a str (invalid UTF-8 kept as surrogate escapes). 0, or
+ * -1 with the error set. */
+static int dict_set_text(PyObject *d, const char *key, const char *text)
+{
+	PyObject *v;              /* owned */
+	int rc;
+
+	v = PyUnicode_DecodeUTF8(text, (Py_ssize_t)strlen(text), "surrogateescape");
+	rc = v ? PyDict_SetItemString(d, key, v) : -1;
+	Py_XDECREF(v);
+	return rc;
+}
+
+/* The driver's globals: code, filename, and ns, the code's fresh namespace
+ * {"__name__": "__pyhot_exec__", "__builtins__": builtins}. A new
+ * reference, or NULL with the error set. */
+static PyObject *driver_globals(const char *code, const char *filename)
+{
+	PyObject *g = PyDict_New();    /* owned */
+	PyObject *ns = PyDict_New();   /* owned */
+	int ok;
+
+	ok = g && ns &&
+	     PyDict_SetItemString(g, "__builtins__", PyEval_GetBuiltins()) == 0 &&
+	     PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) == 0 &&
+	     dict_set_text(ns, "__name__", "__pyhot_exec__") == 0 &&
+	     dict_set_text(g, "code", code) == 0 &&
+	     dict_set_text(g, "filename", filename) == 0 &&
+	     PyDict_SetItemString(g, "ns", ns) == 0;
+	Py_XDECREF(ns);
+	if (!ok) {
+		Py_CLEAR(g);
+	}
+	return g;
+}
+
+/* Write what the driver left (result, borrowed: stdout, stderr, value,
+ * traceback, "Type: message") into out. Fails when the code raised. */
+static int result_write(struct jsonw *out, PyObject *result, struct pyhot_err *err)
+{
+	PyObject *what;           /* borrowed */
+	PyObject *b;              /* owned */
+	char *s = NULL;
+	Py_ssize_t n = 0;
+	int r;
+
+	if (!result || !PyTuple_Check(result) || PyTuple_Size(result) != 5) {
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, getpid(), "exec",
+				     "the exec driver left no result");
+	}
+	key_item(out, "stdout", result, 0);
+	key_item(out, "stderr", result, 1);
+	key_item(out, "value", result, 2);
+	if (PyTuple_GetItem(result, 3) == Py_None) {
+		return 0;
+	}
+	what = PyTuple_GetItem(result, 4);
+	b = what ? PyUnicode_AsEncodedString(what, "utf-8", "replace") : NULL;
+	key_item(out, "traceback", result, 3);
+	key_item(out, "exception", result, 4);
+	if (!b || PyBytes_AsStringAndSize(b, &s, &n) < 0) {
+		s = NULL;
+	}
+	r = pyhot_err_set(err, PYHOT_ERR_FAILED, 0, getpid(), "exec", "%.*s",
+			  s ? (int)(n > 400 ? 400 : n) : 9, s ? s : "exception");
+	Py_XDECREF(b);
+	return r;
+}
+
 int pyhot_verb_exec(const struct pyhot_req *req, struct jsonw *out,
 		    struct pyhot_err *err)
 {
 	const char *list = pyhot_req_get(req, "list");
 	const char *code = pyhot_req_get(req, "code");
 	const char *filename = pyhot_req_get(req, "filename");
-	PyObject *g = NULL;       /* owned: the driver's globals */
-	PyObject *ns = NULL;      /* owned: the code's namespace */
+	PyObject *g;              /* owned: the driver's globals */
 	PyObject *driver = NULL;  /* owned */
 	PyObject *res = NULL;     /* owned */
-	PyObject *result;         /* borrowed */
-	PyObject *v = NULL;       /* owned */
 	char what[1024];
-	int r = 0;
+	int r;
 
 	if (list) {
 		if (strcmp(list, "modules") != 0) {
@@ -162,80 +232,26 @@ int pyhot_verb_exec(const struct pyhot_req *req, struct jsonw *out,
 	if (!filename || !*filename) {
 		filename = "<pyhot-exec>";
 	}
-	g = PyDict_New();
-	ns = PyDict_New();
-	if (!g || !ns) {
-		goto error;
+	g = driver_globals(code, filename);
+	if (g) {
+		driver = Py_CompileString(exec_driver, "<pyhot-driver>", Py_file_input);
 	}
-	if (PyDict_SetItemString(g, "__builtins__", PyEval_GetBuiltins()) < 0 ||
-	    PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0) {
-		goto error;
+	if (driver) {
+		res = PyEval_EvalCode(driver, g, g);
 	}
-	v = PyUnicode_FromString("__pyhot_exec__");
-	if (!v || PyDict_SetItemString(ns, "__name__", v) < 0) {
-		goto error;
-	}
-	Py_CLEAR(v);
-	v = PyUnicode_DecodeUTF8(code, (Py_ssize_t)strlen(code), "surrogateescape");
-	if (!v || PyDict_SetItemString(g, "code", v) < 0) {
-		goto error;
-	}
-	Py_CLEAR(v);
-	v = PyUnicode_DecodeUTF8(filename, (Py_ssize_t)strlen(filename), "surrogateescape");
-	if (!v || PyDict_SetItemString(g, "filename", v) < 0) {
-		goto error;
-	}
-	Py_CLEAR(v);
-	if (PyDict_SetItemString(g, "ns", ns) < 0) {
-		goto error;
-	}
-	driver = Py_CompileString(exec_driver, "<pyhot-driver>", Py_file_input);
-	if (!driver) {
-		goto error;
-	}
-	res = PyEval_EvalCode(driver, g, g);
-	if (!res) {
-		goto error;
-	}
-	result = PyDict_GetItemString(g, "result");
-	if (!result || !PyTuple_Check(result) || PyTuple_Size(result) != 5) {
+	if (res) {
+		r = result_write(out, PyDict_GetItemString(g, "result"), err);
+	} else {
+		pyhot_py_exc_take(what, sizeof(what));
 		r = pyhot_err_set(err, PYHOT_ERR_FAILED, 0, getpid(), "exec",
-				  "the exec driver left no result");
-		goto out;
+				  "the exec driver failed: %s", what);
 	}
-	key_item(out, "stdout", result, 0);
-	key_item(out, "stderr", result, 1);
-	key_item(out, "value", result, 2);
-	if (PyTuple_GetItem(result, 3) != Py_None) {
-		PyObject *w = PyTuple_GetItem(result, 4);   /* borrowed */
-		PyObject *b = w ? PyUnicode_AsEncodedString(w, "utf-8", "replace")
-				: NULL;                     /* owned */
-		char *s = NULL;
-		Py_ssize_t n = 0;
-
-		key_item(out, "traceback", result, 3);
-		key_item(out, "exception", result, 4);
-		if (!b || PyBytes_AsStringAndSize(b, &s, &n) < 0) {
-			s = NULL;
-		}
-		r = pyhot_err_set(err, PYHOT_ERR_FAILED, 0, getpid(), "exec", "%.*s",
-				  s ? (int)(n > 400 ? 400 : n) : 9, s ? s : "exception");
-		Py_XDECREF(b);
-	}
-	goto out;
-error:
-	pyhot_py_exc_take(what, sizeof(what));
-	r = pyhot_err_set(err, PYHOT_ERR_FAILED, 0, getpid(), "exec",
-			  "the exec driver failed: %s", what);
-out:
 	/* _run's globals are g itself: break the cycle now. */
 	if (g) {
 		PyDict_Clear(g);
 	}
-	Py_XDECREF(v);
 	Py_XDECREF(res);
 	Py_XDECREF(driver);
-	Py_XDECREF(ns);
 	Py_XDECREF(g);
 	PyErr_Clear();
 	return r;

@@ -1,58 +1,16 @@
-/* verb_stack.c: the "stack" verb (see verb_cli.h). */
+/* verb_stack.c: the "stack" verb, the Python stack of every thread (see
+ * verb_stack.h). */
 #include <Python.h>
 
-#include "verb_cli.h"
+#include "verb_stack.h"
 
 #include <unistd.h>
 
+#include "pythreads.h"
 #include "pyutil.h"
 #include "safepoint.h"
 
 #define STACK_MAX_FRAMES 512
-
-/* A new reference to threading.<name>, or NULL (no error set). threading
- * is only looked at when the program imported it: importing it here, maybe
- * from a thread of ours, would change what it thinks the main thread is. */
-static PyObject *threading_attr(const char *name)
-{
-	PyObject *modules;        /* borrowed */
-	PyObject *threading;      /* borrowed */
-	PyObject *v;              /* owned */
-
-	modules = PyImport_GetModuleDict();
-	threading = modules ? PyDict_GetItemString(modules, "threading") : NULL;
-	if (!threading) {
-		return NULL;
-	}
-	v = PyObject_GetAttrString(threading, name);
-	if (!v) {
-		PyErr_Clear();
-	}
-	return v;
-}
-
-/* The main thread's ident, or 0 when unknown. */
-static unsigned long main_ident(void)
-{
-	PyObject *main;           /* owned */
-	PyObject *ident = NULL;   /* owned */
-	unsigned long id = 0;
-
-	if (pyhot_sp_current_via() == PYHOT_SP_PENDING_CALL) {
-		return PyThread_get_thread_ident();
-	}
-	main = threading_attr("_main_thread");
-	if (main) {
-		ident = PyObject_GetAttrString(main, "ident");
-	}
-	if (ident && PyLong_Check(ident)) {
-		id = PyLong_AsUnsignedLong(ident);
-	}
-	Py_XDECREF(ident);
-	Py_XDECREF(main);
-	PyErr_Clear();
-	return id ? id : pyhot_sp_main_ident();
-}
 
 /* key: getattr(o, attr) as a string, or null. */
 static void key_attr_str(struct jsonw *out, const char *key, PyObject *o,
@@ -86,55 +44,6 @@ static void key_attr_int(struct jsonw *out, const char *key, PyObject *o,
 		}
 	}
 	Py_XDECREF(v);
-	PyErr_Clear();
-}
-
-/* One frame: {"file", "line", "function", "source"}. frame borrowed. */
-static void frame_write(struct jsonw *out, PyObject *frame, PyObject *getline)
-{
-	PyObject *code = NULL;    /* owned */
-	PyObject *file = NULL;    /* owned */
-	PyObject *func = NULL;    /* owned */
-	PyObject *line = NULL;    /* owned */
-	PyObject *src = NULL;     /* owned */
-	PyObject *stripped = NULL;   /* owned */
-	long n = -1;
-
-	code = PyObject_GetAttrString(frame, "f_code");
-	if (code) {
-		file = PyObject_GetAttrString(code, "co_filename");
-		func = PyObject_GetAttrString(code, "co_name");
-	}
-	PyErr_Clear();
-	line = PyObject_GetAttrString(frame, "f_lineno");
-	if (line && PyLong_Check(line)) {
-		n = PyLong_AsLong(line);
-	}
-	PyErr_Clear();
-	if (getline && file && n > 0) {
-		src = PyObject_CallFunction(getline, "Ol", file, n);
-		if (src && PyUnicode_Check(src)) {
-			stripped = PyObject_CallMethod(src, "strip", NULL);
-		}
-		PyErr_Clear();
-	}
-	jsonw_object_begin(out);
-	pyhot_json_key_pystr(out, "file", file);
-	jsonw_key(out, "line");
-	if (n < 0) {
-		jsonw_null(out);
-	} else {
-		jsonw_int(out, n);
-	}
-	pyhot_json_key_pystr(out, "function", func);
-	pyhot_json_key_pystr(out, "source", stripped);
-	jsonw_object_end(out);
-	Py_XDECREF(stripped);
-	Py_XDECREF(src);
-	Py_XDECREF(line);
-	Py_XDECREF(func);
-	Py_XDECREF(file);
-	Py_XDECREF(code);
 	PyErr_Clear();
 }
 
@@ -177,7 +86,8 @@ static void frames_write(struct jsonw *out, PyObject *frame, PyObject *getline)
 	jsonw_array_begin(out);
 	n = PyList_Size(stack);
 	for (i = n - 1; i >= 0; i--) {
-		frame_write(out, PyList_GetItem(stack, i), getline);
+		pyhot_frame_write(out, PyList_GetItem(stack, i),
+				  PYHOT_FRAME_WITH_SOURCE, getline);
 	}
 	jsonw_array_end(out);
 	jsonw_key_bool(out, "truncated", truncated);
@@ -215,49 +125,18 @@ static void thread_write(struct jsonw *out, PyObject *ident, PyObject *frame,
 	jsonw_object_end(out);
 }
 
-int pyhot_verb_stack(const struct pyhot_req *req, struct jsonw *out,
-		     struct pyhot_err *err)
+/* "threads": the main thread first, when it has a frame, then the others.
+ * frames ({ident: frame}) borrowed; active (threading._active, a copy) and
+ * getline borrowed, may be NULL. */
+static void threads_write(struct jsonw *out, PyObject *frames, PyObject *active,
+			  PyObject *getline)
 {
-	PyObject *current_frames;     /* borrowed */
-	PyObject *frames = NULL;      /* owned: {ident: frame} */
-	PyObject *active_live = NULL; /* owned: threading._active */
-	PyObject *active = NULL;      /* owned: a copy of it */
-	PyObject *linecache = NULL;   /* owned */
-	PyObject *getline = NULL;     /* owned */
 	PyObject *key, *frame;        /* borrowed */
 	PyObject *main_key = NULL;    /* owned */
 	PyObject *main_frame = NULL;  /* borrowed */
+	unsigned long mid = pyhot_main_thread_ident();
 	Py_ssize_t pos = 0;
-	unsigned long mid;
-	int r = 0;
 
-	current_frames = PySys_GetObject("_current_frames");
-	if (current_frames) {
-		frames = PyObject_CallObject(current_frames, NULL);
-	}
-	if (!frames || !PyDict_Check(frames)) {
-		char what[512];
-
-		pyhot_py_exc_take(what, sizeof(what));
-		r = pyhot_err_set(err, PYHOT_ERR_FAILED, 0, getpid(), "stack",
-				  "sys._current_frames() failed: %s",
-				  what[0] ? what : "not a dict");
-		goto out;
-	}
-	/* A copy: the dict of live threads changes as threads start and end. */
-	active_live = threading_attr("_active");
-	if (active_live && PyDict_Check(active_live)) {
-		active = PyDict_Copy(active_live);
-	}
-	PyErr_Clear();
-	linecache = PyImport_ImportModule("linecache");
-	if (linecache) {
-		getline = PyObject_GetAttrString(linecache, "getline");
-	}
-	PyErr_Clear();
-
-	mid = main_ident();
-	jsonw_key_str(out, "via", pyhot_sp_via_name(pyhot_sp_current_via()));
 	jsonw_key(out, "threads");
 	jsonw_array_begin(out);
 	if (mid && (main_key = PyLong_FromUnsignedLong(mid))) {
@@ -280,13 +159,44 @@ int pyhot_verb_stack(const struct pyhot_req *req, struct jsonw *out,
 			     0, getline);
 	}
 	jsonw_array_end(out);
-out:
 	Py_XDECREF(main_key);
+	PyErr_Clear();
+}
+
+int pyhot_verb_stack(const struct pyhot_req *req, struct jsonw *out,
+		     struct pyhot_err *err)
+{
+	PyObject *frames;             /* owned: {ident: frame} */
+	PyObject *active_live = NULL; /* owned: threading._active */
+	PyObject *active = NULL;      /* owned: a copy of it */
+	PyObject *linecache = NULL;   /* owned */
+	PyObject *getline = NULL;     /* owned */
+	char why[512];
+
+	frames = pyhot_current_frames(why, sizeof(why));
+	if (!frames) {
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, getpid(), "stack",
+				     "sys._current_frames() failed: %s", why);
+	}
+	/* A copy: the dict of live threads changes as threads start and end. */
+	active_live = pyhot_threading_attr("_active");
+	if (active_live && PyDict_Check(active_live)) {
+		active = PyDict_Copy(active_live);
+	}
+	PyErr_Clear();
+	linecache = PyImport_ImportModule("linecache");
+	if (linecache) {
+		getline = PyObject_GetAttrString(linecache, "getline");
+	}
+	PyErr_Clear();
+
+	jsonw_key_str(out, "via", pyhot_sp_via_name(pyhot_sp_current_via()));
+	threads_write(out, frames, active, getline);
 	Py_XDECREF(getline);
 	Py_XDECREF(linecache);
 	Py_XDECREF(active);
 	Py_XDECREF(active_live);
-	Py_XDECREF(frames);
+	Py_DECREF(frames);
 	PyErr_Clear();
-	return r;
+	return 0;
 }

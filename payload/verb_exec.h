@@ -1,28 +1,15 @@
 /*
- * verb_cli.h: the verbs behind pyhot stack, exec and watch (verb_stack.c,
- * verb_exec.c). Private to the payload; rows in pyhot_verbs[] (verbs.c).
- * Both are PYHOT_VERB_PYTHON handlers: GIL held at a safe point, no Python
+ * verb_exec.h: the "exec" verb, behind `pyhot exec` and (its module list)
+ * `pyhot watch`. Private to the payload; a row of pyhot_verbs[] (verbs.c).
+ * A PYHOT_VERB_PYTHON handler: GIL held at a safe point, no Python
  * exception left set.
  */
-#ifndef PYHOT_VERB_CLI_H
-#define PYHOT_VERB_CLI_H
+#ifndef PYHOT_VERB_EXEC_H
+#define PYHOT_VERB_EXEC_H
 
 #include "jsonw.h"
 #include "pyhot_err.h"
 #include "request.h"
-
-/*
- * "stack": the Python stack of every thread that has one.
- *   -> "threads": [{"ident", "tid" (native id or null), "name" (or null),
- *        "main": bool, "daemon": bool|null, "frames": [{"file", "line",
- *        "function", "source"}] (oldest call first, as in a traceback),
- *        "truncated": bool}], "via": "pending-call"|"gil-thread".
- * Thread names come from threading._active (read without its lock, which the
- * interrupted code may hold); source lines from linecache. Never fails
- * because of one unreadable frame or thread: the field is null.
- */
-int pyhot_verb_stack(const struct pyhot_req *req, struct jsonw *out,
-		     struct pyhot_err *err);
 
 /*
  * "exec": run Python source in the target.
@@ -45,4 +32,4 @@ int pyhot_verb_stack(const struct pyhot_req *req, struct jsonw *out,
 int pyhot_verb_exec(const struct pyhot_req *req, struct jsonw *out,
 		    struct pyhot_err *err);
 
-#endif /* PYHOT_VERB_CLI_H */
+#endif /* PYHOT_VERB_EXEC_H */
