@@ -2,8 +2,9 @@
  * cli.h: the pieces of the pyhot command (cli/).
  *
  * main.c parses the command line (args.c), sets up output (out.c) and runs
- * one command (cmd_*.c). Everything but main() lives in build/libpyhot.a so
- * that unit tests can link it. The option and command tables in args.c are
+ * one command (cmd_*.c). Everything but main() lives in build/libpyhot-cli.a
+ * so that unit tests can link it; the attach library is
+ * build/libpyhot-attach.a. The option and command tables in args.c are
  * the single source of --help; tests/integration checks them against
  * man/pyhot.1.
  */
