@@ -1,5 +1,6 @@
 /*
- * pyhot_proto.h: how the CLI and the agent inside the target talk.
+ * pyhot_proto.h: how the CLI, the injector and the agent inside the target
+ * talk.
  *
  * The contract between the CLI (cli/), the injector (attach/: the boot
  * symbol and the memfd's name) and the payload's agent; it lives in common/
