@@ -1,6 +1,8 @@
 # pyhot: patch a running CPython process in place.
 #
-#   make                 build build/pyhot and build/pyhot-payload.so
+#   make                 build build/pyhot and build/pyhot-payload.so (and the
+#                        libraries they come from: build/libpyhot-attach.a,
+#                        attach/ with common/; build/libpyhot-cli.a, cli/)
 #   make check           install missing Debian packages, build, run every test tier
 #   make bench           print the benchmark figures
 #   make demo            start a real Flask service, attach, patch it, show the change
@@ -28,8 +30,17 @@ WARN      := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
 ifneq ($(CI),)
 WERROR    ?= -Werror
 endif
-BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(WERROR) -MMD -MP \
-	       -Icommon -Iattach -Iattach/arch/$(ARCH) -Ipayload -Ipayload/patch -Icli
+BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(WERROR) -MMD -MP
+
+# Each component sees its own headers and those of the components below it:
+# common/ for everyone; attach/ (with its architecture folder) for itself
+# and cli/; the payload only common/ and its own. Tests see what they test.
+INC_COMMON  := -Icommon
+INC_ATTACH  := $(INC_COMMON) -Iattach -Iattach/arch/$(ARCH)
+INC_CLI     := $(INC_ATTACH) -Icli
+INC_PAYLOAD := $(INC_COMMON) -Ipayload -Ipayload/patch
+INC_UNIT    := $(INC_CLI) -Ipayload
+INC_LIVE    := $(INC_ATTACH)
 
 ifneq ($(SANITIZE),)
 SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
@@ -58,7 +69,13 @@ PAYLOAD_PURE := payload/jsonw.c payload/request.c
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 pic = $(patsubst %.c,$(B)/pic/%.o,$(1))
 
-LIB_OBJS    := $(call obj,$(COMMON_SRC) $(ATTACH_SRC) $(CLI_SRC) $(PAYLOAD_PURE))
+# attach/ is a library (with common/); the CLI is built on it. The unit
+# tests link both, and the payload's pure C files.
+ATTACH_LIB  := $(B)/libpyhot-attach.a
+CLI_LIB     := $(B)/libpyhot-cli.a
+PURE_LIB    := $(B)/tests/libpyhot-payload-pure.a
+ATTACH_OBJS := $(call obj,$(COMMON_SRC) $(ATTACH_SRC))
+CLI_OBJS    := $(call obj,$(CLI_SRC))
 PAYLOAD_OBJS := $(call pic,$(PAYLOAD_SRC))
 
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(wildcard tests/unit/test_*.c))
@@ -68,7 +85,7 @@ VICTIMS     := $(patsubst tests/victims/%.c,$(B)/tests/victims/%,$(filter-out te
 VICTIMS     += $(patsubst tests/victims/%.c,$(B)/tests/victims/%.so,$(wildcard tests/victims/lib*.c))
 # The patch engine with a test entry point, loaded by ctypes into a Python
 # process for fast in-process engine tests (tests/engine/shim.c).
-ENGINE_SO   := $(if $(wildcard tests/engine/shim.c),$(B)/tests/pyhot-engine-test.so)
+ENGINE_SO   := $(B)/tests/pyhot-engine-test.so
 
 .PHONY: all deps check check-unit check-live check-integration bench demo \
 	install uninstall clean noopt
@@ -82,20 +99,35 @@ noopt:
 deps:
 	@scripts/setup.sh
 
+# INC: the include folders of the component an object belongs to.
+$(call obj,$(COMMON_SRC)): INC := $(INC_COMMON)
+$(call obj,$(ATTACH_SRC)): INC := $(INC_ATTACH)
+$(CLI_OBJS) $(call obj,cli/main.c): INC := $(INC_CLI)
+$(call obj,$(PAYLOAD_PURE)) $(PAYLOAD_OBJS) $(call pic,tests/engine/shim.c): INC := $(INC_PAYLOAD)
+
 $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(CLI_INC) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+	$(CC) $(BASE_CFLAGS) $(INC) $(CLI_INC) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
 $(B)/pic/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(PY_CFLAGS) -DPy_LIMITED_API=0x03080000 -DPYHOT_PAYLOAD \
+	$(CC) $(BASE_CFLAGS) $(INC) $(PY_CFLAGS) -DPy_LIMITED_API=0x03080000 -DPYHOT_PAYLOAD \
 		-fPIC -fvisibility=hidden $(CFLAGS) $(PAYLOAD_SAN) -c -o $@ $<
 
-$(B)/libpyhot.a: $(LIB_OBJS)
+$(ATTACH_LIB): $(ATTACH_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(B)/pyhot: $(call obj,cli/main.c) $(B)/libpyhot.a
+$(CLI_LIB): $(CLI_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(PURE_LIB): $(call obj,$(PAYLOAD_PURE))
+	@mkdir -p $(@D)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/pyhot: $(call obj,cli/main.c) $(CLI_LIB) $(ATTACH_LIB)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(CLI_LIBS)
 
 # -z nodelete: the payload is never unloaded (a pending call into an
@@ -106,15 +138,15 @@ $(B)/pyhot-payload.so: $(PAYLOAD_OBJS) payload/exports.map
 		-Wl,-z,nodelete -Wl,--version-script=payload/exports.map \
 		-Wl,--build-id -pthread
 
-$(B)/tests/unit/%: tests/unit/%.c $(B)/libpyhot.a
+$(B)/tests/unit/%: tests/unit/%.c $(CLI_LIB) $(PURE_LIB) $(ATTACH_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(CLI_INC) $(CFLAGS) $(SAN_FLAGS) -o $@ $< $(B)/libpyhot.a \
-		$(CLI_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(BASE_CFLAGS) $(INC_UNIT) $(CLI_INC) $(CFLAGS) $(SAN_FLAGS) -o $@ $< \
+		$(CLI_LIB) $(PURE_LIB) $(ATTACH_LIB) $(CLI_LIBS) $(CMOCKA_LIBS)
 
-$(B)/tests/live/%: tests/live/%.c $(B)/libpyhot.a
+$(B)/tests/live/%: tests/live/%.c $(ATTACH_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(CLI_INC) $(CFLAGS) $(SAN_FLAGS) -o $@ $< $(B)/libpyhot.a \
-		$(CLI_LIBS) $(CMOCKA_LIBS) -pthread
+	$(CC) $(BASE_CFLAGS) $(INC_LIVE) $(CLI_INC) $(CFLAGS) $(SAN_FLAGS) -o $@ $< \
+		$(ATTACH_LIB) $(CLI_LIBS) $(CMOCKA_LIBS) -pthread
 
 # Victims are plain, uninstrumented programs, as targets are.
 $(B)/tests/victims/%: tests/victims/%.c

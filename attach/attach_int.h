@@ -44,6 +44,9 @@ int attach_maps_next(const char **cursor, struct attach_map *m);
 
 /* The mapping's path equals s (NUL-terminated). */
 int attach_map_path_is(const struct attach_map *m, const char *s);
+/* The mapping is the first one (file offset 0) of a payload loaded from
+ * its memfd (PYHOT_MEMFD_NAME). */
+int attach_map_is_payload(const struct attach_map *m);
 /* The basename of the mapping's path, copied into buf. */
 void attach_map_basename(const struct attach_map *m, char *buf, size_t len);
 
@@ -103,6 +106,13 @@ unsigned long attach_elf_first_load(const struct attach_elf *e);
 
 /* The GNU build id, or 0 bytes when there is none. */
 size_t attach_elf_build_id(struct attach_elf *e, unsigned char *buf, size_t len);
+
+/* The GNU build id of the ELF object mapped at base in pid, read from the
+ * target's memory (the file may be a memfd we cannot open), and the
+ * page-aligned p_vaddr of its first PT_LOAD in *first_load. Returns the
+ * id's length, or 0 when it cannot be read. */
+size_t attach_elf_remote_build_id(pid_t pid, unsigned long base, unsigned char *buf,
+				  size_t len, unsigned long *first_load);
 
 /* Open the file behind a mapping of pid: /proc/PID/root/<path>, then
  * /proc/PID/map_files/<start>-<end>. */

@@ -13,8 +13,21 @@
 #include "arch.h"
 #include "pyhot_err.h"
 
+/*
+ * The window in which a thread of the target is ours: SIGCHLD (so that
+ * attach_wait() can sleep on it) and SIGINT, SIGTERM, SIGHUP (an injector
+ * killed mid-call would leave the borrowed thread returning to address 0)
+ * blocked in the calling thread. One per attach_chld_block() /
+ * attach_chld_restore() pair, on the caller's stack.
+ */
+struct attach_chld {
+	sigset_t old;             /* the mask to put back */
+	int foreign;              /* a SIGCHLD about another child was taken */
+};
+
 struct attach_thread {
 	pid_t pid, tid;
+	struct attach_chld *chld; /* the window the thread is stopped in */
 	int seized;               /* we are its tracer */
 	int stopped;              /* in a ptrace stop we can act on */
 	int gone;                 /* exited (or the process did) while seized */
@@ -27,7 +40,7 @@ struct attach_thread {
 double attach_now_ms(void);
 
 /*
- * Seize tid and wait (at most wait_ms, then as long as it takes the thread
+ * Seize tid, inside the window chld (attach_chld_block() done), and wait (at most wait_ms, then as long as it takes the thread
  * to reach the stop, bounded by a hard limit) for its PTRACE_EVENT_STOP.
  * Reads its registers; a system call that would return a stray -EINTR
  * because of the stop is rewound to run again (th->regs_dirty).
@@ -36,8 +49,8 @@ double attach_now_ms(void);
  * released: ptrace refused (with a diagnosis), the process exited ("pid N
  * exited during attach") or was stopped by a signal.
  */
-int attach_thread_stop(struct attach_thread *th, pid_t pid, pid_t tid,
-		       unsigned int wait_ms, struct pyhot_err *err) PYHOT_MUST_CHECK;
+int attach_thread_stop(struct attach_thread *th, struct attach_chld *chld, pid_t pid,
+		       pid_t tid, unsigned int wait_ms, struct pyhot_err *err) PYHOT_MUST_CHECK;
 
 /* Write back th->regs when dirty and PTRACE_DETACH: the thread goes on
  * untraced. Harmless on a thread that is gone or was never seized. */
@@ -52,21 +65,20 @@ int attach_pid_alive(pid_t pid);
 /*
  * waitpid(tid, __WALL) bounded by deadline_ms (attach_now_ms() clock). A
  * ptrace stop cannot be waited for with a timeout: this sleeps in
- * sigtimedwait(SIGCHLD), which the caller must have blocked with
- * attach_chld_block(). Returns 1 with *status, 0 on timeout, -errno.
+ * sigtimedwait(SIGCHLD), inside the window chld. A SIGCHLD about another
+ * child is noted in chld->foreign. Returns 1 with *status, 0 on timeout,
+ * -errno.
  */
-int attach_wait(pid_t tid, int *status, double deadline_ms) PYHOT_MUST_CHECK;
+int attach_wait(struct attach_chld *chld, pid_t tid, int *status,
+		double deadline_ms) PYHOT_MUST_CHECK;
 
 /*
- * Block SIGCHLD (so that attach_wait() can sleep on it) and SIGINT,
- * SIGTERM, SIGHUP (an injector killed mid-call would leave the borrowed
- * thread returning to address 0) in the calling thread, for the window in
- * which a thread of the target is ours. attach_chld_restore() puts the old
- * mask back and re-raises a SIGCHLD we took that was not about our tracee.
+ * Open the window chld (see struct attach_chld). attach_chld_restore()
+ * closes it: puts the old mask back and re-raises a SIGCHLD we took that
+ * was not about our tracee.
  */
-int attach_chld_block(sigset_t *old) PYHOT_MUST_CHECK;
-void attach_chld_restore(const sigset_t *old);
-extern int attach_chld_foreign;
+int attach_chld_block(struct attach_chld *chld) PYHOT_MUST_CHECK;
+void attach_chld_restore(struct attach_chld *chld);
 
 /* Fill err with why what ("ptrace(PTRACE_SEIZE, 12)", "read('/proc/12/maps')")
  * failed with EPERM or EACCES: TracerPid, uid without CAP_SYS_PTRACE, yama

@@ -221,3 +221,57 @@ int attach_elf_open_mapped(pid_t pid, const struct attach_map *m,
 	return pyhot_err_set(err, first.kind, first.sys_errno, pid, "elf", "%s",
 			     first.msg + strlen("elf: "));
 }
+
+size_t attach_elf_remote_build_id(pid_t pid, unsigned long base, unsigned char *buf,
+				  size_t len, unsigned long *first_load)
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph[32];
+	unsigned char notes[512];
+	size_t i, n, off;
+	int have_load = 0;
+	unsigned long bias = 0, note_vaddr = 0, note_size = 0;
+
+	if (attach_mem_read(pid, base, &eh, sizeof(eh)) != 0 ||
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+	    eh.e_phentsize != sizeof(Elf64_Phdr))
+		return 0;
+	n = eh.e_phnum < 32 ? eh.e_phnum : 32;
+	if (attach_mem_read(pid, base + eh.e_phoff, ph, n * sizeof(ph[0])) != 0)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (ph[i].p_type == PT_LOAD && !have_load) {
+			*first_load = ph[i].p_vaddr & ~4095ul;
+			bias = base - *first_load;
+			have_load = 1;
+		}
+		if (ph[i].p_type == PT_NOTE && !note_vaddr) {
+			note_vaddr = ph[i].p_vaddr;
+			note_size = ph[i].p_memsz;
+		}
+	}
+	if (!have_load || !note_vaddr)
+		return 0;
+	if (note_size > sizeof(notes))
+		note_size = sizeof(notes);
+	if (attach_mem_read(pid, bias + note_vaddr, notes, note_size) != 0)
+		return 0;
+	for (off = 0; off + sizeof(Elf64_Nhdr) <= note_size;) {
+		Elf64_Nhdr nh;
+		size_t name_off, desc_off;
+
+		memcpy(&nh, notes + off, sizeof(nh));
+		name_off = off + sizeof(nh);
+		desc_off = name_off + ((nh.n_namesz + 3) & ~3u);
+		if (desc_off + nh.n_descsz > note_size)
+			break;
+		if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+		    memcmp(notes + name_off, "GNU", 4) == 0) {
+			n = nh.n_descsz < len ? nh.n_descsz : len;
+			memcpy(buf, notes + desc_off, n);
+			return n;
+		}
+		off = desc_off + ((nh.n_descsz + 3) & ~3u);
+	}
+	return 0;
+}

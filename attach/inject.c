@@ -1,16 +1,15 @@
 /*
- * inject.c: load the payload into a live process on one borrowed thread
- * (see pyhot_attach.h for the contract and design-notes.md for the
- * hazards each step guards against).
+ * inject.c: load the payload into a live process on one borrowed thread:
+ * stop a thread at a safe point, make the remote calls, give it back (the
+ * contract is in pyhot_attach.h; docs/injection.md says what each step
+ * guards against).
  */
-#include "pyhot_attach.h"
+#include "attach_inject.h"
 #include "attach_int.h"
-#include "attach_thread.h"
 #include "attach_unwind.h"
 #include "pyhot_log.h"
 #include "pyhot_proto.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -29,10 +28,7 @@
 /* A remote call (dlopen of the payload, its boot) gets this long before we
  * call the target's state uncertain. */
 #define CALL_TIMEOUT_MS 10000.0
-#define BOOT_ARG_MAX (16u * 1024u)
 #define RETRY_NAP_NS 1000000L
-#define MAX_CANDIDATES 4096
-#define MEMFD_MAP_NAME "/memfd:" PYHOT_MEMFD_NAME " (deleted)"
 /* glibc before 2.34: __libc_dlopen_mode() wants __RTLD_DLOPEN. */
 #define LIBC_RTLD_DLOPEN 0x80000000ul
 #define REMOTE_RTLD_NOW 0x2ul
@@ -46,58 +42,6 @@
  * "pid N exited during attach" and leaves nothing behind.
  */
 #define TEST_HOOK_ENV "PYHOT_TEST_HOOK"
-
-struct range {
-	unsigned long lo, hi;
-	const char *what;         /* a static string: "malloc", "ld.so" */
-};
-
-/* Functions that must not be on the borrowed thread's stack: they hold
- * the malloc arena lock, the loader lock or are half-way through creating
- * a thread or a process, and our dlopen would need the same. */
-static const char *const forbidden_names[] = {
-	"malloc", "free", "calloc", "realloc", "reallocarray", "memalign",
-	"posix_memalign", "aligned_alloc", "valloc", "pvalloc", "malloc_trim",
-	"malloc_usable_size", "malloc_stats", "malloc_info", "mallinfo",
-	"mallinfo2", "mallopt", "cfree", "__libc_malloc", "__libc_free",
-	"__libc_calloc", "__libc_realloc", "__libc_memalign", "__libc_valloc",
-	"__libc_pvalloc",
-	"dlopen", "dlclose", "dlsym", "dlvsym", "dladdr", "dladdr1", "dlinfo",
-	"dlmopen", "dlerror", "dl_iterate_phdr", "__libc_dlopen_mode",
-	"__libc_dlsym", "__libc_dlvsym", "__libc_dlclose",
-	"pthread_create", "fork", "_Fork", "vfork", "__libc_fork",
-};
-
-struct candidate {
-	pid_t tid;
-	int rank;                 /* lower is better; < 0: never interrupt */
-	unsigned int tries;
-	char where[96];           /* where it was last seen, for the timeout */
-};
-
-struct inj {
-	pid_t pid;
-	const struct pyhot_inject_opts *opts;
-	struct pyhot_inject_result *res;
-	struct pyhot_err *err;
-
-	unsigned long fn_dlopen, fn_dlsym, fn_dlerror, fn_memfd, fn_close, fn_errno;
-	int old_dlopen;           /* __libc_dlopen_mode (glibc < 2.34) */
-
-	struct range *forbid;
-	size_t nforbid, capforbid;
-
-	unsigned long payload_base;   /* mapped payload, or 0 */
-	unsigned long boot_value;     /* st_value of the boot symbol */
-	unsigned long boot_addr;      /* in the target, when reusing */
-	unsigned char build_id[64];
-	size_t build_id_len;
-
-	struct attach_unwinder *unw;
-
-	struct candidate *cands;
-	size_t ncands;
-};
 
 /* One borrowed thread and what must be given back to it. */
 struct hijack {
@@ -116,399 +60,6 @@ struct hijack {
 	int have_errno;
 };
 
-static int forbid_add(struct inj *in, unsigned long lo, unsigned long hi,
-		      const char *what)
-{
-	struct range *n;
-
-	if (in->nforbid == in->capforbid) {
-		size_t cap = in->capforbid ? in->capforbid * 2 : 64;
-
-		n = realloc(in->forbid, cap * sizeof(*n));
-		if (!n)
-			return -1;
-		in->forbid = n;
-		in->capforbid = cap;
-	}
-	in->forbid[in->nforbid].lo = lo;
-	in->forbid[in->nforbid].hi = hi;
-	in->forbid[in->nforbid].what = what;
-	in->nforbid++;
-	return 0;
-}
-
-static const char *forbidden_at(const struct inj *in, unsigned long ip)
-{
-	size_t i;
-
-	for (i = 0; i < in->nforbid; i++) {
-		if (ip >= in->forbid[i].lo && ip < in->forbid[i].hi)
-			return in->forbid[i].what;
-	}
-	return NULL;
-}
-
-static int lookup_biased(struct attach_elf *e, unsigned long bias, const char *name,
-			 unsigned long *addr)
-{
-	unsigned long v, sz;
-
-	if (attach_elf_lookup(e, name, &v, &sz) != 0)
-		return -1;
-	*addr = bias + v;
-	return 0;
-}
-
-/* The target's libc: the functions we call and the ranges we avoid. */
-static int prep_libc(struct inj *in, const struct attach_map *libc)
-{
-	struct attach_elf *e = NULL;
-	unsigned long bias, v, sz;
-	size_t i;
-	int ret = 0;
-
-	if (attach_elf_open_mapped(in->pid, libc, &e, in->err) != 0)
-		return -PYHOT_ERR_ATTACH;
-	bias = libc->start - attach_elf_first_load(e);
-	if (lookup_biased(e, bias, "dlopen", &in->fn_dlopen) != 0) {
-		in->old_dlopen = 1;
-		if (lookup_biased(e, bias, "__libc_dlopen_mode", &in->fn_dlopen) != 0)
-			in->fn_dlopen = 0;
-	}
-	if (lookup_biased(e, bias, "dlsym", &in->fn_dlsym) != 0 &&
-	    lookup_biased(e, bias, "__libc_dlsym", &in->fn_dlsym) != 0)
-		in->fn_dlsym = 0;
-	if (lookup_biased(e, bias, "dlerror", &in->fn_dlerror) != 0)
-		in->fn_dlerror = 0;
-	if (lookup_biased(e, bias, "memfd_create", &in->fn_memfd) != 0)
-		in->fn_memfd = 0;
-	if (lookup_biased(e, bias, "close", &in->fn_close) != 0)
-		in->fn_close = 0;
-	if (lookup_biased(e, bias, "__errno_location", &in->fn_errno) != 0)
-		in->fn_errno = 0;
-	if (!in->fn_dlopen || !in->fn_dlsym || !in->fn_memfd || !in->fn_close ||
-	    !in->fn_errno) {
-		ret = pyhot_err_set(in->err, PYHOT_ERR_ATTACH, 0, in->pid, "attach",
-				    "libc '%.*s' of pid %d lacks %s", (int)libc->pathlen,
-				    libc->path, (int)in->pid,
-				    !in->fn_dlopen ? "dlopen and __libc_dlopen_mode" :
-				    !in->fn_dlsym ? "dlsym and __libc_dlsym" :
-				    !in->fn_memfd ? "memfd_create (glibc 2.27 or newer)" :
-				    !in->fn_close ? "close" : "__errno_location");
-		pyhot_err_hint(in->err, "pyhot needs a glibc 2.27 or newer target");
-		goto out_close;
-	}
-	for (i = 0; i < sizeof(forbidden_names) / sizeof(forbidden_names[0]); i++) {
-		if (attach_elf_lookup(e, forbidden_names[i], &v, &sz) != 0)
-			continue;
-		if (forbid_add(in, bias + v, bias + v + (sz ? sz : 1),
-			       forbidden_names[i]) != 0) {
-			ret = pyhot_err_set(in->err, PYHOT_ERR_ATTACH, ENOMEM, in->pid,
-					    "attach", "out of memory");
-			goto out_close;
-		}
-	}
-	PYHOT_TRACE("elf", "libc %.*s bias 0x%lx dlopen 0x%lx%s dlsym 0x%lx "
-		    "memfd_create 0x%lx, %zu ranges to avoid", (int)libc->pathlen,
-		    libc->path, bias, in->fn_dlopen,
-		    in->old_dlopen ? " (__libc_dlopen_mode)" : "", in->fn_dlsym,
-		    in->fn_memfd, in->nforbid);
-out_close:
-	attach_elf_close(e);
-	return ret;
-}
-
-/* The build id of the payload mapped at base, read from target memory. */
-static size_t remote_build_id(pid_t pid, unsigned long base, unsigned char *buf,
-			      size_t len, unsigned long *first_load)
-{
-	Elf64_Ehdr eh;
-	Elf64_Phdr ph[32];
-	unsigned char notes[512];
-	size_t i, n, off;
-	int have_load = 0;
-	unsigned long bias = 0, note_vaddr = 0, note_size = 0;
-
-	if (attach_mem_read(pid, base, &eh, sizeof(eh)) != 0 ||
-	    memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
-	    eh.e_phentsize != sizeof(Elf64_Phdr))
-		return 0;
-	n = eh.e_phnum < 32 ? eh.e_phnum : 32;
-	if (attach_mem_read(pid, base + eh.e_phoff, ph, n * sizeof(ph[0])) != 0)
-		return 0;
-	for (i = 0; i < n; i++) {
-		if (ph[i].p_type == PT_LOAD && !have_load) {
-			*first_load = ph[i].p_vaddr & ~4095ul;
-			bias = base - *first_load;
-			have_load = 1;
-		}
-		if (ph[i].p_type == PT_NOTE && !note_vaddr) {
-			note_vaddr = ph[i].p_vaddr;
-			note_size = ph[i].p_memsz;
-		}
-	}
-	if (!have_load || !note_vaddr)
-		return 0;
-	if (note_size > sizeof(notes))
-		note_size = sizeof(notes);
-	if (attach_mem_read(pid, bias + note_vaddr, notes, note_size) != 0)
-		return 0;
-	for (off = 0; off + sizeof(Elf64_Nhdr) <= note_size;) {
-		Elf64_Nhdr nh;
-		size_t name_off, desc_off;
-
-		memcpy(&nh, notes + off, sizeof(nh));
-		name_off = off + sizeof(nh);
-		desc_off = name_off + ((nh.n_namesz + 3) & ~3u);
-		if (desc_off + nh.n_descsz > note_size)
-			break;
-		if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
-		    memcmp(notes + name_off, "GNU", 4) == 0) {
-			n = nh.n_descsz < len ? nh.n_descsz : len;
-			memcpy(buf, notes + desc_off, n);
-			return n;
-		}
-		off = desc_off + ((nh.n_descsz + 3) & ~3u);
-	}
-	return 0;
-}
-
-/* The local payload: its boot symbol and build id; when it is already
- * mapped in the target, check it is the same file and where boot is. */
-static int prep_payload(struct inj *in)
-{
-	struct attach_elf *e = NULL;
-	unsigned char rid[64];
-	unsigned long sz, first_load = 0;
-	size_t rlen;
-	int ret = 0;
-
-	if (attach_elf_open(in->opts->payload_path, &e, in->pid, in->err) != 0) {
-		pyhot_err_hint(in->err, "reinstall pyhot, or point PYHOT_PAYLOAD at "
-			       "pyhot-payload.so");
-		return -PYHOT_ERR_ATTACH;
-	}
-	if (attach_elf_lookup(e, in->opts->boot_symbol, &in->boot_value, &sz) != 0) {
-		ret = pyhot_err_set(in->err, PYHOT_ERR_ATTACH, 0, in->pid, "attach",
-				    "payload '%s' does not export '%s'",
-				    in->opts->payload_path, in->opts->boot_symbol);
-		goto out_close;
-	}
-	in->build_id_len = attach_elf_build_id(e, in->build_id, sizeof(in->build_id));
-	if (!in->payload_base)
-		goto out_close;
-	rlen = remote_build_id(in->pid, in->payload_base, rid, sizeof(rid), &first_load);
-	/* Calling into another build at our symbol's offset would jump into
-	 * the middle of some function: refuse unless the ids match. */
-	if (!in->build_id_len || rlen != in->build_id_len ||
-	    memcmp(rid, in->build_id, rlen) != 0) {
-		ret = pyhot_err_set(in->err, PYHOT_ERR_ATTACH, 0, in->pid, "attach",
-				    "pid %d already has a different pyhot payload loaded "
-				    "(at 0x%lx)", (int)in->pid, in->payload_base);
-		pyhot_err_hint(in->err, "use the pyhot that first attached to it, or "
-			       "restart the target");
-		goto out_close;
-	}
-	in->boot_addr = in->payload_base - first_load + in->boot_value;
-	PYHOT_TRACE("elf", "payload already mapped at 0x%lx: boot at 0x%lx",
-		    in->payload_base, in->boot_addr);
-out_close:
-	attach_elf_close(e);
-	return ret;
-}
-
-static int prep(struct inj *in)
-{
-	struct attach_map m, libc;
-	char path[64], base[256], eb[128], *maps = NULL;
-	const char *cur;
-	size_t len;
-	int r, have_libc = 0, ret;
-
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)in->pid);
-	r = attach_read_file(path, &maps, &len);
-	if (r < 0) {
-		if (r == -ENOENT || r == -ESRCH)
-			return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, -r, in->pid,
-					     "attach", "pid %d does not exist",
-					     (int)in->pid);
-		if (r == -EACCES || r == -EPERM) {
-			char what[96];
-
-			snprintf(what, sizeof(what), "read('%s')", path);
-			return attach_diagnose_eperm(in->pid, what, in->err);
-		}
-		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, -r, in->pid, "attach",
-				     "read('%s'): %s", path,
-				     attach_strerror(-r, eb, sizeof(eb)));
-	}
-	cur = maps;
-	while ((r = attach_maps_next(&cur, &m)) != 0) {
-		if (r < 0 || !m.pathlen || m.path[0] != '/')
-			continue;
-		if (m.offset == 0 && !in->payload_base &&
-		    (attach_map_path_is(&m, MEMFD_MAP_NAME) ||
-		     attach_map_path_is(&m, "/memfd:" PYHOT_MEMFD_NAME)))
-			in->payload_base = m.start;
-		attach_map_basename(&m, base, sizeof(base));
-		if (attach_is_ldso(base)) {
-			if (forbid_add(in, m.start, m.end, "ld.so") != 0) {
-				ret = pyhot_err_set(in->err, PYHOT_ERR_ATTACH, ENOMEM,
-						    in->pid, "attach", "out of memory");
-				goto out_free;
-			}
-		} else if (!have_libc && m.offset == 0 && attach_is_libc(base)) {
-			libc = m;
-			have_libc = 1;
-		}
-	}
-	if (!have_libc) {
-		ret = pyhot_err_set(in->err, PYHOT_ERR_ATTACH, 0, in->pid, "attach",
-				    "pid %d has no glibc mapped (libc.so.6)", (int)in->pid);
-		pyhot_err_hint(in->err, "pyhot needs a dynamically linked glibc target");
-		goto out_free;
-	}
-	ret = prep_libc(in, &libc);
-	if (ret)
-		goto out_free;
-	ret = prep_payload(in);
-	if (ret)
-		goto out_free;
-	r = attach_unwinder_new(in->pid, maps, &in->unw);
-	if (r < 0)
-		ret = pyhot_err_set(in->err, PYHOT_ERR_ATTACH, -r, in->pid, "attach",
-				    "prepare the unwinder: %s",
-				    attach_strerror(-r, eb, sizeof(eb)));
-out_free:
-	free(maps);
-	return ret;
-}
-
-/* ----- candidates ----- */
-
-/* Rank thread tid from /proc without stopping it: a thread parked in a
- * call the kernel restarts is the cheapest to borrow and cannot be holding
- * a user-space lock it is about to release. */
-static void cand_rank(struct inj *in, struct candidate *c)
-{
-	struct attach_task_syscall sc;
-	char path[96], *text = NULL;
-	size_t len;
-	char state = 0;
-	unsigned int flags;
-	int mask_arg, indirect;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)in->pid, (int)c->tid);
-	if (attach_read_file(path, &text, &len) == 0) {
-		state = attach_parse_stat_state(text);
-		free(text);
-		text = NULL;
-	}
-	if (state == 'Z' || state == 'X' || state == 'D' || state == 0) {
-		/* Uninterruptible sleep would keep our stop waiting. */
-		c->rank = -1;
-		snprintf(c->where, sizeof(c->where), "in state %c", state ? state : '?');
-		return;
-	}
-	c->rank = 3;
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)in->pid,
-		 (int)c->tid);
-	if (attach_read_file(path, &text, &len) != 0)
-		return;
-	if (attach_parse_task_syscall(text, &sc) != 0) {
-		free(text);
-		return;
-	}
-	free(text);
-	if (sc.running || sc.nr < 0) {
-		c->rank = 1;
-		return;
-	}
-	flags = arch_syscall_flags(sc.nr, &mask_arg, &indirect);
-	if ((flags & ARCH_SC_SIGMASK) && mask_arg >= 0 && sc.args[mask_arg]) {
-		/* The kernel holds a temporary signal mask for this call and
-		 * puts the thread's own back when it returns; our
-		 * PTRACE_SETSIGMASK would make the temporary one stick. Not
-		 * even interrupted: ppoll and friends are common in loops. */
-		c->rank = -2;
-		snprintf(c->where, sizeof(c->where), "in %s with a temporary signal mask",
-			 arch_syscall_name(sc.nr));
-		return;
-	}
-	if (flags & ARCH_SC_RESTARTS)
-		c->rank = 0;
-	else if (flags & ARCH_SC_EINTR)
-		c->rank = 2;
-}
-
-static int cand_cmp(const void *a, const void *b)
-{
-	const struct candidate *x = a, *y = b;
-
-	if (x->rank != y->rank)
-		return x->rank - y->rank;
-	if (x->tries != y->tries)
-		return x->tries < y->tries ? -1 : 1;
-	return x->tid - y->tid;
-}
-
-/* Refresh the thread list, keeping what we learnt of known threads. */
-static int cands_refresh(struct inj *in)
-{
-	char path[64];
-	struct dirent *d;
-	struct candidate *n, *old = in->cands;
-	size_t nold = in->ncands, cap = 16, cnt = 0, i;
-	DIR *dir;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)in->pid);
-	dir = opendir(path);
-	if (!dir)
-		return -errno;
-	n = calloc(cap, sizeof(*n));
-	if (!n) {
-		closedir(dir);
-		return -ENOMEM;
-	}
-	while ((d = readdir(dir)) != NULL && cnt < MAX_CANDIDATES) {
-		pid_t tid = (pid_t)atoi(d->d_name);
-		struct candidate *c;
-
-		if (tid <= 0)
-			continue;
-		if (in->opts->tid && tid != in->opts->tid)
-			continue;
-		if (cnt == cap) {
-			struct candidate *nn = realloc(n, cap * 2 * sizeof(*n));
-
-			if (!nn) {
-				free(n);
-				closedir(dir);
-				return -ENOMEM;
-			}
-			n = nn;
-			cap *= 2;
-		}
-		c = &n[cnt++];
-		memset(c, 0, sizeof(*c));
-		c->tid = tid;
-		for (i = 0; i < nold; i++) {
-			if (old[i].tid == tid) {
-				*c = old[i];
-				break;
-			}
-		}
-	}
-	closedir(dir);
-	free(old);
-	in->cands = n;
-	in->ncands = cnt;
-	for (i = 0; i < cnt; i++)
-		cand_rank(in, &in->cands[i]);
-	qsort(in->cands, in->ncands, sizeof(*in->cands), cand_cmp);
-	return 0;
-}
-
 /* ----- the stopped thread ----- */
 
 struct safety {
@@ -525,7 +76,7 @@ static int frame_check(unsigned long ip, int n, void *ctx)
 
 	/* Above frame 0 the IP is a return address, which may be the first
 	 * byte after a function that ends in a call. */
-	what = forbidden_at(s->in, n ? ip - 1 : ip);
+	what = inject_forbidden_at(s->in, n ? ip - 1 : ip);
 	if (!what)
 		return 0;
 	snprintf(s->why, s->len, "in %s (frame #%d)", what, n);
@@ -543,7 +94,7 @@ static int stack_is_safe(struct inj *in, struct attach_thread *th, char *why,
 	int n;
 
 	/* Frame 0 from the registers: checked even if unwinding fails. */
-	what = forbidden_at(in, arch_get_ip(&th->regs));
+	what = inject_forbidden_at(in, arch_get_ip(&th->regs));
 	if (what) {
 		snprintf(why, len, "in %s", what);
 		return 0;
@@ -610,37 +161,32 @@ static int push_data(struct hijack *h, const void *data, size_t len,
 	return 0;
 }
 
-/*
- * Call fn(args) on the borrowed thread and wait until it returns to address
- * 0 (a SIGSEGV with si_addr 0 that we swallow). Returns 0 and *ret, or an
- * error: the call faulted elsewhere, took too long or the process died
- * (PYHOT_ERR_UNCERTAIN).
- */
-static int remote_call(struct inj *in, struct hijack *h, const char *name,
-		       unsigned long fn, const unsigned long *args, int nargs,
-		       unsigned long *ret)
+/* A ptrace request on the borrowed thread failed in the middle of a call. */
+static int lost_control(struct inj *in, struct hijack *h, const char *name)
 {
-	arch_regs_t regs;
-	unsigned long slot, zero = 0;
-	siginfo_t si;
+	h->th.stopped = 1;
+	return pyhot_err_set(in->err, PYHOT_ERR_UNCERTAIN, errno, in->pid, "inject",
+			     "lost control of thread %d during %s()", (int)h->th.tid, name);
+}
+
+/* A fault that ends a remote call, as opposed to a stop to step over. */
+static int is_fault(int sig)
+{
+	return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE ||
+	       sig == SIGTRAP || sig == SIGSYS;
+}
+
+/* Let the borrowed thread run the call set up in its registers and wait
+ * until it faults (*sig; the return to address 0 is one). Group stops and
+ * asynchronous signals on the way are stepped over. Returns 0, or an
+ * error with the thread's state recorded in h->th. */
+static int run_call(struct inj *in, struct hijack *h, const char *name, int *sig)
+{
+	pid_t tid = h->th.tid;
 	double deadline;
 	char eb[128];
-	int status, r, sig, event, stops = 0;
-	pid_t tid = h->th.tid;
+	int status, r, event, stops = 0;
 
-	if (arch_setup_call(&regs, &h->saved, fn, args, nargs, h->scratch, &slot) != 0)
-		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, EINVAL, in->pid, "inject",
-				     "%s(): too many arguments", name);
-	r = mem_write(in->pid, tid, slot, &zero, sizeof(zero));
-	if (r == 0)
-		r = attach_set_regs(tid, &regs);
-	if (r < 0)
-		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, -r, in->pid, "inject",
-				     "set up call of %s() in thread %d: %s", name,
-				     (int)tid, attach_strerror(-r, eb, sizeof(eb)));
-	/* From here the thread's registers are ours: release must put the
-	 * saved ones back. */
-	h->th.regs_dirty = 1;
 	if (ptrace(PTRACE_CONT, tid, NULL, NULL) < 0) {
 		r = errno;
 		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, r, in->pid, "inject",
@@ -651,11 +197,12 @@ static int remote_call(struct inj *in, struct hijack *h, const char *name,
 	h->calls_started = 1;
 	deadline = attach_now_ms() + CALL_TIMEOUT_MS;
 	for (;;) {
-		r = attach_wait(tid, &status, deadline);
+		r = attach_wait(&in->chld, tid, &status, deadline);
 		if (r == 0) {
 			/* Stop it where it is: what it holds now is unknown. */
 			if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) == 0 &&
-			    attach_wait(tid, &status, attach_now_ms() + 1000.0) == 1 &&
+			    attach_wait(&in->chld, tid, &status,
+					attach_now_ms() + 1000.0) == 1 &&
 			    WIFSTOPPED(status))
 				h->th.stopped = 1;
 			return pyhot_err_set(in->err, PYHOT_ERR_UNCERTAIN, ETIMEDOUT,
@@ -672,26 +219,57 @@ static int remote_call(struct inj *in, struct hijack *h, const char *name,
 		}
 		if (!WIFSTOPPED(status))
 			continue;
-		sig = WSTOPSIG(status);
+		*sig = WSTOPSIG(status);
 		event = status >> 16;
-		if (event == PTRACE_EVENT_STOP || (sig != SIGSEGV && sig != SIGBUS &&
-						   sig != SIGILL && sig != SIGFPE &&
-						   sig != SIGTRAP && sig != SIGSYS)) {
-			/* A group stop, or an asynchronous signal that got past
-			 * the mask (SIGKILL aside, none should): let the call
-			 * finish; a group stop resumes after we detach. */
-			if (++stops > 64 ||
-			    ptrace(PTRACE_CONT, tid, NULL,
-				   (void *)(long)(event ? 0 : sig)) < 0)
-				goto fault;
-			continue;
-		}
-		break;
+		if (event != PTRACE_EVENT_STOP && is_fault(*sig))
+			break;
+		/* A group stop, or an asynchronous signal that got past the
+		 * mask (SIGKILL aside, none should): let the call finish; a
+		 * group stop resumes after we detach. */
+		if (++stops > 64 ||
+		    ptrace(PTRACE_CONT, tid, NULL, (void *)(long)(event ? 0 : *sig)) < 0)
+			return lost_control(in, h, name);
 	}
 	h->th.stopped = 1;
+	return 0;
+}
+
+/*
+ * Call fn(args) on the borrowed thread and wait until it returns to address
+ * 0 (a SIGSEGV with si_addr 0 that we swallow). Returns 0 and *ret, or an
+ * error: the call faulted elsewhere, took too long or the process died
+ * (PYHOT_ERR_UNCERTAIN).
+ */
+static int remote_call(struct inj *in, struct hijack *h, const char *name,
+		       unsigned long fn, const unsigned long *args, int nargs,
+		       unsigned long *ret)
+{
+	arch_regs_t regs;
+	unsigned long slot, zero = 0;
+	siginfo_t si;
+	char eb[128];
+	int r, sig = 0;
+	pid_t tid = h->th.tid;
+
+	if (arch_setup_call(&regs, &h->saved, fn, args, nargs, h->scratch, &slot) != 0)
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, EINVAL, in->pid, "inject",
+				     "%s(): too many arguments", name);
+	r = mem_write(in->pid, tid, slot, &zero, sizeof(zero));
+	if (r == 0)
+		r = attach_set_regs(tid, &regs);
+	if (r < 0)
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, -r, in->pid, "inject",
+				     "set up call of %s() in thread %d: %s", name,
+				     (int)tid, attach_strerror(-r, eb, sizeof(eb)));
+	/* From here the thread's registers are ours: release must put the
+	 * saved ones back. */
+	h->th.regs_dirty = 1;
+	r = run_call(in, h, name, &sig);
+	if (r < 0)
+		return r;
 	r = attach_get_regs(tid, &regs);
 	if (r < 0 || ptrace(PTRACE_GETSIGINFO, tid, NULL, &si) < 0)
-		goto fault;
+		return lost_control(in, h, name);
 	if (sig == SIGSEGV && arch_call_returned(&regs) && si.si_addr == NULL) {
 		*ret = arch_call_result(&regs);
 		return 0;
@@ -700,10 +278,6 @@ static int remote_call(struct inj *in, struct hijack *h, const char *name,
 			     "%s() in pid %d faulted: signal %d (%s) at ip 0x%lx, "
 			     "address %p", name, (int)in->pid, sig, strsignal(sig),
 			     arch_get_ip(&regs), si.si_addr);
-fault:
-	h->th.stopped = 1;
-	return pyhot_err_set(in->err, PYHOT_ERR_UNCERTAIN, errno, in->pid, "inject",
-			     "lost control of thread %d during %s()", (int)tid, name);
 }
 
 /* The target's errno after a failed libc call, read through its own
@@ -932,23 +506,13 @@ static int remote_string(struct hijack *h, const char *s, unsigned long *addr,
 	return push_data(h, s, strlen(s) + 1, addr, err);
 }
 
-/* The calls themselves, on a hijacked thread. */
-static int do_calls(struct inj *in, struct hijack *h)
+/* memfd_create(PYHOT_MEMFD_NAME, MFD_CLOEXEC) in the target: *fd. */
+static int remote_memfd(struct inj *in, struct hijack *h, int *fd)
 {
-	unsigned long a[3], name_addr, path_addr, arg_addr, rv, handle, boot;
-	char path[64], dlerr[512];
-	int fd = -1, ret, e;
-	long boot_ret;
+	unsigned long a[2], name_addr, rv;
+	char eb[128];
+	int ret, e;
 
-	ret = remote_string(h, in->opts->boot_arg ? in->opts->boot_arg : "", &arg_addr,
-			    in->err);
-	if (ret)
-		return ret;
-	if (in->boot_addr) {
-		boot = in->boot_addr;
-		in->res->reused = 1;
-		goto call_boot;
-	}
 	ret = remote_string(h, PYHOT_MEMFD_NAME, &name_addr, in->err);
 	if (ret)
 		return ret;
@@ -957,79 +521,149 @@ static int do_calls(struct inj *in, struct hijack *h)
 	ret = remote_call(in, h, "memfd_create", in->fn_memfd, a, 2, &rv);
 	if (ret)
 		return ret;
-	fd = (int)rv;
-	if (fd < 0) {
-		char eb[128];
-
+	*fd = (int)rv;
+	if (*fd < 0) {
 		e = remote_errno(in, h);
 		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, e, in->pid, "inject",
 				     "memfd_create('%s') in pid %d: %s", PYHOT_MEMFD_NAME,
 				     (int)in->pid,
 				     e ? attach_strerror(e, eb, sizeof(eb)) : "failed");
 	}
-	PYHOT_TRACE("ptrace", "memfd_create -> fd %d in pid %d", fd, (int)in->pid);
-	ret = write_payload(in, fd);
-	if (ret)
-		goto out_close;
+	PYHOT_TRACE("ptrace", "memfd_create -> fd %d in pid %d", *fd, (int)in->pid);
+	return 0;
+}
+
+/* dlopen("/proc/self/fd/FD", RTLD_NOW) in the target (__libc_dlopen_mode
+ * before glibc 2.34): *handle. */
+static int remote_dlopen(struct inj *in, struct hijack *h, int fd,
+			 unsigned long *handle)
+{
+	unsigned long a[2], path_addr;
+	char path[64], dlerr[512];
+	int ret;
+
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	ret = remote_string(h, path, &path_addr, in->err);
 	if (ret)
-		goto out_close;
+		return ret;
 	a[0] = path_addr;
 	a[1] = REMOTE_RTLD_NOW | (in->old_dlopen ? LIBC_RTLD_DLOPEN : 0);
 	ret = remote_call(in, h, in->old_dlopen ? "__libc_dlopen_mode" : "dlopen",
-			  in->fn_dlopen, a, 2, &handle);
+			  in->fn_dlopen, a, 2, handle);
 	if (ret)
-		goto out_close;
-	if (!handle) {
+		return ret;
+	if (!*handle) {
 		remote_dlerror(in, h, dlerr, sizeof(dlerr));
 		ret = pyhot_err_set(in->err, PYHOT_ERR_ATTACH, 0, in->pid, "inject",
 				    "dlopen('%s') in pid %d: %s", in->opts->payload_path,
 				    (int)in->pid, dlerr[0] ? dlerr : "failed");
 		pyhot_err_hint(in->err, "the payload must match the target's "
 			       "architecture and libc");
-		goto out_close;
+		return ret;
 	}
-	PYHOT_TRACE("ptrace", "dlopen -> handle 0x%lx", handle);
+	PYHOT_TRACE("ptrace", "dlopen -> handle 0x%lx", *handle);
+	return 0;
+}
+
+/* dlsym(handle, boot_symbol) in the target: *boot. */
+static int remote_dlsym_boot(struct inj *in, struct hijack *h, unsigned long handle,
+			     unsigned long *boot)
+{
+	unsigned long a[2], name_addr;
+	char dlerr[512];
+	int ret;
+
 	ret = remote_string(h, in->opts->boot_symbol, &name_addr, in->err);
 	if (ret)
-		goto out_close;
+		return ret;
 	a[0] = handle;
 	a[1] = name_addr;
-	ret = remote_call(in, h, "dlsym", in->fn_dlsym, a, 2, &boot);
+	ret = remote_call(in, h, "dlsym", in->fn_dlsym, a, 2, boot);
 	if (ret)
-		goto out_close;
-	if (!boot) {
+		return ret;
+	if (!*boot) {
 		remote_dlerror(in, h, dlerr, sizeof(dlerr));
-		ret = pyhot_err_set(in->err, PYHOT_ERR_ATTACH, 0, in->pid, "inject",
-				    "dlsym('%s') in pid %d: %s", in->opts->boot_symbol,
-				    (int)in->pid, dlerr[0] ? dlerr : "not found");
-		goto out_close;
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, 0, in->pid, "inject",
+				     "dlsym('%s') in pid %d: %s", in->opts->boot_symbol,
+				     (int)in->pid, dlerr[0] ? dlerr : "not found");
 	}
-call_boot:
-	a[0] = arg_addr;
+	return 0;
+}
+
+/* Load the payload through the memfd *fd (the caller closes it when
+ * >= 0): *boot is its boot function in the target. */
+static int load_payload(struct inj *in, struct hijack *h, int *fd, unsigned long *boot)
+{
+	unsigned long handle = 0;
+	int ret;
+
+	ret = remote_memfd(in, h, fd);
+	if (ret == 0)
+		ret = write_payload(in, *fd);
+	if (ret == 0)
+		ret = remote_dlopen(in, h, *fd, &handle);
+	if (ret == 0)
+		ret = remote_dlsym_boot(in, h, handle, boot);
+	return ret;
+}
+
+/* boot(arg) in the target; what it returns goes into in->res. */
+static int call_boot(struct inj *in, struct hijack *h, unsigned long boot,
+		     unsigned long arg_addr)
+{
+	unsigned long a[1] = { arg_addr }, rv;
+	long boot_ret;
+	int ret;
+
 	ret = remote_call(in, h, in->opts->boot_symbol, boot, a, 1, &rv);
 	if (ret)
-		goto out_close;
+		return ret;
 	/* The boot function returns an int: sign-extend it. */
 	boot_ret = (long)(int)(unsigned int)rv;
 	in->res->boot_ret = boot_ret;
 	PYHOT_TRACE("ptrace", "%s() -> %ld%s", in->opts->boot_symbol, boot_ret,
 		    in->res->reused ? " (payload was mapped already)" : "");
-out_close:
-	if (fd >= 0) {
-		struct pyhot_err scratch, *keep = in->err;
+	return 0;
+}
 
-		/* On an error path the first error stays the reported one. */
-		if (ret) {
-			pyhot_err_init(&scratch);
-			in->err = &scratch;
-		}
-		a[0] = (unsigned long)fd;
-		if (remote_call(in, h, "close", in->fn_close, a, 1, &rv) != 0 && !ret)
-			ret = -in->err->kind;
-		in->err = keep;
+/* close(fd) in the target. ret is the calls' result so far: on an error
+ * path the first error stays the reported one. */
+static int remote_close(struct inj *in, struct hijack *h, int fd, int ret)
+{
+	struct pyhot_err scratch, *keep = in->err;
+	unsigned long a[1] = { (unsigned long)fd }, rv;
+
+	if (ret) {
+		pyhot_err_init(&scratch);
+		in->err = &scratch;
 	}
+	if (remote_call(in, h, "close", in->fn_close, a, 1, &rv) != 0 && !ret)
+		ret = -in->err->kind;
+	in->err = keep;
+	return ret;
+}
+
+/* The calls themselves, on a hijacked thread: load the payload unless it
+ * is mapped already, then call its boot function. */
+static int do_calls(struct inj *in, struct hijack *h)
+{
+	unsigned long arg_addr, boot;
+	int fd = -1, ret;
+
+	ret = remote_string(h, in->opts->boot_arg ? in->opts->boot_arg : "", &arg_addr,
+			    in->err);
+	if (ret)
+		return ret;
+	if (in->boot_addr) {
+		boot = in->boot_addr;
+		in->res->reused = 1;
+	} else {
+		ret = load_payload(in, h, &fd, &boot);
+	}
+	if (ret == 0)
+		ret = call_boot(in, h, boot, arg_addr);
+	if (fd >= 0)
+		ret = remote_close(in, h, fd, ret);
 	return ret;
 }
 
@@ -1060,6 +694,108 @@ static int hook_enabled(const char *name)
 	return v && strcmp(v, name) == 0;
 }
 
+/* Why the stopped thread is not at a safe point: parked in a call with a
+ * temporary signal mask, or a frame in a function our calls would need the
+ * locks of. Returns 0 when it is safe, 1 with why filled. */
+static int thread_unsafe(struct inj *in, struct attach_thread *th, char *why,
+			 size_t len)
+{
+	long nr = arch_get_syscall_nr(&th->regs);
+	unsigned int flags;
+	int mask_arg, indirect;
+
+	why[0] = '\0';
+	flags = nr >= 0 ? arch_syscall_flags(nr, &mask_arg, &indirect) : 0;
+	if ((flags & ARCH_SC_SIGMASK) && mask_arg >= 0) {
+		unsigned long m = arch_get_syscall_arg(&th->regs, mask_arg);
+
+		if (m && indirect && attach_mem_read(in->pid, m, &m, sizeof(m)) != 0)
+			m = 1;
+		if (m) {
+			snprintf(why, len, "in %s with a temporary signal mask",
+				 arch_syscall_name(nr));
+			return 1;
+		}
+	}
+	if (!stack_is_safe(in, th, why, len)) {
+		PYHOT_TRACE("ptrace", "tid %d not at a safe point: %s", (int)th->tid, why);
+		return 1;
+	}
+	return 0;
+}
+
+/* Keep the longest stop of a thread for the result. */
+static void note_stop(struct inj *in, const struct attach_thread *th)
+{
+	double ms = attach_thread_stopped_ms(th);
+
+	if (ms > in->res->stopped_ms)
+		in->res->stopped_ms = ms;
+}
+
+/* Give back, untouched, a thread that was not at a safe point. Returns 0
+ * to try another, or an error. */
+static int pass_thread(struct inj *in, struct hijack *h)
+{
+	int ret;
+
+	note_stop(in, &h->th);
+	ret = attach_thread_release(&h->th, in->err);
+	if (ret)
+		return ret;
+	/* A thread that vanished in between, or a killed target, shows up
+	 * on the next look at /proc. */
+	if (!attach_pid_alive(in->pid))
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, ESRCH, in->pid,
+				     "attach", "pid %d exited during attach",
+				     (int)in->pid);
+	return 0;
+}
+
+/* The root cause of a failure in a target that died under us is the exit,
+ * not the ptrace request that noticed it. Before any remote call ran, we
+ * cannot have caused it; after, we may have. */
+static int blame_exit(struct inj *in, const struct hijack *h)
+{
+	if (!h->calls_started) {
+		pyhot_err_init(in->err);
+		pyhot_err_set(in->err, PYHOT_ERR_ATTACH, ESRCH, in->pid, "attach",
+			      "pid %d exited during attach", (int)in->pid);
+	} else if (in->err->kind != PYHOT_ERR_UNCERTAIN) {
+		pyhot_err_init(in->err);
+		pyhot_err_set(in->err, PYHOT_ERR_UNCERTAIN, ESRCH, in->pid,
+			      "inject", "pid %d exited while the payload was "
+			      "being loaded", (int)in->pid);
+	}
+	return -(int)in->err->kind;
+}
+
+/* Borrow the thread at a safe point: save what the calls clobber (its
+ * errno too), make the calls, give everything back. */
+static int borrow_thread(struct inj *in, struct hijack *h)
+{
+	int ret, r;
+
+	ret = hijack_begin(in, h);
+	if (ret == 0)
+		ret = remote_call(in, h, "__errno_location", in->fn_errno, NULL, 0,
+				  &h->errno_loc);
+	if (ret == 0 && attach_mem_read(in->pid, h->errno_loc, &h->saved_errno,
+					sizeof(h->saved_errno)) == 0)
+		h->have_errno = 1;
+	if (ret == 0)
+		ret = do_calls(in, h);
+	r = hijack_end(in, h);
+	if (!ret)
+		ret = r;
+	note_stop(in, &h->th);
+	/* A target that died under us is an attach failure, not a stopped
+	 * thread to restore. */
+	if (ret && target_died(in))
+		return blame_exit(in, h);
+	return ret;
+}
+
 /* Try one thread. Returns 1 when injected (or failed after the calls
  * began: err says), 0 when the thread was not at a safe point (released
  * untouched), or a negative error. */
@@ -1067,15 +803,14 @@ static int try_thread(struct inj *in, struct candidate *c, unsigned int wait_ms)
 {
 	struct hijack h;
 	char why[96];
-	double ms;
-	int r, ret, mask_arg, indirect;
-	unsigned int flags;
+	const char *name;
+	int r, ret;
 	long nr;
 
 	memset(&h, 0, sizeof(h));
 	c->tries++;
 	in->res->attempts++;
-	r = attach_thread_stop(&h.th, in->pid, c->tid, wait_ms, in->err);
+	r = attach_thread_stop(&h.th, &in->chld, in->pid, c->tid, wait_ms, in->err);
 	if (r == 1) {
 		snprintf(c->where, sizeof(c->where), "exited");
 		return 0;
@@ -1086,76 +821,19 @@ static int try_thread(struct inj *in, struct candidate *c, unsigned int wait_ms)
 		PYHOT_TRACE("ptrace", "test hook: SIGKILL pid %d", (int)in->pid);
 		kill(in->pid, SIGKILL);
 	}
-	why[0] = '\0';
-	nr = arch_get_syscall_nr(&h.th.regs);
-	flags = nr >= 0 ? arch_syscall_flags(nr, &mask_arg, &indirect) : 0;
-	if ((flags & ARCH_SC_SIGMASK) && mask_arg >= 0) {
-		unsigned long m = arch_get_syscall_arg(&h.th.regs, mask_arg);
-
-		if (m && indirect && attach_mem_read(in->pid, m, &m, sizeof(m)) != 0)
-			m = 1;
-		if (m)
-			snprintf(why, sizeof(why), "in %s with a temporary signal mask",
-				 arch_syscall_name(nr));
-	}
-	if (!why[0] && !stack_is_safe(in, &h.th, why, sizeof(why)))
-		PYHOT_TRACE("ptrace", "tid %d not at a safe point: %s", (int)c->tid, why);
-	if (why[0]) {
+	if (thread_unsafe(in, &h.th, why, sizeof(why))) {
 		snprintf(c->where, sizeof(c->where), "%s", why);
-		ms = attach_thread_stopped_ms(&h.th);
-		if (ms > in->res->stopped_ms)
-			in->res->stopped_ms = ms;
-		ret = attach_thread_release(&h.th, in->err);
-		if (ret)
-			return ret;
-		/* A thread that vanished in between, or a killed target,
-		 * shows up on the next look at /proc. */
-		if (!attach_pid_alive(in->pid))
-			return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, ESRCH, in->pid,
-					     "attach", "pid %d exited during attach",
-					     (int)in->pid);
-		return 0;
+		return pass_thread(in, &h);
 	}
+	nr = arch_get_syscall_nr(&h.th.regs);
+	name = nr >= 0 ? arch_syscall_name(nr) : NULL;
 	if (nr >= 0)
-		snprintf(c->where, sizeof(c->where), "in %s",
-			 arch_syscall_name(nr) ? arch_syscall_name(nr) : "a system call");
+		snprintf(c->where, sizeof(c->where), "in %s", name ? name : "a system call");
 	else
 		snprintf(c->where, sizeof(c->where), "running user code");
 	PYHOT_TRACE("ptrace", "tid %d is at a safe point (%s)", (int)c->tid, c->where);
 	in->res->tid = c->tid;
-	ret = hijack_begin(in, &h);
-	if (ret == 0)
-		ret = remote_call(in, &h, "__errno_location", in->fn_errno, NULL, 0,
-				  &h.errno_loc);
-	if (ret == 0 && attach_mem_read(in->pid, h.errno_loc, &h.saved_errno,
-					sizeof(h.saved_errno)) == 0)
-		h.have_errno = 1;
-	if (ret == 0)
-		ret = do_calls(in, &h);
-	/* A target that died under us is an attach failure, not a stopped
-	 * thread to restore. */
-	r = hijack_end(in, &h);
-	if (!ret)
-		ret = r;
-	ms = attach_thread_stopped_ms(&h.th);
-	if (ms > in->res->stopped_ms)
-		in->res->stopped_ms = ms;
-	if (ret && target_died(in)) {
-		/* The root cause is the exit, not the ptrace request that
-		 * noticed it. Before any remote call ran, we cannot have
-		 * caused it; after, we may have. */
-		if (!h.calls_started) {
-			pyhot_err_init(in->err);
-			pyhot_err_set(in->err, PYHOT_ERR_ATTACH, ESRCH, in->pid, "attach",
-				      "pid %d exited during attach", (int)in->pid);
-		} else if (in->err->kind != PYHOT_ERR_UNCERTAIN) {
-			pyhot_err_init(in->err);
-			pyhot_err_set(in->err, PYHOT_ERR_UNCERTAIN, ESRCH, in->pid,
-				      "inject", "pid %d exited while the payload was "
-				      "being loaded", (int)in->pid);
-		}
-		return -(int)in->err->kind;
-	}
+	ret = borrow_thread(in, &h);
 	return ret ? ret : 1;
 }
 
@@ -1177,17 +855,88 @@ static void describe_threads(struct inj *in, char *buf, size_t len)
 	}
 }
 
+/* List the threads again, best candidate first. */
+static int list_threads(struct inj *in)
+{
+	pid_t pid = in->pid;
+	int r;
+
+	r = inject_cands_refresh(in);
+	PYHOT_TRACE("ptrace", "%zu threads listed", in->ncands);
+	if (r < 0) {
+		if (!attach_pid_alive(pid))
+			return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, ESRCH, pid, "attach",
+					     "pid %d exited during attach", (int)pid);
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, -r, pid, "attach",
+				     "list threads of pid %d failed", (int)pid);
+	}
+	if (in->ncands == 0 && in->opts->tid)
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, ESRCH, pid, "attach",
+				     "pid %d has no thread %d", (int)pid,
+				     (int)in->opts->tid);
+	return 0;
+}
+
+/* One pass over the candidates. Returns 1 when injected, 0 when none was
+ * at a safe point, or an error. */
+static int try_candidates(struct inj *in, double deadline)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < in->ncands; i++) {
+		double left = deadline - attach_now_ms();
+
+		if (in->cands[i].rank < 0)
+			continue;
+		/* Every candidate gets one try, however slow the machine was
+		 * to get here. */
+		if (left < 1 && in->cands[i].tries)
+			break;
+		if (left < 1)
+			left = 1;
+		r = try_thread(in, &in->cands[i], (unsigned int)left);
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Look for a thread at a safe point until timeout_ms have passed, and
+ * inject through the first one found. */
+static int find_thread_and_inject(struct inj *in, unsigned int timeout_ms)
+{
+	struct timespec nap = { 0, RETRY_NAP_NS };
+	double deadline = attach_now_ms() + timeout_ms;
+	char where[320];
+	int r;
+
+	for (;;) {
+		r = list_threads(in);
+		if (r == 0)
+			r = try_candidates(in, deadline);
+		if (r != 0)
+			return r < 0 ? r : 0;
+		if (attach_now_ms() + 1 >= deadline)
+			break;
+		nanosleep(&nap, NULL);
+	}
+	describe_threads(in, where, sizeof(where));
+	pyhot_err_set(in->err, PYHOT_ERR_TIMEOUT, ETIMEDOUT, in->pid, "inject",
+		      "no thread of pid %d was at a safe point within %u ms "
+		      "(%u attempts): %s", (int)in->pid, timeout_ms, in->res->attempts,
+		      where);
+	pyhot_err_hint(in->err, "the threads were busy in the allocator, the loader or "
+		       "thread creation; retry, or give a longer timeout");
+	return -PYHOT_ERR_TIMEOUT;
+}
+
 int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 		 struct pyhot_inject_result *res, struct pyhot_err *err)
 {
 	struct inj in;
-	sigset_t old;
-	struct timespec nap = { 0, RETRY_NAP_NS };
-	double start, deadline;
-	unsigned int timeout;
-	char where[320];
-	size_t i;
-	int ret = 0, r;
+	double start;
+	int ret;
 
 	memset(res, 0, sizeof(*res));
 	if (!opts || !opts->payload_path || !opts->boot_symbol)
@@ -1201,78 +950,25 @@ int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 	in.opts = opts;
 	in.res = res;
 	in.err = err;
-	timeout = opts->timeout_ms ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
 	start = attach_now_ms();
 
-	ret = prep(&in);
+	ret = inject_prep(&in);
 	if (ret)
 		goto out_free;
-	/* The timeout bounds the search for a safe thread, not the reading
-	 * of /proc and ELF files before it. */
-	deadline = attach_now_ms() + timeout;
 	PYHOT_TRACE("ptrace", "prepared in %.3f ms", attach_now_ms() - start);
 	/* If pyhot is interrupted while a call is under way, the thread
 	 * returns to address 0 and the target dies: hold SIGINT, SIGTERM and
 	 * SIGHUP until the thread is given back (and SIGCHLD, to sleep on). */
-	if (attach_chld_block(&old) != 0) {
+	if (attach_chld_block(&in.chld) != 0) {
 		ret = pyhot_err_set(err, PYHOT_ERR_ATTACH, errno, pid, "attach",
 				    "pthread_sigmask() failed");
 		goto out_free;
 	}
-	for (;;) {
-		r = cands_refresh(&in);
-		PYHOT_TRACE("ptrace", "%zu threads listed", in.ncands);
-		if (r < 0) {
-			if (!attach_pid_alive(pid))
-				ret = pyhot_err_set(err, PYHOT_ERR_ATTACH, ESRCH, pid,
-						    "attach", "pid %d exited during attach",
-						    (int)pid);
-			else
-				ret = pyhot_err_set(err, PYHOT_ERR_ATTACH, -r, pid,
-						    "attach", "list threads of pid %d failed",
-						    (int)pid);
-			goto out_sigmask;
-		}
-		if (in.ncands == 0 && opts->tid) {
-			ret = pyhot_err_set(err, PYHOT_ERR_ATTACH, ESRCH, pid, "attach",
-					    "pid %d has no thread %d", (int)pid,
-					    (int)opts->tid);
-			goto out_sigmask;
-		}
-		for (i = 0; i < in.ncands; i++) {
-			double left = deadline - attach_now_ms();
-
-			if (in.cands[i].rank < 0)
-				continue;
-			/* Every candidate gets one try, however slow the
-			 * machine was to get here. */
-			if (left < 1 && in.cands[i].tries)
-				break;
-			if (left < 1)
-				left = 1;
-			r = try_thread(&in, &in.cands[i], (unsigned int)left);
-			if (r == 1) {
-				ret = 0;
-				goto out_sigmask;
-			}
-			if (r < 0) {
-				ret = r;
-				goto out_sigmask;
-			}
-		}
-		if (attach_now_ms() + 1 >= deadline)
-			break;
-		nanosleep(&nap, NULL);
-	}
-	describe_threads(&in, where, sizeof(where));
-	ret = pyhot_err_set(err, PYHOT_ERR_TIMEOUT, ETIMEDOUT, pid, "inject",
-			    "no thread of pid %d was at a safe point within %u ms "
-			    "(%u attempts): %s", (int)pid, timeout, res->attempts, where);
-	pyhot_err_hint(err, "the threads were busy in the allocator, the loader or "
-		       "thread creation; retry, or give a longer timeout");
-
-out_sigmask:
-	attach_chld_restore(&old);
+	/* The timeout bounds the search for a safe thread, not the reading
+	 * of /proc and ELF files before it. */
+	ret = find_thread_and_inject(&in, opts->timeout_ms ? opts->timeout_ms
+							 : DEFAULT_TIMEOUT_MS);
+	attach_chld_restore(&in.chld);
 out_free:
 	attach_unwinder_free(in.unw);
 	free(in.cands);

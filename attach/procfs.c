@@ -1,5 +1,6 @@
 /* procfs.c: /proc text parsers and target memory reads (see attach_int.h). */
 #include "attach_int.h"
+#include "pyhot_proto.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -175,6 +176,14 @@ int attach_maps_next(const char **cursor, struct attach_map *m)
 int attach_map_path_is(const struct attach_map *m, const char *s)
 {
 	return m->pathlen == strlen(s) && memcmp(m->path, s, m->pathlen) == 0;
+}
+
+int attach_map_is_payload(const struct attach_map *m)
+{
+	/* The memfd's name, with " (deleted)" on kernels that add it. */
+	return m->offset == 0 &&
+	       (attach_map_path_is(m, "/memfd:" PYHOT_MEMFD_NAME " (deleted)") ||
+		attach_map_path_is(m, "/memfd:" PYHOT_MEMFD_NAME));
 }
 
 void attach_map_basename(const struct attach_map *m, char *buf, size_t len)

@@ -71,20 +71,78 @@ static int collect_ip(unsigned long ip, int n, void *ctx)
 	return 0;
 }
 
+/* Stop tid just long enough to collect the return addresses of its stack
+ * (frame 0 only when the walk fails); c->n stays 0 when it could not be
+ * stopped. */
+static int collect_frames(pid_t pid, pid_t tid, struct attach_unwinder *unw,
+			  struct collect *c, struct pyhot_err *err)
+{
+	struct attach_thread th;
+	struct attach_chld chld;
+	int r, ret;
+
+	c->n = 0;
+	if (attach_chld_block(&chld) != 0)
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, errno, pid, "stack",
+				     "pthread_sigmask() failed");
+	r = attach_thread_stop(&th, &chld, pid, tid, STOP_WAIT_MS, err);
+	if (r == 1) {
+		ret = pyhot_err_set(err, PYHOT_ERR_FAILED, ESRCH, pid, "stack",
+				    "thread %d of pid %d does not exist", (int)tid, (int)pid);
+		goto out_sigmask;
+	}
+	if (r < 0) {
+		ret = r;
+		goto out_sigmask;
+	}
+	r = attach_unwind(unw, tid, MAX_FRAMES, collect_ip, c);
+	if (r <= 0) {
+		c->ips[0] = arch_get_ip(&th.regs);
+		c->n = 1;
+	}
+	ret = attach_thread_release(&th, err);
+	PYHOT_TRACE("ptrace", "stack of tid %d: %d frames", (int)tid, c->n);
+out_sigmask:
+	attach_chld_restore(&chld);
+	return ret;
+}
+
+/* One line a frame into o. Names come from the ELF files, through
+ * libunwind-ptrace, with the thread running again. */
+static void print_frames(pid_t pid, const char *maps, const struct collect *c,
+			 struct outbuf *o)
+{
+	unw_addr_space_t as;
+	unw_word_t off;
+	char name[256], fn[200], map[256];
+	void *upt;
+	int i;
+
+	as = unw_create_addr_space(&_UPT_accessors, 0);
+	upt = as ? _UPT_create(pid) : NULL;
+	for (i = 0; i < c->n; i++) {
+		map_of(maps, c->ips[i], map, sizeof(map));
+		if (upt && _UPT_get_proc_name(as, c->ips[i], fn, sizeof(fn), &off, upt) == 0)
+			snprintf(name, sizeof(name), "%s+0x%lx", fn, (unsigned long)off);
+		else
+			snprintf(name, sizeof(name), "??");
+		out_add(o, "#%-2d 0x%016lx in %s (%s)\n", i, c->ips[i], name, map);
+	}
+	if (upt)
+		_UPT_destroy(upt);
+	if (as)
+		unw_destroy_addr_space(as);
+}
+
 int pyhot_native_stack(pid_t pid, pid_t tid, char *buf, size_t len,
 		       struct pyhot_err *err)
 {
-	struct attach_thread th;
 	struct attach_unwinder *unw = NULL;
 	struct collect c;
 	struct outbuf o = { buf, len, 0 };
-	unw_addr_space_t as = NULL;
-	unw_word_t off;
-	sigset_t old;
-	char path[64], name[256], fn[200], map[256], eb[128], *maps = NULL;
+	char path[64], eb[128], *maps = NULL;
 	size_t mlen;
-	void *upt = NULL;
-	int r, i, ret = 0;
+	int r, ret = 0;
 
 	if (!buf || len == 0)
 		return pyhot_err_set(err, PYHOT_ERR_USAGE, EINVAL, pid, "stack",
@@ -105,49 +163,9 @@ int pyhot_native_stack(pid_t pid, pid_t tid, char *buf, size_t len,
 				    attach_strerror(-r, eb, sizeof(eb)));
 		goto out_maps;
 	}
-	if (attach_chld_block(&old) != 0) {
-		ret = pyhot_err_set(err, PYHOT_ERR_FAILED, errno, pid, "stack",
-				    "pthread_sigmask() failed");
-		goto out_unwinder;
-	}
-	r = attach_thread_stop(&th, pid, tid, STOP_WAIT_MS, err);
-	if (r == 1) {
-		ret = pyhot_err_set(err, PYHOT_ERR_FAILED, ESRCH, pid, "stack",
-				    "thread %d of pid %d does not exist", (int)tid, (int)pid);
-		goto out_sigmask;
-	}
-	if (r < 0) {
-		ret = r;
-		goto out_sigmask;
-	}
-	c.n = 0;
-	r = attach_unwind(unw, tid, MAX_FRAMES, collect_ip, &c);
-	if (r <= 0) {
-		c.ips[0] = arch_get_ip(&th.regs);
-		c.n = 1;
-	}
-	ret = attach_thread_release(&th, err);
-	PYHOT_TRACE("ptrace", "stack of tid %d: %d frames", (int)tid, c.n);
-
-	/* Names come from the ELF files, through libunwind-ptrace, with the
-	 * thread running again. */
-	as = unw_create_addr_space(&_UPT_accessors, 0);
-	upt = as ? _UPT_create(pid) : NULL;
-	for (i = 0; i < c.n; i++) {
-		map_of(maps, c.ips[i], map, sizeof(map));
-		if (upt && _UPT_get_proc_name(as, c.ips[i], fn, sizeof(fn), &off, upt) == 0)
-			snprintf(name, sizeof(name), "%s+0x%lx", fn, (unsigned long)off);
-		else
-			snprintf(name, sizeof(name), "??");
-		out_add(&o, "#%-2d 0x%016lx in %s (%s)\n", i, c.ips[i], name, map);
-	}
-	if (upt)
-		_UPT_destroy(upt);
-	if (as)
-		unw_destroy_addr_space(as);
-out_sigmask:
-	attach_chld_restore(&old);
-out_unwinder:
+	ret = collect_frames(pid, tid, unw, &c, err);
+	if (c.n > 0)
+		print_frames(pid, maps, &c, &o);
 	attach_unwinder_free(unw);
 out_maps:
 	free(maps);

@@ -2,15 +2,12 @@
 #include "pyhot_attach.h"
 #include "attach_int.h"
 #include "pyhot_log.h"
-#include "pyhot_proto.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define MEMFD_MAP_NAME "/memfd:" PYHOT_MEMFD_NAME " (deleted)"
 
 /* The exe's dynamic symbols say whether libpython is linked in, and
  * Py_Version (3.11+) which one. */
@@ -72,22 +69,14 @@ static void read_comm(pid_t pid, char *buf, size_t len)
 	free(text);
 }
 
-int pyhot_target_inspect(pid_t pid, struct pyhot_target *t, struct pyhot_err *err)
+/* /proc/PID/status: state, tracer, uid, the pid in its namespace; and comm. */
+static int read_status(struct pyhot_target *t, struct pyhot_err *err)
 {
 	struct attach_status st;
-	struct attach_map m;
-	char path[64], eb[128], base[256], *text = NULL;
-	const char *cur;
+	pid_t pid = t->pid;
+	char path[64], eb[128], *text = NULL;
 	size_t len;
-	ssize_t n;
-	int r, major, minor;
-
-	memset(t, 0, sizeof(*t));
-	t->pid = pid;
-	t->py_minor = -1;
-	if (pid <= 0)
-		return pyhot_err_set(err, PYHOT_ERR_ATTACH, EINVAL, pid, "attach",
-				     "pid %d is not a valid process id", (int)pid);
+	int r;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	r = attach_read_file(path, &text, &len);
@@ -103,42 +92,57 @@ int pyhot_target_inspect(pid_t pid, struct pyhot_target *t, struct pyhot_err *er
 		pyhot_err_hint(err, "is /proc mounted and readable?");
 		return -PYHOT_ERR_ATTACH;
 	}
-	if (attach_parse_status(text, &st) != 0) {
-		free(text);
+	r = attach_parse_status(text, &st);
+	free(text);
+	if (r != 0)
 		return pyhot_err_set(err, PYHOT_ERR_ATTACH, 0, pid, "attach",
 				     "parse('%s'): no State or Uid line", path);
-	}
-	free(text);
-	text = NULL;
 	t->state = st.state;
 	t->tracer = st.tracer;
 	t->uid = st.uid;
 	t->nspid = st.nspid ? st.nspid : pid;
 	read_comm(pid, t->comm, sizeof(t->comm));
+	return 0;
+}
 
-	/* A zombie has no exe, maps or memory: the state says it all. */
-	if (t->state == 'Z' || t->state == 'X')
-		return 0;
+/* /proc/PID/exe, the executable as the target sees it. */
+static int read_exe(struct pyhot_target *t, struct pyhot_err *err)
+{
+	pid_t pid = t->pid;
+	char path[64], eb[128];
+	ssize_t n;
+	int e;
 
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 	n = readlink(path, t->exe, sizeof(t->exe) - 1);
-	if (n < 0) {
-		int e = errno;
-
-		if (e == ENOENT || e == ESRCH) {
-			/* Exited between the status and the exe read. */
-			pyhot_err_set(err, PYHOT_ERR_ATTACH, e, pid, "attach",
-				      "pid %d exited during inspection", (int)pid);
-			return -PYHOT_ERR_ATTACH;
-		}
+	if (n >= 0) {
+		t->exe[n] = '\0';
+		return 0;
+	}
+	e = errno;
+	if (e == ENOENT || e == ESRCH) {
+		/* Exited between the status and the exe read. */
 		pyhot_err_set(err, PYHOT_ERR_ATTACH, e, pid, "attach",
-			      "readlink('%s'): %s", path, attach_strerror(e, eb, sizeof(eb)));
-		if (e == EACCES || e == EPERM)
-			pyhot_err_hint(err, "run pyhot as uid %u or as root",
-				       (unsigned int)t->uid);
+			      "pid %d exited during inspection", (int)pid);
 		return -PYHOT_ERR_ATTACH;
 	}
-	t->exe[n] = '\0';
+	pyhot_err_set(err, PYHOT_ERR_ATTACH, e, pid, "attach",
+		      "readlink('%s'): %s", path, attach_strerror(e, eb, sizeof(eb)));
+	if (e == EACCES || e == EPERM)
+		pyhot_err_hint(err, "run pyhot as uid %u or as root", (unsigned int)t->uid);
+	return -PYHOT_ERR_ATTACH;
+}
+
+/* /proc/PID/maps: a mapped payload, libpython and its version, or else a
+ * libpython linked into the executable. */
+static int inspect_maps(struct pyhot_target *t, struct pyhot_err *err)
+{
+	struct attach_map m;
+	pid_t pid = t->pid;
+	char path[64], eb[128], base[256], *text = NULL;
+	const char *cur;
+	size_t len;
+	int r, major, minor;
 
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	r = attach_read_file(path, &text, &len);
@@ -154,9 +158,7 @@ int pyhot_target_inspect(pid_t pid, struct pyhot_target *t, struct pyhot_err *er
 	while ((r = attach_maps_next(&cur, &m)) != 0) {
 		if (r < 0 || !m.pathlen)
 			continue;
-		if (m.offset == 0 && !t->payload_base &&
-		    (attach_map_path_is(&m, MEMFD_MAP_NAME) ||
-		     attach_map_path_is(&m, "/memfd:" PYHOT_MEMFD_NAME)))
+		if (!t->payload_base && attach_map_is_payload(&m))
 			t->payload_base = m.start;
 		attach_map_basename(&m, base, sizeof(base));
 		if (!t->libpython[0] && attach_libpython_version(base, &major, &minor)) {
@@ -169,29 +171,64 @@ int pyhot_target_inspect(pid_t pid, struct pyhot_target *t, struct pyhot_err *er
 	if (!t->libpython[0])
 		inspect_static_python(t, text);
 	free(text);
-	text = NULL;
-	/* A static build that does not export Py_Version (before 3.11): its
-	 * name is the best we have. */
-	if (t->py_major == 3 && t->py_minor < 0) {
-		const char *b = strrchr(t->exe, '/');
+	return 0;
+}
 
-		if (attach_exe_python_version(b ? b + 1 : t->exe, &major, &minor) &&
-		    major == 3)
-			t->py_minor = minor;
-	}
+/* A static build that does not export Py_Version (before 3.11): its name
+ * is the best we have. */
+static void minor_from_exe_name(struct pyhot_target *t)
+{
+	const char *b = strrchr(t->exe, '/');
+	int major, minor;
 
-	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	if (attach_exe_python_version(b ? b + 1 : t->exe, &major, &minor) && major == 3)
+		t->py_minor = minor;
+}
+
+/* PYTHON_DISABLE_REMOTE_DEBUG in the environment, or -X
+ * disable_remote_debug on the command line. */
+static void read_opt_out(struct pyhot_target *t)
+{
+	char path[64], *text = NULL;
+	size_t len;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)t->pid);
 	if (attach_read_file(path, &text, &len) == 0) {
 		t->opted_out |= attach_environ_opted_out(text, len);
 		free(text);
 		text = NULL;
 	}
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)t->pid);
 	if (attach_read_file(path, &text, &len) == 0) {
 		t->opted_out |= attach_cmdline_opted_out(text, len);
 		free(text);
-		text = NULL;
 	}
+}
+
+int pyhot_target_inspect(pid_t pid, struct pyhot_target *t, struct pyhot_err *err)
+{
+	int r;
+
+	memset(t, 0, sizeof(*t));
+	t->pid = pid;
+	t->py_minor = -1;
+	if (pid <= 0)
+		return pyhot_err_set(err, PYHOT_ERR_ATTACH, EINVAL, pid, "attach",
+				     "pid %d is not a valid process id", (int)pid);
+	r = read_status(t, err);
+	if (r < 0)
+		return r;
+	/* A zombie has no exe, maps or memory: the state says it all. */
+	if (t->state == 'Z' || t->state == 'X')
+		return 0;
+	r = read_exe(t, err);
+	if (r == 0)
+		r = inspect_maps(t, err);
+	if (r < 0)
+		return r;
+	if (t->py_major == 3 && t->py_minor < 0)
+		minor_from_exe_name(t);
+	read_opt_out(t);
 	PYHOT_TRACE("ptrace", "inspect pid %d: state %c tracer %d uid %u python %d.%d%s "
 		    "opted_out %d payload_base 0x%lx exe %s", (int)pid, t->state,
 		    (int)t->tracer, (unsigned int)t->uid, t->py_major, t->py_minor,

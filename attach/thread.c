@@ -72,16 +72,16 @@ int attach_set_regs(pid_t tid, const arch_regs_t *r)
 	return 0;
 }
 
-int attach_wait(pid_t tid, int *status, double deadline_ms)
+int attach_wait(struct attach_chld *chld, pid_t tid, int *status, double deadline_ms)
 {
 	struct timespec ts;
 	siginfo_t si;
-	sigset_t chld;
+	sigset_t sigchld;
 	double left;
 	pid_t r;
 
-	sigemptyset(&chld);
-	sigaddset(&chld, SIGCHLD);
+	sigemptyset(&sigchld);
+	sigaddset(&sigchld, SIGCHLD);
 	for (;;) {
 		r = waitpid(tid, status, __WALL | WNOHANG);
 		if (r == tid)
@@ -100,34 +100,32 @@ int attach_wait(pid_t tid, int *status, double deadline_ms)
 			left = 1.0;
 		ts.tv_sec = 0;
 		ts.tv_nsec = (long)(left * 1e6);
-		if (sigtimedwait(&chld, &si, &ts) == SIGCHLD && si.si_pid != tid)
-			attach_chld_foreign = 1;
+		if (sigtimedwait(&sigchld, &si, &ts) == SIGCHLD && si.si_pid != tid)
+			chld->foreign = 1;
 	}
 }
 
-int attach_chld_foreign;
-
-int attach_chld_block(sigset_t *old)
+int attach_chld_block(struct attach_chld *chld)
 {
 	sigset_t block;
 
-	attach_chld_foreign = 0;
+	chld->foreign = 0;
 	sigemptyset(&block);
 	sigaddset(&block, SIGCHLD);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGHUP);
-	return pthread_sigmask(SIG_BLOCK, &block, old) == 0 ? 0 : -1;
+	return pthread_sigmask(SIG_BLOCK, &block, &chld->old) == 0 ? 0 : -1;
 }
 
-void attach_chld_restore(const sigset_t *old)
+void attach_chld_restore(struct attach_chld *chld)
 {
 	/* A SIGCHLD about another child of the host was taken by our wait:
 	 * hand it back; handlers reap in a loop, one signal is enough. */
-	if (attach_chld_foreign && !sigismember(old, SIGCHLD))
+	if (chld->foreign && !sigismember(&chld->old, SIGCHLD))
 		raise(SIGCHLD);
-	attach_chld_foreign = 0;
-	pthread_sigmask(SIG_SETMASK, old, NULL);
+	chld->foreign = 0;
+	pthread_sigmask(SIG_SETMASK, &chld->old, NULL);
 }
 
 static unsigned long long own_cap_eff(int *seccomp, uid_t *euid)
@@ -254,16 +252,14 @@ static void rewind_stray_eintr(struct attach_thread *th)
 		    (int)th->tid, arch_syscall_name(nr));
 }
 
-int attach_thread_stop(struct attach_thread *th, pid_t pid, pid_t tid,
-		       unsigned int wait_ms, struct pyhot_err *err)
+/* PTRACE_SEIZE then PTRACE_INTERRUPT. Returns 0, 1 when the thread
+ * vanished but the process lives, or an error. */
+static int seize_and_interrupt(struct attach_thread *th, struct pyhot_err *err)
 {
-	double start = attach_now_ms(), deadline;
+	pid_t pid = th->pid, tid = th->tid;
 	char eb[128];
-	int status, r, e, sig, event, signals = 0;
+	int e;
 
-	memset(th, 0, sizeof(*th));
-	th->pid = pid;
-	th->tid = tid;
 	if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) < 0) {
 		e = errno;
 		if (e == ESRCH) {
@@ -296,32 +292,75 @@ int attach_thread_stop(struct attach_thread *th, pid_t pid, pid_t tid,
 				     "ptrace(PTRACE_INTERRUPT, %d): %s", (int)tid,
 				     attach_strerror(e, eb, sizeof(eb)));
 	}
-	deadline = start + (wait_ms ? wait_ms : 1);
+	return 0;
+}
+
+/* Fail the stop (err is set): release the thread as it is. */
+static int give_up_stop(struct attach_thread *th)
+{
+	th->stopped = 1;
+	if (attach_thread_release(th, NULL) != 0)
+		PYHOT_TRACE("ptrace", "release of tid %d failed", (int)th->tid);
+	return -PYHOT_ERR_ATTACH;
+}
+
+/* A stop that is not our interrupt's: a group stop (an error), or a signal
+ * that reached the thread first, which is delivered as it would have been
+ * (the interrupt stays pending). Returns 0 to wait on, or an error. */
+static int other_stop(struct attach_thread *th, int sig, int event, int *signals,
+		      struct pyhot_err *err)
+{
+	pid_t pid = th->pid, tid = th->tid;
+
+	if (event == PTRACE_EVENT_STOP) {
+		/* The process is being stopped by someone else (SIGSTOP,
+		 * SIGTSTP...). */
+		pyhot_err_set(err, PYHOT_ERR_ATTACH, 0, pid, "attach",
+			      "pid %d was stopped by signal %d (%s) during attach",
+			      (int)pid, sig, strsignal(sig));
+		pyhot_err_hint(err, "resume it (kill -CONT %d) and retry", (int)pid);
+		return give_up_stop(th);
+	}
+	PYHOT_TRACE("ptrace", "tid %d: signal %d before the stop, delivered",
+		    (int)tid, sig);
+	if (++*signals > 64 || ptrace(PTRACE_CONT, tid, NULL, (void *)(long)sig) < 0) {
+		pyhot_err_set(err, PYHOT_ERR_ATTACH, errno, pid, "attach",
+			      "thread %d of pid %d keeps receiving signals",
+			      (int)tid, (int)pid);
+		return give_up_stop(th);
+	}
+	return 0;
+}
+
+/* Wait for the stop of our PTRACE_INTERRUPT: until start + wait_ms, then
+ * on up to the hard limit (a seized thread that has not stopped cannot be
+ * detached). Returns 0 when stopped there, 1 when the thread vanished but
+ * the process lives, or an error. */
+static int wait_interrupt_stop(struct attach_thread *th, double start,
+			       unsigned int wait_ms, struct pyhot_err *err)
+{
+	double deadline = start + (wait_ms ? wait_ms : 1);
+	int status, r, sig, event, signals = 0;
+
 	for (;;) {
-		r = attach_wait(tid, &status, deadline);
+		r = attach_wait(th->chld, th->tid, &status, deadline);
 		if (r == 0) {
-			/* A seized thread that has not stopped cannot be
-			 * detached: wait on, up to the hard limit. */
 			if (deadline < start + STOP_HARD_LIMIT_MS) {
 				PYHOT_TRACE("ptrace", "tid %d slow to stop; waiting on",
-					    (int)tid);
+					    (int)th->tid);
 				deadline = start + STOP_HARD_LIMIT_MS;
 				continue;
 			}
-			return pyhot_err_set(err, PYHOT_ERR_UNCERTAIN, ETIMEDOUT, pid,
+			return pyhot_err_set(err, PYHOT_ERR_UNCERTAIN, ETIMEDOUT, th->pid,
 					     "attach", "thread %d of pid %d did not stop "
-					     "within %.0f ms of PTRACE_INTERRUPT", (int)tid,
-					     (int)pid, STOP_HARD_LIMIT_MS);
+					     "within %.0f ms of PTRACE_INTERRUPT",
+					     (int)th->tid, (int)th->pid, STOP_HARD_LIMIT_MS);
 		}
-		if (r < 0) {
+		if (r < 0 || WIFEXITED(status) || WIFSIGNALED(status)) {
+			/* Gone: fine when only the thread is (ECHILD, or its
+			 * exit status), not when the process is. */
 			th->seized = 0;
-			if (r == -ECHILD && attach_pid_alive(pid))
-				return 1;
-			return exited_during_attach(th, err);
-		}
-		if (WIFEXITED(status) || WIFSIGNALED(status)) {
-			th->seized = 0;
-			if (attach_pid_alive(pid))
+			if ((r > 0 || r == -ECHILD) && attach_pid_alive(th->pid))
 				return 1;
 			return exited_during_attach(th, err);
 		}
@@ -329,51 +368,53 @@ int attach_thread_stop(struct attach_thread *th, pid_t pid, pid_t tid,
 			continue;
 		sig = WSTOPSIG(status);
 		event = status >> 16;
-		if (event == PTRACE_EVENT_STOP) {
-			if (sig == SIGTRAP)
-				break;  /* our interrupt */
-			/* A group stop (SIGSTOP, SIGTSTP...) came first: the
-			 * process is being stopped by someone else. */
-			th->stopped = 1;
-			pyhot_err_set(err, PYHOT_ERR_ATTACH, 0, pid, "attach",
-				      "pid %d was stopped by signal %d (%s) during attach",
-				      (int)pid, sig, strsignal(sig));
-			pyhot_err_hint(err, "resume it (kill -CONT %d) and retry", (int)pid);
-			if (attach_thread_release(th, NULL) != 0)
-				PYHOT_TRACE("ptrace", "release of tid %d failed", (int)tid);
-			return -PYHOT_ERR_ATTACH;
-		}
-		/* A signal reached the thread before our interrupt did: let it
-		 * be delivered as it would have been; the interrupt stays
-		 * pending. */
-		PYHOT_TRACE("ptrace", "tid %d: signal %d before the stop, delivered",
-			    (int)tid, sig);
-		if (++signals > 64 || ptrace(PTRACE_CONT, tid, NULL, (void *)(long)sig) < 0) {
-			th->stopped = 1;
-			e = errno;
-			pyhot_err_set(err, PYHOT_ERR_ATTACH, e, pid, "attach",
-				      "thread %d of pid %d keeps receiving signals",
-				      (int)tid, (int)pid);
-			if (attach_thread_release(th, NULL) != 0)
-				PYHOT_TRACE("ptrace", "release of tid %d failed", (int)tid);
-			return -PYHOT_ERR_ATTACH;
-		}
+		if (event == PTRACE_EVENT_STOP && sig == SIGTRAP)
+			return 0;       /* our interrupt */
+		r = other_stop(th, sig, event, &signals, err);
+		if (r < 0)
+			return r;
 	}
+}
+
+/* The registers of the thread just stopped. */
+static int read_stopped_regs(struct attach_thread *th, struct pyhot_err *err)
+{
+	char eb[128];
+	int r;
+
+	r = attach_get_regs(th->tid, &th->regs);
+	if (r == 0)
+		return 0;
+	if (r == -ESRCH) {
+		th->seized = 0;
+		return exited_during_attach(th, err);
+	}
+	pyhot_err_set(err, PYHOT_ERR_ATTACH, -r, th->pid, "attach",
+		      "ptrace(PTRACE_GETREGSET, %d): %s", (int)th->tid,
+		      attach_strerror(-r, eb, sizeof(eb)));
+	return give_up_stop(th);
+}
+
+int attach_thread_stop(struct attach_thread *th, struct attach_chld *chld, pid_t pid,
+		       pid_t tid, unsigned int wait_ms, struct pyhot_err *err)
+{
+	double start = attach_now_ms();
+	int r;
+
+	memset(th, 0, sizeof(*th));
+	th->pid = pid;
+	th->tid = tid;
+	th->chld = chld;
+	r = seize_and_interrupt(th, err);
+	if (r == 0)
+		r = wait_interrupt_stop(th, start, wait_ms, err);
+	if (r != 0)
+		return r;
 	clock_gettime(CLOCK_MONOTONIC, &th->t_stop);
 	th->stopped = 1;
-	r = attach_get_regs(tid, &th->regs);
-	if (r < 0) {
-		if (r == -ESRCH) {
-			th->seized = 0;
-			return exited_during_attach(th, err);
-		}
-		pyhot_err_set(err, PYHOT_ERR_ATTACH, -r, pid, "attach",
-			      "ptrace(PTRACE_GETREGSET, %d): %s", (int)tid,
-			      attach_strerror(-r, eb, sizeof(eb)));
-		if (attach_thread_release(th, NULL) != 0)
-			PYHOT_TRACE("ptrace", "release of tid %d failed", (int)tid);
-		return -PYHOT_ERR_ATTACH;
-	}
+	r = read_stopped_regs(th, err);
+	if (r < 0)
+		return r;
 	PYHOT_TRACE("ptrace", "tid %d stopped after %.3f ms: ip 0x%lx syscall %ld ret %ld",
 		    (int)tid, attach_now_ms() - start, arch_get_ip(&th->regs),
 		    arch_get_syscall_nr(&th->regs), arch_get_syscall_ret(&th->regs));
@@ -381,12 +422,14 @@ int attach_thread_stop(struct attach_thread *th, pid_t pid, pid_t tid,
 	return 0;
 }
 
-static void reap_dead_tracee(pid_t tid)
+/* Killed while stopped: collect the exit we are told of as its tracer, so
+ * that its parent can reap it. */
+static void reap_dead_tracee(struct attach_thread *th)
 {
 	double deadline = attach_now_ms() + 200.0;
 	int status;
 
-	while (attach_wait(tid, &status, deadline) == 1) {
+	while (attach_wait(th->chld, th->tid, &status, deadline) == 1) {
 		if (WIFEXITED(status) || WIFSIGNALED(status))
 			return;
 	}
@@ -417,9 +460,7 @@ int attach_thread_release(struct attach_thread *th, struct pyhot_err *err)
 		th->seized = 0;
 		th->stopped = 0;
 		if (e == ESRCH && !attach_pid_alive(th->pid)) {
-			/* Killed while stopped: collect the exit we are told of
-			 * as its tracer, so that its parent can reap it. */
-			reap_dead_tracee(th->tid);
+			reap_dead_tracee(th);
 			return 0;
 		}
 		return pyhot_err_set(err, PYHOT_ERR_UNCERTAIN, e, th->pid, "attach",

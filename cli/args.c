@@ -242,23 +242,228 @@ static size_t build_longopts(enum cli_cmd cmd, struct option *lo, char *shorts,
 	return n;
 }
 
-int cli_args_parse(struct cli_args *a, int argc, char **argv, struct pyhot_err *err)
+/* --json applies to usage errors too: look for it before parsing. */
+static int json_requested(int argc, char **argv)
 {
-	struct option lo[sizeof(opts) / sizeof(opts[0])];
-	char shorts[64];
-	enum cli_cmd cmd = CLI_CMD_NONE;
-	int i, c, first = 1, npos;
-	char **pos;
+	int i;
 
-	memset(a, 0, sizeof(*a));
-	a->timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
-	/* --json applies to usage errors too: look for it before parsing. */
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--") == 0)
 			break;
 		if (strcmp(argv[i], "--json") == 0)
-			a->json = 1;
+			return 1;
 	}
+	return 0;
+}
+
+/* --history N: generations kept per module, 1 to 100000. */
+static int parse_history(const char *s, unsigned int *history)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 1 || v > 100000)
+		return -1;
+	*history = (unsigned int)v;
+	return 0;
+}
+
+/* --to N: a generation number, digits only (the agent checks the range). */
+static int is_generation(const char *s)
+{
+	return *s && strspn(s, "0123456789") == strlen(s) && strlen(s) <= 18;
+}
+
+/* Store one option getopt_long() returned (c, with its argument arg) in a;
+ * word is the argument getopt_long() just read, for the messages. */
+static int apply_option(struct cli_args *a, enum cli_cmd cmd, int c, char *arg,
+			const char *word, struct pyhot_err *err)
+{
+	switch (c) {
+	case 'h':
+		a->help = 1;
+		return 0;
+	case OPT_VERSION:
+		a->version = 1;
+		return 0;
+	case OPT_JSON:
+		a->json = 1;
+		return 0;
+	case 'v':
+		a->verbose++;
+		return 0;
+	case 'q':
+		a->quiet = 1;
+		return 0;
+	case 'n':
+		a->dry_run = 1;
+		return 0;
+	case 'c':
+		a->code = arg;
+		return 0;
+	case OPT_TO:
+		if (!is_generation(arg))
+			return usage_error(err, cmd, "--to wants a generation number, not '%s'",
+					   arg);
+		a->to = arg;
+		return 0;
+	case OPT_LEAKS:
+		a->leaks = 1;
+		return 0;
+	case OPT_HISTORY:
+		if (parse_history(arg, &a->history) < 0)
+			return usage_error(err, cmd, "--history wants a number of generations "
+					   "from 1 to 100000, not '%s'", arg);
+		return 0;
+	case OPT_TIMEOUT:
+		if (cli_parse_timeout(arg, &a->timeout_ms) < 0)
+			return usage_error(err, cmd, "--timeout wants seconds (like 5 or 0.5), "
+					   "not '%s'", arg);
+		return 0;
+	case ':':
+		return usage_error(err, cmd, "option '%s' needs an argument", word);
+	default:
+		return usage_error(err, cmd, "unknown option '%s'", word);
+	}
+}
+
+/* The words after the options: v[i] is the next one, v[n] the end. */
+struct operands {
+	char **v;
+	int n;
+	int i;
+};
+
+/* The options of cmd in argv[1..argc); argv is permuted by getopt_long(),
+ * the operands end up last. Returns the index of the first operand. */
+static int parse_options(struct cli_args *a, enum cli_cmd cmd, int argc, char **argv,
+			 struct pyhot_err *err)
+{
+	struct option lo[sizeof(opts) / sizeof(opts[0])];
+	char shorts[64];
+	int c;
+
+	build_longopts(cmd, lo, shorts, sizeof(shorts));
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
+		if (apply_option(a, cmd, c, optarg, argv[optind - 1], err) < 0)
+			return -PYHOT_ERR_USAGE;
+	}
+	return optind;
+}
+
+/* Nothing may follow what the command took. */
+static int no_more_operands(const struct operands *o, enum cli_cmd cmd, const char *why,
+			    struct pyhot_err *err)
+{
+	if (o->i < o->n)
+		return usage_error(err, cmd, "unexpected argument '%s'%s", o->v[o->i], why);
+	return 0;
+}
+
+/* "pyhot help [CMD]". */
+static int parse_help_operands(struct cli_args *a, struct operands *o,
+			       struct pyhot_err *err)
+{
+	a->help_for = CLI_CMD_NONE;
+	if (o->i < o->n) {
+		a->help_for = cli_cmd_lookup(o->v[o->i]);
+		if (a->help_for == CLI_CMD_NONE)
+			return usage_error(err, CLI_CMD_HELP, "unknown command '%s'",
+					   o->v[o->i]);
+		o->i++;
+	}
+	if (no_more_operands(o, CLI_CMD_HELP, "", err) < 0)
+		return -PYHOT_ERR_USAGE;
+	a->help = 1;
+	return 0;
+}
+
+/* Up to CLI_MAX_MODULES words into list (refresh's modules, watch's paths). */
+static int take_list(struct operands *o, enum cli_cmd cmd, const char *what,
+		     const char **list, size_t *n, struct pyhot_err *err)
+{
+	for (; o->i < o->n; o->i++) {
+		if (*n == CLI_MAX_MODULES)
+			return usage_error(err, cmd, "more than %d %s", CLI_MAX_MODULES, what);
+		list[(*n)++] = o->v[o->i];
+	}
+	return 0;
+}
+
+/* "pyhot exec PID (-c CODE | FILE)". */
+static int parse_exec_operands(struct cli_args *a, struct operands *o,
+			       struct pyhot_err *err)
+{
+	if (o->i < o->n)
+		a->file = o->v[o->i++];
+	if (no_more_operands(o, CLI_CMD_EXEC, "", err) < 0)
+		return -PYHOT_ERR_USAGE;
+	if (a->code && a->file)
+		return usage_error(err, CLI_CMD_EXEC, "give -c CODE or FILE, not both");
+	if (!a->code && !a->file)
+		return usage_error(err, CLI_CMD_EXEC, "missing -c CODE or FILE");
+	return 0;
+}
+
+/* What follows the pid of a command that takes one. */
+static int parse_pid_cmd_operands(struct cli_args *a, enum cli_cmd cmd,
+				  struct operands *o, struct pyhot_err *err)
+{
+	switch (cmd) {
+	case CLI_CMD_REFRESH:
+		return take_list(o, cmd, "modules", a->modules, &a->nmodules, err);
+	case CLI_CMD_ROLLBACK:
+		if (o->i >= o->n)
+			return usage_error(err, cmd, "%s", "missing <module>");
+		a->modules[a->nmodules++] = o->v[o->i++];
+		return no_more_operands(o, cmd, " (one module at a time)", err);
+	case CLI_CMD_WATCH:
+		return take_list(o, cmd, "paths", a->paths, &a->npaths, err);
+	case CLI_CMD_EXEC:
+		return parse_exec_operands(a, o, err);
+	default:
+		return no_more_operands(o, cmd, "", err);
+	}
+}
+
+/* The operands of cmd: none for ps, a command name for help, a pid and
+ * what the command takes after it for the others. */
+static int parse_operands(struct cli_args *a, enum cli_cmd cmd, struct operands *o,
+			  struct pyhot_err *err)
+{
+	switch (cmd) {
+	case CLI_CMD_NONE:
+		if (o->i < o->n)
+			return usage_error(err, cmd, "unknown command '%s'", o->v[o->i]);
+		return usage_error(err, cmd, "%s", "missing command");
+	case CLI_CMD_HELP:
+		return parse_help_operands(a, o, err);
+	case CLI_CMD_PS:
+		return no_more_operands(o, cmd, "", err);
+	default:
+		break;
+	}
+	if (o->i >= o->n)
+		return usage_error(err, cmd, "%s", "missing <pid>");
+	if (cli_parse_pid(o->v[o->i], &a->pid) < 0)
+		return usage_error(err, cmd, "'%s' is not a process id", o->v[o->i]);
+	o->i++;
+	return parse_pid_cmd_operands(a, cmd, o, err);
+}
+
+int cli_args_parse(struct cli_args *a, int argc, char **argv, struct pyhot_err *err)
+{
+	enum cli_cmd cmd = CLI_CMD_NONE;
+	struct operands o;
+	int i, first = 1, r;
+
+	memset(a, 0, sizeof(*a));
+	a->timeout_ms = CLI_DEFAULT_TIMEOUT_MS;
+	a->json = json_requested(argc, argv);
 	if (argc >= 2 && argv[1][0] != '-') {
 		cmd = cli_cmd_lookup(argv[1]);
 		if (cmd == CLI_CMD_NONE)
@@ -267,183 +472,26 @@ int cli_args_parse(struct cli_args *a, int argc, char **argv, struct pyhot_err *
 	}
 	a->cmd = cmd;
 	a->help_for = cmd;
-	build_longopts(cmd, lo, shorts, sizeof(shorts));
 
 	/* getopt_long permutes argv; parse a copy past the command name. */
-	pos = calloc((size_t)argc + 1, sizeof(*pos));
-	if (!pos)
+	o.v = calloc((size_t)argc + 1, sizeof(*o.v));
+	if (!o.v)
 		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, 0, "usage", "out of memory");
-	pos[0] = argv[0];
+	o.v[0] = argv[0];
 	for (i = first; i < argc; i++)
-		pos[i - first + 1] = argv[i];
-	npos = argc - first + 1;
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(npos, pos, shorts, lo, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			a->help = 1;
-			break;
-		case OPT_VERSION:
-			a->version = 1;
-			break;
-		case OPT_JSON:
-			a->json = 1;
-			break;
-		case 'v':
-			a->verbose++;
-			break;
-		case 'q':
-			a->quiet = 1;
-			break;
-		case 'n':
-			a->dry_run = 1;
-			break;
-		case 'c':
-			a->code = optarg;
-			break;
-		case OPT_TO:
-			if (!*optarg || strspn(optarg, "0123456789") != strlen(optarg) ||
-			    strlen(optarg) > 18) {
-				usage_error(err, cmd, "--to wants a generation number, not '%s'",
-					    optarg);
-				goto out_usage;
-			}
-			a->to = optarg;
-			break;
-		case OPT_LEAKS:
-			a->leaks = 1;
-			break;
-		case OPT_HISTORY: {
-			char *end;
-			long v;
-
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || v < 1 || v > 100000) {
-				usage_error(err, cmd, "--history wants a number of generations "
-					    "from 1 to 100000, not '%s'", optarg);
-				goto out_usage;
-			}
-			a->history = (unsigned int)v;
-			break;
-		}
-		case OPT_TIMEOUT:
-			if (cli_parse_timeout(optarg, &a->timeout_ms) < 0) {
-				usage_error(err, cmd, "--timeout wants seconds (like 5 or 0.5), not '%s'",
-					    optarg);
-				goto out_usage;
-			}
-			break;
-		case ':':
-			usage_error(err, cmd, "option '%s' needs an argument", pos[optind - 1]);
-			goto out_usage;
-		default:
-			usage_error(err, cmd, "unknown option '%s'", pos[optind - 1]);
-			goto out_usage;
-		}
+		o.v[i - first + 1] = argv[i];
+	o.n = argc - first + 1;
+	r = parse_options(a, cmd, o.n, o.v, err);
+	if (r >= 0) {
+		o.i = r;
+		r = 0;
+		if (a->verbose && a->quiet && !a->help && !a->version)
+			r = usage_error(err, cmd, "%s", "-v and -q contradict each other");
+		else if (!a->help && !a->version)
+			r = parse_operands(a, cmd, &o, err);
 	}
-	if (a->help || a->version)
-		goto out_ok;
-	if (a->verbose && a->quiet) {
-		usage_error(err, cmd, "%s", "-v and -q contradict each other");
-		goto out_usage;
-	}
-	switch (cmd) {
-	case CLI_CMD_NONE:
-		if (optind < npos) {
-			usage_error(err, cmd, "unknown command '%s'", pos[optind]);
-			goto out_usage;
-		}
-		usage_error(err, cmd, "%s", "missing command");
-		goto out_usage;
-	case CLI_CMD_HELP:
-		if (optind < npos) {
-			a->help_for = cli_cmd_lookup(pos[optind]);
-			if (a->help_for == CLI_CMD_NONE) {
-				usage_error(err, cmd, "unknown command '%s'", pos[optind]);
-				goto out_usage;
-			}
-			optind++;
-		} else {
-			a->help_for = CLI_CMD_NONE;
-		}
-		if (optind < npos) {
-			usage_error(err, cmd, "unexpected argument '%s'", pos[optind]);
-			goto out_usage;
-		}
-		a->help = 1;
-		goto out_ok;
-	case CLI_CMD_PS:
-		if (optind < npos) {
-			usage_error(err, cmd, "unexpected argument '%s'", pos[optind]);
-			goto out_usage;
-		}
-		goto out_ok;
-	default:
-		break;
-	}
-	if (optind >= npos) {
-		usage_error(err, cmd, "%s", "missing <pid>");
-		goto out_usage;
-	}
-	if (cli_parse_pid(pos[optind], &a->pid) < 0) {
-		usage_error(err, cmd, "'%s' is not a process id", pos[optind]);
-		goto out_usage;
-	}
-	optind++;
-	if (cmd == CLI_CMD_REFRESH) {
-		for (; optind < npos; optind++) {
-			if (a->nmodules == CLI_MAX_MODULES) {
-				usage_error(err, cmd, "more than %d modules", CLI_MAX_MODULES);
-				goto out_usage;
-			}
-			a->modules[a->nmodules++] = pos[optind];
-		}
-	} else if (cmd == CLI_CMD_ROLLBACK) {
-		if (optind >= npos) {
-			usage_error(err, cmd, "%s", "missing <module>");
-			goto out_usage;
-		}
-		a->modules[a->nmodules++] = pos[optind++];
-		if (optind < npos) {
-			usage_error(err, cmd, "unexpected argument '%s' (one module at a time)",
-				    pos[optind]);
-			goto out_usage;
-		}
-	} else if (cmd == CLI_CMD_WATCH) {
-		for (; optind < npos; optind++) {
-			if (a->npaths == CLI_MAX_MODULES) {
-				usage_error(err, cmd, "more than %d paths", CLI_MAX_MODULES);
-				goto out_usage;
-			}
-			a->paths[a->npaths++] = pos[optind];
-		}
-	} else if (cmd == CLI_CMD_EXEC) {
-		if (optind < npos)
-			a->file = pos[optind++];
-		if (optind < npos) {
-			usage_error(err, cmd, "unexpected argument '%s'", pos[optind]);
-			goto out_usage;
-		}
-		if (a->code && a->file) {
-			usage_error(err, cmd, "give -c CODE or FILE, not both");
-			goto out_usage;
-		}
-		if (!a->code && !a->file) {
-			usage_error(err, cmd, "missing -c CODE or FILE");
-			goto out_usage;
-		}
-	} else if (optind < npos) {
-		usage_error(err, cmd, "unexpected argument '%s'", pos[optind]);
-		goto out_usage;
-	}
-out_ok:
-	free(pos);
-	return 0;
-out_usage:
-	free(pos);
-	return -PYHOT_ERR_USAGE;
+	free(o.v);
+	return r < 0 ? -PYHOT_ERR_USAGE : 0;
 }
 
 /* Print text from column indent, wrapped before column width. */

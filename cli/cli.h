@@ -2,8 +2,9 @@
  * cli.h: the pieces of the pyhot command (cli/).
  *
  * main.c parses the command line (args.c), sets up output (out.c) and runs
- * one command (cmd_*.c). Everything but main() lives in build/libpyhot.a so
- * that unit tests can link it. The option and command tables in args.c are
+ * one command (cmd_*.c). Everything but main() lives in build/libpyhot-cli.a
+ * so that unit tests can link it; the attach library is
+ * build/libpyhot-attach.a. The option and command tables in args.c are
  * the single source of --help; tests/integration checks them against
  * man/pyhot.1.
  */
@@ -131,7 +132,7 @@ const char *cli_color(int on, const char *which);
 /* The trace log (PYHOT_TRACE=1): installs a callback writing to stderr. */
 void cli_trace_setup(void);
 
-/* ----- Commands (cmd_*.c) ----- */
+/* ----- The commands' context (ctx.c) ----- */
 
 /* What the commands share: the target and where its agent listens. */
 struct cli_ctx {
@@ -145,16 +146,18 @@ struct cli_ctx {
 int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 		 struct pyhot_err *err) PYHOT_MUST_CHECK;
 
-/* Ensure an agent answers in the target (attach.c). *reused is set when one
- * was already there. Writes the "attach" fields into the JSON document. */
-int cli_attach_ensure(struct cli_ctx *c, int *reused,
-		      struct pyhot_err *err) PYHOT_MUST_CHECK;
-
 /* Send verb with key/value pairs to the agent and check the answer; on an
  * agent error kind "timeout" adds the main thread's native stack. */
 int cli_agent_call(struct cli_ctx *c, const char *verb, const char *const *kv,
 		   size_t nkv, unsigned int timeout_ms, struct json_object **resp,
 		   struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/* ----- Commands (cmd_*.c) ----- */
+
+/* Ensure an agent answers in the target (cmd_attach.c). *reused is set when one
+ * was already there. Writes the "attach" fields into the JSON document. */
+int cli_attach_ensure(struct cli_ctx *c, int *reused,
+		      struct pyhot_err *err) PYHOT_MUST_CHECK;
 
 int cli_cmd_attach(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 int cli_cmd_status(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;

@@ -90,48 +90,59 @@ static void explain_boot(struct cli_ctx *c, long ret, struct pyhot_err *err)
 			       "unchanged", (int)pid);
 }
 
-int cli_attach_ensure(struct cli_ctx *c, int *reused, struct pyhot_err *err)
+/* An agent that answers is reused: no ptrace at all. Returns 1 with *resp
+ * when one answered, 0 when none listens, or an error (one seems to be
+ * there but does not answer). */
+static int reuse_agent(struct cli_ctx *c, struct json_object **resp,
+		       struct pyhot_err *err)
+{
+	const struct cli_args *a = c->args;
+	struct pyhot_err pe;
+
+	pyhot_err_init(&pe);
+	if (ping(c, a->timeout_ms < 1000 ? a->timeout_ms : 1000, resp, &pe) == 0)
+		return 1;
+	if (pyhot_client_no_agent(&pe))
+		return 0;
+	*err = pe;
+	pyhot_err_hint(err, "an agent seems to be in pid %d but does not answer; "
+		       "retry, or check the process with pyhot status %d",
+		       (int)a->pid, (int)a->pid);
+	return -(int)pe.kind;
+}
+
+/* The payload's path, with an error that says which attach needed it:
+ * "payload: ... (attaching to pid N)". */
+static int find_payload(struct cli_ctx *c, char *path, size_t len,
+			struct pyhot_err *err)
+{
+	pid_t pid = c->args->pid;
+	struct pyhot_err pe;
+	int r;
+
+	pyhot_err_init(&pe);
+	r = cli_payload_find(path, len, &pe);
+	if (r < 0) {
+		pyhot_err_set(err, pe.kind, pe.sys_errno, pid, pe.step, "%s (attaching to pid %d)",
+			      pe.msg + strlen(pe.step) + 2, (int)pid);
+		pyhot_err_hint(err, "%s", pe.hint);
+	}
+	return r;
+}
+
+/* Load the payload and start its agent; *res says how it went. */
+static int inject_agent(struct cli_ctx *c, struct pyhot_inject_result *res,
+			struct pyhot_err *err)
 {
 	const struct cli_args *a = c->args;
 	pid_t pid = a->pid;
 	struct pyhot_inject_opts opts;
-	struct pyhot_inject_result res;
-	struct json_object *resp = NULL, *info, *agent, *py;
-	struct pyhot_err pe;
-	char payload[PATH_MAX], boot_arg[512], version[64];
-	double t0 = now_ms(), elapsed, deadline;
-	int r, injected = 0;
+	char payload[PATH_MAX], boot_arg[512];
+	int r, i;
 
-	*reused = 0;
-	memset(&res, 0, sizeof(res));
-	r = pyhot_target_check(&c->t, err);
+	r = find_payload(c, payload, sizeof(payload), err);
 	if (r < 0)
 		return r;
-
-	/* An agent that answers is reused: no ptrace at all. */
-	pyhot_err_init(&pe);
-	r = ping(c, a->timeout_ms < 1000 ? a->timeout_ms : 1000, &resp, &pe);
-	if (r == 0) {
-		*reused = 1;
-		goto out_report;
-	}
-	if (!pyhot_client_no_agent(&pe)) {
-		*err = pe;
-		pyhot_err_hint(err, "an agent seems to be in pid %d but does not answer; "
-			       "retry, or check the process with pyhot status %d",
-			       (int)pid, (int)pid);
-		return -(int)pe.kind;
-	}
-
-	pyhot_err_init(&pe);
-	r = cli_payload_find(payload, sizeof(payload), &pe);
-	if (r < 0) {
-		/* Say which attach needed it: "payload: ... (attaching to pid N)". */
-		pyhot_err_set(err, pe.kind, pe.sys_errno, pid, pe.step, "%s (attaching to pid %d)",
-			      pe.msg + strlen(pe.step) + 2, (int)pid);
-		pyhot_err_hint(err, "%s", pe.hint);
-		return r;
-	}
 	if (a->history)
 		snprintf(boot_arg, sizeof(boot_arg), "sock=%s\nhistory=%u\n", c->sock,
 			 a->history);
@@ -143,10 +154,8 @@ int cli_attach_ensure(struct cli_ctx *c, int *reused, struct pyhot_err *err)
 	opts.boot_arg = boot_arg;
 	opts.timeout_ms = a->timeout_ms;
 	cli_out_verbose(c->out, "injecting %s into pid %d", payload, (int)pid);
-	r = pyhot_inject(pid, &opts, &res, err);
+	r = pyhot_inject(pid, &opts, res, err);
 	if (r < 0) {
-		int i;
-
 		/* A SIGKILLed target takes a moment to become a zombie. */
 		for (i = 0; i < 100 && !pyhot_target_exited(pid); i++)
 			sleep_ms(1);
@@ -154,62 +163,78 @@ int cli_attach_ensure(struct cli_ctx *c, int *reused, struct pyhot_err *err)
 			pyhot_err_hint(err, "pid %d exited during the attach", (int)pid);
 		return r;
 	}
-	injected = 1;
 	cli_out_verbose(c->out, "borrowed thread %d (%u attempt%s), stopped %.3f ms, "
-			"boot returned %ld%s", (int)res.tid, res.attempts,
-			res.attempts == 1 ? "" : "s", res.stopped_ms, res.boot_ret,
-			res.reused ? " (payload was already mapped)" : "");
-	if (res.boot_ret < 0) {
-		explain_boot(c, res.boot_ret, err);
+			"boot returned %ld%s", (int)res->tid, res->attempts,
+			res->attempts == 1 ? "" : "s", res->stopped_ms, res->boot_ret,
+			res->reused ? " (payload was already mapped)" : "");
+	if (res->boot_ret < 0) {
+		explain_boot(c, res->boot_ret, err);
 		return -PYHOT_ERR_ATTACH;
 	}
+	return 0;
+}
 
-	/* The socket is bound by the boot function; the agent thread accepts
-	 * as soon as it runs. Wait for it, bounded. */
-	deadline = t0 + a->timeout_ms;
+/* The socket is bound by the boot function; the agent thread accepts as
+ * soon as it runs. Wait for its first answer (*resp), until deadline. */
+static int wait_agent(struct cli_ctx *c, const struct pyhot_inject_result *res,
+		      double deadline, struct json_object **resp, struct pyhot_err *err)
+{
+	pid_t pid = c->args->pid;
+	struct pyhot_err pe;
+
 	for (;;) {
 		pyhot_err_init(&pe);
-		r = ping(c, 1000, &resp, &pe);
-		if (r == 0)
-			break;
+		if (ping(c, 1000, resp, &pe) == 0)
+			return 0;
 		if (now_ms() >= deadline || (!pyhot_client_no_agent(&pe) &&
-					     pe.kind != PYHOT_ERR_TIMEOUT)) {
-			*err = pe;
-			err->kind = pe.kind == PYHOT_ERR_TIMEOUT ? PYHOT_ERR_TIMEOUT
-								 : PYHOT_ERR_ATTACH;
-			if (res.boot_ret == PYHOT_BOOT_RUNNING)
-				pyhot_err_hint(err, "an agent was already running in pid %d but "
-					       "does not answer at %s", (int)pid, c->sock);
-			else
-				pyhot_err_hint(err, "the agent in pid %d was started but does not "
-					       "answer at %s; retry pyhot attach %d", (int)pid,
-					       c->sock, (int)pid);
-			return -(int)err->kind;
-		}
+					     pe.kind != PYHOT_ERR_TIMEOUT))
+			break;
 		sleep_ms(1);
 	}
+	*err = pe;
+	err->kind = pe.kind == PYHOT_ERR_TIMEOUT ? PYHOT_ERR_TIMEOUT : PYHOT_ERR_ATTACH;
+	if (res->boot_ret == PYHOT_BOOT_RUNNING)
+		pyhot_err_hint(err, "an agent was already running in pid %d but "
+			       "does not answer at %s", (int)pid, c->sock);
+	else
+		pyhot_err_hint(err, "the agent in pid %d was started but does not "
+			       "answer at %s; retry pyhot attach %d", (int)pid,
+			       c->sock, (int)pid);
+	return -(int)err->kind;
+}
 
-	/* The engine records the source of every module at its first safe
-	 * point (the agent takes the GIL for it at once). Until then an edit
-	 * would become part of the baseline and never be seen as a change:
-	 * wait for it, bounded, so that every edit after attach counts. */
-	while (!baseline_ready(resp) && now_ms() < deadline) {
+/* The engine records the source of every module at its first safe point
+ * (the agent takes the GIL for it at once). Until then an edit would
+ * become part of the baseline and never be seen as a change: wait for it,
+ * bounded, so that every edit after attach counts. *resp is the last
+ * answer (NULL when a ping failed). */
+static void wait_baseline(struct cli_ctx *c, double deadline, struct json_object **resp)
+{
+	struct pyhot_err pe;
+
+	while (!baseline_ready(*resp) && now_ms() < deadline) {
 		sleep_ms(1);
-		json_object_put(resp);
-		resp = NULL;
+		json_object_put(*resp);
+		*resp = NULL;
 		pyhot_err_init(&pe);
-		if (ping(c, 1000, &resp, &pe) < 0)
+		if (ping(c, 1000, resp, &pe) < 0)
 			break;
 	}
-	if (resp && !baseline_ready(resp))
+	if (*resp && !baseline_ready(*resp))
 		fprintf(stderr, "pyhot: warning: pid %d reached no safe point within "
 			"%.1f s: the source of its modules is not recorded yet, and a file "
-			"edited before it is will not be seen as changed\n", (int)pid,
-			a->timeout_ms / 1000.0);
+			"edited before it is will not be seen as changed\n",
+			(int)c->args->pid, c->args->timeout_ms / 1000.0);
+}
 
-out_report:
-	elapsed = now_ms() - t0;
-	cli_fmt_version(version, sizeof(version), resp, &c->t);
+/* The "attach" fields of the JSON document; res is NULL when the agent
+ * was reused. */
+static struct json_object *attach_json(struct cli_ctx *c, const char *version,
+				       int reused, double elapsed,
+				       const struct pyhot_inject_result *res)
+{
+	struct json_object *info, *agent, *py, *inj;
+
 	info = json_object_new_object();
 	py = json_object_new_object();
 	json_object_object_add(py, "version", json_object_new_string(version));
@@ -219,20 +244,34 @@ out_report:
 	json_object_object_add(info, "python", py);
 	agent = json_object_new_object();
 	json_object_object_add(agent, "socket", json_object_new_string(c->sock));
-	json_object_object_add(agent, "reused", json_object_new_boolean(*reused));
+	json_object_object_add(agent, "reused", json_object_new_boolean(reused));
 	json_object_object_add(info, "agent", agent);
 	json_object_object_add(info, "elapsed_ms", jms(elapsed));
-	if (injected) {
-		struct json_object *inj = json_object_new_object();
-
-		json_object_object_add(inj, "tid", json_object_new_int(res.tid));
-		json_object_object_add(inj, "stopped_ms", jms(res.stopped_ms));
-		json_object_object_add(inj, "attempts", json_object_new_int((int)res.attempts));
+	if (res) {
+		inj = json_object_new_object();
+		json_object_object_add(inj, "tid", json_object_new_int(res->tid));
+		json_object_object_add(inj, "stopped_ms", jms(res->stopped_ms));
+		json_object_object_add(inj, "attempts", json_object_new_int((int)res->attempts));
 		json_object_object_add(inj, "payload_was_mapped",
-				       json_object_new_boolean(res.reused));
-		json_object_object_add(inj, "boot_ret", json_object_new_int64(res.boot_ret));
+				       json_object_new_boolean(res->reused));
+		json_object_object_add(inj, "boot_ret", json_object_new_int64(res->boot_ret));
 		json_object_object_add(info, "inject", inj);
 	}
+	return info;
+}
+
+/* Say what the attach did: the JSON fields (at the top for "pyhot attach",
+ * under "attach" for the others) and one line. */
+static void report_attach(struct cli_ctx *c, struct json_object *resp, int reused,
+			  double elapsed, const struct pyhot_inject_result *res)
+{
+	const struct cli_args *a = c->args;
+	pid_t pid = a->pid;
+	struct json_object *info;
+	char version[64];
+
+	cli_fmt_version(version, sizeof(version), resp, &c->t);
+	info = attach_json(c, version, reused, elapsed, res);
 	if (a->cmd == CLI_CMD_ATTACH) {
 		json_object_object_foreach(info, k, v)
 			cli_out_set(c->out, k, json_object_get(v));
@@ -240,10 +279,10 @@ out_report:
 		cli_out_set(c->out, "attach", json_object_get(info));
 	}
 	json_object_put(info);
-	if (*reused && a->cmd != CLI_CMD_ATTACH)
+	if (reused && a->cmd != CLI_CMD_ATTACH)
 		cli_out_verbose(c->out, "agent in pid %d already running at %s", (int)pid,
 				c->sock);
-	else if (*reused)
+	else if (reused)
 		cli_out_info(c->out, "attached to pid %d: CPython %s (%s), agent at %s "
 			     "(already running, %.1f ms)", (int)pid, version,
 			     c->t.py_static ? "static libpython" : "shared libpython",
@@ -252,7 +291,35 @@ out_report:
 		cli_out_info(c->out, "attached to pid %d: CPython %s (%s), agent at %s "
 			     "(%.1f ms, thread %d stopped %.2f ms)", (int)pid, version,
 			     c->t.py_static ? "static libpython" : "shared libpython",
-			     c->sock, elapsed, (int)res.tid, res.stopped_ms);
+			     c->sock, elapsed, (int)res->tid, res->stopped_ms);
+}
+
+int cli_attach_ensure(struct cli_ctx *c, int *reused, struct pyhot_err *err)
+{
+	struct pyhot_inject_result res;
+	struct json_object *resp = NULL;
+	double t0 = now_ms();
+	int r;
+
+	*reused = 0;
+	memset(&res, 0, sizeof(res));
+	r = pyhot_target_check(&c->t, err);
+	if (r < 0)
+		return r;
+	r = reuse_agent(c, &resp, err);
+	if (r < 0)
+		return r;
+	if (r == 1) {
+		*reused = 1;
+	} else {
+		r = inject_agent(c, &res, err);
+		if (r == 0)
+			r = wait_agent(c, &res, t0 + c->args->timeout_ms, &resp, err);
+		if (r < 0)
+			return r;
+		wait_baseline(c, t0 + c->args->timeout_ms, &resp);
+	}
+	report_attach(c, resp, *reused, now_ms() - t0, *reused ? NULL : &res);
 	if (resp)
 		json_object_put(resp);
 	return 0;

@@ -1,7 +1,8 @@
 /*
- * agent.c: the target and its agent as the commands see them: inspection,
- * the socket path, one request with its errors explained, and the report
- * of a main thread stuck in C when no safe point can be reached.
+ * ctx.c: the context every command works in (struct cli_ctx): the target
+ * as inspected, where its agent listens, and one request to that agent
+ * with its errors explained (a main thread stuck in C gets its native
+ * stack reported). The wire itself is client.c.
  */
 #include "cli.h"
 

@@ -1,8 +1,10 @@
 /*
- * pyhot_proto.h: how the CLI and the agent inside the target talk.
+ * pyhot_proto.h: how the CLI, the injector and the agent inside the target
+ * talk.
  *
- * This is the payload's public header; cli/ includes it too. It uses libc
- * only.
+ * The contract between the CLI (cli/), the injector (attach/: the boot
+ * symbol and the memfd's name) and the payload's agent; it lives in common/
+ * because all three include it. It uses libc only.
  *
  * Boot. The injector calls PYHOT_BOOT_SYMBOL(const char *arg) on a borrowed
  * thread. arg is "key=value" lines separated by '\n':
