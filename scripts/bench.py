@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""pyhot benchmark: attach time and the target's longest freeze, side by side
-with a pyrasite-style gdb injection.
+"""pyhot's benchmark (make bench): figures for attach, refresh and memory.
 
     PYHOT_BUILD=build python3 scripts/bench.py [--runs N] [--python PATH]
+
+First, attach time and the target's longest freeze, side by side with a
+pyrasite-style gdb injection.
 
 For each run a fresh target (tests/integration/targets/target.py ticker: a
 thread ticks every 1 ms and records the largest gap) is started and:
