@@ -189,8 +189,8 @@ def die_with_parent():
 
 def start_target(argv, env=None, write_bytecode=True, pdeathsig=False, **popen_kw):
     """Start a target process (Popen keywords as given; env: target_env's
-    extra) and remove any stale socket at its pid's path. pdeathsig: kill
-    it with its parent thread (preexec_fn, so only where few threads run)."""
+    extra) and remove any stale socket at its pid's path. pdeathsig: it is
+    killed when the thread that started it ends (die_with_parent)."""
     if pdeathsig:
         popen_kw["preexec_fn"] = die_with_parent
     p = subprocess.Popen(argv, env=target_env(env, write_bytecode), **popen_kw)
