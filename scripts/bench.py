@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""pyhot benchmark: attach time and the target's longest freeze, side by side
-with a pyrasite-style gdb injection.
+"""pyhot's benchmark (make bench): figures for attach, refresh and memory.
 
     PYHOT_BUILD=build python3 scripts/bench.py [--runs N] [--python PATH]
+
+First, attach time and the target's longest freeze, side by side with a
+pyrasite-style gdb injection.
 
 For each run a fresh target (tests/integration/targets/target.py ticker: a
 thread ticks every 1 ms and records the largest gap) is started and:
@@ -54,32 +56,66 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-BUILD = os.environ.get("PYHOT_BUILD") or os.path.join(REPO, "build")
-PYHOT = os.path.join(BUILD, "pyhot")
-TARGET = os.path.join(REPO, "tests", "integration", "targets", "target.py")
-PYENV = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
-DEFAULT_PY = os.path.join(PYENV, "versions", "3.11.7", "bin", "python3.11")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests"))
+from pyhot_testlib import (DEFAULT_PY, PAYLOAD, PYHOT, TARGET_PY,  # noqa: E402
+                           agent_request, start_target, stop_target, target_env)
 
 
-class Ticker:
-    def __init__(self, python):
-        self.p = subprocess.Popen([python, TARGET, "ticker"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, universal_newlines=True, bufsize=1)
+class BenchTarget:
+    """A target process: argv started, its "ready" line read (what: its name
+    in the error when it does not come); close() kills and reaps it."""
+
+    def __init__(self, argv, what, stdin=subprocess.DEVNULL, write_bytecode=True):
+        self.p = start_target(argv, write_bytecode=write_bytecode, stdin=stdin,
+                              stdout=subprocess.PIPE, universal_newlines=True, bufsize=1)
+        self.pid = self.p.pid
         line = self.p.stdout.readline()
         if not line.startswith("ready"):
             self.close()
-            raise RuntimeError("target did not start: %r" % line)
-        self.pid = self.p.pid
+            raise RuntimeError("%s did not start: %r" % (what, line))
+
+    def attach(self, *options):
+        """pyhot attach [options], then a status round trip over the socket
+        (the baseline is read at the agent's first safe point, which attach
+        does not wait for); the status response."""
+        p = subprocess.run([PYHOT, "attach", str(self.pid)] + list(options),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=60)
+        if p.returncode:
+            raise RuntimeError("pyhot attach: exit %d: %s" % (p.returncode, p.stderr.strip()))
+        st = agent_request(self.pid, "status")
+        if not st.get("ok"):
+            raise RuntimeError("status: %s" % st.get("error"))
+        return st
+
+    def close(self):
+        stop_target(self.p)
+
+
+def run_program(python, program, args, timeout):
+    """Run program (python -c) with args in a process of its own, no
+    bytecode written; its stdout (RuntimeError when it fails)."""
+    p = subprocess.run([python, "-c", program] + list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout,
+                       env=target_env(write_bytecode=False))
+    if p.returncode:
+        raise RuntimeError("exit %d: %s" % (p.returncode, p.stderr.strip()[-300:]))
+    return p.stdout
+
+
+class Ticker(BenchTarget):
+    """tests/integration/targets/target.py ticker: a thread ticks every 1 ms
+    and records the largest gap."""
+
+    def __init__(self, python):
+        super().__init__([python, TARGET_PY, "ticker"], "target", stdin=subprocess.PIPE)
         time.sleep(0.05)   # let the ticker thread settle
 
     def gap(self):
@@ -90,15 +126,6 @@ class Ticker:
         if len(line) != 2 or line[0] != "gap":
             raise RuntimeError("target answered %r" % line)
         return float(line[1]) * 1e3
-
-    def close(self):
-        if self.p.poll() is None:
-            self.p.kill()
-        self.p.wait(timeout=10)
-        try:
-            os.unlink("/tmp/pyhot-%d/agent-%d.sock" % (os.geteuid(), self.p.pid))
-        except OSError:
-            pass
 
 
 def timed(argv):
@@ -144,33 +171,47 @@ def pct(xs, q):
 DEF_SIZES = (10, 100, 1000)
 INSTANCES = 1000000
 
-# The target of the refresh rows: imports the given modules from DIR, makes
-# COUNT instances of benchcls.C when asked, says ready, and sleeps 1 ms in a
-# loop (a safe point within a millisecond).
-REFRESH_TARGET = r"""
-import gc, importlib, os, sys, time
+# The programs below run in the interpreter under test, as python -c PROGRAM
+# DIR ...: each starts with PROLOGUE (DIR first on sys.path, no bytecode
+# written, for pyhot and importlib.reload alike).
+PROLOGUE = r"""
+import os, sys, time
 sys.dont_write_bytecode = True
 sys.path.insert(0, sys.argv[1])
+"""
+
+# A target ends with SERVE: it says ready, then, as a service would, runs
+# one statement and sleeps 1 ms, forever (a safe point within a millisecond).
+SERVE = r"""
+print("ready", os.getpid(), flush=True)
+while True:
+    %s
+    time.sleep(0.001)
+"""
+
+# A reload driver reads SPEC next: the versions to write (JSON, argv[2]).
+SPEC = r"""
+import importlib, json
+with open(sys.argv[2]) as f:
+    spec = json.load(f)
+"""
+
+# The target of the refresh rows: imports the given modules from DIR and
+# makes COUNT instances of benchcls.C when asked.
+REFRESH_TARGET = PROLOGUE + r"""
+import gc, importlib
 mods = [importlib.import_module(m) for m in sys.argv[2].split(",")]
 count = int(sys.argv[3])
 if count:
     import benchcls
     live = [benchcls.C(i) for i in range(count)]
     gc.collect()
-print("ready", os.getpid(), flush=True)
-while True:
-    time.sleep(0.001)
-"""
+""" + SERVE % "pass"
 
 # importlib.reload of the same modules, in a process of its own: for each
-# module, write each of its versions (spec file: {name: [text, ...]}) and
-# time the reload that follows.
-RELOAD_DRIVER = r"""
-import importlib, json, sys, time
-sys.dont_write_bytecode = True
-sys.path.insert(0, sys.argv[1])
-with open(sys.argv[2]) as f:
-    spec = json.load(f)
+# module, write each of its versions (spec: {name: [text, ...]}) and time
+# the reload that follows.
+RELOAD_DRIVER = PROLOGUE + SPEC + r"""
 out = {}
 for name, versions in spec.items():
     m = importlib.import_module(name)
@@ -212,52 +253,16 @@ def write(path, text):
         f.write(text)
 
 
-def agent_call(pid, verb, pairs=(), timeout=60):
-    """One request to the agent, straight over its socket (the wire format of
-    payload/pyhot_proto.h); the response as a dict."""
-    body = b"".join(x.encode() + b"\0" for x in [verb] + [v for kv in pairs for v in kv])
-    path = "/proc/%d/root/tmp/pyhot-%d/agent-%d.sock" % (pid, os.geteuid(), pid)
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
+def refresh_target(python, moddir, modules, count):
+    """A target of the refresh rows (REFRESH_TARGET), attached."""
+    t = BenchTarget([python, "-c", REFRESH_TARGET, moddir, ",".join(modules), str(count)],
+                    "refresh target", write_bytecode=False)
     try:
-        s.connect(path)
-        s.sendall(struct.pack("<I", len(body)) + body)
-        data = b""
-        while True:
-            chunk = s.recv(1 << 16)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        s.close()
-    (n,) = struct.unpack("<I", data[:4])
-    return json.loads(data[4:4 + n].decode())
-
-
-class RefreshTarget:
-    def __init__(self, python, moddir, modules, count):
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-        env.pop("PYTHONPATH", None)
-        self.p = subprocess.Popen([python, "-c", REFRESH_TARGET, moddir, ",".join(modules),
-                                   str(count)], stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, universal_newlines=True, env=env)
-        self.pid = self.p.pid
-        line = self.p.stdout.readline()
-        if not line.startswith("ready"):
-            self.close()
-            raise RuntimeError("refresh target did not start: %r" % line)
-        p = subprocess.run([PYHOT, "attach", str(self.pid)], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
-        if p.returncode:
-            self.close()
-            raise RuntimeError("pyhot attach: exit %d: %s" % (p.returncode, p.stderr.strip()))
-        # The baseline is read at the agent's first safe point, which attach
-        # does not wait for: a status round trip does.
-        subprocess.run([PYHOT, "status", str(self.pid)], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=60)
-
-    def close(self):
-        Ticker.close(self)
+        t.attach()
+    except BaseException:
+        t.close()
+        raise
+    return t
 
 
 def one_changed(resp, name):
@@ -304,7 +309,7 @@ def refresh_series(t, name, path, make, runs, res, key, failures):
         if sp is None:
             write(path, make(v + 0.5))
             last = v + 0.5
-            resp = agent_call(t.pid, "refresh", [("module", name)])
+            resp = agent_request(t.pid, "refresh", [("module", name)])
             bad = one_changed(resp, name)
             if bad:
                 failures.append(bad + " (socket)")
@@ -334,23 +339,18 @@ def bench_refresh(python, runs, res, failures):
         # importlib.reload in a process of its own: versions 1 .. runs + 1,
         # the first a warm-up.
         spec = {name: [make(v) for v in range(1, runs + 2)] for name, make in makers.items()}
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-        env.pop("PYTHONPATH", None)
         spec_path = os.path.join(tmp, "reload.json")
         with open(spec_path, "w") as f:
             json.dump(spec, f)
-        p = subprocess.run([python, "-c", RELOAD_DRIVER, cold, spec_path],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           universal_newlines=True, timeout=300, env=env)
-        if p.returncode:
-            failures.append("importlib.reload driver: exit %d: %s" % (
-                p.returncode, p.stderr.strip()[-300:]))
-        else:
-            for name, xs in json.loads(p.stdout).items():
+        try:
+            out = run_program(python, RELOAD_DRIVER, [cold, spec_path], 300)
+            for name, xs in json.loads(out).items():
                 res["reload_" + name] = xs
+        except RuntimeError as e:
+            failures.append("importlib.reload driver: %s" % e)
 
         # pyhot refresh of the same modules, and of the class with no instance.
-        t = RefreshTarget(python, hot, list(makers) + ["benchcls"], 0)
+        t = refresh_target(python, hot, list(makers) + ["benchcls"], 0)
         targets.append(t)
         for name, make in makers.items():
             refresh_series(t, name, os.path.join(hot, name + ".py"), make, runs, res, name,
@@ -359,7 +359,7 @@ def bench_refresh(python, runs, res, failures):
                        "cls0", failures)
 
         # The class again, in a target holding 1,000,000 instances of it.
-        t = RefreshTarget(python, many, ["benchcls"], INSTANCES)
+        t = refresh_target(python, many, ["benchcls"], INSTANCES)
         targets.append(t)
         last = refresh_series(t, "benchcls", os.path.join(many, "benchcls.py"), cls_text,
                               runs, res, "cls1m", failures)
@@ -387,32 +387,20 @@ MEM_REFRESHES = 1000
 INTEG = os.path.join(REPO, "tests", "integration")
 COUNT_CODE = "import gc; gc.collect(); len(gc.get_objects())"
 
-# The target of the memory rows: imports usermod from DIR and runs Python as
-# a service would, a call into the module then a 1 ms sleep, forever. The
-# call returns an int and makes no gc-tracked object, so that a count taken
-# at any safe point sees the same heap.
-MEM_TARGET = r"""
-import os, sys, time
-sys.dont_write_bytecode = True
-sys.path.insert(0, sys.argv[1])
-import usermod
-print("ready", os.getpid(), flush=True)
-while True:
-    usermod.f3(2)
-    time.sleep(0.001)
-"""
+# The target of the memory rows: imports usermod from DIR, and its
+# statement between two sleeps is a call into the module. The call returns
+# an int and makes no gc-tracked object, so that a count taken at any safe
+# point sees the same heap.
+MEM_TARGET = PROLOGUE + "import usermod\n" + SERVE % "usermod.f3(2)"
 
 # importlib.reload of the same module, in a process of its own: rewrite the
-# file (alternating the two versions of the spec file), bump its mtime,
-# invalidate the finders' caches, reload. No bytecode is written, so each
-# reload compiles the source. At each checkpoint: "CP i objects rss_kb"
-# printed at once (nothing kept: a list of results would be counted too).
-MEM_RELOAD = r"""
-import gc, importlib, json, os, sys, time
-sys.dont_write_bytecode = True
-sys.path.insert(0, sys.argv[1])
-with open(sys.argv[2]) as f:
-    versions = json.load(f)
+# file (alternating the two versions of the spec: [text, text]), bump its
+# mtime, invalidate the finders' caches, reload. No bytecode is written, so
+# each reload compiles the source. At each checkpoint: "CP i objects
+# rss_kb" printed at once (nothing kept: a list of results would be counted
+# too).
+MEM_RELOAD = PROLOGUE + SPEC + r"""
+import gc
 checkpoints = frozenset(int(x) for x in sys.argv[3].split(","))
 import usermod
 path = usermod.__file__
@@ -435,7 +423,7 @@ checkpoint(0)
 t0 = time.perf_counter()
 for i in range(1, max(checkpoints) + 1):
     with open(path, "w") as f:
-        f.write(versions[i % 2])
+        f.write(spec[i % 2])
     os.utime(path, ns=(base + i * 10**9, base + i * 10**9))
     importlib.invalidate_caches()
     importlib.reload(usermod)
@@ -452,14 +440,6 @@ def module_source_fn():
         sys.path.insert(0, INTEG)
     import test_history
     return test_history.module_source
-
-
-class MemTarget:
-    def __init__(self, p):
-        self.p, self.pid = p, p.pid
-
-    def close(self):
-        Ticker.close(self)
 
 
 def vm_rss_kb(pid):
@@ -496,8 +476,9 @@ def slope(points, lo):
 def mem_pyhot(python, tmp, label, history, source, n, out, failures):
     """Refresh usermod n times in a target of its own (pyhot attach
     [--history H]), alternating the two versions, each request straight to
-    the agent (taken as a pending call by the main thread); at each checkpoint the target's gc object
-    count after gc.collect() (exec verb) and its VmRSS. out[label] gets
+    the agent (taken as a pending call by the main thread); at each
+    checkpoint the target's gc object count after gc.collect() (exec verb)
+    and its VmRSS. out[label] gets
     {"points": {i: (objects, rss_kb)}, "run_ms": [...], "seconds": s,
     "history_bytes": {i: b}, "leaks": n}."""
     d = os.path.join(tmp, label)
@@ -505,42 +486,28 @@ def mem_pyhot(python, tmp, label, history, source, n, out, failures):
     path = os.path.join(d, "usermod.py")
     write(path, source(0))
     keys = []   # the default grace: the main thread takes the pending call
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    env.pop("PYTHONPATH", None)
     t = None
     try:
-        t = MemTarget(subprocess.Popen([python, "-c", MEM_TARGET, d],
-                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                       universal_newlines=True, env=env))
-        line = t.p.stdout.readline()
-        if not line.startswith("ready"):
-            raise RuntimeError("memory target did not start: %r" % line)
-        argv = [PYHOT, "attach", str(t.pid)] + (["--history", str(history)] if history else [])
-        a = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           universal_newlines=True, timeout=60)
-        if a.returncode:
-            raise RuntimeError("pyhot attach: exit %d: %s" % (a.returncode, a.stderr.strip()))
-        st = agent_call(t.pid, "status", keys)
-        if not st.get("ok"):
-            raise RuntimeError("status: %s" % st.get("error"))
+        t = BenchTarget([python, "-c", MEM_TARGET, d], "memory target", write_bytecode=False)
+        st = t.attach(*(["--history", str(history)] if history else []))
         res = out[label] = {"points": {}, "run_ms": [], "history_bytes": {},
                             "limit": (st.get("history") or {}).get("limit")}
 
         def checkpoint(i):
-            r = agent_call(t.pid, "exec", [("code", COUNT_CODE)] + keys)
+            r = agent_request(t.pid, "exec", [("code", COUNT_CODE)] + keys)
             if not r.get("ok"):
                 raise RuntimeError("exec: %s" % r.get("error"))
             res["points"][i] = (int(r["value"]), vm_rss_kb(t.pid))
-            s = agent_call(t.pid, "status", keys)
+            s = agent_request(t.pid, "status", keys)
             res["history_bytes"][i] = (s.get("history") or {}).get("bytes")
 
         cps = set(mem_checkpoints(n))
-        agent_call(t.pid, "exec", [("code", COUNT_CODE)] + keys)   # warm-up
+        agent_request(t.pid, "exec", [("code", COUNT_CODE)] + keys)   # warm-up
         checkpoint(0)
         t0 = time.perf_counter()
         for i in range(1, n + 1):
             write(path, source(i % 2))
-            r = agent_call(t.pid, "refresh", [("module", "usermod")] + keys)
+            r = agent_request(t.pid, "refresh", [("module", "usermod")] + keys)
             if not r.get("ok"):
                 raise RuntimeError("refresh %d: %s" % (
                     i, (r.get("error") or {}).get("message", r)))
@@ -548,7 +515,7 @@ def mem_pyhot(python, tmp, label, history, source, n, out, failures):
             if i in cps:
                 checkpoint(i)
         res["seconds"] = time.perf_counter() - t0
-        lk = agent_call(t.pid, "status", [("leaks", "1")] + keys)
+        lk = agent_request(t.pid, "status", [("leaks", "1")] + keys)
         res["leaks"] = len(lk.get("leaks") or [])
         if t.p.poll() is not None:
             raise RuntimeError("target exited: %s" % t.p.returncode)
@@ -567,17 +534,11 @@ def mem_reload(python, tmp, source, n, out, failures):
     spec = os.path.join(tmp, "reload-versions.json")
     with open(spec, "w") as f:
         json.dump([source(0), source(1)], f)
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    env.pop("PYTHONPATH", None)
     try:
-        p = subprocess.run([python, "-c", MEM_RELOAD, d, spec,
-                            ",".join(str(c) for c in mem_checkpoints(n))],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           universal_newlines=True, timeout=600, env=env)
-        if p.returncode:
-            raise RuntimeError("exit %d: %s" % (p.returncode, p.stderr.strip()[-300:]))
+        stdout = run_program(python, MEM_RELOAD, [d, spec, ",".join(
+            str(c) for c in mem_checkpoints(n))], 600)
         res = {"points": {}}
-        for line in p.stdout.splitlines():
+        for line in stdout.splitlines():
             w = line.split()
             if w and w[0] == "CP":
                 res["points"][int(w[1])] = (int(w[2]), int(w[3]))
@@ -623,7 +584,7 @@ def memory_rows(res, n):
     mem = res.get("memory") or {}
     cps = mem_shown(n)
     mid = min(100, n)
-    so = os.path.join(BUILD, "pyhot-payload.so")
+    so = PAYLOAD
     try:
         built = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.stat(so).st_mtime))
     except OSError:

@@ -31,13 +31,14 @@ command -v curl >/dev/null || die "curl is missing"
 
 tmp=$(mktemp -d /tmp/pyhot-demo.XXXXXX)
 pid=
+sock=
 cleanup() {
 	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
 		kill "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 	fi
 	# A killed agent cannot remove its socket: do it for it.
-	[ -n "$pid" ] && rm -f "/tmp/pyhot-$(id -u)/agent-$pid.sock"
+	[ -n "$sock" ] && rm -f "$sock"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -47,6 +48,9 @@ step "1. start a Flask service (Python $("$py" -c 'import sys; print(sys.version
 cp -r "$here/tests/apps/." "$tmp/"
 "$py" "$tmp/flask_app.py" "$port" >"$tmp/service.log" 2>&1 &
 pid=$!
+# The agent's socket path, derived where the tests derive it.
+sock=$("$py" -c 'import sys; sys.path.insert(0, sys.argv[1])
+from pyhot_testlib import sock_path; print(sock_path(int(sys.argv[2])))' "$here/tests" "$pid")
 for _ in $(seq 1 200); do
 	grep -q '^ready' "$tmp/service.log" 2>/dev/null && break
 	kill -0 "$pid" 2>/dev/null || { cat "$tmp/service.log"; die "the service did not start"; }

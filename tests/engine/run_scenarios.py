@@ -78,20 +78,11 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-SCENARIOS = os.path.join(ROOT, "tests", "scenarios", "scenarios.md")
-BUILD = os.environ.get("PYHOT_BUILD", os.path.join(ROOT, "build"))
+sys.path.insert(0, os.path.dirname(HERE))
+from pyhot_testlib import (BUILD, INTERPRETERS, PYHOT, REPO as ROOT,  # noqa: E402
+                           start_target, stop_target, target_env)
 
-PYENV = os.path.expanduser("~/.pyenv/versions")
-DEFAULT_PYTHONS = [
-    os.path.join(PYENV, "3.8.18/bin/python3.8"),
-    os.path.join(PYENV, "3.9.18/bin/python3.9"),
-    os.path.join(PYENV, "3.10.13/bin/python3.10"),
-    os.path.join(PYENV, "3.11.7/bin/python3.11"),
-    os.path.join(PYENV, "3.12.1/bin/python3.12"),
-    os.path.join(PYENV, "3.13.0/bin/python3.13"),
-    "/usr/bin/python3.11",
-]
+SCENARIOS = os.path.join(ROOT, "tests", "scenarios", "scenarios.md")
 
 
 def parse(path):
@@ -605,7 +596,8 @@ def _missing(py, scs):
                 mod = opt.split("=", 1)[1]
                 if mod not in seen:
                     seen[mod] = subprocess.run([py, "-c", "import " + mod],
-                                               capture_output=True).returncode == 0
+                                               capture_output=True,
+                                               env=target_env()).returncode == 0
                 if not seen[mod]:
                     out[sc["id"]] = mod
     return out
@@ -623,17 +615,16 @@ def _run_child(py, scs, via, timeout):
                 "so": os.path.join(BUILD, "tests", "pyhot-engine-test.so"),
                 "scenarios": [dict(sc, mod="scn_" + sc["id"].lower()) for sc in scs]}
         by_id = {sc["id"]: sc for sc in scs}
-        pyhot = os.environ.get("PYHOT_BIN", os.path.join(BUILD, "pyhot"))
+        pyhot = os.environ.get("PYHOT_BIN", PYHOT)
         spec_path = os.path.join(tmp, "spec.json")
         with open(spec_path, "w") as f:
             json.dump(spec, f)
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         # stderr to a file: a pipe nobody reads could fill up and block the
         # child over a long batch
         with open(os.path.join(tmp, "stderr.txt"), "w+") as errf:
-            p = subprocess.Popen([py, "-c", CHILD, spec_path], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, stderr=errf,
-                                 text=True, env=env, cwd=tmp)
+            p = start_target([py, "-c", CHILD, spec_path], write_bytecode=False,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errf,
+                             text=True, cwd=tmp)
             lines = queue.Queue()
 
             def reader():
@@ -671,24 +662,12 @@ def _run_child(py, scs, via, timeout):
                         failure = {"status": "FAIL", "error": "timeout after %ds" % t}
                         break
             finally:
-                if p.poll() is None:
-                    p.kill()
-                p.wait()
-                for f in (p.stdin, p.stdout):
-                    try:
-                        f.close()
-                    except OSError:
-                        pass
-                if via == "cli":
-                    try:
-                        os.unlink("/tmp/pyhot-%d/agent-%d.sock" % (os.geteuid(), p.pid))
-                    except OSError:
-                        pass
+                stop_target(p)
                 errf.seek(0)
                 err = errf.read()
     if failure is None and len(results) < len(scs):
         failure = {"status": "FAIL",
-                   "error": "child died (rc %d): %s" % (p.returncode, err[-800:])}
+                   "error": "child died (rc %s): %s" % (p.returncode, err[-800:])}
     if failure is not None and current is not None:
         results[current] = failure
         failure = None
@@ -758,7 +737,8 @@ def main():
     ap.add_argument("--timeout", type=int, default=60)
     ap.add_argument("--json", help="write all results to this file")
     args = ap.parse_args()
-    pythons = [p for p in (args.python or DEFAULT_PYTHONS) if os.path.exists(p)]
+    pythons = [p for p in args.python or [path for _, path in INTERPRETERS]
+               if os.path.exists(p)]
     scs = parse(SCENARIOS)
     for extra in args.file or []:
         scs += parse(extra)

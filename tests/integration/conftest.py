@@ -2,62 +2,34 @@
 
 - INTERPRETERS: every CPython >= 3.8 on the machine (real binaries, never the
   pyenv shim); OLD_INTERPRETERS: 3.6 / 3.7 if present (must be refused).
+  These, the paths and the socket come from tests/pyhot_testlib.py.
 - `target`: a factory that starts a Python process running a script, waits
   until it says "ready", and always kills and reaps it.
 - `pyhot()`: run build/pyhot, with --json parsed when asked.
 
 Every wait is bounded; nothing is left running or stopped.
 """
-import ctypes
-import json
 import atexit
+import json
 import os
-import shutil
-import tempfile
-import socket
 import re
-import signal
+import shutil
+import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-BUILD = os.environ.get("PYHOT_BUILD") or os.path.join(REPO, "build")
-PYHOT = os.path.join(BUILD, "pyhot")
+sys.path.insert(0, os.path.dirname(HERE))
+from pyhot_testlib import (BUILD, DEFAULT_PY, INTERPRETERS, OLD_INTERPRETERS,  # noqa: E402,F401
+                           PYHOT, REPO, TARGET_PY, die_with_parent, sock_path,
+                           start_target, stop_target)
+
 TARGETS = os.path.join(HERE, "targets")
-TARGET_PY = os.path.join(TARGETS, "target.py")
-
-PYENV_ROOT = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
-
-
-def _pyenv(version):
-    major_minor = ".".join(version.split(".")[:2])
-    return os.path.join(PYENV_ROOT, "versions", version, "bin", "python" + major_minor)
-
-
-def _present(cands):
-    return [(name, path) for name, path in cands
-            if os.path.isfile(path) and os.access(path, os.X_OK)]
-
-
-INTERPRETERS = _present([
-    ("3.8", _pyenv("3.8.18")),
-    ("3.9", _pyenv("3.9.18")),
-    ("3.10", _pyenv("3.10.13")),
-    ("3.11", _pyenv("3.11.7")),
-    ("3.12", _pyenv("3.12.1")),
-    ("3.13", _pyenv("3.13.0")),
-    ("3.11-debian", "/usr/bin/python3.11"),
-])
-OLD_INTERPRETERS = _present([
-    ("3.7", _pyenv("3.7.16")),
-    ("3.6", _pyenv("3.6.15")),
-])
-# The interpreter for tests that need just one (error paths, JSON shape).
-DEFAULT_PY = dict(INTERPRETERS).get("3.11", INTERPRETERS[0][1] if INTERPRETERS else None)
 
 EXIT = {"ok": 0, "failed": 1, "usage": 2, "attach": 3, "uncertain": 4, "timeout": 124}
 
@@ -69,10 +41,6 @@ def interp_params():
 @pytest.fixture(params=interp_params())
 def python(request):
     return request.param
-
-
-def sock_path(pid, euid=0):
-    return "/tmp/pyhot-%d/agent-%d.sock" % (euid, pid)
 
 
 class Result:
@@ -144,45 +112,17 @@ def free_port():
         return s.getsockname()[1]
 
 
-def die_with_parent():
-    """In the child before exec: SIGKILL when pytest dies, so that no target
-    outlives a crashed or interrupted run (PR_SET_PDEATHSIG)."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
-
-
-def remove_stale_socket(pid):
-    """A new process has no agent yet; a socket at its path was left by an
-    earlier process with the same pid (killed, so it could not remove it).
-    Removed only when nothing listens there."""
-    path = sock_path(pid)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        try:
-            s.connect(path)
-        except ConnectionRefusedError:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-        except OSError:
-            pass
-
-
 class Target:
     """A Python process under test. Lines of its stdout are collected by a
     thread; wait_for() polls them."""
 
     def __init__(self, argv, env=None, cwd=None):
         self.argv = argv
-        full_env = dict(os.environ)
-        full_env.pop("PYTHONPATH", None)
-        if env:
-            full_env.update(env)
-        self.proc = subprocess.Popen(argv, env=full_env, cwd=cwd, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     universal_newlines=True, bufsize=1,
-                                     preexec_fn=die_with_parent)
+        self.proc = start_target(argv, env=env, pdeathsig=True, cwd=cwd,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, universal_newlines=True,
+                                 bufsize=1)
         self.pid = self.proc.pid
-        remove_stale_socket(self.pid)
         self.lines = []
         self.cond = threading.Condition()
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -258,25 +198,7 @@ class Target:
         return None
 
     def kill(self):
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-                os.kill(self.pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        for f in (self.proc.stdin, self.proc.stdout):
-            try:
-                f.close()
-            except Exception:
-                pass
-        try:
-            os.unlink(sock_path(self.pid))
-        except OSError:
-            pass
+        stop_target(self.proc)
 
 
 @pytest.fixture
@@ -333,16 +255,7 @@ def procs():
 
     yield start
     for p in started:
-        if p.poll() is None:
-            try:
-                p.kill()
-                os.kill(p.pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
+        stop_target(p)
 
 
 def wait_until(pred, timeout=10, step=0.005, what="condition"):

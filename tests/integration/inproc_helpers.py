@@ -1,47 +1,22 @@
-"""Helpers for the in-process agent tests (test_agent_inproc.py).
+"""The target of the in-process agent tests (test_agent_inproc.py,
+test_history.py): an interpreter that boots the payload itself.
 
 A target is a real interpreter that loads the payload with ctypes and calls
 pyhot_boot() itself, standing in for the injector. Its main thread then obeys
 one-line commands on stdin, so that a test can put it in a given state (busy
 in Python, asleep in time.sleep, waiting in join, stuck in C holding the
-GIL)
-and talk to the agent's socket meanwhile. Every process is bounded by
+GIL) and talk to the agent's socket meanwhile. Every process is bounded by
 timeouts and killed and reaped by Target.close().
 """
 
-import json
 import os
 import select
-import socket
-import struct
 import subprocess
 import sys
 import time
 
-PYENV_ROOT = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-PYENV_VERSIONS = ["3.8.18", "3.9.18", "3.10.13", "3.11.7", "3.12.1", "3.13.0"]
-
-
-def interpreters():
-    """Real paths of every interpreter present (never the pyenv shim)."""
-    found = []
-    for v in PYENV_VERSIONS:
-        short = ".".join(v.split(".")[:2])
-        path = os.path.join(PYENV_ROOT, "versions", v, "bin", "python" + short)
-        if os.access(path, os.X_OK):
-            found.append(path)
-    if os.access("/usr/bin/python3.11", os.X_OK):
-        found.append("/usr/bin/python3.11")
-    return found
-
-
-def interpreter_id(path):
-    return "debian-3.11" if path.startswith("/usr/bin/") else os.path.basename(path)
-
-
-def payload_path():
-    build = os.environ.get("PYHOT_BUILD", os.path.join(os.getcwd(), "build"))
-    return os.path.join(build, "pyhot-payload.so")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from pyhot_testlib import PAYLOAD, TESTS, request, start_target, stop_target  # noqa: E402
 
 
 # The target. argv: payload path, socket path. Prints "READY <rc>" after the
@@ -183,35 +158,6 @@ for line in sys.stdin:
 '''
 
 
-def encode_request(verb, args=()):
-    body = verb.encode() + b"\0"
-    for k, v in args:
-        body += k.encode() + b"\0" + str(v).encode() + b"\0"
-    return body
-
-
-def recv_exact(s, n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            raise EOFError("agent closed the connection after %d of %d bytes"
-                           % (len(data), n))
-        data += chunk
-    return data
-
-
-def request(sock_path, verb, args=(), timeout=15.0, raw=None):
-    """Send one request frame, return the decoded JSON response."""
-    body = raw if raw is not None else encode_request(verb, args)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(sock_path)
-        s.sendall(struct.pack("<I", len(body)) + body)
-        (n,) = struct.unpack("<I", recv_exact(s, 4))
-        return json.loads(recv_exact(s, n).decode("utf-8"))
-
-
 class Target:
     """A target interpreter with the agent booted in it."""
 
@@ -229,8 +175,8 @@ class Target:
         self.stderr_path = os.path.join(self.dir, "target.stderr")
         self.stderr = open(self.stderr_path, "w+")
         self.deadline = time.monotonic() + timeout
-        self.proc = subprocess.Popen(
-            [python, script, payload_path(), self.sock, str(history)],
+        self.proc = start_target(
+            [python, script, PAYLOAD, self.sock, str(history)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
             cwd=self.dir)
         self.pid = self.proc.pid
@@ -325,16 +271,7 @@ class Target:
         return self.proc.wait(timeout=timeout)
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        try:
-            self.proc.wait(timeout=10)
-        finally:
-            for f in (self.proc.stdin, self.proc.stdout, self.stderr):
-                try:
-                    f.close()
-                except Exception:
-                    pass
+        stop_target(self.proc, files=(self.stderr,))
 
 
 # Connect as uid/gid 65534 (nobody) while keeping root's capabilities, so
@@ -342,7 +279,9 @@ class Target:
 # agent's SO_PEERCRED check is what is tested. SECBIT_NO_SETUID_FIXUP keeps
 # the capability sets through setresuid.
 OTHER_UID_CLIENT = r'''
-import ctypes, os, socket, struct, sys
+import ctypes, os, socket, sys
+sys.path.insert(0, sys.argv[2])
+from pyhot_testlib import encode_request, frame
 libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP = 28, 1 << 2
 if libc.prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0) != 0:
@@ -353,9 +292,8 @@ os.setresuid(65534, 65534, 65534)
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.settimeout(10)
 s.connect(sys.argv[1])
-body = b"ping\0"
 try:
-    s.sendall(struct.pack("<I", len(body)) + body)
+    s.sendall(frame(encode_request("ping")))
     data = s.recv(4)
 except (BrokenPipeError, ConnectionResetError):
     data = b""
@@ -365,7 +303,7 @@ print("uid=%d reply=%r" % (os.getuid(), data))
 
 def connect_as_other_uid(sock_path, timeout=20):
     """Run a client as uid 65534; returns its stdout (uid and what it got)."""
-    return subprocess.run([sys.executable, "-c", OTHER_UID_CLIENT, sock_path],
+    return subprocess.run([sys.executable, "-c", OTHER_UID_CLIENT, sock_path, TESTS],
                           capture_output=True, text=True, timeout=timeout,
                           check=True).stdout
 
@@ -376,5 +314,4 @@ def median(xs):
     return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
-__all__ = ["Target", "interpreters", "interpreter_id", "payload_path", "request",
-           "encode_request", "connect_as_other_uid", "median"]
+__all__ = ["Target", "connect_as_other_uid", "median"]

@@ -20,13 +20,14 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from inproc_helpers import (Target, connect_as_other_uid, interpreter_id,  # noqa: E402
-                            interpreters, median, payload_path, request)
+from inproc_helpers import Target, connect_as_other_uid, median  # noqa: E402
+from pyhot_testlib import INTERPRETERS, PAYLOAD, exchange, frame, request  # noqa: E402
 
-PYTHONS = interpreters()
-LATENCY = {}   # {interpreter id: {"pending-call": [ms], "gil-thread": [ms]}}
+PYTHONS = [path for _, path in INTERPRETERS]
+NAMES = dict((path, name) for name, path in INTERPRETERS)
+LATENCY = {}   # {interpreter name: {"pending-call": [ms], "gil-thread": [ms]}}
 
-pytestmark = pytest.mark.skipif(not os.path.exists(payload_path()),
+pytestmark = pytest.mark.skipif(not os.path.exists(PAYLOAD),
                                 reason="payload not built: make all")
 
 
@@ -39,12 +40,12 @@ def latency_report():
                          "max_ms": round(max(ms), 3)}
                    for via, ms in vias.items()}
               for py, vias in LATENCY.items()}
-    out = os.path.join(os.path.dirname(payload_path()), "agent-latency.json")
+    out = os.path.join(os.path.dirname(PAYLOAD), "agent-latency.json")
     with open(out, "w") as f:
         json.dump(report, f, indent=1, sort_keys=True)
 
 
-@pytest.fixture(params=PYTHONS, ids=[interpreter_id(p) for p in PYTHONS])
+@pytest.fixture(params=PYTHONS, ids=[NAMES[p] for p in PYTHONS])
 def target(request, tmp_path):
     t = Target(request.param, tmp_path)
     try:
@@ -56,7 +57,7 @@ def target(request, tmp_path):
 
 def note_latency(t, resp):
     sp = resp["safepoint"]
-    LATENCY.setdefault(interpreter_id(t.python), {}).setdefault(
+    LATENCY.setdefault(NAMES[t.python], {}).setdefault(
         sp["via"], []).append(sp["wait_ms"])
 
 
@@ -253,22 +254,8 @@ def test_peer_of_another_uid_is_refused(target):
     exits_cleanly(t)
 
 
-def raw_exchange(path, data, timeout=10):
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        s.sendall(data)
-        hdr = s.recv(4, socket.MSG_WAITALL)
-        (n,) = struct.unpack("<I", hdr)
-        return json.loads(s.recv(n, socket.MSG_WAITALL))
-
-
 def test_bad_requests_get_clear_errors(target):
     t = target
-
-    def frame(body):
-        return struct.pack("<I", len(body)) + body
-
     cases = [
         (frame(b"ping"), "malformed request frame"),            # no final NUL
         (frame(b"ping\0key\0"), "malformed request frame"),     # key, no value
@@ -278,7 +265,7 @@ def test_bad_requests_get_clear_errors(target):
         (struct.pack("<I", (64 << 20) + 1), "length out of bounds"),
     ]
     for data, message in cases:
-        r = raw_exchange(t.sock, data)
+        r = exchange(t.sock, data, timeout=10)
         assert r["ok"] is False and r["error"]["kind"] == "failed"
         assert message in r["error"]["message"], r
     # A client that sends half a frame and goes away gets nothing and does
@@ -411,7 +398,7 @@ def test_stack_answers_at_a_safe_point(target):
     exits_cleanly(t)
 
 
-@pytest.mark.parametrize("python", PYTHONS, ids=[interpreter_id(p) for p in PYTHONS])
+@pytest.mark.parametrize("python", PYTHONS, ids=[NAMES[p] for p in PYTHONS])
 def test_baseline_is_taken_at_boot(python, tmp_path):
     """With the patch engine linked in, the agent records the baseline at
     the first safe point after boot: a file edited after the attach is then

@@ -13,7 +13,7 @@ into tmp_path and edited there. What is checked:
   - a new helper function used by a changed view works.
 
 Flask is required, never skipped: pyenv 3.11.7 has it on the machines pyhot
-is built for (see ../shared/design-notes.md). When no interpreter on the
+is built for (make demo runs the same app on it). When no interpreter on the
 machine has Flask the tests fail and say how to install it.
 """
 import http.client

@@ -15,13 +15,14 @@ import time
 
 import pytest
 
-from inproc_helpers import Target, interpreter_id, interpreters
+from inproc_helpers import Target
+from pyhot_testlib import DEFAULT_PY, INTERPRETERS
 
-PYTHONS = interpreters()
+PYTHONS = [path for _, path in INTERPRETERS]
+IDS = [name for name, _ in INTERPRETERS]
 FAST = [("grace_ms", "0")]
 # The long runs use one interpreter; the others run a shorter loop.
-LONG_PY = next((p for p in PYTHONS if "3.11" in os.path.basename(p) and
-                "pyenv" in p), PYTHONS[0] if PYTHONS else None)
+LONG_PY = DEFAULT_PY
 
 
 def module_source(v):
@@ -150,13 +151,13 @@ def test_memory_flat_over_1000_refreshes(session, limit, full_at):
     assert st["leaks"] == [], st["leaks"]
 
 
-@pytest.mark.parametrize("python", PYTHONS, ids=[interpreter_id(p) for p in PYTHONS])
+@pytest.mark.parametrize("python", PYTHONS, ids=IDS)
 def test_memory_flat_on_every_interpreter(session, python):
     s = session(python, 1)
     flat_run(s, 120, 20, (60, 120))
 
 
-@pytest.mark.parametrize("python", PYTHONS, ids=[interpreter_id(p) for p in PYTHONS])
+@pytest.mark.parametrize("python", PYTHONS, ids=IDS)
 def test_rollback_while_eight_threads_call(session, python):
     s = session(python, 20)
     s.exec("import threading, usermod as u, sys\n"
@@ -184,8 +185,7 @@ def test_rollback_while_eight_threads_call(session, python):
     assert s.exec(PROBE) == ANSWER[0]
 
 
-@pytest.mark.parametrize("python", PYTHONS[:1] + PYTHONS[-1:],
-                         ids=[interpreter_id(p) for p in PYTHONS[:1] + PYTHONS[-1:]])
+@pytest.mark.parametrize("python", PYTHONS[:1] + PYTHONS[-1:], ids=IDS[:1] + IDS[-1:])
 def test_rollback_bad_input_changes_nothing(session, python):
     s = session(python, 2)
     bad = [
@@ -235,7 +235,7 @@ def test_rollback_bad_input_changes_nothing(session, python):
     assert r["ok"] is False and "no generation 3 of usermod" in r["error"]["message"], r
 
 
-@pytest.mark.parametrize("python", PYTHONS, ids=[interpreter_id(p) for p in PYTHONS])
+@pytest.mark.parametrize("python", PYTHONS, ids=IDS)
 def test_generations_in_status(session, python):
     s = session(python, 20)
     s.refresh(1)

@@ -1,17 +1,14 @@
 """The payload's binary interface: one export, libc only, never unloaded,
 and every Python symbol it needs is exported by every interpreter here."""
 
-import glob
 import os
 import subprocess
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from inproc_helpers import PYENV_ROOT, PYENV_VERSIONS, payload_path  # noqa: E402
+from conftest import INTERPRETERS
+from pyhot_testlib import PAYLOAD, libpython
 
-PAYLOAD = payload_path()
 pytestmark = pytest.mark.skipif(not os.path.exists(PAYLOAD),
                                 reason="payload not built: make all")
 
@@ -45,14 +42,8 @@ def test_is_never_unloaded():
 
 def interpreter_images():
     """The file each interpreter exports its C API from."""
-    images = []
-    for v in PYENV_VERSIONS:
-        short = ".".join(v.split(".")[:2])
-        images += glob.glob(os.path.join(PYENV_ROOT, "versions", v, "lib",
-                                         "libpython%s.so.1.0" % short))
-    if os.path.exists("/usr/bin/python3.11"):
-        images.append("/usr/bin/python3.11")   # static: exported by the executable
-    return images
+    images = [libpython(path) for _, path in INTERPRETERS]
+    return [i for i in images if i]
 
 
 @pytest.mark.parametrize("image", interpreter_images(), ids=os.path.basename)
