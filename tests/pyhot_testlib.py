@@ -23,7 +23,7 @@ BUILD = os.environ.get("PYHOT_BUILD") or os.path.join(REPO, "build")
 PYHOT = os.path.join(BUILD, "pyhot")
 PAYLOAD = os.path.join(BUILD, "pyhot-payload.so")
 TARGET_PY = os.path.join(TESTS, "integration", "targets", "target.py")
-PROTO_H = os.path.join(REPO, "payload", "pyhot_proto.h")
+PROTO_H = os.path.join(REPO, "common", "pyhot_proto.h")
 
 # ---- interpreters -----------------------------------------------------------
 
@@ -77,7 +77,7 @@ def libpython(path):
 
 @functools.lru_cache(maxsize=None)
 def _proto_string(name):
-    """The string a #define of payload/pyhot_proto.h stands for."""
+    """The string a #define of common/pyhot_proto.h stands for."""
     with open(PROTO_H) as f:
         m = re.search(r'^#define\s+%s\s+"([^"]*)"' % name, f.read(), flags=re.M)
     if not m:
@@ -120,7 +120,7 @@ def remove_stale_socket(pid):
             pass
 
 
-# ---- the wire protocol (payload/pyhot_proto.h) ------------------------------
+# ---- the wire protocol (common/pyhot_proto.h) ------------------------------
 
 def frame(body):
     """One message: a 4-byte little-endian length, then the body."""

@@ -3,7 +3,7 @@
     python fake_agent.py RESPONSES.json|'{...}'
 
 Listens where the real agent would (/tmp/pyhot-EUID/agent-PID.sock), speaks
-the frame protocol of payload/pyhot_proto.h, and answers each verb with the
+the frame protocol of common/pyhot_proto.h, and answers each verb with the
 canned JSON object RESPONSES[verb] (or an "unknown verb" error). Every
 request is printed as "request VERB key=value ...". "delay_s" in a canned
 response delays the answer. "detach" removes the socket and exits the loop.
