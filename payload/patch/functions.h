@@ -35,6 +35,15 @@ int patch_behind(struct engine *e, PyObject *live, PyObject *new,
 		 PyObject *name, PyObject *old_code, enum tp_mode mode,
 		 char *detail, size_t dsize);
 
+/* Breadth-first from root (a decorated object) to the function a def
+ * named name made: through __wrapped__, __func__, partial.func and the
+ * cells of wrapper closures; with several candidates, the one whose code
+ * has old_code's bytecode (old_code may be NULL). Wrappers with a
+ * cache_clear() go into caches (may be NULL). The function, or NULL, into
+ * *out (new reference). 0, or -1 error. */
+int find_inner(struct engine *e, PyObject *root, PyObject *name,
+	       PyObject *old_code, PyObject *caches, PyObject **out);
+
 /* Queue live.__firstlineno__ = the first line of class statement st, when
  * live has one that differs (3.13's inspect finds a class by it). 0, or -1
  * error. */
