@@ -237,6 +237,21 @@ static int rebind_wrapper(struct engine *e, PyObject *live, PyObject *w2,
 	return rc < 0 ? -1 : 1;
 }
 
+/* The live wrapper runs its new code (as follow_codes() would do): one
+ * report line for it, here. 1, or -1 error. */
+static int follow_now(struct engine *e, PyObject *live, PyObject *nc)
+{
+	PyObject *fid = id_of(live);   /* owned */
+	int r = fid ? pyhot_ops_add_attr(&e->ops, PYHOT_OP_SETATTR, live,
+					 "__code__", nc) : -1;
+
+	if (r == 0) {
+		r = PySet_Add(e->patched, fid);
+	}
+	Py_XDECREF(fid);
+	return r < 0 ? -1 : 1;
+}
+
 /* live's function gets the new body and live the new wrapper's values.
  * 1 done, 0 the values do not fit, -1 error. */
 static int rewrap_in_place(struct engine *e, PyObject *live, PyObject *newf,
@@ -257,11 +272,14 @@ static int rewrap_in_place(struct engine *e, PyObject *live, PyObject *newf,
 		return r;
 	}
 	r = patch_behind(e, live, newf, name, old_code, TP_FULL, detail, dsize);
+	if (r == 1) {
+		r = follow_now(e, live, PyTuple_GetItem(pair, 1));
+	}
 	used = strlen(detail);
 	if (r == 1 && note[0] && used + 8 < dsize) {
 		note[strlen(note) - 1] = '\0';
 		snprintf(detail + used, dsize - used, "; wrapper rebuilt by its "
-			 "new decorator: %s updated in place (same object)", note);
+			 "new decorator: its code and %s updated in place (same object)", note);
 	}
 	return r < 0 ? -1 : 1;
 }
