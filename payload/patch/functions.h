@@ -55,12 +55,13 @@ int queue_firstlineno(struct engine *e, PyObject *live, PyObject *st);
  * right. live may be NULL (nothing to do). 0, or -1 error. */
 int relocate_stmt(struct engine *e, PyObject *st, PyObject *live);
 
-/* Functions reachable from the module (globals, its classes, closure cells
- * and __wrapped__ chains, small containers) and from the other user
- * modules, still running code that a patched function's code contained (a
- * decorator's wrapper, a closure made by a factory), follow the new code
- * when their free variables still fit (e->codemap pairs old and new).
- * Bounded by what the modules hold, never by the heap. 0, or -1 error. */
+/* After a module is planned: functions still running code that a patched
+ * function's code contained (a decorator's wrapper, a closure made by a
+ * factory), wherever they are held, follow the new code when their free
+ * variables still fit (e->codemap pairs old and new); found with one
+ * gc.get_referrers() pass, made only when such nested code changed. Then
+ * the frames that keep running old code are named (running.h). 0, or -1
+ * error. */
 int follow_codes(struct engine *e);
 
 #endif /* PYHOT_PATCH_FUNCTIONS_H */
