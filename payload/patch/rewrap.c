@@ -284,13 +284,42 @@ static int rewrap_in_place(struct engine *e, PyObject *live, PyObject *newf,
 	return r < 0 ? -1 : 1;
 }
 
+/* The statement ran the live decorator, not the new one (the decorator
+ * is itself decorated, so the refresh could not bind its new version for
+ * the statement to use): its wrapper tells nothing new. The function is
+ * patched behind the live wrapper, and the report says the wrapper keeps
+ * the values the old decorator gave it. 1 that case (patch_behind()'s
+ * result in *res), 0 not that case, -1 error. */
+static int old_decorator(struct engine *e, PyObject *live, PyObject *newf,
+			 PyObject *w2, PyObject *pair, PyObject *name,
+			 PyObject *old_code, char *detail, size_t dsize, int *res)
+{
+	PyObject *c2 = pyhot_patch_get_attr(w2, "__code__");   /* owned */
+	size_t used;
+	int r;
+
+	if (!c2 || c2 != PyTuple_GetItem(pair, 0)) {
+		Py_XDECREF(c2);
+		return c2 ? 0 : -1;
+	}
+	Py_DECREF(c2);
+	r = patch_behind(e, live, newf, name, old_code, TP_FULL, detail, dsize);
+	used = strlen(detail);
+	if (r == 1 && used + 8 < dsize) {
+		snprintf(detail + used, dsize - used, "; its wrapper keeps the values "
+			 "its old decorator gave it");
+	}
+	*res = r;
+	return r < 0 ? -1 : 1;
+}
+
 int patch_decorated(struct engine *e, PyObject *st, PyObject *live,
 		    PyObject *newf, PyObject *name, PyObject *old_code,
 		    char *detail, size_t dsize)
 {
 	PyObject *pair = stale_wrapper(e, live);   /* borrowed */
 	PyObject *w2;   /* owned */
-	int r;
+	int r, res = 0;
 
 	if (!pair) {
 		return PyErr_Occurred() ? -1 :
@@ -299,12 +328,18 @@ int patch_decorated(struct engine *e, PyObject *st, PyObject *live,
 	}
 	Py_INCREF(pair);   /* the codemap may change while Python runs */
 	w2 = rerun_decorated(e, st, name);
-	r = w2 ? rewrap_in_place(e, live, newf, w2, pair, name, old_code,
-				 detail, dsize) : -1;
-	if (r == 0) {
-		r = rebind_wrapper(e, live, w2, detail, dsize);
-	} else if (r == 1 && PyList_Append(e->built, w2) < 0) {
-		r = -1;
+	r = w2 ? old_decorator(e, live, newf, w2, pair, name, old_code, detail,
+			       dsize, &res) : -1;
+	if (r == 1) {
+		r = res;
+	} else if (r == 0) {
+		r = rewrap_in_place(e, live, newf, w2, pair, name, old_code,
+				    detail, dsize);
+		if (r == 0) {
+			r = rebind_wrapper(e, live, w2, detail, dsize);
+		} else if (r == 1 && PyList_Append(e->built, w2) < 0) {
+			r = -1;   /* w2 was built only to be taken apart */
+		}
 	}
 	Py_XDECREF(w2);
 	Py_DECREF(pair);
