@@ -807,27 +807,6 @@ static int follow_function(struct engine *e, PyObject *o, PyObject *named)
 	return rc;
 }
 
-/* The old nested codes of the codemap that closures can be made of
- * (comprehensions never outlive their run): a new tuple, or NULL. */
-static PyObject *followed_codes(struct engine *e)
-{
-	PyObject *codes = PyList_New(0);   /* owned */
-	PyObject *tup;   /* owned */
-	PyObject *pair;   /* borrowed */
-	Py_ssize_t pos = 0;
-
-	while (codes && PyDict_Next(e->codemap, &pos, NULL, &pair)) {
-		PyObject *old = PyTuple_GetItem(pair, 0);   /* borrowed */
-
-		if (!is_comprehension_code(old) && PyList_Append(codes, old) < 0) {
-			Py_CLEAR(codes);
-		}
-	}
-	tup = codes ? PyList_AsTuple(codes) : NULL;
-	Py_XDECREF(codes);
-	return tup;
-}
-
 /*
  * Functions still running old nested code (a decorator's wrapper, a
  * closure made by a factory, wherever it is held: a module, an instance,
@@ -837,20 +816,11 @@ static PyObject *followed_codes(struct engine *e)
  */
 static int follow_heap(struct engine *e)
 {
-	PyObject *codes = followed_codes(e);   /* owned */
-	PyObject *gr = NULL;   /* owned */
-	PyObject *refs = NULL;   /* owned */
-	PyObject *named = NULL;   /* owned */
+	PyObject *refs = code_referrers(e->codemap, 1);   /* owned */
+	PyObject *named = refs ? PySet_New(NULL) : NULL;   /* owned */
 	Py_ssize_t i;
 	int rc = -1;
 
-	if (codes && PyTuple_Size(codes) == 0) {
-		Py_DECREF(codes);
-		return 0;
-	}
-	gr = codes ? gc_get_referrers() : NULL;
-	refs = gr ? PyObject_CallObject(gr, codes) : NULL;
-	named = refs ? PySet_New(NULL) : NULL;
 	for (i = 0; named && i < PyList_Size(refs); i++) {
 		PyObject *o = PyList_GetItem(refs, i);   /* borrowed */
 
@@ -860,8 +830,6 @@ static int follow_heap(struct engine *e)
 	}
 	rc = named ? 0 : -1;
 out:
-	Py_XDECREF(codes);
-	Py_XDECREF(gr);
 	Py_XDECREF(refs);
 	Py_XDECREF(named);
 	return rc;

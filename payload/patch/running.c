@@ -29,15 +29,6 @@ struct old_codes {
 	int lines;         /* running lines added so far */
 };
 
-PyObject *gc_get_referrers(void)
-{
-	PyObject *gc = PyImport_ImportModule("gc");   /* owned */
-	PyObject *f = gc ? pyhot_patch_get_attr(gc, "get_referrers") : NULL;   /* owned */
-
-	Py_XDECREF(gc);
-	return f;
-}
-
 int is_comprehension_code(PyObject *code)
 {
 	static const char *const names[] = { "<listcomp>", "<setcomp>",
@@ -51,6 +42,40 @@ int is_comprehension_code(PyObject *code)
 	Py_XDECREF(n);
 	PyErr_Clear();
 	return r;
+}
+
+PyObject *code_referrers(PyObject *pairs, int skip_comprehensions)
+{
+	PyObject *codes = PyList_New(0);   /* owned */
+	PyObject *args = NULL;   /* owned */
+	PyObject *gc = NULL;   /* owned */
+	PyObject *refs = NULL;   /* owned */
+	PyObject *pair;   /* borrowed */
+	Py_ssize_t pos = 0;
+
+	while (codes && PyDict_Next(pairs, &pos, NULL, &pair)) {
+		PyObject *code = PyTuple_GetItem(pair, 0);   /* borrowed */
+
+		if ((!skip_comprehensions || !is_comprehension_code(code)) &&
+		    PyList_Append(codes, code) < 0) {
+			Py_CLEAR(codes);
+		}
+	}
+	if (codes && PyList_Size(codes) == 0) {
+		return codes;   /* nothing to ask the heap about */
+	}
+	args = codes ? PyList_AsTuple(codes) : NULL;
+	gc = args ? PyImport_ImportModule("gc") : NULL;
+	if (gc) {
+		PyObject *gr = pyhot_patch_get_attr(gc, "get_referrers");   /* owned */
+
+		refs = gr ? PyObject_CallObject(gr, args) : NULL;
+		Py_XDECREF(gr);
+	}
+	Py_XDECREF(codes);
+	Py_XDECREF(args);
+	Py_XDECREF(gc);
+	return refs;
 }
 
 /* "<module>.<qualname>" of function f: a new str, or NULL with an
@@ -413,27 +438,15 @@ static int scan_gen(struct engine *e, struct old_codes *oc, PyObject *o,
  * asked only when such a function changed). 0, or -1 error. */
 static int scan_generators(struct engine *e, struct old_codes *oc)
 {
-	PyObject *gr = NULL;   /* owned */
-	PyObject *args = NULL;   /* owned */
-	PyObject *codes = NULL;   /* owned */
 	PyObject *refs = NULL;   /* owned */
 	PyObject *tasks = NULL;   /* owned */
-	PyObject *pair;   /* borrowed */
-	Py_ssize_t pos = 0, i;
+	Py_ssize_t i;
 	int rc = -1;
 
 	if (PyDict_Size(oc->gens) == 0) {
 		return 0;
 	}
-	codes = PyList_New(0);
-	while (codes && PyDict_Next(oc->gens, &pos, NULL, &pair)) {
-		if (PyList_Append(codes, PyTuple_GetItem(pair, 0)) < 0) {
-			goto out;
-		}
-	}
-	gr = codes ? gc_get_referrers() : NULL;
-	args = gr ? PyList_AsTuple(codes) : NULL;
-	refs = args ? PyObject_CallObject(gr, args) : NULL;
+	refs = code_referrers(oc->gens, 0);
 	tasks = refs ? task_names() : NULL;
 	for (i = 0; tasks && i < PyList_Size(refs); i++) {
 		if (scan_gen(e, oc, PyList_GetItem(refs, i), tasks) < 0) {
@@ -442,9 +455,6 @@ static int scan_generators(struct engine *e, struct old_codes *oc)
 	}
 	rc = tasks ? 0 : -1;
 out:
-	Py_XDECREF(gr);
-	Py_XDECREF(args);
-	Py_XDECREF(codes);
 	Py_XDECREF(refs);
 	Py_XDECREF(tasks);
 	return rc;

@@ -12,13 +12,15 @@
  * function whose calls make frames that outlive the call. */
 #define CO_KIND_FLAGS (0x20 | 0x80 | 0x200)
 
-/* gc.get_referrers (new reference, or NULL with an exception): one pass
- * over the heap for the objects that refer to any of its arguments. */
-PyObject *gc_get_referrers(void);
-
 /* Co_name of the code objects of comprehensions: no function outlives
  * their run, so no closure is ever made of them to follow. */
 int is_comprehension_code(PyObject *code);
+
+/* The objects that refer to the codes first in the tuples that are pairs'
+ * values (comprehensions left out when asked): one gc.get_referrers()
+ * pass over the heap, none when there is no code. A new list, or NULL
+ * with an exception. */
+PyObject *code_referrers(PyObject *pairs, int skip_comprehensions);
 
 /*
  * The functions whose code the queued ops of the module being planned
