@@ -87,6 +87,16 @@ void cli_fmt_refresh(FILE *f, struct json_object *resp, pid_t pid, int verbose,
 			cli_fmt_change(line, sizeof(line), ch, color);
 			fprintf(f, "%s\n", line);
 		}
+		/* frames that keep running old code until they return */
+		changes = NULL;
+		json_object_object_get_ex(m, "running", &changes);
+		nch = changes && json_object_is_type(changes, json_type_array) ?
+		      json_object_array_length(changes) : 0;
+		for (j = 0; j < nch; j++) {
+			cli_fmt_change(line, sizeof(line),
+				       json_object_array_get_idx(changes, j), color);
+			fprintf(f, "%s\n", line);
+		}
 		summary = NULL;
 		json_object_object_get_ex(m, "summary", &summary);
 		for (j = 0; j < 5; j++)

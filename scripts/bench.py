@@ -248,6 +248,26 @@ def cls_text(version):
             "    def target(self):\n        return self.i * 2 + %s\n" % (methods, version))
 
 
+def clos_text(version):
+    """A closure factory and 100 closures made by it; inner carries the
+    version (its maker's nested code changes: the closures follow)."""
+    return ('"""bench module: a closure factory."""\n\n\ndef make(n):\n'
+            "    def inner(x):\n        return x + n + %s\n    return inner\n\n\n"
+            "HELD = [make(i) for i in range(100)]\n" % version)
+
+
+def closure_changed(resp, name):
+    """None when resp is a successful refresh of name whose changes are all
+    functions (the factory and the closures that follow it)."""
+    if not resp.get("ok"):
+        return "refresh %s: %s" % (name, resp.get("error", {}).get("message", resp))
+    got = [(c.get("action"), c.get("kind")) for m in resp.get("modules") or []
+           for c in m.get("changes", []) if c.get("action") != "kept"]
+    if not got or any(g != ("changed", "function") for g in got):
+        return "refresh %s: expected functions changed, got %s" % (name, got)
+    return None
+
+
 def write(path, text):
     with open(path, "w") as f:
         f.write(text)
@@ -281,7 +301,7 @@ def one_changed(resp, name):
     return None
 
 
-def refresh_series(t, name, path, make, runs, res, key, failures):
+def refresh_series(t, name, path, make, runs, res, key, failures, check=one_changed):
     """Refresh name in t once per version 0 .. runs (version 0 is the
     warm-up), writing make(version) first: res[key + "_run"] gets the
     in-target run_ms, res[key + "_cli"] the wall time of `pyhot refresh`.
@@ -301,7 +321,7 @@ def refresh_series(t, name, path, make, runs, res, key, failures):
         except ValueError:
             resp = {"ok": False, "error": {"message": "exit %d: %s" % (
                 p.returncode, p.stderr.strip())}}
-        bad = one_changed(resp, name)
+        bad = check(resp, name)
         if bad:
             failures.append(bad)
             continue
@@ -310,7 +330,7 @@ def refresh_series(t, name, path, make, runs, res, key, failures):
             write(path, make(v + 0.5))
             last = v + 0.5
             resp = agent_request(t.pid, "refresh", [("module", name)])
-            bad = one_changed(resp, name)
+            bad = check(resp, name)
             if bad:
                 failures.append(bad + " (socket)")
                 continue
@@ -335,6 +355,7 @@ def bench_refresh(python, runs, res, failures):
         os.mkdir(many)
         for d in (hot, many):
             write(os.path.join(d, "benchcls.py"), cls_text(0))
+            write(os.path.join(d, "benchclos.py"), clos_text(0))
 
         # importlib.reload in a process of its own: versions 1 .. runs + 1,
         # the first a warm-up.
@@ -350,19 +371,23 @@ def bench_refresh(python, runs, res, failures):
             failures.append("importlib.reload driver: %s" % e)
 
         # pyhot refresh of the same modules, and of the class with no instance.
-        t = refresh_target(python, hot, list(makers) + ["benchcls"], 0)
+        t = refresh_target(python, hot, list(makers) + ["benchcls", "benchclos"], 0)
         targets.append(t)
         for name, make in makers.items():
             refresh_series(t, name, os.path.join(hot, name + ".py"), make, runs, res, name,
                            failures)
         refresh_series(t, "benchcls", os.path.join(hot, "benchcls.py"), cls_text, runs, res,
                        "cls0", failures)
+        refresh_series(t, "benchclos", os.path.join(hot, "benchclos.py"), clos_text, runs,
+                       res, "clos0", failures, closure_changed)
 
         # The class again, in a target holding 1,000,000 instances of it.
-        t = refresh_target(python, many, ["benchcls"], INSTANCES)
+        t = refresh_target(python, many, ["benchcls", "benchclos"], INSTANCES)
         targets.append(t)
         last = refresh_series(t, "benchcls", os.path.join(many, "benchcls.py"), cls_text,
                               runs, res, "cls1m", failures)
+        refresh_series(t, "benchclos", os.path.join(many, "benchclos.py"), clos_text, runs,
+                       res, "clos1m", failures, closure_changed)
         check = subprocess.run([PYHOT, "exec", str(t.pid), "-c",
                                 "import __main__\n"
                                 "(len(__main__.live), __main__.live[7].target())"],
@@ -779,9 +804,13 @@ def refresh_rows(row, res):
     row("class, 1,000,000 instances: in the target", "cls1m_run")
     row("class, 0 instances: CLI wall time", "cls0_cli")
     row("class, 1,000,000 instances: CLI wall time", "cls1m_cli")
+    row("closure factory, 0 instances: in the target", "clos0_run")
+    row("closure factory, 1,000,000 instances: in the target", "clos1m_run")
     print("\n  method changed, 1,000,000 live instances / none:  in the target %.2fx, "
           "CLI wall %.2fx" % (ratio(med(res, "cls1m_run"), med(res, "cls0_run")),
                               ratio(med(res, "cls1m_cli"), med(res, "cls0_cli"))))
+    print("  closure factory changed, 1,000,000 live instances / none:  in the target "
+          "%.2fx" % ratio(med(res, "clos1m_run"), med(res, "clos0_run")))
 
 
 def attach_rows(row, res, use_gdb):

@@ -6,6 +6,7 @@
 #include "functions.h"
 
 #include "attr.h"
+#include "running.h"
 #include "stmts.h"
 
 #include <stdio.h>
@@ -158,8 +159,8 @@ static int inner_pick(PyObject *cands, PyObject *old_code, PyObject **out)
  * the baseline's wins. Wrappers with a cache_clear() are collected. The
  * function found, or NULL, goes to *out (new reference). 0, or -1 error.
  */
-static int find_inner(struct engine *e, PyObject *root, PyObject *name,
-		      PyObject *old_code, PyObject *caches, PyObject **out)
+int find_inner(struct engine *e, PyObject *root, PyObject *name,
+	       PyObject *old_code, PyObject *caches, PyObject **out)
 {
 	PyObject *queue = PyList_New(0);   /* owned */
 	PyObject *seen = PySet_New(NULL);   /* owned */
@@ -279,10 +280,6 @@ out:
 	Py_XDECREF(nc);
 	return rc;
 }
-
-/* CO_GENERATOR, CO_COROUTINE, CO_ASYNC_GENERATOR: code flags a function
- * cannot gain or lose in place (see freevars_fit()). */
-#define CO_KIND_FLAGS (0x20 | 0x80 | 0x200)
 
 /* Whether new's code can replace live's when their free variables differ:
  * 3.13 warns (runs Python) inside the __code__ setter when a generator
@@ -733,86 +730,65 @@ out:
 	return rc;
 }
 
-/* Roots of the walk besides the module's globals: the globals of every
- * other user module with a baseline (a decorator changed here may wrap
- * their functions; user code, never the heap), pushed on stack; their
- * names go into users. 0, or -1 with an exception. */
-static int follow_roots(struct engine *e, PyObject *stack, PyObject *users)
+/* The report line of a function that follows (or cannot follow) its
+ * maker's new code: once per name and outcome, however many closures. */
+static int follow_line(struct engine *e, PyObject *o, int fits,
+		       PyObject *named)
 {
-	struct pyhot_baseline *b;
-	PyObject *mods = PyImport_GetModuleDict();   /* borrowed */
-
-	for (b = pyhot_baseline_find_first(); b && mods; b = b->next) {
-		PyObject *mod = PyDict_GetItemString(mods, b->module);   /* borrowed */
-		PyObject *nm;   /* owned */
-		PyObject *d;   /* borrowed */
-		PyObject *vals;   /* owned */
-		PyObject *res;   /* owned: stack itself */
-
-		if (!mod || !PyObject_TypeCheck(mod, &PyModule_Type) ||
-		    strcmp(b->module, e->mp->module) == 0) {
-			continue;
-		}
-		nm = PyUnicode_FromString(b->module);
-		if (!nm || PySet_Add(users, nm) < 0) {
-			Py_XDECREF(nm);
-			return -1;
-		}
-		Py_DECREF(nm);
-		d = PyModule_GetDict(mod);
-		vals = d ? PyDict_Values(d) : NULL;
-		if (!vals) {
-			return -1;
-		}
-		res = PySequence_InPlaceConcat(stack, vals);
-		Py_DECREF(vals);
-		if (!res) {
-			return -1;
-		}
-		Py_DECREF(res);
-	}
-	return 0;
-}
-
-/* A function o runs old code whose new version is pair[1]: it follows
- * when its free variables still fit; the report says either way. */
-static int follow_one(struct engine *e, PyObject *o, PyObject *fid,
-		      PyObject *pair)
-{
-	PyObject *oc = PyTuple_GetItem(pair, 0);   /* borrowed */
-	PyObject *nc = PyTuple_GetItem(pair, 1);   /* borrowed */
 	PyObject *qn = pyhot_patch_get_attr(o, "__qualname__");   /* owned */
-	char q[512], full[1024];
-	int fits = attr_equal(oc, nc, "co_freevars"), r;
+	PyObject *key;   /* owned */
+	char q[512], full[1040];
+	int r;
 
 	if (!qn || pyhot_patch_utf8(qn, q, sizeof(q)) < 0) {
 		snprintf(q, sizeof(q), "?");
 	}
 	PyErr_Clear();
 	Py_XDECREF(qn);
-	snprintf(full, sizeof(full), "%s.%s", e->mp->module, q);
-	if (fits < 0) {
-		return -1;
+	snprintf(full, sizeof(full), "%s%s.%s", fits ? "" : "!", e->mp->module, q);
+	key = PyUnicode_FromString(full);
+	r = key ? PySet_Contains(named, key) : -1;
+	if (r == 0) {
+		r = PySet_Add(named, key);
+	}
+	Py_XDECREF(key);
+	if (r != 0) {
+		return r < 0 ? -1 : 0;
 	}
 	if (!fits) {
-		return change_add(e, "kept", "function", full,
+		return change_add(e, "kept", "function", full + 1,
 				  "free variables changed: keeps its code; "
 				  "closures made from now on run the new code");
 	}
-	r = pyhot_ops_add_attr(&e->ops, PYHOT_OP_SETATTR, o, "__code__", nc);
-	if (r == 0) {
-		r = PySet_Add(e->patched, fid);
-	}
-	if (r == 0) {
-		r = change_add(e, "changed", "function", full,
-			       "follows the new code of its maker");
-	}
-	return r;
+	return change_add(e, "changed", "function", full,
+			  "follows the new code of its maker");
 }
 
-/* A function met on the walk: when its code is in the codemap and it was
- * not patched already, it follows the new code. 0, or -1 error. */
-static int follow_function(struct engine *e, PyObject *o)
+/* A function o runs old code whose new version is pair[1]: it follows
+ * when its free variables still fit; the report says either way. */
+static int follow_one(struct engine *e, PyObject *o, PyObject *fid,
+		      PyObject *pair, PyObject *named)
+{
+	PyObject *oc = PyTuple_GetItem(pair, 0);   /* borrowed */
+	PyObject *nc = PyTuple_GetItem(pair, 1);   /* borrowed */
+	int fits = attr_equal(oc, nc, "co_freevars"), r = 0;
+
+	if (fits < 0) {
+		return -1;
+	}
+	if (fits) {
+		r = pyhot_ops_add_attr(&e->ops, PYHOT_OP_SETATTR, o, "__code__", nc);
+	}
+	if (r == 0 && fits) {
+		r = PySet_Add(e->patched, fid);
+	}
+	return r == 0 ? follow_line(e, o, fits, named) : -1;
+}
+
+/* A function that refers to old code: when that code is in the codemap
+ * and the function was not patched already, it follows the new code. 0,
+ * or -1 error. */
+static int follow_function(struct engine *e, PyObject *o, PyObject *named)
 {
 	PyObject *code = pyhot_patch_get_attr(o, "__code__");   /* owned */
 	PyObject *cid = code ? id_of(code) : NULL;   /* owned */
@@ -825,166 +801,44 @@ static int follow_function(struct engine *e, PyObject *o)
 	if (PyErr_Occurred() || done < 0) {
 		rc = -1;
 	} else if (pair && !done) {
-		rc = follow_one(e, o, fid, pair);
+		rc = follow_one(e, o, fid, pair, named);
 	}
 	Py_XDECREF(fid);
 	return rc;
 }
 
-/* What a function leads to: its closure cells' contents and __wrapped__.
- * A new list, or NULL (errors cleared). */
-static PyObject *function_refs(PyObject *o)
+/*
+ * Functions still running old nested code (a decorator's wrapper, a
+ * closure made by a factory, wherever it is held: a module, an instance,
+ * a container, a running caller's local) are the functions among the
+ * objects that refer to that code: one gc.get_referrers() pass over the
+ * heap, made only when a refresh changes a function with nested code.
+ */
+static int follow_heap(struct engine *e)
 {
-	PyObject *push = PyList_New(0);   /* owned */
-	PyObject *clo;   /* owned */
-	PyObject *w;   /* owned */
-	Py_ssize_t i, n;
+	PyObject *refs = code_referrers(e->codemap, 1);   /* owned */
+	PyObject *named = refs ? PySet_New(NULL) : NULL;   /* owned */
+	Py_ssize_t i;
+	int rc = -1;
 
-	if (!push) {
-		return NULL;
-	}
-	clo = pyhot_patch_get_attr(o, "__closure__");
-	w = plain_attr(o, "__wrapped__");
-	n = clo && clo != Py_None ? PyTuple_Size(clo) : 0;
-	for (i = 0; i < n; i++) {
-		PyObject *c = getattr_opt(PyTuple_GetItem(clo, i), "cell_contents");   /* owned */
+	for (i = 0; named && i < PyList_Size(refs); i++) {
+		PyObject *o = PyList_GetItem(refs, i);   /* borrowed */
 
-		if (c) {
-			PyList_Append(push, c);
-			Py_DECREF(c);
-		}
-		PyErr_Clear();
-	}
-	if (w) {
-		PyList_Append(push, w);
-		Py_DECREF(w);
-	}
-	Py_XDECREF(clo);
-	PyErr_Clear();
-	return push;
-}
-
-/* What a class leads to: its members, when a user module defined it. */
-static PyObject *class_refs(PyObject *o, PyObject *users)
-{
-	PyObject *m = plain_attr(o, "__module__");   /* owned */
-	PyObject *d;   /* owned */
-	PyObject *push = NULL;   /* owned */
-	int mine = m && PyUnicode_Check(m) ? PySet_Contains(users, m) : 0;
-
-	Py_XDECREF(m);
-	PyErr_Clear();
-	if (mine == 1) {
-		d = pyhot_patch_get_attr(o, "__dict__");
-		push = d ? PyMapping_Values(d) : NULL;
-		Py_XDECREF(d);
-	}
-	return push;
-}
-
-/* What anything else leads to: class members' functions, small containers'
- * items, a wrapper's __wrapped__; other modules are theirs. A new list, or
- * NULL (nothing, or an error left for the caller to clear). */
-static PyObject *other_refs(struct engine *e, PyObject *o)
-{
-	PyObject *push = NULL;   /* owned */
-	PyObject *w;   /* owned */
-
-	if (is_a(o, e->t_classmethod) || is_a(o, e->t_staticmethod) ||
-	    is_a(o, e->t_property)) {
-		push = PyList_New(0);
-		if (push && member_functions(e, o, push) < 0) {
-			Py_CLEAR(push);
-		}
-	} else if (PyObject_TypeCheck(o, &PyModule_Type)) {
-		/* other modules are theirs */
-	} else if ((PyList_Check(o) || PyTuple_Check(o)) &&
-		   PySequence_Size(o) <= 10000) {
-		push = PySequence_List(o);
-	} else if (PyDict_Check(o) && PyDict_Size(o) <= 10000) {
-		push = PyDict_Values(o);
-	} else if (!PyUnicode_Check(o) && !PyLong_Check(o) && !PyBytes_Check(o)) {
-		w = plain_attr(o, "__wrapped__");
-		PyErr_Clear();
-		if (w) {
-			push = PyList_New(0);
-			if (push) {
-				PyList_Append(push, w);
-			}
-			Py_DECREF(w);
+		if (is_a(o, e->t_function) && follow_function(e, o, named) < 0) {
+			goto out;
 		}
 	}
-	return push;
-}
-
-/* Visit one object of the walk: follow it when it is a function, push what
- * it leads to. 0, or -1 error. */
-static int follow_visit(struct engine *e, PyObject *o, PyObject *users,
-			PyObject *stack)
-{
-	PyObject *push;   /* owned */
-	Py_ssize_t i, n;
-	int rc = 0;
-
-	if (is_a(o, e->t_function)) {
-		if (follow_function(e, o) < 0) {
-			return -1;
-		}
-		push = function_refs(o);
-	} else if (PyType_Check(o)) {
-		push = class_refs(o, users);
-	} else {
-		push = other_refs(e, o);
-	}
-	PyErr_Clear();
-	if (!push) {
-		return 0;
-	}
-	n = PyList_Size(push);
-	for (i = 0; i < n && rc == 0; i++) {
-		rc = PyList_Append(stack, PyList_GetItem(push, i));
-	}
-	Py_DECREF(push);
+	rc = named ? 0 : -1;
+out:
+	Py_XDECREF(refs);
+	Py_XDECREF(named);
 	return rc;
 }
 
 int follow_codes(struct engine *e)
 {
-	PyObject *stack = NULL;   /* owned */
-	PyObject *seen = NULL;   /* owned */
-	PyObject *users = NULL;   /* owned */
-	Py_ssize_t visits = 0;
-	int rc = -1;
-
-	if (PyDict_Size(e->codemap) == 0) {
-		return 0;
+	if (PyDict_Size(e->codemap) > 0 && follow_heap(e) < 0) {
+		return -1;
 	}
-	stack = PyDict_Values(e->G);
-	seen = PySet_New(NULL);
-	users = PySet_New(NULL);
-	if (!stack || !seen || !users || PySet_Add(users, e->modname) < 0 ||
-	    follow_roots(e, stack, users) < 0) {
-		goto out;
-	}
-	while (PyList_Size(stack) > 0 && visits++ < 200000) {
-		Py_ssize_t last = PyList_Size(stack) - 1;
-		PyObject *o = PyList_GetItem(stack, last);   /* owned below */
-		int r;
-
-		Py_INCREF(o);
-		r = PySequence_DelItem(stack, last) < 0 ? -1 : seen_before(seen, o);
-		if (r == 0) {
-			r = follow_visit(e, o, users, stack);
-		}
-		Py_DECREF(o);
-		if (r < 0) {
-			goto out;
-		}
-	}
-	rc = 0;
-out:
-	Py_XDECREF(stack);
-	Py_XDECREF(seen);
-	Py_XDECREF(users);
-	return rc;
+	return running_report(e);
 }

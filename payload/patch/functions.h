@@ -35,6 +35,15 @@ int patch_behind(struct engine *e, PyObject *live, PyObject *new,
 		 PyObject *name, PyObject *old_code, enum tp_mode mode,
 		 char *detail, size_t dsize);
 
+/* Breadth-first from root (a decorated object) to the function a def
+ * named name made: through __wrapped__, __func__, partial.func and the
+ * cells of wrapper closures; with several candidates, the one whose code
+ * has old_code's bytecode (old_code may be NULL). Wrappers with a
+ * cache_clear() go into caches (may be NULL). The function, or NULL, into
+ * *out (new reference). 0, or -1 error. */
+int find_inner(struct engine *e, PyObject *root, PyObject *name,
+	       PyObject *old_code, PyObject *caches, PyObject **out);
+
 /* Queue live.__firstlineno__ = the first line of class statement st, when
  * live has one that differs (3.13's inspect finds a class by it). 0, or -1
  * error. */
@@ -46,12 +55,13 @@ int queue_firstlineno(struct engine *e, PyObject *live, PyObject *st);
  * right. live may be NULL (nothing to do). 0, or -1 error. */
 int relocate_stmt(struct engine *e, PyObject *st, PyObject *live);
 
-/* Functions reachable from the module (globals, its classes, closure cells
- * and __wrapped__ chains, small containers) and from the other user
- * modules, still running code that a patched function's code contained (a
- * decorator's wrapper, a closure made by a factory), follow the new code
- * when their free variables still fit (e->codemap pairs old and new).
- * Bounded by what the modules hold, never by the heap. 0, or -1 error. */
+/* After a module is planned: functions still running code that a patched
+ * function's code contained (a decorator's wrapper, a closure made by a
+ * factory), wherever they are held, follow the new code when their free
+ * variables still fit (e->codemap pairs old and new); found with one
+ * gc.get_referrers() pass, made only when such nested code changed. Then
+ * the frames that keep running old code are named (running.h). 0, or -1
+ * error. */
 int follow_codes(struct engine *e);
 
 #endif /* PYHOT_PATCH_FUNCTIONS_H */

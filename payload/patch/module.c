@@ -8,6 +8,7 @@
 #include "attr.h"
 #include "classes.h"
 #include "functions.h"
+#include "rewrap.h"
 #include "stmt_table.h"
 #include "stmts.h"
 
@@ -79,7 +80,7 @@ static int plan_def(struct engine *e, PyObject *st, PyObject *ost,
 		old_code = ocode ? code_const(e, ocode, name) : NULL;
 		PyErr_Clear();
 	}
-	r = patch_behind(e, live, newf, name, old_code, TP_FULL, detail, sizeof(detail));
+	r = patch_decorated(e, st, live, newf, name, old_code, detail, sizeof(detail));
 	if (r <= 0) {
 		rc = r;
 		goto out;

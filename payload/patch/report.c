@@ -36,6 +36,8 @@ int pyhot_changes_add(struct pyhot_changes *c, const char *action,
 	line->kind = kind;
 	line->name = strdup(name);
 	line->detail = strdup(detail);
+	line->label = NULL;
+	line->line = 0;
 	if (!line->name || !line->detail) {
 		free(line->name);
 		free(line->detail);
@@ -45,6 +47,28 @@ int pyhot_changes_add(struct pyhot_changes *c, const char *action,
 	return 0;
 }
 
+int pyhot_changes_add_running(struct pyhot_changes *c, const char *kind,
+			      const char *name, const char *label, long line,
+			      const char *detail)
+{
+	struct pyhot_change *l;
+
+	if (pyhot_changes_add(c, "running", kind, name, detail) < 0) {
+		return -1;
+	}
+	l = &c->v[c->n - 1];
+	l->line = line;
+	if (label && !(l->label = strdup(label))) {
+		return -1;   /* the line stays, without its label */
+	}
+	return 0;
+}
+
+static int is_running(const struct pyhot_change *c)
+{
+	return strcmp(c->action, "running") == 0;
+}
+
 void pyhot_changes_free(struct pyhot_change *ch, size_t n)
 {
 	size_t i;
@@ -52,6 +76,7 @@ void pyhot_changes_free(struct pyhot_change *ch, size_t n)
 	for (i = 0; ch && i < n; i++) {
 		free(ch[i].name);
 		free(ch[i].detail);
+		free(ch[i].label);
 	}
 	free(ch);
 }
@@ -251,6 +276,9 @@ void pyhot_patch_write_changes(struct jsonw *out, const struct pyhot_change *ch,
 	for (i = 0; i < nch; i++) {
 		const struct pyhot_change *c = &ch[i];
 
+		if (is_running(c)) {
+			continue;
+		}
 		jsonw_object_begin(out);
 		jsonw_key_str(out, "action", c->action);
 		jsonw_key_str(out, "kind", c->kind);
@@ -272,6 +300,42 @@ void pyhot_patch_write_changes(struct jsonw *out, const struct pyhot_change *ch,
 	jsonw_object_end(out);
 }
 
+/* The "running" lines as a "running" list (nothing when there are none):
+ * {"action": "running", "name", "kind", "thread"|"task": label, "line",
+ * "detail"}. */
+static void write_running(struct jsonw *out, const struct pyhot_change *ch,
+			  size_t nch)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < nch; i++) {
+		n += is_running(&ch[i]);
+	}
+	if (n == 0) {
+		return;
+	}
+	jsonw_key(out, "running");
+	jsonw_array_begin(out);
+	for (i = 0; i < nch; i++) {
+		const struct pyhot_change *c = &ch[i];
+
+		if (!is_running(c)) {
+			continue;
+		}
+		jsonw_object_begin(out);
+		jsonw_key_str(out, "action", c->action);
+		jsonw_key_str(out, "name", c->name);
+		jsonw_key_str(out, "kind", c->kind);
+		if (c->label) {
+			jsonw_key_str(out, c->kind, c->label);
+		}
+		jsonw_key_int(out, "line", c->line);
+		jsonw_key_str(out, "detail", c->detail);
+		jsonw_object_end(out);
+	}
+	jsonw_array_end(out);
+}
+
 void pyhot_patch_write_module(struct jsonw *out, const char *module,
 			      const char *file, const char *warning,
 			      const struct pyhot_change *ch, size_t nch,
@@ -284,6 +348,7 @@ void pyhot_patch_write_module(struct jsonw *out, const char *module,
 		jsonw_key_str(out, "warning", warning);
 	}
 	pyhot_patch_write_changes(out, ch, nch);
+	write_running(out, ch, nch);
 	if (generation > 0) {
 		jsonw_key_int(out, "generation", generation);
 	} else {

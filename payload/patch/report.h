@@ -20,6 +20,8 @@ struct pyhot_change {
 	const char *kind;     /* static string */
 	char *name;
 	char *detail;
+	char *label;          /* "running" lines: the thread or task name, or NULL */
+	long line;            /* "running" lines: the line the frame is at */
 };
 
 /* A growing list of report lines (all zero: empty). */
@@ -32,6 +34,17 @@ struct pyhot_changes {
  * Python exception set). */
 int pyhot_changes_add(struct pyhot_changes *c, const char *action,
 		      const char *kind, const char *name, const char *detail);
+
+/*
+ * A "running" line: a frame that runs a changed function's old code and
+ * keeps it until it returns. kind is "thread", "task" or "generator";
+ * label the thread's or task's name (NULL for a generator); line where the
+ * frame is. These lines are written apart from the changes (a module's
+ * "running" list) and count in no summary. 0, or -1 out of memory.
+ */
+int pyhot_changes_add_running(struct pyhot_changes *c, const char *kind,
+			      const char *name, const char *label, long line,
+			      const char *detail);
 
 /* Free n lines and the array that holds them (ch may be NULL). */
 void pyhot_changes_free(struct pyhot_change *ch, size_t n);
@@ -56,12 +69,14 @@ int fail_py(struct engine *e, struct modplan *mp, struct jsonw *out,
 	    struct pyhot_err *err, const char *what);
 
 /* Write "changes": [{"action", "kind", "name", "detail"}...] and
- * "summary": {"changed", "added", "removed", "kept", "failed"}. */
+ * "summary": {"changed", "added", "removed", "kept", "failed"}; "running"
+ * lines are left out of both. */
 void pyhot_patch_write_changes(struct jsonw *out, const struct pyhot_change *ch,
 			       size_t nch);
 
 /* Write one module's report object: {"module", "file", "warning"?,
- * "changes": [...], "summary": {...}, "generation": N|null}. generation 0
+ * "changes": [...], "summary": {...}, "running": [...]?, "generation":
+ * N|null}. generation 0
  * writes null (nothing was recorded). */
 void pyhot_patch_write_module(struct jsonw *out, const char *module,
 			      const char *file, const char *warning,

@@ -38,10 +38,7 @@ SCENARIOS = (runner.parse(os.path.join(REPO, "tests", "scenarios", "scenarios.md
 # Known limits, documented in payload/patch/pyhot_patch.h: expected to fail
 # in the after block, and only there (a failure of the rollback checks is
 # never hidden).
-XFAIL = {
-    "S15": "a closure made before the refresh and held only by the caller is "
-           "out of the engine's reach without walking the heap",
-}
+XFAIL = {}
 
 # Processes at a time: the machine's CPUs, at least two (a process spends
 # part of its time waiting for pyhot).
