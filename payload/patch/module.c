@@ -591,9 +591,6 @@ static int plan_class(struct engine *e, struct stmt_plan *s)
 	if (class_in_place(e, s->live, s->st, s->ost, &fit, &why) < 0) {
 		return -1;
 	}
-	if (fit != CLASS_NEW && e->dry_run) {
-		return change_add(e, "changed", "class", s->qn, "in place") < 0 ? -1 : 1;
-	}
 	if (fit != CLASS_NEW) {
 		if (patch_class(e, s->live, s->st, s->ost, s->qn,
 				fit == CLASS_IN_PLACE_REGEN) < 0 ||
@@ -604,9 +601,6 @@ static int plan_class(struct engine *e, struct stmt_plan *s)
 	}
 	snprintf(why2, sizeof(why2),
 		 "new class object (%s); existing instances keep the old class", why);
-	if (e->dry_run) {
-		return change_add(e, "changed", "class", s->qn, "%s", why2) < 0 ? -1 : 1;
-	}
 	return run_stmt(e, s->st, s->names, why2) < 0 ? -1 : 1;
 }
 
@@ -626,19 +620,10 @@ static int plan_main_guard(struct engine *e, struct stmt_plan *s)
 			  "the __main__ guard is never re-run") < 0 ? -1 : 1;
 }
 
-/* A statement nothing else took: re-run (or, dry, reported). */
+/* A statement nothing else took: re-run into the overlay. */
 static int plan_rerun(struct engine *e, struct stmt_plan *s)
 {
-	const char *kind = "statement";
-
-	if (!e->dry_run) {
-		return run_stmt(e, s->st, s->names, NULL);
-	}
-	if (s->name) {
-		kind = is_def(e, s->st) ? "function" : "class";
-	}
-	return change_add(e, "changed", kind, s->name ? s->qn : e->mp->module,
-			  "line %ld: re-run", node_line(s->st));
+	return run_stmt(e, s->st, s->names, NULL);
 }
 
 /* A changed (or, without a baseline, any) statement: patched in place,
@@ -651,9 +636,7 @@ static int plan_changed(struct engine *e, struct stmt_plan *s)
 		done = all_names_live(e, s);
 	}
 	if (done == 0 && s->live && is_def(e, s->st)) {
-		done = e->dry_run ?
-		       (change_add(e, "changed", "function", s->qn, "plan") < 0 ? -1 : 1) :
-		       plan_def(e, s->st, s->ost, s->live, s->name, s->qn);
+		done = plan_def(e, s->st, s->ost, s->live, s->name, s->qn);
 	} else if (done == 0 && s->live && is_a(s->st, e->t_ClassDef) &&
 		   (s->ost || e->mp->nobaseline)) {
 		done = plan_class(e, s);
@@ -852,10 +835,6 @@ int plan_module(struct engine *e, PyObject *module, struct pyhot_baseline *b)
 	}
 	e->cur_line = 0;
 	if (p.oi.bound && plan_removed(e, &p) < 0) {
-		goto out;
-	}
-	if (e->dry_run) {
-		rc = 0;
 		goto out;
 	}
 	if (follow_codes(e) < 0 || plan_overlay(e) < 0 || queue_linecache(e) < 0) {
