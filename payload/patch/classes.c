@@ -32,13 +32,18 @@ static const char *member_kind(struct engine *e, PyObject *v)
 	return "value";
 }
 
+int replaced_in_place(PyObject *livev, PyObject *newv)
+{
+	return livev && livev != newv && Py_TYPE(livev) == Py_TYPE(newv) &&
+	       (PyList_CheckExact(newv) || PyDict_CheckExact(newv) ||
+		PyObject_TypeCheck(newv, &PySet_Type));
+}
+
 int queue_replace(struct engine *e, PyObject *owner, int is_class,
 		  PyObject *name, PyObject *livev, PyObject *newv, int *in_place)
 {
 	*in_place = 0;
-	if (livev && livev != newv && Py_TYPE(livev) == Py_TYPE(newv) &&
-	    (PyList_CheckExact(newv) || PyDict_CheckExact(newv) ||
-	     PyObject_TypeCheck(newv, &PySet_Type))) {
+	if (replaced_in_place(livev, newv)) {
 		*in_place = 1;
 		return pyhot_ops_add(&e->ops, PYHOT_OP_REPLACE, livev, NULL, newv);
 	}

@@ -21,6 +21,10 @@ enum class_fit {
 int class_in_place(struct engine *e, PyObject *live, PyObject *ncd,
 		   PyObject *ocd, enum class_fit *fit, const char **why);
 
+/* Whether queue_replace() keeps livev (NULL: none) and gives it newv's
+ * contents: a list, dict or set of the same type. */
+int replaced_in_place(PyObject *livev, PyObject *newv);
+
 /* Queue owner.name (is_class) or owner[name] = newv; lists, dicts and sets
  * of the same type as the live value livev keep their identity and get
  * the new contents instead (*in_place set). 0, or -1 error. */

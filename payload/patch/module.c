@@ -8,6 +8,7 @@
 #include "attr.h"
 #include "classes.h"
 #include "functions.h"
+#include "importers.h"
 #include "stmt_table.h"
 #include "stmts.h"
 
@@ -15,19 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const char *value_kind(struct engine *e, PyObject *v)
-{
-	if (is_a(v, e->t_function) || has_plain_attr(v, "__wrapped__")) {
-		return "function";
-	}
-	if (PyType_Check(v)) {
-		return "class";
-	}
-	if (PyObject_TypeCheck(v, &PyModule_Type)) {
-		return "import";
-	}
-	return "value";
-}
 
 /* A changed def whose decorators did not change. 1 done, 0 re-run it. */
 static int plan_def(struct engine *e, PyObject *st, PyObject *ost,
@@ -203,9 +191,7 @@ static int report_rebound(struct engine *e, PyObject *x, PyObject *v,
 		return change_add(e, "changed", "function", qn, "%s",
 				  r == 1 ? detail : "replaced");
 	}
-	inpl = old && old != v && Py_TYPE(old) == Py_TYPE(v) &&
-	       (PyList_CheckExact(v) || PyDict_CheckExact(v) ||
-		PyObject_TypeCheck(v, &PySet_Type));
+	inpl = replaced_in_place(old, v);
 	return change_add(e, old ? "changed" : "added", value_kind(e, v), qn,
 			  "%s", why ? why : inpl ? "updated in place" : "");
 }
@@ -837,7 +823,8 @@ int plan_module(struct engine *e, PyObject *module, struct pyhot_baseline *b)
 	if (p.oi.bound && plan_removed(e, &p) < 0) {
 		goto out;
 	}
-	if (follow_codes(e) < 0 || plan_overlay(e) < 0 || queue_linecache(e) < 0) {
+	if (follow_codes(e) < 0 || plan_overlay(e) < 0 || plan_importers(e) < 0 ||
+	    queue_linecache(e) < 0) {
 		goto out;
 	}
 	e->mp->flags = e->flags;

@@ -56,6 +56,20 @@ void pyhot_changes_free(struct pyhot_change *ch, size_t n)
 	free(ch);
 }
 
+const char *value_kind(struct engine *e, PyObject *v)
+{
+	if (is_a(v, e->t_function) || has_plain_attr(v, "__wrapped__")) {
+		return "function";
+	}
+	if (PyType_Check(v)) {
+		return "class";
+	}
+	if (PyObject_TypeCheck(v, &PyModule_Type)) {
+		return "import";
+	}
+	return "value";
+}
+
 int change_add(struct engine *e, const char *action, const char *kind,
 	       const char *name, const char *fmt, ...)
 {

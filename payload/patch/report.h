@@ -43,6 +43,10 @@ int change_add(struct engine *e, const char *action, const char *kind,
 	       const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 
+/* The kind word of a report line for value v: function, class, import
+ * or value. */
+const char *value_kind(struct engine *e, PyObject *v);
+
 /* "<module>.<qual>.<name>" (or "<module>.<name>" when qual is NULL or
  * empty) into buf; returns buf. Never fails: an unprintable name is "?". */
 const char *qname(struct engine *e, const char *qual, PyObject *name,
