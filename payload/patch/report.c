@@ -45,6 +45,19 @@ int pyhot_changes_add(struct pyhot_changes *c, const char *action,
 	return 0;
 }
 
+int pyhot_change_set_detail(struct pyhot_change *ch, const char *detail)
+{
+	char *d = strdup(detail);
+
+	if (!d) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	free(ch->detail);
+	ch->detail = d;
+	return 0;
+}
+
 void pyhot_changes_free(struct pyhot_change *ch, size_t n)
 {
 	size_t i;

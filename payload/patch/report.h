@@ -33,6 +33,10 @@ struct pyhot_changes {
 int pyhot_changes_add(struct pyhot_changes *c, const char *action,
 		      const char *kind, const char *name, const char *detail);
 
+/* Replace a line's detail (copied). 0, or -1 with a Python exception (out
+ * of memory). */
+int pyhot_change_set_detail(struct pyhot_change *ch, const char *detail);
+
 /* Free n lines and the array that holds them (ch may be NULL). */
 void pyhot_changes_free(struct pyhot_change *ch, size_t n);
 
