@@ -184,31 +184,19 @@ static PyObject *importer_source(const char *impname, PyObject *md)
 	return src;
 }
 
-/* Whether node is `from <this module> import *` in a module of package
- * pkg. 1, 0, or -1. */
-static int star_of_this(struct engine *e, PyObject *node, PyObject *pkg)
+/* Whether node, an ImportFrom in a module of package pkg, imports from
+ * this module (relative imports resolved). 1, 0, or -1. */
+static int from_this(struct engine *e, PyObject *node, PyObject *pkg)
 {
-	PyObject *names = pyhot_patch_get_attr(node, "names");   /* owned */
-	PyObject *first;   /* owned */
-	PyObject *mod = NULL;   /* owned */
+	PyObject *mod = pyhot_patch_get_attr(node, "module");   /* owned */
+	PyObject *level = mod ? pyhot_patch_get_attr(node, "level") : NULL;   /* owned */
+	PyObject *util = level ? PyImport_ImportModule("importlib.util") : NULL;   /* owned */
 	PyObject *rel = NULL;   /* owned */
 	PyObject *full = NULL;   /* owned */
-	PyObject *util = NULL;   /* owned */
-	PyObject *level = NULL;   /* owned */
+	long lvl = level ? PyLong_AsLong(level) : -1;
 	char dots[32];
-	long lvl;
-	int r = -1;
+	int r;
 
-	first = names && PyList_Size(names) == 1 ?
-		pyhot_patch_get_attr(PyList_GetItem(names, 0), "name") : NULL;
-	if (!first || PyUnicode_CompareWithASCIIString(first, "*") != 0) {
-		r = PyErr_Occurred() ? -1 : 0;
-		goto out;
-	}
-	mod = pyhot_patch_get_attr(node, "module");
-	level = mod ? pyhot_patch_get_attr(node, "level") : NULL;
-	util = level ? PyImport_ImportModule("importlib.util") : NULL;
-	lvl = level ? PyLong_AsLong(level) : 0;
 	if (util && lvl >= 0 && lvl < (long)sizeof(dots)) {
 		/* "%.*s" is not understood by PyUnicode_FromFormat before 3.12 */
 		memset(dots, '.', (size_t)lvl);
@@ -217,56 +205,82 @@ static int star_of_this(struct engine *e, PyObject *node, PyObject *pkg)
 		      PyUnicode_FromFormat("%s%U", dots, mod);
 	}
 	full = rel ? call_method(util, "resolve_name", "OO", rel, pkg) : NULL;
-	if (!full) {
-		PyErr_Clear();   /* a relative import outside a package: not ours */
-		r = 0;
-		goto out;
-	}
-	r = PyObject_RichCompareBool(full, e->modname, Py_EQ);
-out:
-	Py_XDECREF(names);
-	Py_XDECREF(first);
+	/* not resolvable (a relative import outside a package): not ours */
+	r = full ? PyObject_RichCompareBool(full, e->modname, Py_EQ) : 0;
+	PyErr_Clear();
 	Py_XDECREF(mod);
+	Py_XDECREF(level);
+	Py_XDECREF(util);
 	Py_XDECREF(rel);
 	Py_XDECREF(full);
-	Py_XDECREF(util);
-	Py_XDECREF(level);
 	return r;
 }
 
-/* Whether the source of module impname has `from <this module> import *`.
- * 1, 0, or -1. */
-static int did_star_import(struct engine *e, const char *impname, PyObject *md)
+/* Add the names an ImportFrom node takes ("*" for a star) to names. */
+static int add_alias_names(PyObject *node, PyObject *names)
 {
-	PyObject *src = importer_source(impname, md);   /* owned */
-	PyObject *pkg;   /* borrowed */
-	PyObject *tree = NULL;   /* owned */
-	PyObject *it = NULL;   /* owned */
+	PyObject *aliases = pyhot_patch_get_attr(node, "names");   /* owned */
+	Py_ssize_t i, n = aliases && PyList_Check(aliases) ? PyList_Size(aliases) : 0;
+	int rc = aliases ? 0 : -1;
+
+	for (i = 0; rc == 0 && i < n; i++) {
+		PyObject *a = PyList_GetItem(aliases, i);   /* borrowed */
+		PyObject *nm = pyhot_patch_get_attr(a, "name");   /* owned */
+		PyObject *as = nm ? pyhot_patch_get_attr(a, "asname") : NULL;   /* owned */
+
+		/* `from m import a as b` binds b to m.a: only a plain name is
+		 * the same name in both modules */
+		rc = as ? (as == Py_None ? PySet_Add(names, nm) : 0) : -1;
+		Py_XDECREF(nm);
+		Py_XDECREF(as);
+	}
+	Py_XDECREF(aliases);
+	return rc;
+}
+
+/* The names the source of module impname imports from this module, "*"
+ * for a star import: a new set, empty when its source is unknown or does
+ * not parse. NULL on error. */
+static PyObject *imported_names(struct engine *e, const char *impname, PyObject *md)
+{
+	PyObject *names = PySet_New(NULL);   /* owned */
+	PyObject *src = names ? importer_source(impname, md) : NULL;   /* owned */
+	PyObject *pkg = PyDict_GetItemString(md, "__package__");   /* borrowed */
+	PyObject *tree;   /* owned */
+	PyObject *it;   /* owned */
 	PyObject *node;   /* owned */
 	int r = 0;
 
-	if (!src || !memchr(PyBytes_AsString(src), '*', (size_t)PyBytes_Size(src))) {
-		Py_XDECREF(src);
-		PyErr_Clear();
-		return 0;
+	if (!src) {
+		return names;
 	}
-	pkg = PyDict_GetItemString(md, "__package__");
 	tree = PyObject_CallFunctionObjArgs(e->parse, src, NULL);
 	it = tree ? PyObject_CallFunctionObjArgs(e->walk, tree, NULL) : NULL;
-	while (r == 0 && it && (node = PyIter_Next(it)) != NULL) {
+	while (r >= 0 && it && (node = PyIter_Next(it)) != NULL) {
 		if (is_a(node, e->t_ImportFrom)) {
-			r = star_of_this(e, node, pkg ? pkg : Py_None);
+			r = from_this(e, node, pkg ? pkg : Py_None);
+			r = r > 0 ? add_alias_names(node, names) : r;
 		}
 		Py_DECREF(node);
 	}
 	if (!tree || PyErr_Occurred()) {
 		PyErr_Clear();   /* an importer that does not parse: left alone */
-		r = 0;
+		PySet_Clear(names);
 	}
 	Py_DECREF(src);
 	Py_XDECREF(tree);
 	Py_XDECREF(it);
-	return r;
+	return names;
+}
+
+/* Whether v's identity says nothing about where it came from: small ints,
+ * interned strings and other immutable constants are shared by every
+ * module that spells them. */
+static int identity_shared(PyObject *v)
+{
+	return v == Py_None || v == Py_Ellipsis || PyLong_Check(v) ||
+	       PyUnicode_Check(v) || PyBytes_Check(v) || PyFloat_Check(v) ||
+	       PyComplex_Check(v) || PyTuple_Check(v) || PyFrozenSet_Check(v);
 }
 
 /* Queue md[name] = v and report it as "<impname>.<name>". */
@@ -288,39 +302,74 @@ static int importer_set(struct engine *e, const char *impname, PyObject *md,
 			  e->mp->module, how ? how : nm);
 }
 
+/* Whether module impname imported name (or, name NULL, everything) from
+ * this module, by its source; *names is parsed on first need. 1, 0, or
+ * -1. */
+static int source_imports(struct engine *e, const char *impname, PyObject *md,
+			  PyObject **names, PyObject *name)
+{
+	if (!*names && !(*names = imported_names(e, impname, md))) {
+		return -1;
+	}
+	if (!name) {
+		PyObject *star = PyUnicode_InternFromString("*");   /* owned */
+		int r = star ? PySet_Contains(*names, star) : -1;
+
+		Py_XDECREF(star);
+		return r;
+	}
+	return PySet_Contains(*names, name);
+}
+
+/* The entries of md that still hold an object the refresh replaces. */
+static int importer_rebind(struct engine *e, struct export_change *x,
+			   const char *impname, PyObject *md, PyObject **names)
+{
+	Py_ssize_t i;
+	int r = 0;
+
+	for (i = 0; r >= 0 && i < PyList_Size(x->rebound); i++) {
+		PyObject *t = PyList_GetItem(x->rebound, i);   /* borrowed */
+		PyObject *k = PyTuple_GetItem(t, 0);   /* borrowed */
+		PyObject *old = PyTuple_GetItem(t, 1);   /* borrowed */
+
+		r = PyDict_GetItemWithError(md, k) == old;
+		if (r && identity_shared(old)) {
+			r = source_imports(e, impname, md, names, k);
+		}
+		if (r > 0) {
+			r = importer_set(e, impname, md, k, PyTuple_GetItem(t, 2),
+					 "changed", NULL);
+		}
+		r = PyErr_Occurred() ? -1 : r;
+	}
+	return r < 0 ? -1 : 0;
+}
+
 /* One module of sys.modules: its entries that still hold a replaced
  * object, and, when it star-imported this module, the names gained. */
 static int importer_fix(struct engine *e, struct export_change *x,
 			const char *impname, PyObject *md)
 {
+	PyObject *names = NULL;   /* owned: what its source imports from us */
 	PyObject *k;   /* borrowed */
 	PyObject *v;   /* borrowed */
-	Py_ssize_t i, pos = 0;
-	int r;
+	Py_ssize_t pos = 0;
+	int r = importer_rebind(e, x, impname, md, &names);
 
-	for (i = 0; i < PyList_Size(x->rebound); i++) {
-		PyObject *t = PyList_GetItem(x->rebound, i);   /* borrowed */
-
-		k = PyTuple_GetItem(t, 0);
-		if (PyDict_GetItemWithError(md, k) == PyTuple_GetItem(t, 1) &&
-		    importer_set(e, impname, md, k, PyTuple_GetItem(t, 2),
-				 "changed", NULL) < 0) {
-			return -1;
+	if (r == 0 && PyDict_Size(x->added) > 0) {
+		r = holds_all_public(e, md, x->oldpub);
+		if (r > 0) {
+			r = source_imports(e, impname, md, &names, NULL);
 		}
-	}
-	if (PyErr_Occurred() || PyDict_Size(x->added) == 0) {
-		return PyErr_Occurred() ? -1 : 0;
-	}
-	r = holds_all_public(e, md, x->oldpub);
-	if (r > 0) {
-		r = did_star_import(e, impname, md);
 	}
 	while (r > 0 && PyDict_Next(x->added, &pos, &k, &v)) {
 		if (!PyDict_GetItemWithError(md, k) &&
 		    (PyErr_Occurred() || importer_set(e, impname, md, k, v, "added", "*") < 0)) {
-			return -1;
+			r = -1;
 		}
 	}
+	Py_XDECREF(names);
 	return r < 0 ? -1 : 0;
 }
 
