@@ -336,6 +336,9 @@ static int importer_rebind(struct engine *e, struct export_change *x,
 		r = PyDict_GetItemWithError(md, k) == old;
 		if (r && identity_shared(old)) {
 			r = source_imports(e, impname, md, names, k);
+			if (r == 0 && (r = PySet_Contains(x->oldpub, k)) > 0) {
+				r = source_imports(e, impname, md, names, NULL);
+			}
 		}
 		if (r > 0) {
 			r = importer_set(e, impname, md, k, PyTuple_GetItem(t, 2),
