@@ -107,6 +107,12 @@ void cli_fmt_refresh(FILE *f, struct json_object *resp, pid_t pid, int verbose,
 			dry_run ? "dry run," : "refresh:", (int)pid);
 		return;
 	}
+	if (tot[0] + tot[1] + tot[2] + tot[3] + tot[4] == 0) {
+		/* named modules whose files match what runs: nothing to do */
+		fprintf(f, "%s pid %d: %zu module%s unchanged, nothing to do\n",
+			dry_run ? "dry run," : "refresh:", (int)pid, n, n == 1 ? "" : "s");
+		return;
+	}
 	fprintf(f, "%s %zu module%s in pid %d: %lld changed, %lld added, %lld removed, "
 		"%lld kept, %lld failed%s\n",
 		dry_run ? "would refresh" : "refreshed", n, n == 1 ? "" : "s", (int)pid,

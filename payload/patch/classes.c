@@ -7,6 +7,7 @@
 
 #include "attr.h"
 #include "functions.h"
+#include "recompute.h"
 #include "stmts.h"
 
 #include <stdio.h>
@@ -32,13 +33,18 @@ static const char *member_kind(struct engine *e, PyObject *v)
 	return "value";
 }
 
+int replaced_in_place(PyObject *livev, PyObject *newv)
+{
+	return livev && livev != newv && Py_TYPE(livev) == Py_TYPE(newv) &&
+	       (PyList_CheckExact(newv) || PyDict_CheckExact(newv) ||
+		PyObject_TypeCheck(newv, &PySet_Type));
+}
+
 int queue_replace(struct engine *e, PyObject *owner, int is_class,
 		  PyObject *name, PyObject *livev, PyObject *newv, int *in_place)
 {
 	*in_place = 0;
-	if (livev && livev != newv && Py_TYPE(livev) == Py_TYPE(newv) &&
-	    (PyList_CheckExact(newv) || PyDict_CheckExact(newv) ||
-	     PyObject_TypeCheck(newv, &PySet_Type))) {
+	if (replaced_in_place(livev, newv)) {
 		*in_place = 1;
 		return pyhot_ops_add(&e->ops, PYHOT_OP_REPLACE, livev, NULL, newv);
 	}
@@ -440,6 +446,9 @@ struct class_patch {
 	PyObject *tmpcls;     /* owned: throwaway enum class, or NULL */
 	PyObject *memmap;     /* owned: the live enum's _member_map_, or NULL */
 	int is_enum;
+	int reshaped;         /* a member added or removed, or a statement
+			       * other than a def changed: what the class's
+			       * hooks computed may differ */
 };
 
 static void class_patch_release(struct class_patch *c)
@@ -623,6 +632,7 @@ static int class_apply_name(struct engine *e, struct class_patch *c,
 					 d, sizeof(d)) < 0 ? -1 : 0;
 		}
 	} else if (!livev) {
+		c->reshaped = 1;
 		if (c->is_enum && is_enum_member_candidate(e, x, newv)) {
 			r = enum_add(e, c->live, c->ncd, x, &c->tmpcls, qn);
 		} else {
@@ -685,6 +695,9 @@ static int class_apply_stmt(struct engine *e, struct class_patch *c,
 	if (!is_nested(c, st)) {
 		same_old = c->ocd ? body_take(e, &c->oi, st) : NULL;
 		moved = same_old && node_line(same_old) != node_line(st);
+		if (!same_old && !is_def(e, st)) {
+			c->reshaped = 1;
+		}
 		it = PyErr_Occurred() ? NULL : PyObject_GetIter(names);
 		r = it ? 0 : -1;
 		while (r == 0 && (x = PyIter_Next(it)) != NULL) {
@@ -720,6 +733,7 @@ static int class_remove_members(struct engine *e, struct class_patch *c)
 		PyObject *livev = own_attr(c->live, x);   /* owned */
 
 		if (livev) {
+			c->reshaped = 1;
 			member_qname(c->qual, x, qn, sizeof(qn));
 			r = pyhot_ops_add(&e->ops, PYHOT_OP_DELATTR, c->live, x, NULL);
 			if (r == 0) {
@@ -793,12 +807,27 @@ static int class_patch_nested(struct engine *e, struct class_patch *c)
 	return r;
 }
 
+/* The class's hooks re-run after the apply (recompute.c), told every name
+ * its body binds, old or new. */
+static int class_recompute(struct engine *e, struct class_patch *c, size_t line)
+{
+	PyObject *bound = PySet_New(c->newbound);   /* owned */
+	int rc = -1;
+
+	if (bound && set_update(bound, c->oi.bound) == 0) {
+		rc = recompute_plan(e, c->live, c->ncd, bound, line);
+	}
+	Py_XDECREF(bound);
+	return rc;
+}
+
 int patch_class(struct engine *e, PyObject *live, PyObject *ncd,
 		PyObject *ocd, const char *qual, int regen)
 {
 	struct class_patch c;
 	PyObject *obody;   /* owned */
 	Py_ssize_t i, n;
+	size_t line;
 	int rc = -1;
 
 	memset(&c, 0, sizeof(c));
@@ -818,6 +847,7 @@ int patch_class(struct engine *e, PyObject *live, PyObject *ncd,
 		goto out;
 	}
 	/* this report line names the class; qual is "<module>.<qual>" */
+	line = e->mp->report.n;
 	if (change_add(e, "changed", "class", qual[0] ? qual : "?", "in place") < 0) {
 		goto out;
 	}
@@ -834,6 +864,9 @@ int patch_class(struct engine *e, PyObject *live, PyObject *ncd,
 		goto out;
 	}
 	if (regen && dataclass_regen(e, live, ncd, qual) < 0) {
+		goto out;
+	}
+	if (c.reshaped && class_recompute(e, &c, line) < 0) {
 		goto out;
 	}
 	rc = 0;

@@ -21,6 +21,10 @@ enum class_fit {
 int class_in_place(struct engine *e, PyObject *live, PyObject *ncd,
 		   PyObject *ocd, enum class_fit *fit, const char **why);
 
+/* Whether queue_replace() keeps livev (NULL: none) and gives it newv's
+ * contents: a list, dict or set of the same type. */
+int replaced_in_place(PyObject *livev, PyObject *newv);
+
 /* Queue owner.name (is_class) or owner[name] = newv; lists, dicts and sets
  * of the same type as the live value livev keep their identity and get
  * the new contents instead (*in_place set). 0, or -1 error. */
@@ -31,7 +35,9 @@ int queue_replace(struct engine *e, PyObject *owner, int is_class,
  * or NULL): the body runs into a scratch namespace (no class is made: no
  * metaclass, no __init_subclass__, no registry sees it), and changed,
  * added and removed members are queued on live, nested classes
- * recursively. qual names the class in the report ("<module>.<qualname>");
+ * recursively; when members were added or removed, its hooks are scheduled
+ * to re-run on it after the apply (recompute.h). qual names the class in
+ * the report ("<module>.<qualname>");
  * regen: renew a dataclass's generated methods (CLASS_IN_PLACE_REGEN).
  * 0, or -1 error. */
 int patch_class(struct engine *e, PyObject *live, PyObject *ncd,

@@ -9,6 +9,7 @@
 #include "classes.h"
 #include "functions.h"
 #include "rewrap.h"
+#include "importers.h"
 #include "stmt_table.h"
 #include "stmts.h"
 
@@ -16,19 +17,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const char *value_kind(struct engine *e, PyObject *v)
-{
-	if (is_a(v, e->t_function) || has_plain_attr(v, "__wrapped__")) {
-		return "function";
-	}
-	if (PyType_Check(v)) {
-		return "class";
-	}
-	if (PyObject_TypeCheck(v, &PyModule_Type)) {
-		return "import";
-	}
-	return "value";
-}
 
 /* A changed def whose decorators did not change. 1 done, 0 re-run it. */
 static int plan_def(struct engine *e, PyObject *st, PyObject *ost,
@@ -204,9 +192,7 @@ static int report_rebound(struct engine *e, PyObject *x, PyObject *v,
 		return change_add(e, "changed", "function", qn, "%s",
 				  r == 1 ? detail : "replaced");
 	}
-	inpl = old && old != v && Py_TYPE(old) == Py_TYPE(v) &&
-	       (PyList_CheckExact(v) || PyDict_CheckExact(v) ||
-		PyObject_TypeCheck(v, &PySet_Type));
+	inpl = replaced_in_place(old, v);
 	return change_add(e, old ? "changed" : "added", value_kind(e, v), qn,
 			  "%s", why ? why : inpl ? "updated in place" : "");
 }
@@ -355,12 +341,14 @@ static int relocate_suffix(struct engine *e, const struct pyhot_baseline *b,
  * parsed: statements wholly in the common prefix or suffix are unchanged
  * (those in the suffix may have moved and get relocated code). Fills
  * nbody and obody with the statements of the changed region, new and old,
- * and kept with the names the untouched statements bind. Returns 1 done,
+ * kept with the names the untouched statements bind, and later with those
+ * of the untouched statements after the region. Returns 1 done,
  * 0 when the full parse must decide (the region does not parse alone, or
  * touches __future__ imports), -1 error.
  */
 static int plan_chunks(struct engine *e, struct pyhot_baseline *b,
-		       PyObject **nbody, PyObject **obody, PyObject *kept)
+		       PyObject **nbody, PyObject **obody, PyObject *kept,
+		       PyObject *later)
 {
 	struct modplan *mp = e->mp;
 	struct region g;
@@ -387,6 +375,9 @@ static int plan_chunks(struct engine *e, struct pyhot_baseline *b,
 	e->flags = b->flags;
 	for (k = 0; k < b->nrecs; k++) {
 		if ((k < g.ip || k >= g.js) && add_bound_names(kept, b->recs[k].bound) < 0) {
+			goto out;
+		}
+		if (k >= g.js && add_bound_names(later, b->recs[k].bound) < 0) {
 			goto out;
 		}
 	}
@@ -432,6 +423,7 @@ struct module_plan {
 	PyObject *obody;      /* owned: the baseline's, or NULL */
 	PyObject *newbound;   /* owned: names the new statements bind */
 	PyObject *kept;       /* owned: names untouched statements bind */
+	PyObject *later;      /* owned: those of them after the changed region */
 	struct body_info oi;  /* the baseline statements, to match against */
 };
 
@@ -525,6 +517,7 @@ struct stmt_plan {
 	PyObject *live;    /* owned: what that name is bound to now, or NULL */
 	PyObject *ost;     /* borrowed (from the body info): the baseline's
 			    * def or class of that name and type, or NULL */
+	int earlier;       /* a def or class of a name bound again below */
 	char qn[1024];     /* "<module>.<name>" */
 };
 
@@ -592,9 +585,6 @@ static int plan_class(struct engine *e, struct stmt_plan *s)
 	if (class_in_place(e, s->live, s->st, s->ost, &fit, &why) < 0) {
 		return -1;
 	}
-	if (fit != CLASS_NEW && e->dry_run) {
-		return change_add(e, "changed", "class", s->qn, "in place") < 0 ? -1 : 1;
-	}
 	if (fit != CLASS_NEW) {
 		if (patch_class(e, s->live, s->st, s->ost, s->qn,
 				fit == CLASS_IN_PLACE_REGEN) < 0 ||
@@ -605,9 +595,6 @@ static int plan_class(struct engine *e, struct stmt_plan *s)
 	}
 	snprintf(why2, sizeof(why2),
 		 "new class object (%s); existing instances keep the old class", why);
-	if (e->dry_run) {
-		return change_add(e, "changed", "class", s->qn, "%s", why2) < 0 ? -1 : 1;
-	}
 	return run_stmt(e, s->st, s->names, why2) < 0 ? -1 : 1;
 }
 
@@ -627,19 +614,10 @@ static int plan_main_guard(struct engine *e, struct stmt_plan *s)
 			  "the __main__ guard is never re-run") < 0 ? -1 : 1;
 }
 
-/* A statement nothing else took: re-run (or, dry, reported). */
+/* A statement nothing else took: re-run into the overlay. */
 static int plan_rerun(struct engine *e, struct stmt_plan *s)
 {
-	const char *kind = "statement";
-
-	if (!e->dry_run) {
-		return run_stmt(e, s->st, s->names, NULL);
-	}
-	if (s->name) {
-		kind = is_def(e, s->st) ? "function" : "class";
-	}
-	return change_add(e, "changed", kind, s->name ? s->qn : e->mp->module,
-			  "line %ld: re-run", node_line(s->st));
+	return run_stmt(e, s->st, s->names, NULL);
 }
 
 /* A changed (or, without a baseline, any) statement: patched in place,
@@ -651,10 +629,15 @@ static int plan_changed(struct engine *e, struct stmt_plan *s)
 	if (e->mp->nobaseline && !s->live) {
 		done = all_names_live(e, s);
 	}
+	if (done == 0 && s->earlier) {
+		/* re-running it would bind the name to it: report, no guess */
+		done = change_add(e, e->mp->nobaseline ? "kept" : "failed", is_def(e, s->st) ? "function" : "class",
+				  s->qn, "line %ld: a later statement binds the name again; "
+				  "this definition's object is not the module's and was "
+				  "not patched", node_line(s->st)) < 0 ? -1 : 1;
+	}
 	if (done == 0 && s->live && is_def(e, s->st)) {
-		done = e->dry_run ?
-		       (change_add(e, "changed", "function", s->qn, "plan") < 0 ? -1 : 1) :
-		       plan_def(e, s->st, s->ost, s->live, s->name, s->qn);
+		done = plan_def(e, s->st, s->ost, s->live, s->name, s->qn);
 	} else if (done == 0 && s->live && is_a(s->st, e->t_ClassDef) &&
 		   (s->ost || e->mp->nobaseline)) {
 		done = plan_class(e, s);
@@ -668,25 +651,88 @@ static int plan_changed(struct engine *e, struct stmt_plan *s)
 	return done < 0 ? -1 : 0;
 }
 
+/* Of the defs and classes named name in body, the one at index want
+ * (borrowed, or NULL), and where st is among them (*at, -1 when it is
+ * not) and how many there are (*count). */
+static PyObject *named_nth(struct engine *e, PyObject *body, PyObject *name,
+			   PyObject *st, Py_ssize_t want, Py_ssize_t *at,
+			   Py_ssize_t *count)
+{
+	PyObject *found = NULL;   /* borrowed */
+	Py_ssize_t i, n = PyList_Size(body);
+
+	*at = -1;
+	*count = 0;
+	for (i = 0; i < n; i++) {
+		PyObject *x = PyList_GetItem(body, i);   /* borrowed */
+		PyObject *xn;   /* owned */
+
+		if (!is_def(e, x) && !is_a(x, e->t_ClassDef)) {
+			continue;
+		}
+		xn = getattr_opt(x, "name");
+		if (xn && PyObject_RichCompareBool(xn, name, Py_EQ) == 1) {
+			*at = x == st ? *count : *at;
+			found = *count == want ? x : found;
+			++*count;
+		}
+		Py_XDECREF(xn);
+		PyErr_Clear();
+	}
+	return found;
+}
+
+/*
+ * The baseline's statement a def or class of the new source is compared
+ * with: of several of the same name, the one at the same position among
+ * them. 1 when st is not the last of its name (the module binds a later
+ * one: st's own object is not s->live), 0 when it is, -1 error.
+ */
+static int stmt_plan_twin(struct engine *e, struct module_plan *p,
+			  struct stmt_plan *s)
+{
+	Py_ssize_t at, count, oat, ocount;
+
+	s->ost = p->oi.defs ? PyDict_GetItemWithError(p->oi.defs, s->name) : NULL;
+	if (PyErr_Occurred()) {
+		return -1;
+	}
+	(void)named_nth(e, p->nbody, s->name, s->st, -1, &at, &count);
+	if (count > 1 && p->obody) {
+		s->ost = named_nth(e, p->obody, s->name, NULL, at, &oat, &ocount);
+	}
+	if (s->ost && Py_TYPE(s->ost) != Py_TYPE(s->st)) {
+		s->ost = NULL;
+	}
+	if (at >= 0 && at < count - 1) {
+		return 1;
+	}
+	return PySet_Contains(p->later, s->name);
+}
+
 /* The def or class a statement makes: its name, what is live under it,
  * and the baseline's statement of that name and type. */
 static int stmt_plan_def(struct engine *e, struct module_plan *p,
 			 struct stmt_plan *s)
 {
+	int earlier;
+
 	s->name = pyhot_patch_get_attr(s->st, "name");
 	if (!s->name) {
 		return -1;
 	}
-	/* owned: Python runs below, and other threads with it, and may
-	 * rebind the name */
-	s->live = PyDict_GetItemWithError(e->G, s->name);
-	Py_XINCREF(s->live);
-	s->ost = p->oi.defs ? PyDict_GetItemWithError(p->oi.defs, s->name) : NULL;
-	if (s->ost && Py_TYPE(s->ost) != Py_TYPE(s->st)) {
-		s->ost = NULL;
+	earlier = stmt_plan_twin(e, p, s);
+	if (earlier < 0) {
+		return -1;
 	}
+	/* owned: Python runs below, and other threads with it, and may
+	 * rebind the name. An earlier def of a name bound again below has
+	 * no live object the module holds. */
+	s->live = earlier ? NULL : PyDict_GetItemWithError(e->G, s->name);
+	Py_XINCREF(s->live);
+	s->earlier = earlier;
 	qname(e, NULL, s->name, s->qn, sizeof(s->qn));
-	return 0;
+	return PyErr_Occurred() ? -1 : 0;
 }
 
 /* Plan one top-level statement of the new source. */
@@ -791,8 +837,9 @@ static int plan_begin(struct engine *e, PyObject *module, struct module_plan *p)
 	e->cur_line = 0;
 	p->newbound = PySet_New(NULL);
 	p->kept = PySet_New(NULL);
+	p->later = PySet_New(NULL);
 	return e->G && e->L && e->inplace && e->codemap && e->patched &&
-	       p->newbound && p->kept ? 0 : -1;
+	       p->newbound && p->kept && p->later ? 0 : -1;
 }
 
 static void plan_end(struct engine *e, struct module_plan *p)
@@ -803,6 +850,7 @@ static void plan_end(struct engine *e, struct module_plan *p)
 	Py_XDECREF(p->obody);
 	Py_XDECREF(p->newbound);
 	Py_XDECREF(p->kept);
+	Py_XDECREF(p->later);
 	Py_CLEAR(e->G);
 	Py_CLEAR(e->L);
 	Py_CLEAR(e->inplace);
@@ -823,7 +871,7 @@ static int plan_parse(struct engine *e, struct module_plan *p)
 		return -1;
 	}
 	if (b && b->has_table && chunkable(e->mp->newsrc, e->mp->newlen)) {
-		r = plan_chunks(e, b, &p->nbody, &p->obody, p->kept);
+		r = plan_chunks(e, b, &p->nbody, &p->obody, p->kept, p->later);
 	}
 	if (r < 0 || (r == 0 && parse_full(e, p) < 0)) {
 		return -1;
@@ -855,11 +903,8 @@ int plan_module(struct engine *e, PyObject *module, struct pyhot_baseline *b)
 	if (p.oi.bound && plan_removed(e, &p) < 0) {
 		goto out;
 	}
-	if (e->dry_run) {
-		rc = 0;
-		goto out;
-	}
-	if (follow_codes(e) < 0 || plan_overlay(e) < 0 || queue_linecache(e) < 0) {
+	if (follow_codes(e) < 0 || plan_overlay(e) < 0 || plan_importers(e) < 0 ||
+	    queue_linecache(e) < 0) {
 		goto out;
 	}
 	e->mp->flags = e->flags;

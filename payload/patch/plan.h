@@ -51,6 +51,8 @@ struct engine {
 		 *t_property, *t_cell, *t_partial, *enummeta;
 	int dry_run;
 	struct pyhot_ops ops;
+	PyObject *recompute; /* list: classes whose hooks re-run after the
+			      * apply (recompute.c) */
 
 	/* the module being planned */
 	struct modplan *mp;

@@ -67,8 +67,10 @@
 
 /*
  * Verb "refresh". Request keys: "module" (repeatable; none: every module
- * with a baseline whose file changed since), "dry_run" ("1": parse, compile
- * and compare only; no new code runs and nothing changes).
+ * with a baseline whose file changed since), "dry_run" ("1": the plan without
+ * the apply: the report is the one the refresh would give, made by the same
+ * code; new code runs on new objects as in any plan, nothing live changes
+ * but what a changed statement does beyond the names it binds).
  *
  * Response fields written into the open object:
  *   "modules": [{"module", "file", "warning"?, "changes": [{"action":

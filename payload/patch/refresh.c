@@ -8,6 +8,7 @@
 #include "attr.h"
 #include "history.h"
 #include "module.h"
+#include "recompute.h"
 #include "plan.h"
 #include "verbargs.h"
 
@@ -33,7 +34,7 @@ static void modplan_release(struct modplan *mp)
 
 static void engine_release(struct engine *e)
 {
-	PyObject **objs[] = { &e->parse, &e->dump, &e->Module, &e->Pass, &e->copy, &e->compile, &e->get_docstring, &e->copy_location, &e->walk, &e->t_FunctionDef, &e->t_AsyncFunctionDef, &e->t_ClassDef, &e->t_Name, &e->t_Store, &e->t_Import, &e->t_ImportFrom, &e->t_AnnAssign, &e->t_If, &e->t_Expr, &e->t_Assign, &e->t_AugAssign, &e->t_Lambda, &e->t_ListComp, &e->t_SetComp, &e->t_DictComp, &e->t_GeneratorExp, &e->t_function, &e->t_code, &e->t_classmethod, &e->t_staticmethod, &e->t_property, &e->t_cell, &e->t_partial, &e->enummeta, &e->modname, &e->fileobj, &e->built, };   /* owned */
+	PyObject **objs[] = { &e->parse, &e->dump, &e->Module, &e->Pass, &e->copy, &e->compile, &e->get_docstring, &e->copy_location, &e->walk, &e->t_FunctionDef, &e->t_AsyncFunctionDef, &e->t_ClassDef, &e->t_Name, &e->t_Store, &e->t_Import, &e->t_ImportFrom, &e->t_AnnAssign, &e->t_If, &e->t_Expr, &e->t_Assign, &e->t_AugAssign, &e->t_Lambda, &e->t_ListComp, &e->t_SetComp, &e->t_DictComp, &e->t_GeneratorExp, &e->t_function, &e->t_code, &e->t_classmethod, &e->t_staticmethod, &e->t_property, &e->t_cell, &e->t_partial, &e->enummeta, &e->modname, &e->fileobj, &e->built, &e->recompute, };   /* owned */
 	size_t i;
 
 	for (i = 0; i < sizeof(objs) / sizeof(objs[0]); i++) {
@@ -78,7 +79,8 @@ static int engine_init(struct engine *e, int dry_run)
 	pyhot_ops_init(&e->ops);
 	e->dry_run = dry_run;
 	e->built = PyList_New(0);
-	if (!e->built) {
+	e->recompute = PyList_New(0);
+	if (!e->built || !e->recompute) {
 		return -1;
 	}
 	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
@@ -281,6 +283,24 @@ static void write_report(struct jsonw *out, const struct modplan *plans,
 	jsonw_key_bool(out, "dry_run", dry_run);
 }
 
+/* Undo the applied ops of e (the pending exception is kept). */
+static void apply_undo(struct engine *e)
+{
+	struct pyhot_ops inv;
+	PyObject *t;   /* owned */
+	PyObject *v;   /* owned */
+	PyObject *tb;   /* owned */
+
+	PyErr_Fetch(&t, &v, &tb);
+	pyhot_ops_init(&inv);
+	if (pyhot_ops_invert(&e->ops, &inv) == 0) {
+		(void)pyhot_ops_apply(&inv);
+	}
+	pyhot_ops_release(&inv);
+	PyErr_Clear();
+	PyErr_Restore(t, v, tb);
+}
+
 /* Plan every module, apply, record and report. */
 static int refresh_run(struct engine *e, const struct pyhot_req *req,
 		       struct modplan **plans, size_t *nmods,
@@ -298,6 +318,12 @@ static int refresh_run(struct engine *e, const struct pyhot_req *req,
 	}
 	if (!e->dry_run && pyhot_ops_apply(&e->ops) < 0) {
 		fail_py(e, e->mp, out, err, "apply failed, nothing changed: ");
+		return -1;
+	}
+	if (!e->dry_run && recompute_run(e, *plans, *nmods) < 0) {
+		apply_undo(e);
+		fail_py(e, e->mp, out, err,
+			"re-running a class's hooks failed, the refresh was undone: ");
 		return -1;
 	}
 	for (i = 0; !e->dry_run && i < *nmods; i++) {

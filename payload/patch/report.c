@@ -69,6 +69,19 @@ static int is_running(const struct pyhot_change *c)
 	return strcmp(c->action, "running") == 0;
 }
 
+int pyhot_change_set_detail(struct pyhot_change *ch, const char *detail)
+{
+	char *d = strdup(detail);
+
+	if (!d) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	free(ch->detail);
+	ch->detail = d;
+	return 0;
+}
+
 void pyhot_changes_free(struct pyhot_change *ch, size_t n)
 {
 	size_t i;
@@ -79,6 +92,20 @@ void pyhot_changes_free(struct pyhot_change *ch, size_t n)
 		free(ch[i].label);
 	}
 	free(ch);
+}
+
+const char *value_kind(struct engine *e, PyObject *v)
+{
+	if (is_a(v, e->t_function) || has_plain_attr(v, "__wrapped__")) {
+		return "function";
+	}
+	if (PyType_Check(v)) {
+		return "class";
+	}
+	if (PyObject_TypeCheck(v, &PyModule_Type)) {
+		return "import";
+	}
+	return "value";
 }
 
 int change_add(struct engine *e, const char *action, const char *kind,

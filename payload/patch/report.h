@@ -46,6 +46,10 @@ int pyhot_changes_add_running(struct pyhot_changes *c, const char *kind,
 			      const char *name, const char *label, long line,
 			      const char *detail);
 
+/* Replace a line's detail (copied). 0, or -1 with a Python exception (out
+ * of memory). */
+int pyhot_change_set_detail(struct pyhot_change *ch, const char *detail);
+
 /* Free n lines and the array that holds them (ch may be NULL). */
 void pyhot_changes_free(struct pyhot_change *ch, size_t n);
 
@@ -55,6 +59,10 @@ void pyhot_changes_free(struct pyhot_change *ch, size_t n);
 int change_add(struct engine *e, const char *action, const char *kind,
 	       const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+
+/* The kind word of a report line for value v: function, class, import
+ * or value. */
+const char *value_kind(struct engine *e, PyObject *v);
 
 /* "<module>.<qual>.<name>" (or "<module>.<name>" when qual is NULL or
  * empty) into buf; returns buf. Never fails: an unprintable name is "?". */

@@ -26,6 +26,11 @@ edit (the agent takes the baseline at its first safe point), then
 the scenario, and every patch()/dry()/refresh() of its code). The trigger is the
 only difference; the scenario code is the same.
 
+Dry run: before the scenario's refresh, a dry run of it must report the
+same change lines (action, kind, name) and counts as the refresh then does
+(`Options: nodrycheck` skips that, for an edit whose statements act beyond
+the names they bind, which the plan, and so a dry run, runs too).
+
 Rollback: a scenario with a `before` block is rolled back once its `after`
 block passed (the trigger as for refresh: pyhot_test_rollback(), or `pyhot
 rollback <pid> <mod> --json` run by the driver when the child asks):
@@ -323,6 +328,19 @@ def setup(sc):
         a = importlib.import_module(mod + "_aux")
     return m, a
 
+def plan_lines(resp):
+    return [(r.get("module"), [(c["action"], c["kind"], c["name"]) for c in r["changes"]],
+             r.get("summary")) for r in resp.get("modules") or []]
+
+def same_plan(dry, real):
+    # The dry run is the refresh's plan without the apply: the same lines
+    # (details aside: some say what only the apply learns) and counts.
+    # (only the apply can fail where the plan did not)
+    if real.get("ok") and not dry.get("ok"):
+        raise AssertionError("dry run failed, refresh ok: %s" % dry.get("error"))
+    if dry.get("ok") and real.get("ok") and plan_lines(dry) != plan_lines(real):
+        raise AssertionError("dry run %s != refresh %s" % (plan_lines(dry), plan_lines(real)))
+
 def run(sc, pre):
     mod = sc["mod"]
     path = os.path.join(tmp, mod + ".py")
@@ -456,7 +474,11 @@ def run(sc, pre):
         mark = len(gens)
         result["where"] = "refresh"
         write(sc["new"])
+        planned = None if "nodrycheck" in sc["options"] else refresh(mod, 1)
         do_refresh()
+        if planned is not None:
+            result["where"] = "dry run equals refresh"
+            same_plan(planned, result["responses"][-1])
         made_one = len(gens) > mark
         result["where"] = "after"
         exec(compile(sc.get("after", ""), "<after>", "exec"), ns)

@@ -155,3 +155,28 @@ def test_init_subclass_and_class_decorator_see_a_new_method(target, tmp_path, py
     assert t.run(SHAPES_STATE) == [["age", "email", "name"], ["do_get", "do_put"],
                                    True, True, "e", "put"]
     alive(t)
+
+
+def test_method_view_rollback_takes_the_method_back(target, tmp_path):
+    """What the recompute changed (View.methods, the view's copy, the URL
+    rule) is in the undo log: a rollback answers 405 again."""
+    from conftest import pyhot
+    write(tmp_path, {"views.py": VIEWS, "serve.py": SERVE})
+    port = free_port()
+    t = start_app(target, tmp_path, flask_311(), imports=["serve"],
+                  env={"TRUTH_PORT": str(port)})
+    wait_until(lambda: call(port, "GET", "/item/a") == (200, "got a"), timeout=10,
+               step=0.02, what="the Flask server to answer")
+    edit(tmp_path / "views.py", '        return "got " + key\n',
+         '        return "got " + key\n\n'
+         '    def delete(self, key):\n'
+         '        return "deleted " + key\n')
+    r = refresh(t, "views")
+    assert r.rc == 0, r
+    assert call(port, "DELETE", "/item/a") == (200, "deleted a")
+    rb = pyhot("rollback", t.pid, "views", json_out=True)
+    assert rb.rc == 0, rb
+    assert t.run("sorted(m('views').Item.methods)") == ["GET"]
+    assert call(port, "DELETE", "/item/a")[0] == 405
+    assert call(port, "GET", "/item/b") == (200, "got b")
+    alive(t)
