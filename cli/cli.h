@@ -154,6 +154,15 @@ int cli_agent_call(struct cli_ctx *c, const char *verb, const char *const *kv,
 		   size_t nkv, unsigned int timeout_ms, struct json_object **resp,
 		   struct pyhot_err *err) PYHOT_MUST_CHECK;
 
+/*
+ * After the agent refused its socket directory (boot returned -ENOTDIR,
+ * -EPERM or -EACCES, payload/boot.c): the CLI's own judgement of that
+ * directory, naming its owner, into err ("trust: socket directory ... is
+ * owned by ..."), returning -PYHOT_ERR_FAILED; 0 when the CLI finds nothing
+ * wrong there now (the caller explains the boot's errno itself).
+ */
+int cli_sock_dir_explain(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
+
 /* Below this --timeout, "no safe point" says more about the timeout than
  * about the target: the agent gives the main thread PYHOT_PENDING_GRACE_MS
  * before it takes the GIL itself. */

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -133,6 +134,29 @@ int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 		    (int)a->pid, c->t.state ? c->t.state : '?', (int)nspid, euid,
 		    c->t.py_major, c->t.py_minor, c->t.py_static ? " static" : "", c->sock);
 	return 0;
+}
+
+int cli_sock_dir_explain(struct cli_ctx *c, struct pyhot_err *err)
+{
+	char full[PATH_MAX];
+	struct sockaddr_un sa;
+	socklen_t salen;
+	struct pyhot_err e;
+	unsigned int euid;
+	pid_t pid = c->args->pid;
+	int n, dirfd = -1;
+
+	pyhot_err_init(&e);
+	n = snprintf(full, sizeof(full), "/proc/%d/root%s", (int)pid, c->sock);
+	if (n < 0 || (size_t)n >= sizeof(full) ||
+	    pyhot_client_target_euid(pid, &euid, &e) < 0)
+		return 0;
+	if (pyhot_client_sock_open(pid, full, c->sock, euid, &sa, &salen, &dirfd, &e) == 0)
+		close(dirfd);
+	if (strcmp(e.step, PYHOT_CLIENT_TRUST_STEP) != 0)
+		return 0;
+	*err = e;
+	return -(int)e.kind;
 }
 
 /* Add the native stack of the main thread to the error report. */
