@@ -246,12 +246,13 @@ enum cli_slow cli_timeout_explain(struct cli_ctx *c, struct pyhot_err *err, int 
 	pid_t pid = c->args->pid;
 	unsigned int tmo = c->args->timeout_ms;
 
-	if (answered && cli_timeout_short(tmo)) {
-		/* The agent's message guesses at a stuck main thread; the real
-		 * cause is ours. */
-		snprintf(err->msg, sizeof(err->msg), "%s: no safe point within %u ms in pid "
-			 "%d: --timeout %.3f s is too short", err->step, tmo, (int)pid,
-			 tmo / 1000.0);
+	if (answered ? cli_timeout_short(tmo) : cli_timeout_short(wait_ms)) {
+		/* The agent's message guesses at a stuck main thread, ours at a
+		 * busy agent; the real cause is the --timeout. */
+		snprintf(err->msg, sizeof(err->msg), "%s: no %s within %u ms in pid %d: "
+			 "--timeout %.3f s is too short", err->step,
+			 answered ? "safe point" : "answer from the agent",
+			 answered ? tmo : wait_ms, (int)pid, tmo / 1000.0);
 		err->hint[0] = '\0';
 		pyhot_err_hint(err, "pid %d is unchanged; reaching a safe point can take %d ms "
 			       "and more (the agent waits that long for the main thread "
