@@ -76,23 +76,30 @@ int pyhot_client_sock_path(char *buf, size_t len, unsigned int euid, pid_t nspid
 	return (n < 0 || (size_t)n >= len) ? -1 : 0;
 }
 
-int pyhot_client_parse_euid(const char *text, unsigned int *euid)
+const char *pyhot_client_status_field(const char *text, const char *key)
 {
 	const char *p = text;
-	unsigned int r, e;
+	size_t n = strlen(key);
 
 	while (p && *p) {
-		if (strncmp(p, "Uid:", 4) == 0) {
-			if (sscanf(p + 4, "%u %u", &r, &e) != 2)
-				return -1;
-			*euid = e;
-			return 0;
-		}
+		if (strncmp(p, key, n) == 0)
+			return p + n;
 		p = strchr(p, '\n');
 		if (p)
 			p++;
 	}
-	return -1;
+	return NULL;
+}
+
+int pyhot_client_parse_euid(const char *text, unsigned int *euid)
+{
+	const char *p = pyhot_client_status_field(text, "Uid:");
+	unsigned int r, e;
+
+	if (!p || sscanf(p, "%u %u", &r, &e) != 2)
+		return -1;
+	*euid = e;
+	return 0;
 }
 
 int pyhot_client_target_euid(pid_t pid, unsigned int *euid, struct pyhot_err *err)

@@ -46,6 +46,10 @@ int pyhot_client_req_encode(const struct pyhot_client_req *r, unsigned char **ou
 /* "/tmp/pyhot-EUID/agent-NSPID.sock", the path as the target sees it. */
 int pyhot_client_sock_path(char *buf, size_t len, unsigned int euid, pid_t nspid);
 
+/* The text after "key" (as "Uid:") at the start of a line of a
+ * /proc/PID/status text, or NULL. */
+const char *pyhot_client_status_field(const char *text, const char *key);
+
 /* The effective uid from the text of /proc/PID/status; -1 when absent. */
 int pyhot_client_parse_euid(const char *status_text, unsigned int *euid);
 

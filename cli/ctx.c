@@ -26,21 +26,13 @@
 
 int cli_proc_parse_tgid(const char *status_text, pid_t *tgid)
 {
-	const char *p = status_text;
+	const char *p = pyhot_client_status_field(status_text, "Tgid:");
 	int v;
 
-	while (p && *p) {
-		if (strncmp(p, "Tgid:", 5) == 0) {
-			if (sscanf(p + 5, "%d", &v) != 1 || v <= 0)
-				return -1;
-			*tgid = (pid_t)v;
-			return 0;
-		}
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	return -1;
+	if (!p || sscanf(p, "%d", &v) != 1 || v <= 0)
+		return -1;
+	*tgid = (pid_t)v;
+	return 0;
 }
 
 int cli_proc_parse_stat_flags(const char *stat_text, unsigned long *flags)
