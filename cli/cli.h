@@ -147,10 +147,52 @@ int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 		 struct pyhot_err *err) PYHOT_MUST_CHECK;
 
 /* Send verb with key/value pairs to the agent and check the answer; on an
- * agent error kind "timeout" adds the main thread's native stack. */
+ * agent error kind "timeout" adds the main thread's native stack (unless
+ * --timeout was too short to mean anything), and a request that got no
+ * answer says what was slow (cli_timeout_explain()). */
 int cli_agent_call(struct cli_ctx *c, const char *verb, const char *const *kv,
 		   size_t nkv, unsigned int timeout_ms, struct json_object **resp,
 		   struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/*
+ * After the agent refused its socket directory (boot returned -ENOTDIR,
+ * -EPERM or -EACCES, payload/boot.c): the CLI's own judgement of that
+ * directory, naming its owner, into err ("trust: socket directory ... is
+ * owned by ..."), returning -PYHOT_ERR_FAILED; 0 when the CLI finds nothing
+ * wrong there now (the caller explains the boot's errno itself).
+ */
+int cli_sock_dir_explain(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/* Below this --timeout, "no safe point" says more about the timeout than
+ * about the target: the agent gives the main thread PYHOT_PENDING_GRACE_MS
+ * before it takes the GIL itself. */
+#define CLI_SHORT_TIMEOUT_MS 200u
+
+/* Whether a --timeout of timeout_ms is too short to judge a target by. */
+int cli_timeout_short(unsigned int timeout_ms);
+
+/* What was slow when a request timed out. */
+enum cli_slow {
+	CLI_SLOW_ACCEPT,      /* the agent did not accept the connection */
+	CLI_SLOW_READ,        /* it did not read the request (busy, or stuck) */
+	CLI_SLOW_ANSWER,      /* it read the request and sent no answer */
+	CLI_SLOW_SAFE_POINT,  /* it answered "timeout": no safe point came */
+	CLI_SLOW_TOO_SHORT,   /* ditto, with a --timeout below CLI_SHORT_TIMEOUT_MS */
+};
+
+/*
+ * Explain a timed-out request in err: answered when the agent itself said
+ * "timeout", else err is the client's (its step says what was slow);
+ * wait_ms how long we waited. Sets the hint (and, when too short, the
+ * message) for every case but CLI_SLOW_SAFE_POINT, which is the caller's.
+ */
+enum cli_slow cli_timeout_explain(struct cli_ctx *c, struct pyhot_err *err, int answered,
+				  unsigned int wait_ms);
+
+/* Pure parsers of /proc text (ctx.c): the Tgid of /proc/PID/status, the
+ * flags (field 9) of /proc/PID/stat. 0, or -1 when absent. */
+int cli_proc_parse_tgid(const char *status_text, pid_t *tgid);
+int cli_proc_parse_stat_flags(const char *stat_text, unsigned long *flags);
 
 /* ----- Commands (cmd_*.c) ----- */
 

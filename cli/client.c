@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -74,23 +76,30 @@ int pyhot_client_sock_path(char *buf, size_t len, unsigned int euid, pid_t nspid
 	return (n < 0 || (size_t)n >= len) ? -1 : 0;
 }
 
-int pyhot_client_parse_euid(const char *text, unsigned int *euid)
+const char *pyhot_client_status_field(const char *text, const char *key)
 {
 	const char *p = text;
-	unsigned int r, e;
+	size_t n = strlen(key);
 
 	while (p && *p) {
-		if (strncmp(p, "Uid:", 4) == 0) {
-			if (sscanf(p + 4, "%u %u", &r, &e) != 2)
-				return -1;
-			*euid = e;
-			return 0;
-		}
+		if (strncmp(p, key, n) == 0)
+			return p + n;
 		p = strchr(p, '\n');
 		if (p)
 			p++;
 	}
-	return -1;
+	return NULL;
+}
+
+int pyhot_client_parse_euid(const char *text, unsigned int *euid)
+{
+	const char *p = pyhot_client_status_field(text, "Uid:");
+	unsigned int r, e;
+
+	if (!p || sscanf(p, "%u %u", &r, &e) != 2)
+		return -1;
+	*euid = e;
+	return 0;
 }
 
 int pyhot_client_target_euid(pid_t pid, unsigned int *euid, struct pyhot_err *err)
@@ -147,64 +156,22 @@ static int wait_fd(int fd, short events, long long deadline)
 	}
 }
 
-/*
- * Build the address of the socket at full: full itself, or, when that does
- * not fit in sun_path, /proc/self/fd/N/<name> with N an O_PATH descriptor of
- * the directory (*dirfd, to close after connect()).
- */
-static int sock_addr(pid_t pid, const char *full, struct sockaddr_un *sa,
-		     socklen_t *salen, int *dirfd, struct pyhot_err *err)
-{
-	char dir[PATH_MAX];
-	const char *slash;
-	size_t n = strlen(full);
-	int m;
-
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	*dirfd = -1;
-	if (n < sizeof(sa->sun_path)) {
-		memcpy(sa->sun_path, full, n + 1);
-		*salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
-		return 0;
-	}
-	slash = strrchr(full, '/');
-	if (!slash || (size_t)(slash - full) >= sizeof(dir))
-		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENAMETOOLONG, pid,
-				     "connect", "socket path too long: %s", full);
-	memcpy(dir, full, (size_t)(slash - full));
-	dir[slash - full] = '\0';
-	*dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (*dirfd < 0)
-		return pyhot_err_set(err, PYHOT_ERR_FAILED, errno, pid, "connect",
-				     "open(%s): %s", dir, strerror(errno));
-	m = snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/%s",
-		     *dirfd, slash + 1);
-	if (m < 0 || (size_t)m >= sizeof(sa->sun_path)) {
-		close(*dirfd);
-		*dirfd = -1;
-		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENAMETOOLONG, pid,
-				     "connect", "socket name too long: %s", slash + 1);
-	}
-	*salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)m + 1);
-	return 0;
-}
-
-static int do_connect(pid_t pid, const char *full, const char *sock, long long deadline,
-		      int *out, struct pyhot_err *err)
+/* Connect to the target's agent at full (sock as the target sees it),
+ * owned by and served by uid, only once client_trust.c has judged it. */
+static int do_connect(pid_t pid, const char *full, const char *sock, unsigned int uid,
+		      long long deadline, int *out, struct pyhot_err *err)
 {
 	struct sockaddr_un sa;
 	socklen_t salen;
 	int fd, dirfd, e, r;
 
-	r = sock_addr(pid, full, &sa, &salen, &dirfd, err);
+	r = pyhot_client_sock_open(pid, full, sock, uid, &sa, &salen, &dirfd, err);
 	if (r < 0)
 		return r;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		e = errno;
-		if (dirfd >= 0)
-			close(dirfd);
+		close(dirfd);
 		return pyhot_err_set(err, PYHOT_ERR_FAILED, e, pid, "connect",
 				     "socket(AF_UNIX): %s", strerror(e));
 	}
@@ -222,13 +189,14 @@ static int do_connect(pid_t pid, const char *full, const char *sock, long long d
 			continue;
 		}
 		close(fd);
-		if (dirfd >= 0)
-			close(dirfd);
+		close(dirfd);
 		PYHOT_TRACE("socket", "connect(%s) in pid %d: %s", sock, (int)pid,
 			    strerror(e));
 		if (e == EAGAIN)
 			return pyhot_err_set(err, PYHOT_ERR_TIMEOUT, e, pid, "connect",
-					     "connect(%s): the agent does not accept", sock);
+					     "connect(%s): the agent in pid %d did not accept "
+					     "the connection in time (its backlog is full)",
+					     sock, (int)pid);
 		r = pyhot_err_set(err, PYHOT_ERR_FAILED, e, pid, "connect",
 				  "connect(%s): %s", sock, strerror(e));
 		if (e == EACCES || e == EPERM)
@@ -236,8 +204,12 @@ static int do_connect(pid_t pid, const char *full, const char *sock, long long d
 				       "run pyhot as that user or as root");
 		return r;
 	}
-	if (dirfd >= 0)
-		close(dirfd);
+	close(dirfd);
+	r = pyhot_client_peer_check(fd, pid, sock, uid, err);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
 	*out = fd;
 	return 0;
 }
@@ -263,7 +235,8 @@ static int write_all(int fd, const unsigned char *buf, size_t len, long long dea
 		w = wait_fd(fd, POLLOUT, deadline);
 		if (w <= 0)
 			return pyhot_err_set(err, PYHOT_ERR_TIMEOUT, ETIMEDOUT, pid, "send",
-					     "send to agent: timed out");
+					     "the agent in pid %d did not read the request in "
+					     "time", (int)pid);
 	}
 	return 0;
 }
@@ -300,6 +273,43 @@ static int read_all(int fd, unsigned char *buf, size_t len, long long deadline,
 					     (int)pid);
 	}
 	return 0;
+}
+
+/* Bytes of our request that the agent has not read yet, 0 when unknown. */
+static int unread_bytes(int fd)
+{
+	int n = 0;
+
+	if (ioctl(fd, SIOCOUTQ, &n) < 0)
+		return 0;
+	return n;
+}
+
+/* Read the answer's length. A timeout says which side was slow: the agent
+ * did not read the request (step "send"), or read it and did not answer
+ * (step "receive"); ctx.c explains each. */
+static int read_header(int fd, unsigned char hdr[4], long long deadline,
+		       unsigned int timeout_ms, pid_t pid, struct pyhot_err *err)
+{
+	struct pyhot_err e;
+	int r;
+
+	pyhot_err_init(&e);
+	r = read_all(fd, hdr, 4, deadline, pid, &e);
+	if (r == 0)
+		return 0;
+	if (e.kind == PYHOT_ERR_TIMEOUT && unread_bytes(fd) > 0)
+		return pyhot_err_set(err, PYHOT_ERR_TIMEOUT, ETIMEDOUT, pid, "send",
+				     "the agent in pid %d did not read the request within "
+				     "%.1f s", (int)pid, timeout_ms / 1000.0);
+	if (e.kind == PYHOT_ERR_TIMEOUT)
+		return pyhot_err_set(err, PYHOT_ERR_TIMEOUT, ETIMEDOUT, pid, "receive",
+				     "no answer from the agent in pid %d in time: it read the "
+				     "request but did not answer within %.1f s", (int)pid,
+				     timeout_ms / 1000.0);
+	if (err && err->kind == PYHOT_OK)
+		*err = e;
+	return r;
 }
 
 struct json_object *pyhot_client_resp_parse(const char *buf, size_t len)
@@ -340,6 +350,20 @@ int pyhot_client_call(pid_t pid, const char *sock, const struct pyhot_client_req
 	return pyhot_client_call_at(pid, full, sock, req, timeout_ms, resp, err);
 }
 
+/* The user the agent must belong to: the target's euid. A target that is
+ * gone fails as a missing socket did before (no agent). */
+static int target_uid(pid_t pid, unsigned int *uid, struct pyhot_err *err)
+{
+	struct pyhot_err e;
+
+	pyhot_err_init(&e);
+	if (pyhot_client_target_euid(pid, uid, &e) == 0)
+		return 0;
+	pyhot_err_set(err, PYHOT_ERR_FAILED, e.sys_errno, pid, "connect", "%s",
+		      e.msg + strlen(e.step) + 2);
+	return -PYHOT_ERR_FAILED;
+}
+
 int pyhot_client_call_at(pid_t pid, const char *full, const char *sock,
 			 const struct pyhot_client_req *req, unsigned int timeout_ms,
 			 struct json_object **resp, struct pyhot_err *err)
@@ -348,13 +372,17 @@ int pyhot_client_call_at(pid_t pid, const char *full, const char *sock,
 	unsigned char *frame = NULL, hdr[4], *body = NULL;
 	size_t flen;
 	uint32_t blen;
+	unsigned int uid;
 	int fd = -1, r;
 
 	*resp = NULL;
+	r = target_uid(pid, &uid, err);
+	if (r < 0)
+		return r;
 	if (pyhot_client_req_encode(req, &frame, &flen) < 0)
 		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, pid, "request",
 				     "cannot encode request '%s'", req->verb);
-	r = do_connect(pid, full, sock, deadline, &fd, err);
+	r = do_connect(pid, full, sock, uid, deadline, &fd, err);
 	if (r < 0)
 		goto out_free;
 	PYHOT_TRACE("socket", "-> pid %d %s (%zu bytes, %zu args)", (int)pid, req->verb,
@@ -362,7 +390,7 @@ int pyhot_client_call_at(pid_t pid, const char *full, const char *sock,
 	r = write_all(fd, frame, flen, deadline, pid, err);
 	if (r < 0)
 		goto out_close;
-	r = read_all(fd, hdr, 4, deadline, pid, err);
+	r = read_header(fd, hdr, deadline, timeout_ms, pid, err);
 	if (r < 0)
 		goto out_close;
 	blen = pyhot_frame_len_decode(hdr);

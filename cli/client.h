@@ -3,15 +3,21 @@
  *
  * The agent listens at PYHOT_SOCK_DIR_FMT/PYHOT_SOCK_NAME_FMT inside the
  * target's mount namespace. The client reaches it through /proc/PID/root, so
- * a target in a container works as well; a path longer than sun_path is
- * reached by opening its directory with O_PATH and connecting to
- * /proc/self/fd/N/NAME. Every wait is a poll() bounded by a deadline.
+ * a target in a container works as well. It talks to nothing it has not
+ * judged to be the target's agent (client_trust.c, docs/trust.md): the
+ * directory is opened with O_PATH|O_NOFOLLOW and checked on the descriptor,
+ * the socket is reached through that descriptor (/proc/self/fd/N/NAME, which
+ * also fits any path in sun_path), and the peer's SO_PEERCRED must be the
+ * target's pid and euid. Every wait is a poll() bounded by a deadline.
  */
 #ifndef PYHOT_CLIENT_H
 #define PYHOT_CLIENT_H
 
 #include <stddef.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 #include "pyhot_err.h"
 
@@ -40,6 +46,10 @@ int pyhot_client_req_encode(const struct pyhot_client_req *r, unsigned char **ou
 /* "/tmp/pyhot-EUID/agent-NSPID.sock", the path as the target sees it. */
 int pyhot_client_sock_path(char *buf, size_t len, unsigned int euid, pid_t nspid);
 
+/* The text after "key" (as "Uid:") at the start of a line of a
+ * /proc/PID/status text, or NULL. */
+const char *pyhot_client_status_field(const char *text, const char *key);
+
 /* The effective uid from the text of /proc/PID/status; -1 when absent. */
 int pyhot_client_parse_euid(const char *status_text, unsigned int *euid);
 
@@ -52,18 +62,54 @@ int pyhot_client_target_euid(pid_t pid, unsigned int *euid,
  * send req, read one response frame and parse it. *resp is the parsed JSON
  * object (the caller puts it), whatever its "ok" says. Errors:
  * PYHOT_ERR_FAILED with sys_errno ENOENT or ECONNREFUSED
- * when no agent listens (see pyhot_client_no_agent()); PYHOT_ERR_TIMEOUT
- * when the deadline passes; PYHOT_ERR_FAILED for a malformed answer.
+ * when no agent listens (see pyhot_client_no_agent()); PYHOT_ERR_FAILED
+ * with step PYHOT_CLIENT_TRUST_STEP when what is there is not the target's
+ * agent (nothing was sent); PYHOT_ERR_TIMEOUT when the deadline passes, its
+ * step saying what was slow: "connect" (not accepted), "send" (the request
+ * was not read), "receive" (read, not answered); PYHOT_ERR_FAILED for a
+ * malformed answer.
  */
 int pyhot_client_call(pid_t pid, const char *sock, const struct pyhot_client_req *req,
 		      unsigned int timeout_ms, struct json_object **resp,
 		      struct pyhot_err *err) PYHOT_MUST_CHECK;
 
 /* The same with the socket's full path on our side (full) given; sock is
- * the name used in messages. For tests (a path longer than sun_path). */
+ * the name used in messages. The same checks: the directory of full must
+ * be the euid of pid's, the listener pid itself. For tests. */
 int pyhot_client_call_at(pid_t pid, const char *full, const char *sock,
 			 const struct pyhot_client_req *req, unsigned int timeout_ms,
 			 struct json_object **resp, struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/* ----- Trust (client_trust.c) ----- */
+
+/* The step of a refusal to talk to what is not the target's agent. */
+#define PYHOT_CLIENT_TRUST_STEP "trust"
+
+/* "uid 1000 (mallory)", or "uid 1000" when the name is unknown. */
+void pyhot_client_user_desc(unsigned int uid, char *buf, size_t len);
+
+/* Whether st may be the agent's socket directory for user uid: a directory
+ * owned by uid without group or other access. 0, or -1 with why filled
+ * ("is owned by uid 1000 (mallory), not by the target's user, uid 0 (root)"). */
+int pyhot_client_dir_judge(const struct stat *st, unsigned int uid, char *why,
+			   size_t len);
+
+/* Whether a peer (SO_PEERCRED, pid as we see it) is the target pid of user
+ * uid. 0, or -1 with why filled. */
+int pyhot_client_peer_judge(pid_t peer_pid, unsigned int peer_uid, pid_t pid,
+			    unsigned int uid, char *why, size_t len);
+
+/* Open the directory of full (sock: the path as the target sees it, for
+ * messages) without following a symlink, judge it and the socket file in
+ * it, and fill the address /proc/self/fd/N/NAME; *dirfd is N, to close
+ * after connect(). A missing directory or socket fails as "no agent" does. */
+int pyhot_client_sock_open(pid_t pid, const char *full, const char *sock,
+			   unsigned int uid, struct sockaddr_un *sa, socklen_t *salen,
+			   int *dirfd, struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/* After connect(): the peer of fd must be pid, user uid. */
+int pyhot_client_peer_check(int fd, pid_t pid, const char *sock, unsigned int uid,
+			    struct pyhot_err *err) PYHOT_MUST_CHECK;
 
 /* Non-zero when err says that nobody listens at the socket. */
 int pyhot_client_no_agent(const struct pyhot_err *err);

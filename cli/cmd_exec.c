@@ -2,40 +2,68 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <json.h>
 
 #include "cmd_util.h"
 #include "pyhot_proto.h"
 
-/* Read all of f into a NUL-terminated buffer (the caller frees it). */
-static char *read_stream(FILE *f, size_t *len)
+/* The most source exec sends: a request frame holds the code, the file
+ * name (at most PATH_MAX) and a few keys, in PYHOT_FRAME_MAX. */
+#define EXEC_CODE_MAX (PYHOT_FRAME_MAX - (64u << 10))
+
+#define MIB(n) ((double)(n) / (1024.0 * 1024.0))
+
+/* Read fd to its end into a NUL-terminated buffer (the caller frees it).
+ * NULL with errno set; EFBIG when there is more than EXEC_CODE_MAX. */
+static char *read_all_fd(int fd, size_t *len)
 {
-	size_t cap = 4096, n = 0, got;
+	size_t cap = 4096, n = 0;
 	char *buf = malloc(cap), *nb;
+	ssize_t got;
 
 	if (!buf)
 		return NULL;
-	while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-		n += got;
+	for (;;) {
 		if (n + 1 == cap) {
-			if (cap >= PYHOT_FRAME_MAX)
-				break;
+			if (n > EXEC_CODE_MAX) {
+				free(buf);
+				errno = EFBIG;
+				return NULL;
+			}
 			nb = realloc(buf, cap * 2);
 			if (!nb) {
 				free(buf);
+				errno = ENOMEM;
 				return NULL;
 			}
 			buf = nb;
 			cap *= 2;
 		}
+		got = read(fd, buf + n, cap - n - 1);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			int e = errno;
+
+			free(buf);
+			errno = e;
+			return NULL;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
 	}
-	if (ferror(f)) {
+	if (n > EXEC_CODE_MAX) {
 		free(buf);
+		errno = EFBIG;
 		return NULL;
 	}
 	buf[n] = '\0';
@@ -43,14 +71,71 @@ static char *read_stream(FILE *f, size_t *len)
 	return buf;
 }
 
+/* What a file that is not a regular one is, for the message. */
+static const char *file_kind(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISBLK(m))
+		return "a block device";
+	if (S_ISSOCK(m))
+		return "a socket";
+	return "not a regular file";
+}
+
+/* Open FILE without blocking (a FIFO would wait for a writer for ever,
+ * whatever --timeout says) and accept only a regular file that fits in one
+ * request: judged before anything is done to the target. */
+static int open_source(struct cli_ctx *c, int *out, struct pyhot_err *err)
+{
+	const struct cli_args *a = c->args;
+	struct stat st;
+	int fd, e;
+
+	*out = -1;
+	fd = open(a->file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		e = errno;
+		if (fd >= 0)
+			close(fd);
+		pyhot_err_set(err, PYHOT_ERR_FAILED, e, a->pid, "exec", "open('%s'): %s",
+			      a->file, strerror(e));
+		pyhot_err_hint(err, "give a readable Python file, or -c CODE; pid %d "
+			       "is unchanged", (int)a->pid);
+		return -PYHOT_ERR_FAILED;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		pyhot_err_set(err, PYHOT_ERR_FAILED, 0, a->pid, "exec", "'%s' is %s, not a "
+			      "regular file", a->file, file_kind(st.st_mode));
+		pyhot_err_hint(err, "give a Python source file, -c CODE, or - for standard "
+			       "input; pid %d is unchanged", (int)a->pid);
+		return -PYHOT_ERR_FAILED;
+	}
+	if ((unsigned long long)st.st_size > EXEC_CODE_MAX) {
+		close(fd);
+		pyhot_err_set(err, PYHOT_ERR_FAILED, EFBIG, a->pid, "exec", "'%s' is %.1f MiB; "
+			      "exec sends at most %.1f MiB of source", a->file,
+			      MIB(st.st_size), MIB(EXEC_CODE_MAX));
+		pyhot_err_hint(err, "pid %d is unchanged (nothing was attached or sent)",
+			       (int)a->pid);
+		return -PYHOT_ERR_FAILED;
+	}
+	*out = fd;
+	return 0;
+}
+
 /* The code to run and the file name its tracebacks show. */
 static int load_code(struct cli_ctx *c, char **code, char *fname, size_t fname_len,
 		     struct pyhot_err *err)
 {
 	const struct cli_args *a = c->args;
-	FILE *f;
 	size_t len = 0;
-	int e;
+	int fd, e, r;
 
 	if (a->code) {
 		*code = strdup(a->code);
@@ -61,25 +146,27 @@ static int load_code(struct cli_ctx *c, char **code, char *fname, size_t fname_l
 		return 0;
 	}
 	if (strcmp(a->file, "-") == 0) {
-		f = stdin;
+		fd = STDIN_FILENO;
 		snprintf(fname, fname_len, "<stdin>");
 	} else {
-		f = fopen(a->file, "re");
-		if (!f) {
-			e = errno;
-			pyhot_err_set(err, PYHOT_ERR_FAILED, e, a->pid, "exec",
-				      "open('%s'): %s", a->file, strerror(e));
-			pyhot_err_hint(err, "give a readable Python file, or -c CODE; pid %d "
-				       "is unchanged", (int)a->pid);
-			return -PYHOT_ERR_FAILED;
-		}
+		r = open_source(c, &fd, err);
+		if (r < 0)
+			return r;
 		if (!realpath(a->file, fname) || strlen(fname) >= fname_len)
 			snprintf(fname, fname_len, "%s", a->file);
 	}
-	*code = read_stream(f, &len);
+	*code = read_all_fd(fd, &len);
 	e = errno;
-	if (f != stdin)
-		fclose(f);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (!*code && e == EFBIG) {
+		pyhot_err_set(err, PYHOT_ERR_FAILED, e, a->pid, "exec", "'%s' is more than "
+			      "%.1f MiB, the most source exec sends", a->file,
+			      MIB(EXEC_CODE_MAX));
+		pyhot_err_hint(err, "pid %d is unchanged (nothing was attached or sent)",
+			       (int)a->pid);
+		return -PYHOT_ERR_FAILED;
+	}
 	if (!*code)
 		return pyhot_err_set(err, PYHOT_ERR_FAILED, e, a->pid, "exec",
 				     "read('%s'): %s", a->file, strerror(e));
@@ -92,37 +179,91 @@ static int load_code(struct cli_ctx *c, char **code, char *fname, size_t fname_l
 	return 0;
 }
 
+/* A string member of o and its length (what the code printed may hold
+ * NUL bytes), or NULL. */
+static const char *str_n(struct json_object *o, const char *key, size_t *len)
+{
+	struct json_object *v;
+
+	*len = 0;
+	if (!o || !json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	*len = (size_t)json_object_get_string_len(v);
+	return json_object_get_string(v);
+}
+
 /* What the code printed, and the value: on our stdout/stderr, or into the
  * JSON document. */
 static void show_output(struct cli_ctx *c, struct json_object *resp)
 {
-	const char *out = cli_json_str(resp, "stdout"), *errs = cli_json_str(resp, "stderr");
-	const char *value = cli_json_str(resp, "value"), *exc = cli_json_str(resp, "exception");
+	size_t nout, nerr, nval;
+	const char *out = str_n(resp, "stdout", &nout), *errs = str_n(resp, "stderr", &nerr);
+	const char *value = str_n(resp, "value", &nval), *exc = cli_json_str(resp, "exception");
 
 	if (c->out->json) {
-		cli_out_set(c->out, "stdout", json_object_new_string(out ? out : ""));
-		cli_out_set(c->out, "stderr", json_object_new_string(errs ? errs : ""));
-		cli_out_set(c->out, "value", value ? json_object_new_string(value) : NULL);
+		cli_out_set(c->out, "stdout", json_object_new_string_len(out ? out : "",
+									 (int)nout));
+		cli_out_set(c->out, "stderr", json_object_new_string_len(errs ? errs : "",
+									 (int)nerr));
+		cli_out_set(c->out, "value", value ? json_object_new_string_len(value, (int)nval)
+			    : NULL);
 		if (exc)
 			cli_out_set(c->out, "exception", json_object_new_string(exc));
 		return;
 	}
-	if (out && *out) {
-		fputs(out, stdout);
-		if (out[strlen(out) - 1] != '\n' && !value)
+	if (nout) {
+		fwrite(out, 1, nout, stdout);
+		if (out[nout - 1] != '\n' && !value)
 			fputc('\n', stdout);
 	}
 	if (value) {
-		if (out && *out && out[strlen(out) - 1] != '\n')
+		if (nout && out[nout - 1] != '\n')
 			fputc('\n', stdout);
-		printf("%s\n", value);
+		fwrite(value, 1, nval, stdout);
+		fputc('\n', stdout);
 	}
 	fflush(stdout);
-	if (errs && *errs) {
-		fputs(errs, stderr);
-		if (errs[strlen(errs) - 1] != '\n')
+	if (nerr) {
+		fwrite(errs, 1, nerr, stderr);
+		if (errs[nerr - 1] != '\n')
 			fputc('\n', stderr);
 	}
+}
+
+/* The agent cut what the code printed to fit its answer: the code ran, and
+ * the user must know that the output is not all of it. */
+static int report_cut(struct cli_ctx *c, struct json_object *resp, struct pyhot_err *err)
+{
+	struct json_object *cut = NULL;
+	pid_t pid = c->args->pid;
+	long long total, kept;
+
+	json_object_object_get_ex(resp, "output_cut", &cut);
+	total = cli_json_int(cut, "total_bytes");
+	kept = cli_json_int(cut, "kept_bytes");
+
+	pyhot_err_set(err, PYHOT_ERR_FAILED, EFBIG, pid, "exec", "the code ran in pid %d, "
+		      "but its output (%.1f MiB) is more than one answer carries (%.0f MiB): "
+		      "only its first %.1f MiB were shown", (int)pid, MIB(total),
+		      MIB(PYHOT_FRAME_MAX), MIB(kept));
+	pyhot_err_hint(err, "what the code did stays done in pid %d; write a large "
+		       "result to a file from the code instead of printing it", (int)pid);
+	return -PYHOT_ERR_FAILED;
+}
+
+/* Explain an exec that timed out: what was slow, and whether it ran. */
+static void explain_timeout(struct cli_ctx *c, struct json_object *resp,
+			    struct pyhot_err *err)
+{
+	const struct cli_args *a = c->args;
+	unsigned int waited = 2 * a->timeout_ms + 2000;
+
+	if (cli_timeout_explain(c, err, resp != NULL, waited) != CLI_SLOW_SAFE_POINT)
+		return;
+	pyhot_err_hint(err, "the code did not run: no safe point in pid %d within "
+		       "%.1f s (see pyhot stack %d); pid %d is unchanged", (int)a->pid,
+		       a->timeout_ms / 1000.0, (int)a->pid, (int)a->pid);
 }
 
 int cli_cmd_exec(struct cli_ctx *c, struct pyhot_err *err)
@@ -147,6 +288,8 @@ int cli_cmd_exec(struct cli_ctx *c, struct pyhot_err *err)
 	r = cli_call(c, "exec", kv, 4, &resp, err);
 	if (resp && (r == 0 || cli_json_str(resp, "exception")))
 		show_output(c, resp);
+	if (r == 0 && json_object_object_get_ex(resp, "output_cut", NULL))
+		r = report_cut(c, resp, err);
 	if (r < 0 && resp && cli_json_str(resp, "exception")) {
 		const char *tb = cli_json_str(resp, "traceback");
 
@@ -162,9 +305,7 @@ int cli_cmd_exec(struct cli_ctx *c, struct pyhot_err *err)
 		pyhot_err_hint(err, "the code raised; pid %d is unchanged apart from what "
 			       "the code did before it raised", (int)a->pid);
 	} else if (r < 0 && err->kind == PYHOT_ERR_TIMEOUT) {
-		pyhot_err_hint(err, "the code did not run: no safe point in pid %d within "
-			       "%.1f s (see pyhot stack %d); pid %d is unchanged", (int)a->pid,
-			       a->timeout_ms / 1000.0, (int)a->pid, (int)a->pid);
+		explain_timeout(c, resp, err);
 	} else if (r < 0 && err->kind == PYHOT_ERR_UNCERTAIN) {
 		err->hint[0] = '\0';
 		pyhot_err_hint(err, "the code started but did not end within --timeout "

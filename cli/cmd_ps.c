@@ -26,7 +26,8 @@ struct ps_entry {
 	struct pyhot_target t;
 	int attachable;
 	int agent;                 /* an agent answered a ping */
-	const char *agent_state;   /* "answers", "none", "not-answering" */
+	const char *agent_state;   /* "answers", "none", "not-answering",
+				    * "untrusted" (not the target's: not asked) */
 	const char *reason_kind;   /* NULL when attachable */
 	char reason[256];
 	char user[64];
@@ -146,6 +147,8 @@ static void ping_agent(struct ps_entry *e)
 		e->agent = pyhot_client_resp_check(resp, e->t.pid, "ping", &err) == 0;
 	if (e->agent)
 		e->agent_state = "answers";
+	else if (strcmp(err.step, PYHOT_CLIENT_TRUST_STEP) == 0)
+		e->agent_state = "untrusted";
 	else if (!pyhot_client_no_agent(&err))
 		e->agent_state = "not-answering";
 	if (resp)
@@ -247,6 +250,16 @@ void cli_ps_one_line(const char *in, char *out, size_t len, size_t max)
 	out[n] = '\0';
 }
 
+/* The AGENT column when no agent answered. */
+static const char *agent_word(const struct ps_entry *e)
+{
+	if (e->agent_state && strcmp(e->agent_state, "untrusted") == 0)
+		return "foreign";
+	if (e->agent_state && strcmp(e->agent_state, "none") != 0)
+		return "mute";
+	return e->attachable ? "no" : "-";
+}
+
 static void print_entry(const struct ps_entry *e, int color, int verbose)
 {
 	char v[32], cmd[PS_CMDLINE_MAX + 4];
@@ -255,8 +268,7 @@ static void print_entry(const struct ps_entry *e, int color, int verbose)
 	cli_ps_one_line(e->cmdline, cmd, sizeof(cmd), verbose ? 0 : 100);
 	printf("%-7d %-10.10s %-7s %s%-6s%s %s\n", (int)e->t.pid, e->user, v,
 	       cli_color(color && e->agent, "green"),
-	       e->agent ? "yes" : (e->agent_state && strcmp(e->agent_state, "none") != 0 ?
-				   "mute" : (e->attachable ? "no" : "-")),
+	       e->agent ? "yes" : agent_word(e),
 	       cli_color(color && e->agent, "reset"), cmd);
 	if (!e->attachable)
 		printf("        %sreason: %s%s\n", cli_color(color, "yellow"), e->reason,

@@ -458,8 +458,15 @@ static int settle(struct watch *w, const char *file, struct pyhot_err *fatal)
 	struct pyhot_err e;
 	struct stat st;
 	size_t idx[16], n;
-	int exists = stat(file, &st) == 0 && S_ISREG(st.st_mode);
+	int found = stat(file, &st) == 0, exists = found && S_ISREG(st.st_mode);
 
+	if (found && !exists) {
+		/* A FIFO or a device named *.py: watch only stats, never reads,
+		 * so nothing blocks; such a thing is no module's source. */
+		say(w, "yellow", "%s is not a regular file; skipped", file);
+		event_add(w, event_new(file, "not-a-file"));
+		return 0;
+	}
 	n = mods_of(w, file, idx, 16);
 	if (n == 0 && exists) {
 		/* Imported since we looked? */

@@ -1,19 +1,103 @@
 /*
  * ctx.c: the context every command works in (struct cli_ctx): the target
- * as inspected, where its agent listens, and one request to that agent
- * with its errors explained (a main thread stuck in C gets its native
- * stack reported). The wire itself is client.c.
+ * as inspected (a process, not one of its threads or a kernel thread),
+ * where its agent listens, and one request to that agent with its errors
+ * explained (what was slow when it timed out; a main thread stuck in C gets
+ * its native stack reported). The wire itself is client.c.
  */
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json.h>
 
 #include "client.h"
 #include "pyhot_log.h"
+#include "pyhot_proto.h"
+
+/* The task flag of a kernel thread (PF_KTHREAD in the kernel's sched.h),
+ * field 9 of /proc/PID/stat. */
+#define CLI_PF_KTHREAD 0x00200000UL
+
+int cli_proc_parse_tgid(const char *status_text, pid_t *tgid)
+{
+	const char *p = pyhot_client_status_field(status_text, "Tgid:");
+	int v;
+
+	if (!p || sscanf(p, "%d", &v) != 1 || v <= 0)
+		return -1;
+	*tgid = (pid_t)v;
+	return 0;
+}
+
+int cli_proc_parse_stat_flags(const char *stat_text, unsigned long *flags)
+{
+	/* "pid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm
+	 * may hold spaces and parentheses, so start after the last ')'. */
+	const char *p = strrchr(stat_text, ')');
+
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", flags) != 1)
+		return -1;
+	return 0;
+}
+
+/* A small /proc file of pid into buf; -1 when it cannot be read. */
+static int proc_read(pid_t pid, const char *name, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return 0;
+}
+
+/*
+ * pyhot works on a process: a thread id (which /proc also answers to, and
+ * whose agent socket no later command would find) and a kernel thread
+ * (no user space at all) are refused here, with what they are. What cannot
+ * be read is left to the inspection to explain.
+ */
+static int check_process(const struct cli_args *a, struct pyhot_err *err)
+{
+	char text[4096], comm[64] = "";
+	unsigned long flags = 0;
+	pid_t tgid;
+
+	if (proc_read(a->pid, "comm", comm, sizeof(comm)) == 0)
+		comm[strcspn(comm, "\n")] = '\0';
+	if (proc_read(a->pid, "stat", text, sizeof(text)) == 0 &&
+	    cli_proc_parse_stat_flags(text, &flags) == 0 && (flags & CLI_PF_KTHREAD)) {
+		pyhot_err_set(err, PYHOT_ERR_ATTACH, 0, a->pid, "inspect",
+			      "pid %d (%s) is a kernel thread, not a Python process",
+			      (int)a->pid, comm);
+		pyhot_err_hint(err, "give the pid of a Python process (pyhot ps lists them)");
+		return -PYHOT_ERR_ATTACH;
+	}
+	if (proc_read(a->pid, "status", text, sizeof(text)) == 0 &&
+	    cli_proc_parse_tgid(text, &tgid) == 0 && tgid != a->pid) {
+		pyhot_err_set(err, PYHOT_ERR_USAGE, 0, a->pid, "inspect",
+			      "%d is a thread (%s) of pid %d, not a process", (int)a->pid,
+			      comm, (int)tgid);
+		pyhot_err_hint(err, "give the process id: pyhot %s %d", cli_cmd_name(a->cmd),
+			       (int)tgid);
+		return -PYHOT_ERR_USAGE;
+	}
+	return 0;
+}
 
 int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 		 struct pyhot_err *err)
@@ -25,6 +109,9 @@ int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 	memset(c, 0, sizeof(*c));
 	c->args = a;
 	c->out = o;
+	r = check_process(a, err);
+	if (r < 0)
+		return r;
 	r = pyhot_target_inspect(a->pid, &c->t, err);
 	if (r < 0)
 		return r;
@@ -39,6 +126,29 @@ int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 		    (int)a->pid, c->t.state ? c->t.state : '?', (int)nspid, euid,
 		    c->t.py_major, c->t.py_minor, c->t.py_static ? " static" : "", c->sock);
 	return 0;
+}
+
+int cli_sock_dir_explain(struct cli_ctx *c, struct pyhot_err *err)
+{
+	char full[PATH_MAX];
+	struct sockaddr_un sa;
+	socklen_t salen;
+	struct pyhot_err e;
+	unsigned int euid;
+	pid_t pid = c->args->pid;
+	int n, dirfd = -1;
+
+	pyhot_err_init(&e);
+	n = snprintf(full, sizeof(full), "/proc/%d/root%s", (int)pid, c->sock);
+	if (n < 0 || (size_t)n >= sizeof(full) ||
+	    pyhot_client_target_euid(pid, &euid, &e) < 0)
+		return 0;
+	if (pyhot_client_sock_open(pid, full, c->sock, euid, &sa, &salen, &dirfd, &e) == 0)
+		close(dirfd);
+	if (strcmp(e.step, PYHOT_CLIENT_TRUST_STEP) != 0)
+		return 0;
+	*err = e;
+	return -(int)e.kind;
 }
 
 /* Add the native stack of the main thread to the error report. */
@@ -117,6 +227,53 @@ static void report_traceback(struct cli_ctx *c, struct json_object *resp)
 	}
 }
 
+int cli_timeout_short(unsigned int timeout_ms)
+{
+	return timeout_ms < CLI_SHORT_TIMEOUT_MS;
+}
+
+enum cli_slow cli_timeout_explain(struct cli_ctx *c, struct pyhot_err *err, int answered,
+				  unsigned int wait_ms)
+{
+	pid_t pid = c->args->pid;
+	unsigned int tmo = c->args->timeout_ms;
+
+	if (answered ? cli_timeout_short(tmo) : cli_timeout_short(wait_ms)) {
+		/* The agent's message guesses at a stuck main thread, ours at a
+		 * busy agent; the real cause is the --timeout. */
+		snprintf(err->msg, sizeof(err->msg), "%s: no %s within %u ms in pid %d: "
+			 "--timeout %.3f s is too short", err->step,
+			 answered ? "safe point" : "answer from the agent",
+			 answered ? tmo : wait_ms, (int)pid, tmo / 1000.0);
+		err->hint[0] = '\0';
+		pyhot_err_hint(err, "pid %d is unchanged; reaching a safe point can take %d ms "
+			       "and more (the agent waits that long for the main thread "
+			       "before it takes the GIL itself): use --timeout 1 or more",
+			       (int)pid, PYHOT_PENDING_GRACE_MS);
+		return CLI_SLOW_TOO_SHORT;
+	}
+	if (answered)
+		return CLI_SLOW_SAFE_POINT;
+	err->hint[0] = '\0';
+	if (strcmp(err->step, "connect") == 0) {
+		pyhot_err_hint(err, "pid %d is unchanged: the agent did not accept the "
+			       "connection within %.1f s; retry", (int)pid, wait_ms / 1000.0);
+		return CLI_SLOW_ACCEPT;
+	}
+	if (strcmp(err->step, "send") == 0) {
+		pyhot_err_hint(err, "pid %d is unchanged: the agent serves one connection at "
+			       "a time and was busy with another one (another pyhot, or "
+			       "anything connected to %s), or its thread is stuck; retry",
+			       (int)pid, c->sock);
+		return CLI_SLOW_READ;
+	}
+	pyhot_err_hint(err, "the agent in pid %d read the request but did not answer, "
+		       "though it answers \"timeout\" itself when no safe point comes: "
+		       "its own thread may be stuck; see pyhot stack %d", (int)pid,
+		       (int)pid);
+	return CLI_SLOW_ANSWER;
+}
+
 int cli_agent_call(struct cli_ctx *c, const char *verb, const char *const *kv,
 		   size_t nkv, unsigned int timeout_ms, struct json_object **resp,
 		   struct pyhot_err *err)
@@ -156,19 +313,18 @@ int cli_agent_call(struct cli_ctx *c, const char *verb, const char *const *kv,
 		}
 		if (err->kind == PYHOT_OK)
 			*err = e;
-		if (e.kind == PYHOT_ERR_TIMEOUT && safe_point) {
-			pyhot_err_hint(err, "the agent in pid %d did not answer within %.1f s; "
-				       "see the main thread's stack above, or retry with a "
-				       "longer --timeout", (int)pid, io_ms / 1000.0);
-			report_stuck(c);
-		}
+		/* No answer: what was slow is the agent or its socket, not
+		 * the main thread (the agent answers "timeout" for that). */
+		if (e.kind == PYHOT_ERR_TIMEOUT)
+			(void)cli_timeout_explain(c, err, 0, io_ms);
 		return r;
 	}
 	r = pyhot_client_resp_check(*resp, pid, verb, err);
 	if (r == 0)
 		return 0;
 	report_traceback(c, *resp);
-	if (err->kind == PYHOT_ERR_TIMEOUT) {
+	if (err->kind == PYHOT_ERR_TIMEOUT &&
+	    cli_timeout_explain(c, err, 1, io_ms) == CLI_SLOW_SAFE_POINT) {
 		/* The agent's hint speaks of its request key; ours of --timeout. */
 		err->hint[0] = '\0';
 		pyhot_err_hint(err, "pid %d is unchanged; its main thread holds the GIL in C "

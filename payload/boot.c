@@ -8,6 +8,7 @@
  * or the loader). docs/safepoints.md says why, and what a fork() does.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -91,13 +92,18 @@ static int parse_arg(const char *arg, char *sock, size_t size)
 
 /*
  * The socket's directory: create it 0700, or accept it only if it is a real
- * directory (not a symlink) owned by our euid with no group or other access.
+ * directory (not a symlink: opened with O_NOFOLLOW, judged on the
+ * descriptor) owned by our euid with no group or other access. Anything
+ * else may be another user's trap (docs/trust.md): refuse, each case with
+ * its own errno so that the CLI can say which: -ENOTDIR (a symlink or not
+ * a directory), -EPERM (another owner), -EACCES (group or other access).
  */
 static int sock_dir_prepare(const char *sock)
 {
 	char dir[sizeof(pyhot_agent.sock)];
 	char *slash;
 	struct stat st;
+	int fd, rc;
 
 	snprintf(dir, sizeof(dir), "%s", sock);
 	slash = strrchr(dir, '/');
@@ -110,11 +116,23 @@ static int sock_dir_prepare(const char *sock)
 	} else if (errno != EEXIST) {
 		return -errno;
 	}
-	if (lstat(dir, &st) < 0) {
-		return -errno;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		return errno == ELOOP ? -ENOTDIR : -errno;
 	}
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
+	rc = fstat(fd, &st) < 0 ? -errno : 0;
+	close(fd);
+	if (rc < 0) {
+		return rc;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid()) {
 		return -EPERM;
+	}
+	if (st.st_mode & 077) {
+		return -EACCES;
 	}
 	return 0;
 }

@@ -4,9 +4,11 @@
 
 #include "verb_exec.h"
 
+#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "pyhot_proto.h"
 #include "pyutil.h"
 
 /*
@@ -128,13 +130,139 @@ static int list_modules(struct jsonw *out, struct pyhot_err *err)
 	return 0;
 }
 
-/* key: item i of tuple t (borrowed), as a string or null. */
-static void key_item(struct jsonw *out, const char *key, PyObject *t, Py_ssize_t i)
-{
-	PyObject *v = PyTuple_GetItem(t, i);   /* borrowed */
+/* The text an exec answer may carry: its frame (PYHOT_FRAME_MAX) less room
+ * for the rest of it (proto, ok, an error message). */
+#define EXEC_TEXT_MAX (PYHOT_FRAME_MAX - (64u << 10))
 
+/* The items of the driver's result, in its order, and their keys. */
+#define EXEC_NITEMS 5
+static const char *const exec_keys[EXEC_NITEMS] = {
+	"stdout", "stderr", "value", "traceback", "exception"
+};
+/* "traceback": the items from here on are written only when it is set. */
+#define EXEC_FIRST_ERROR_ITEM 3
+
+/* Bytes of the well-formed UTF-8 sequence at s (n left), 0 when there is
+ * none: jsonw writes those as they are, any other byte as a 6-byte escape. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len, i;
+	unsigned char lo = 0x80, hi = 0xBF;
+
+	if (c >= 0xC2 && c <= 0xDF) {
+		len = 2;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		len = 3;
+		lo = c == 0xE0 ? 0xA0 : 0x80;
+		hi = c == 0xED ? 0x9F : 0xBF;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		len = 4;
+		lo = c == 0xF0 ? 0x90 : 0x80;
+		hi = c == 0xF4 ? 0x8F : 0xBF;
+	} else {
+		return 0;
+	}
+	if (n < len || s[1] < lo || s[1] > hi) {
+		return 0;
+	}
+	for (i = 2; i < len; i++) {
+		if ((s[i] & 0xC0) != 0x80) {
+			return 0;
+		}
+	}
+	return len;
+}
+
+/*
+ * The longest prefix of s (n bytes) that jsonw writes as a JSON string in
+ * at most *budget bytes (an upper bound of what it writes), whole
+ * characters only; *budget loses what the prefix takes.
+ */
+static size_t json_prefix(const char *str, size_t n, size_t *budget)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0, used = 2, seq, w;
+
+	while (i < n) {
+		seq = s[i] >= 0x80 ? utf8_len(s + i, n - i) : 0;
+		if (seq) {
+			w = seq;
+		} else {
+			seq = 1;
+			w = s[i] < 0x20 || s[i] >= 0x80 ? 6 :
+			    (s[i] == '"' || s[i] == '\\') ? 2 : 1;
+		}
+		if (used + w > *budget) {
+			break;
+		}
+		used += w;
+		i += seq;
+	}
+	*budget = used > *budget ? 0 : *budget - used;
+	return i;
+}
+
+/*
+ * Write the driver's items as strings (null for None). What the code
+ * printed can be larger than one answer carries: then the items get the
+ * room in the order of exec_fill (the exception and its traceback first,
+ * what was printed last), and "output_cut" says how much there was, so
+ * that the CLI can say that the code ran and its output did not fit.
+ */
+static void items_write(struct jsonw *out, PyObject *result)
+{
+	static const int exec_fill[EXEC_NITEMS] = { 4, 3, 2, 1, 0 };
+	PyObject *b[EXEC_NITEMS] = { NULL };   /* owned: UTF-8 of each item */
+	char *data[EXEC_NITEMS] = { NULL };
+	Py_ssize_t len[EXEC_NITEMS] = { 0 };
+	size_t keep[EXEC_NITEMS] = { 0 };
+	size_t total = 0, kept = 0, room = SIZE_MAX, all = SIZE_MAX;
+	PyObject *v;              /* borrowed */
+	int i, k;
+
+	for (i = 0; i < EXEC_NITEMS; i++) {
+		v = PyTuple_GetItem(result, i);
+		b[i] = v && v != Py_None ?
+			PyUnicode_AsEncodedString(v, "utf-8", "surrogateescape") : NULL;
+		if (!b[i] || PyBytes_AsStringAndSize(b[i], &data[i], &len[i]) < 0) {
+			Py_CLEAR(b[i]);
+			data[i] = NULL;
+			continue;
+		}
+		total += (size_t)len[i];
+		keep[i] = json_prefix(data[i], (size_t)len[i], &all);
+	}
 	PyErr_Clear();
-	pyhot_json_key_pystr(out, key, v && v != Py_None ? v : NULL);
+	if (SIZE_MAX - all > EXEC_TEXT_MAX) {
+		room = EXEC_TEXT_MAX;
+		for (k = 0; k < EXEC_NITEMS; k++) {
+			i = exec_fill[k];
+			keep[i] = data[i] ? json_prefix(data[i], (size_t)len[i], &room) : 0;
+		}
+	}
+	for (i = 0; i < EXEC_NITEMS; i++) {
+		if (i >= EXEC_FIRST_ERROR_ITEM && !b[EXEC_FIRST_ERROR_ITEM]) {
+			break;   /* the code did not raise */
+		}
+		jsonw_key(out, exec_keys[i]);
+		if (!data[i]) {
+			jsonw_null(out);
+			continue;
+		}
+		kept += keep[i];
+		jsonw_strn(out, data[i], keep[i]);
+	}
+	if (room != SIZE_MAX) {
+		jsonw_key(out, "output_cut");
+		jsonw_object_begin(out);
+		jsonw_key_int(out, "total_bytes", (long long)total);
+		jsonw_key_int(out, "kept_bytes", (long long)kept);
+		jsonw_object_end(out);
+	}
+	for (i = 0; i < EXEC_NITEMS; i++) {
+		Py_XDECREF(b[i]);
+	}
 }
 
 /* d[key] = text as a str (invalid UTF-8 kept as surrogate escapes). 0, or
@@ -187,16 +315,12 @@ static int result_write(struct jsonw *out, PyObject *result, struct pyhot_err *e
 		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, getpid(), "exec",
 				     "the exec driver left no result");
 	}
-	key_item(out, "stdout", result, 0);
-	key_item(out, "stderr", result, 1);
-	key_item(out, "value", result, 2);
+	items_write(out, result);
 	if (PyTuple_GetItem(result, 3) == Py_None) {
 		return 0;
 	}
 	what = PyTuple_GetItem(result, 4);
 	b = what ? PyUnicode_AsEncodedString(what, "utf-8", "replace") : NULL;
-	key_item(out, "traceback", result, 3);
-	key_item(out, "exception", result, 4);
 	if (!b || PyBytes_AsStringAndSize(b, &s, &n) < 0) {
 		s = NULL;
 	}

@@ -135,7 +135,7 @@ static void test_no_listener(void **state)
 	pyhot_client_req_init(&req, "ping");
 	snprintf(p, sizeof(p), "%s/none.sock", dir);
 	pyhot_err_init(&e);
-	assert_int_equal(pyhot_client_call_at(1, p, "/none.sock", &req, 500, &resp, &e),
+	assert_int_equal(pyhot_client_call_at(getpid(), p, "/none.sock", &req, 500, &resp, &e),
 			 -PYHOT_ERR_FAILED);
 	assert_true(pyhot_client_no_agent(&e));
 	assert_int_equal(e.sys_errno, ENOENT);
@@ -146,7 +146,7 @@ static void test_no_listener(void **state)
 
 		close(fd);
 		pyhot_err_init(&e);
-		assert_int_equal(pyhot_client_call_at(1, full, "/a.sock", &req, 500, &resp, &e),
+		assert_int_equal(pyhot_client_call_at(getpid(), full, "/a.sock", &req, 500, &resp, &e),
 				 -PYHOT_ERR_FAILED);
 		assert_true(pyhot_client_no_agent(&e));
 		assert_int_equal(e.sys_errno, ECONNREFUSED);
@@ -165,7 +165,7 @@ static void test_no_answer_times_out(void **state)
 	pthread_create(&th, NULL, serve, &s);
 	pyhot_client_req_init(&req, "status");
 	pyhot_err_init(&e);
-	assert_int_equal(pyhot_client_call_at(1, full, "/a.sock", &req, 100, &resp, &e),
+	assert_int_equal(pyhot_client_call_at(getpid(), full, "/a.sock", &req, 100, &resp, &e),
 			 -PYHOT_ERR_TIMEOUT);
 	assert_non_null(strstr(e.msg, "no answer from the agent"));
 	assert_false(pyhot_client_no_agent(&e));
@@ -185,7 +185,7 @@ static void test_malformed_answer(void **state)
 	pthread_create(&th, NULL, serve, &s);
 	pyhot_client_req_init(&req, "status");
 	pyhot_err_init(&e);
-	assert_int_equal(pyhot_client_call_at(1, full, "/a.sock", &req, 2000, &resp, &e),
+	assert_int_equal(pyhot_client_call_at(getpid(), full, "/a.sock", &req, 2000, &resp, &e),
 			 -PYHOT_ERR_FAILED);
 	assert_non_null(strstr(e.msg, "not a JSON object"));
 	pthread_join(th, NULL);
