@@ -38,6 +38,7 @@ struct sp_job {
 	int on_gil_list;               /* gil_waiter.lock */
 	unsigned long gil_round;       /* the GIL thread's rounds begun when listed */
 	int gil_busy;                  /* listed while a round was under way */
+	atomic_int interval_short;     /* the switch interval is short for it */
 	void (*before)(void);          /* run before the handler, or NULL */
 	const struct pyhot_verb *verb;
 	struct pyhot_req req;          /* points into frame */
@@ -196,6 +197,15 @@ static void job_call(struct sp_job *job)
 	PyErr_Restore(type, value, tb);
 }
 
+/* Put the switch interval back for job, once: the claimer does it, or the
+ * caller when nobody claimed the job in time. */
+static void job_interval_restore(struct sp_job *job)
+{
+	if (atomic_exchange(&job->interval_short, 0)) {
+		pyhot_switch_interval_restore();
+	}
+}
+
 /* Set the job's state and wake the caller waiting on it. */
 static void job_set_state(struct sp_job *job, int state)
 {
@@ -237,6 +247,8 @@ static int job_run(struct sp_job *job, enum pyhot_sp_via via)
 	 * lock, so that a caller that sees RUNNING sees how it got there. */
 	job->via = via;
 	job->t_started = pyhot_now();
+	/* The program's own interval is back before its code can look. */
+	job_interval_restore(job);
 	pyhot_switch_interval_learn();
 	/* Under the lock, so that the caller cannot miss the wake-up between
 	 * its check and its wait. */
@@ -671,14 +683,12 @@ int pyhot_sp_call(const struct pyhot_verb *verb, const struct pyhot_req *req,
 	 * claims the job. */
 	if (job_state(job) == JOB_PENDING && pyhot_now() < deadline) {
 		pyhot_switch_interval_lower();
+		atomic_store(&job->interval_short, 1);
 		gil_rc = gil_give(job);
-		if (gil_rc < 0) {
-			pyhot_switch_interval_restore();
-		}
 	}
 	wait_claimed(job, deadline, 0.010, &queued);
+	job_interval_restore(job);
 	if (gil_rc == 0) {
-		pyhot_switch_interval_restore();
 		gil_take_back(job);
 	}
 
