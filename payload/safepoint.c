@@ -118,6 +118,7 @@ void pyhot_sp_atfork_child(void)
 	gil_waiter.head = NULL;
 	gil_waiter.njobs = 0;
 	gil_waiter.alive = 0;
+	gil_waiter.in_round = 0;
 	pyhot_switch_interval_atfork_child();
 	atomic_store(&current_via, PYHOT_SP_NONE);
 }
@@ -290,6 +291,7 @@ static void gil_thread_gone(void *arg)
 	(void)arg;
 	pthread_mutex_lock(&gil_waiter.lock);
 	gil_waiter.alive = 0;
+	gil_waiter.in_round = 0;
 	pthread_mutex_unlock(&gil_waiter.lock);
 }
 

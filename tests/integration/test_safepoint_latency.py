@@ -47,10 +47,12 @@ def exec_value(pid, code):
 @pytest.mark.parametrize("python", interp_params())
 def test_commands_reach_python_once(target, tmp_path, python, mode):
     t = start(target, tmp_path, python, mode)
+    os_threads = []
     for n in range(1, ROUNDS + 1):
         r = pyhot("status", t.pid, json_out=True)
         assert r.rc == 0, r
         assert r.json["status"]["safepoint"]["via"] in VIA[mode], r.json["status"]
+        os_threads.append(r.json["status"]["agent"]["os_threads"])
 
         # exec: the code ran exactly once per command.
         value = exec_value(t.pid, "import __main__\n"
@@ -63,6 +65,8 @@ def test_commands_reach_python_once(target, tmp_path, python, mode):
         assert r.rc == 0, r
         assert exec_value(t.pid, "import spmod; spmod.f()") == str(n)
     assert exec_value(t.pid, "import __main__; len(__main__.RECORD)") == str(ROUNDS)
+    # One GIL thread for every request, not one per request.
+    assert os_threads[-1] <= os_threads[0], os_threads
     assert t.proc.poll() is None, t.output()
     assert "ERROR" not in t.output() and "Traceback" not in t.output(), t.output()
 
