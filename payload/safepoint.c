@@ -79,9 +79,11 @@ static struct {
  * that round are left to the main thread this long before we wait for the
  * GIL again: it runs their pending calls as soon as it has the GIL back.
  * Without it we would take the GIL again first, and a busy main thread's
- * request would be answered by us.
+ * request would be answered by us. Generous, for a loaded machine where
+ * the main thread waits long to be scheduled: it is paid only when the
+ * main thread stops running Python between two requests.
  */
-#define SP_GIL_YIELD_S 0.02
+#define SP_GIL_YIELD_S 0.1
 
 static pthread_once_t gil_key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t gil_key;        /* set on the GIL thread: its exit is seen */
