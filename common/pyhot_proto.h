@@ -52,8 +52,9 @@ enum pyhot_boot_ret {
 
 /*
  * Verbs. "Safe point" verbs run Python: with the GIL held, from a pending
- * call on the main thread or, when the main thread does not take it within
- * PYHOT_PENDING_GRACE_MS, from a thread of the agent's that takes the GIL.
+ * call on the main thread or from a thread of the agent's that takes the
+ * GIL, whichever comes first (the thread waits for the GIL after
+ * PYHOT_PENDING_GRACE_MS, none by default).
  *   ping     agent thread only; no Python.  -> {"pid","agent_uptime_s"}
  *            "python_version": "3.11.7", the first word of Py_GetVersion()
  *   status   safe point.  -> interpreter, main thread, agent counters
@@ -69,7 +70,7 @@ enum pyhot_boot_ret {
  * Common request keys:
  *   timeout_ms   bound on reaching a safe point (default 5000)
  */
-#define PYHOT_PENDING_GRACE_MS 100
+#define PYHOT_PENDING_GRACE_MS 0
 #define PYHOT_DEFAULT_TIMEOUT_MS 5000
 
 static inline uint32_t pyhot_frame_len_decode(const unsigned char b[4])

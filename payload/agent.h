@@ -4,8 +4,9 @@
  *
  * Requests and responses are in pyhot_proto.h. On top of its common keys, a
  * safe-point request may carry (all optional, for tests and tuning):
- *   grace_ms        how long the pending call alone is given before a GIL
- *                   thread is started (default PYHOT_PENDING_GRACE_MS)
+ *   grace_ms        how long the pending call alone is given before the
+ *                   GIL thread waits for the GIL too (default
+ *                   PYHOT_PENDING_GRACE_MS: none)
  *   run_timeout_ms  bound on a handler that has started (default
  *                   PYHOT_SP_RUN_TIMEOUT_MS); past it the result is
  *                   "uncertain"

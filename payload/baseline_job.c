@@ -56,8 +56,8 @@ static const struct pyhot_verb baseline_verb = {
 
 static void *baseline_thread(void *arg)
 {
-	/* The attach waits for it: take the GIL at once rather than after
-	 * the main thread's grace period. */
+	/* The attach waits for it: no grace period for the pending call
+	 * alone, whatever the default. */
 	const struct pyhot_sp_opts opts = {
 		.timeout_ms = PYHOT_DEFAULT_TIMEOUT_MS,
 		.grace_ms = 0,

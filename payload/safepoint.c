@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "pyhot_proto.h"
 #include "pyutil.h"
+#include "switch_interval.h"
 
 enum job_state {
 	JOB_PENDING,     /* queued; nobody has claimed it */
@@ -33,6 +34,11 @@ struct sp_job {
 	atomic_int refs;
 	atomic_int state;              /* enum job_state */
 	pid_t pid;                     /* a job inherited through fork() is not ours */
+	struct sp_job *gil_next;       /* on the GIL thread's list; gil_waiter.lock */
+	int on_gil_list;               /* gil_waiter.lock */
+	unsigned long gil_round;       /* the GIL thread's rounds begun when listed */
+	int gil_busy;                  /* listed while a round was under way */
+	atomic_int interval_short;     /* the switch interval is short for it */
 	void (*before)(void);          /* run before the handler, or NULL */
 	const struct pyhot_verb *verb;
 	struct pyhot_req req;          /* points into frame */
@@ -47,12 +53,42 @@ struct sp_job {
 };
 
 /*
- * GIL threads that are still alive. One blocks for as long as the main
- * thread keeps the GIL; past this many we start no more, and a request
- * waits for its pending call alone (and may time out).
+ * The GIL thread: one per process, started by the first job that needs it
+ * and kept for the next ones, with its thread state (PyGILState_Ensure once,
+ * then PyEval_RestoreThread / PyEval_SaveThread per round). Jobs are handed
+ * to it through a list; each job on the list holds a reference. It may
+ * block for as long as the main thread holds the GIL, and during
+ * finalization take_gil may end it: its thread-specific value's destructor
+ * then marks it gone, and the next job starts another.
  */
-#define SP_MAX_GIL_THREADS 4
-static atomic_int live_gil_threads;
+#define SP_MAX_GIL_JOBS 32   /* more waiting jobs: the main thread is stuck */
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;            /* a job was handed over */
+	struct sp_job *head;            /* jobs handed over, oldest first */
+	int njobs;
+	int alive;                      /* the thread runs (or is starting) */
+	unsigned long rounds;           /* times it began waiting for the GIL */
+	int in_round;                   /* waiting for the GIL or holding it */
+} gil_waiter = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0 };
+
+/*
+ * After a round that ran nothing (the main thread had claimed its jobs: it
+ * runs Python, and we took the GIL from it), the jobs handed over during
+ * that round are left to the main thread this long before we wait for the
+ * GIL again: it runs their pending calls as soon as it has the GIL back.
+ * Without it we would take the GIL again first, and a busy main thread's
+ * request would be answered by us. Generous, for a loaded machine where
+ * the main thread waits long to be scheduled: it is paid only when the
+ * main thread stops running Python between two requests.
+ */
+#define SP_GIL_YIELD_S 0.1
+
+static pthread_once_t gil_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t gil_key;        /* set on the GIL thread: its exit is seen */
+static int gil_key_rc;
+
 static _Atomic int current_via;     /* enum pyhot_sp_via */
 static atomic_ulong main_ident;
 
@@ -78,7 +114,14 @@ unsigned long pyhot_sp_main_ident(void)
 
 void pyhot_sp_atfork_child(void)
 {
-	atomic_store(&live_gil_threads, 0);
+	/* The jobs on the list are the parent's: leaked, never touched. */
+	pthread_mutex_init(&gil_waiter.lock, NULL);
+	pthread_cond_init(&gil_waiter.wake, NULL);
+	gil_waiter.head = NULL;
+	gil_waiter.njobs = 0;
+	gil_waiter.alive = 0;
+	gil_waiter.in_round = 0;
+	pyhot_switch_interval_atfork_child();
 	atomic_store(&current_via, PYHOT_SP_NONE);
 }
 
@@ -157,6 +200,15 @@ static void job_call(struct sp_job *job)
 	PyErr_Restore(type, value, tb);
 }
 
+/* Put the switch interval back for job, once: the claimer does it, or the
+ * caller when nobody claimed the job in time. */
+static void job_interval_restore(struct sp_job *job)
+{
+	if (atomic_exchange(&job->interval_short, 0)) {
+		pyhot_switch_interval_restore();
+	}
+}
+
 /* Set the job's state and wake the caller waiting on it. */
 static void job_set_state(struct sp_job *job, int state)
 {
@@ -166,19 +218,41 @@ static void job_set_state(struct sp_job *job, int state)
 	pthread_mutex_unlock(&job->lock);
 }
 
+/* Wait while the job is in state `from` (PENDING or RUNNING), at most until
+ * time t (CLOCK_MONOTONIC seconds). Both transitions are signalled. */
+static void wait_while(struct sp_job *job, int from, double t)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)t;
+	ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_nsec = 999999999L;
+	}
+	pthread_mutex_lock(&job->lock);
+	while (atomic_load(&job->state) == from &&
+	       pthread_cond_timedwait(&job->changed, &job->lock, &ts) != ETIMEDOUT) {
+		;
+	}
+	pthread_mutex_unlock(&job->lock);
+}
+
 /* Claim the job and run it, unless someone else did or the caller gave up.
- * GIL held. */
-static void job_run(struct sp_job *job, enum pyhot_sp_via via)
+ * GIL held. 1 when it ran here. */
+static int job_run(struct sp_job *job, enum pyhot_sp_via via)
 {
 	int expected = JOB_PENDING;
 
 	if (!atomic_compare_exchange_strong(&job->state, &expected, JOB_RUNNING)) {
-		return;
+		return 0;
 	}
 	/* Ours alone from here; set before RUNNING is published under the
 	 * lock, so that a caller that sees RUNNING sees how it got there. */
 	job->via = via;
 	job->t_started = pyhot_now();
+	/* The program's own interval is back before its code can look. */
+	job_interval_restore(job);
+	pyhot_switch_interval_learn();
 	/* Under the lock, so that the caller cannot miss the wake-up between
 	 * its check and its wait. */
 	job_set_state(job, JOB_RUNNING);
@@ -188,6 +262,7 @@ static void job_run(struct sp_job *job, enum pyhot_sp_via via)
 	job_call(job);
 	job->t_done = pyhot_now();
 	job_set_state(job, JOB_DONE);
+	return 1;
 }
 
 /*
@@ -211,51 +286,240 @@ static int sp_pending(void *arg)
 	return 0;
 }
 
-/* The GIL thread: takes the GIL when the main thread has released it. It may
- * block for as long as someone else holds the GIL, and during finalization
- * take_gil may end it right there (the job's reference is then leaked). */
+/* The GIL thread's end (normal or in take_gil at finalization): the next
+ * job starts another. The jobs it held are leaked. */
+static void gil_thread_gone(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&gil_waiter.lock);
+	gil_waiter.alive = 0;
+	gil_waiter.in_round = 0;
+	pthread_mutex_unlock(&gil_waiter.lock);
+}
+
+static void gil_key_create(void)
+{
+	gil_key_rc = pthread_key_create(&gil_key, gil_thread_gone);
+}
+
+/* Unlink job from the GIL thread's list; 1 when it was on it (its
+ * reference is then the caller's to drop). gil_waiter.lock held. */
+static int gil_list_unlink(struct sp_job *job)
+{
+	struct sp_job **p;
+
+	if (!job->on_gil_list) {
+		return 0;
+	}
+	for (p = &gil_waiter.head; *p != job; p = &(*p)->gil_next) {
+		;
+	}
+	*p = job->gil_next;
+	job->gil_next = NULL;
+	job->on_gil_list = 0;
+	gil_waiter.njobs--;
+	return 1;
+}
+
+/* The oldest job handed over before round `round` began, or NULL; the
+ * reference becomes the caller's. */
+static struct sp_job *gil_list_pop(unsigned long round)
+{
+	struct sp_job *job;
+
+	pthread_mutex_lock(&gil_waiter.lock);
+	job = gil_waiter.head;
+	if (job && job->gil_round >= round) {
+		job = NULL;
+	}
+	if (job) {
+		(void)gil_list_unlink(job);
+	}
+	pthread_mutex_unlock(&gil_waiter.lock);
+	return job;
+}
+
+/* Sleep until a job is handed over, then begin a round; returns its
+ * number. */
+static unsigned long gil_list_wait(void)
+{
+	unsigned long round;
+
+	pthread_mutex_lock(&gil_waiter.lock);
+	while (!gil_waiter.head) {
+		pthread_cond_wait(&gil_waiter.wake, &gil_waiter.lock);
+	}
+	round = ++gil_waiter.rounds;
+	gil_waiter.in_round = 1;
+	pthread_mutex_unlock(&gil_waiter.lock);
+	return round;
+}
+
+static void gil_round_end(void)
+{
+	pthread_mutex_lock(&gil_waiter.lock);
+	gil_waiter.in_round = 0;
+	pthread_mutex_unlock(&gil_waiter.lock);
+}
+
+/* Leave the first job to the main thread a moment (SP_GIL_YIELD_S) when it
+ * was handed over during the previous round. */
+static void gil_yield(void)
+{
+	struct sp_job *job;
+
+	pthread_mutex_lock(&gil_waiter.lock);
+	job = gil_waiter.head;
+	if (job && job->gil_busy) {
+		job_ref(job);   /* its caller may take it back meanwhile */
+	} else {
+		job = NULL;
+	}
+	pthread_mutex_unlock(&gil_waiter.lock);
+	if (job) {
+		wait_while(job, JOB_PENDING, pyhot_now() + SP_GIL_YIELD_S);
+		job_unref(job);
+	}
+}
+
+/* Drop the round's jobs without running them (Python is gone). */
+static void gil_list_drop(unsigned long round)
+{
+	struct sp_job *job;
+
+	while ((job = gil_list_pop(round))) {
+		job_unref(job);
+	}
+}
+
+/*
+ * With the GIL held: run the jobs handed over before this round began
+ * (those someone else claimed or the caller cancelled are only dropped).
+ * A job handed over while we waited for the GIL, or held it, waits for the
+ * next round: we may have got the GIL only because a busy main thread
+ * dropped it after running its pending call, and that main thread would
+ * run the new job's pending call as soon as it has the GIL back.
+ */
+static int gil_list_run(unsigned long round)
+{
+	struct sp_job *job;
+	int ran = 0;
+
+	while ((job = gil_list_pop(round))) {
+		if (job->pid == getpid()) {
+			ran += job_run(job, PYHOT_SP_GIL_THREAD);
+		}
+		job_unref(job);
+	}
+	return ran;
+}
+
+/*
+ * The GIL thread's body. It waits for the GIL as soon as a job is handed
+ * over: with the main thread blocked the GIL is free and it runs the job at
+ * once; with the main thread running Python, its wait makes CPython ask the
+ * main thread to drop the GIL after one switch interval, and the main
+ * thread runs the pending call first (the job is then claimed here already).
+ */
 static void *sp_gil_thread(void *arg)
 {
-	struct sp_job *job = arg;
-	PyGILState_STATE g;
+	PyThreadState *ts = NULL;   /* ours, kept from round to round */
+	unsigned long round;
+	int idle = 0;               /* the last round ran no job */
 
+	(void)arg;
 	pthread_setname_np(pthread_self(), "pyhot-gil");
-	if (atomic_load(&job->state) == JOB_PENDING && Py_IsInitialized()) {
-		g = PyGILState_Ensure();
-		job_run(job, PYHOT_SP_GIL_THREAD);
-		PyGILState_Release(g);
+	(void)pthread_setspecific(gil_key, &gil_waiter);
+	for (;;) {
+		round = gil_list_wait();
+		if (idle) {
+			gil_yield();
+		}
+		if (!Py_IsInitialized()) {
+			gil_list_drop(round);
+			gil_round_end();
+			continue;
+		}
+		/* Either may end this thread when the interpreter finalizes. */
+		if (ts) {
+			PyEval_RestoreThread(ts);
+		} else {
+			(void)PyGILState_Ensure();
+		}
+		idle = gil_list_run(round) == 0;
+		ts = PyEval_SaveThread();
+		gil_round_end();
 	}
-	atomic_fetch_sub(&live_gil_threads, 1);
-	job_unref(job);
 	return NULL;
 }
 
-/* Start a GIL thread for job. Returns 0 or -errno. Signals stay blocked in
- * it: it inherits the caller's mask (the agent thread and the baseline
- * thread it starts are born with every signal blocked). */
-static int gil_thread_start(struct sp_job *job)
+/* Start the GIL thread (gil_waiter.lock held). 0 or -errno. Signals stay
+ * blocked in it: it inherits the caller's mask (the agent thread and the
+ * baseline thread it starts are born with every signal blocked). */
+static int gil_thread_start(void)
 {
 	pthread_attr_t attr;
 	pthread_t t;
 	int rc;
 
-	if (atomic_fetch_add(&live_gil_threads, 1) >= SP_MAX_GIL_THREADS) {
-		atomic_fetch_sub(&live_gil_threads, 1);
-		return -EAGAIN;
+	pthread_once(&gil_key_once, gil_key_create);
+	if (gil_key_rc) {
+		return -gil_key_rc;
 	}
-	job_ref(job);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	/* The default stack size: the handler runs Python (a refresh executes
 	 * module bodies and decorators), as deep as a threading.Thread would. */
-	rc = pthread_create(&t, &attr, sp_gil_thread, job);
+	rc = pthread_create(&t, &attr, sp_gil_thread, NULL);
 	pthread_attr_destroy(&attr);
 	if (rc) {
-		atomic_fetch_sub(&live_gil_threads, 1);
-		job_unref(job);
 		return -rc;
 	}
+	gil_waiter.alive = 1;
 	return 0;
+}
+
+/* Hand job to the GIL thread, starting it when there is none. 0, or
+ * -errno when it could not start or too many jobs wait already. */
+static int gil_give(struct sp_job *job)
+{
+	int rc = 0;
+	struct sp_job **p;
+
+	pthread_mutex_lock(&gil_waiter.lock);
+	if (gil_waiter.njobs >= SP_MAX_GIL_JOBS) {
+		rc = -EAGAIN;
+	} else if (!gil_waiter.alive) {
+		rc = gil_thread_start();
+	}
+	if (rc == 0) {
+		job_ref(job);
+		job->gil_round = gil_waiter.rounds;
+		job->gil_busy = gil_waiter.in_round;
+		for (p = &gil_waiter.head; *p; p = &(*p)->gil_next) {
+			;
+		}
+		*p = job;
+		job->on_gil_list = 1;
+		gil_waiter.njobs++;
+		pthread_cond_signal(&gil_waiter.wake);
+	}
+	pthread_mutex_unlock(&gil_waiter.lock);
+	return rc;
+}
+
+/* Take job back from the GIL thread's list if it is still there (the
+ * caller is done waiting). */
+static void gil_take_back(struct sp_job *job)
+{
+	int was_listed;
+
+	pthread_mutex_lock(&gil_waiter.lock);
+	was_listed = gil_list_unlink(job);
+	pthread_mutex_unlock(&gil_waiter.lock);
+	if (was_listed) {
+		job_unref(job);
+	}
 }
 
 /*
@@ -305,25 +569,6 @@ static int pending_add(struct sp_job *job)
 	}
 	job_unref(job);
 	return -1;
-}
-
-/* Wait while the job is in state `from` (PENDING or RUNNING), at most until
- * time t (CLOCK_MONOTONIC seconds). Both transitions are signalled. */
-static void wait_while(struct sp_job *job, int from, double t)
-{
-	struct timespec ts;
-
-	ts.tv_sec = (time_t)t;
-	ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_nsec = 999999999L;
-	}
-	pthread_mutex_lock(&job->lock);
-	while (atomic_load(&job->state) == from &&
-	       pthread_cond_timedwait(&job->changed, &job->lock, &ts) != ETIMEDOUT) {
-		;
-	}
-	pthread_mutex_unlock(&job->lock);
 }
 
 /* The payload links libc only: no fmin() from libm. */
@@ -433,14 +678,23 @@ int pyhot_sp_call(const struct pyhot_verb *verb, const struct pyhot_req *req,
 	deadline = t0 + (double)opts->timeout_ms / 1000.0;
 	grace = earlier(t0 + (double)grace_ms / 1000.0, deadline);
 
-	/* Phase 1: the pending call, retried while the queue is full. */
+	/* Phase 1: the pending call, retried while the queue is full; alone
+	 * for the grace period, if there is one (by default there is none). */
 	queued = pending_add(job) == 0;
 	wait_claimed(job, grace, 0.001, &queued);
-	/* Phase 2: the main thread did not come by; take the GIL ourselves. */
+	/* Phase 2: our GIL thread waits for the GIL too, with the switch
+	 * interval short: whichever of it and the main thread comes first
+	 * claims the job. */
 	if (job_state(job) == JOB_PENDING && pyhot_now() < deadline) {
-		gil_rc = gil_thread_start(job);
+		pyhot_switch_interval_lower();
+		atomic_store(&job->interval_short, 1);
+		gil_rc = gil_give(job);
 	}
 	wait_claimed(job, deadline, 0.010, &queued);
+	job_interval_restore(job);
+	if (gil_rc == 0) {
+		gil_take_back(job);
+	}
 
 	if (!job_cancel(job)) {
 		rc = job_finish(job, run_ms, fields, info, err);

@@ -4,12 +4,14 @@
  *
  * How (docs/safepoints.md has the reasons): the calling thread queues a
  * pending call (Py_AddPendingCall needs no GIL), which the main thread runs
- * at its next eval-breaker check while it runs Python. If it has not started
- * after the grace period, the main thread is most likely blocked with the
- * GIL released (time.sleep, join, I/O): a short-lived thread of ours then
- * takes the GIL with PyGILState_Ensure. That is a separate thread, never the
- * caller, because it may block for ever (the main thread holds the GIL in C)
- * and, during finalization, take_gil may end the calling thread.
+ * at its next eval-breaker check while it runs Python, and at once hands
+ * the job to the payload's one GIL thread, which waits for the GIL with
+ * the switch interval shortened: with the main thread blocked (time.sleep,
+ * select, a lock) the GIL is free and that thread runs the job; with the
+ * main thread running Python, the wait makes CPython ask it to drop the
+ * GIL, and it runs the pending call first. The GIL thread is never the
+ * caller, because it may block for ever (the main thread holds the GIL in
+ * C) and, during finalization, take_gil may end it.
  *
  * An atomic state (PENDING -> RUNNING -> DONE, or PENDING -> CANCELLED on
  * timeout) decides who runs the job; the job is refcounted so that a late
@@ -54,8 +56,9 @@ struct pyhot_sp_info {
 
 struct pyhot_sp_opts {
 	long timeout_ms;         /* bound on reaching the safe point (> 0) */
-	long grace_ms;           /* the pending call alone, before a GIL thread
-				  * starts; negative: PYHOT_PENDING_GRACE_MS */
+	long grace_ms;           /* the pending call alone, before the GIL
+				  * thread waits too; negative:
+				  * PYHOT_PENDING_GRACE_MS (none) */
 	long run_ms;             /* bound on a handler that has started;
 				  * negative: PYHOT_SP_RUN_TIMEOUT_MS */
 	void (*before)(void);    /* run first at the safe point, GIL held, no
@@ -91,8 +94,9 @@ enum pyhot_sp_via pyhot_sp_current_via(void);
  * run on it, or 0. */
 unsigned long pyhot_sp_main_ident(void);
 
-/* Forget every GIL thread after fork() in the child (the child has none of
- * our threads; the jobs it inherited are leaked, never touched). */
+/* Forget the GIL thread after fork() in the child (the child has none of
+ * our threads; the jobs it inherited are leaked, never touched), and put
+ * back a switch interval a job of the parent's had shortened. */
 void pyhot_sp_atfork_child(void);
 
 #endif /* PYHOT_SAFEPOINT_H */

@@ -50,6 +50,13 @@ the three at once (the figures are memory, not time). After 0, 1, 100 and N
 refreshes (and every 100th in between): the gc object count after
 gc.collect() (pyhot: the agent's "exec" verb) and VmRSS; printed with the
 growth from 100 to N. The goal for pyhot: 0 objects and < 1% of RSS.
+
+Then the safe point (--safepoint-runs N, default 20; --no-safepoint skips
+it): on 3.8, 3.11 and 3.12, the median wall time of `pyhot status` and of a
+one-function `pyhot refresh` against tests/integration/targets/
+safepoint_target.py whose main thread runs Python alone, sleeps or is
+blocked in select(), beside `pyhot --version`. The goal: the safe point
+adds under 1 ms to the command.
 Figures only, no assertions.
 """
 import argparse
@@ -700,6 +707,10 @@ def main():
     ap.add_argument("--no-memory", action="store_true", help="skip the memory rows")
     ap.add_argument("--no-memory-history1", action="store_true",
                     help="memory rows: skip the pyhot --history 1 column")
+    ap.add_argument("--safepoint-runs", type=int,
+                    default=int(os.environ.get("BENCH_SAFEPOINT_RUNS", "20")),
+                    help="safe-point rows: commands per interpreter and case")
+    ap.add_argument("--no-safepoint", action="store_true", help="skip the safe-point rows")
     args = ap.parse_args()
     if not os.access(PYHOT, os.X_OK):
         sys.exit("bench: no %s; run make first" % PYHOT)
@@ -765,10 +776,52 @@ def main():
         refresh_rows(row, res)
     if not args.no_memory:
         memory_rows(res, max(1, args.memory_refreshes))
+    if not args.no_safepoint:
+        bench_safepoint(max(1, args.safepoint_runs))
     if failures:
         print("\n%d failed runs:" % len(failures))
         for f in failures[:10]:
             print("  " + f)
+
+
+SP_TARGET = os.path.join(REPO, "tests", "integration", "targets", "safepoint_target.py")
+SP_PYTHONS = ["3.8.18", "3.11.7", "3.12.1"]
+SP_MODES = ["alone", "sleep", "select"]
+
+
+def bench_safepoint(runs):
+    """Median wall ms of `pyhot status` and of a one-function refresh against
+    a target whose main thread runs Python alone, sleeps or is blocked in
+    select(), on 3.8, 3.11 and 3.12, beside `pyhot --version` (start-up)."""
+    print("\nsafe point (median wall ms of %d commands; --version: start-up)" % runs)
+    print("  %-8s %-8s %10s %10s %10s" % ("python", "main", "--version", "status", "refresh"))
+    for v in SP_PYTHONS:
+        py = os.path.join(PYENV, "versions", v, "bin", "python" + v.rsplit(".", 1)[0])
+        if not os.access(py, os.X_OK):
+            continue
+        for mode in SP_MODES:
+            tmp = tempfile.mkdtemp(prefix="pyhot-bench-sp-")
+            shutil.copy(SP_TARGET, tmp)
+            write(os.path.join(tmp, "spmod.py"), "def f():\n    return 0\n")
+            p = subprocess.Popen([py, os.path.join(tmp, "safepoint_target.py"), mode],
+                                 stdout=subprocess.PIPE, universal_newlines=True)
+            try:
+                p.stdout.readline()
+                subprocess.run([PYHOT, "attach", str(p.pid)], stdout=subprocess.DEVNULL,
+                               check=True)
+                ver, st, rf = [], [], []
+                for i in range(runs):
+                    ver.append(timed([PYHOT, "--version"])[0])
+                    st.append(timed([PYHOT, "status", str(p.pid)])[0])
+                    write(os.path.join(tmp, "spmod.py"), "def f():\n    return %d\n" % (i + 1))
+                    rf.append(timed([PYHOT, "refresh", str(p.pid), "spmod"])[0])
+                print("  %-8s %-8s %10.2f %10.2f %10.2f" % (
+                    v.rsplit(".", 1)[0], mode, statistics.median(ver),
+                    statistics.median(st), statistics.median(rf)), flush=True)
+            finally:
+                p.kill()
+                p.wait()
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 def ratio(a, b):

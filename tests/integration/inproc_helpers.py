@@ -234,6 +234,10 @@ class Target:
         os.mkfifo(fifo)
         self.start("spin", fifo)
         self.expect("SPINNING")
+        # Let say()'s write (which drops the GIL) return and the helper
+        # thread block in open(): from then on the main thread runs Python
+        # alone, and a safe point is reached only through its pending call.
+        time.sleep(0.1)
 
         def release():
             with open(fifo, "wb") as f:

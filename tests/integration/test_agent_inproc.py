@@ -130,8 +130,8 @@ def test_status_while_sleeping_takes_the_gil(target):
         r = t.request("status")
         assert r["ok"] is True, r
         assert r["safepoint"]["via"] == "gil-thread"
-        # PYHOT_PENDING_GRACE_MS first, then the GIL is free at once.
-        assert r["safepoint"]["wait_ms"] >= 90
+        # The GIL is free: the agent's GIL thread takes it at once (no
+        # grace period by default; no timed assertion on a shared machine).
         frame = r["main_thread"]["frame"]
         assert frame["function"] == "<module>" and frame["line"] > 0
         note_latency(t, r)
