@@ -6,7 +6,7 @@
 set -eu
 version=$1 out=$2
 root=$(cd "$(dirname "$0")/.." && pwd)
-hint="install Debian's debhelper dpkg-dev fakeroot (as root: scripts/setup.sh --packaging)"
+hint="install Debian's debhelper dpkg-dev fakeroot (scripts/setup.sh installs them)"
 for tool in dh dpkg-deb dpkg-parsechangelog fakeroot; do
 	if ! command -v "$tool" >/dev/null 2>&1; then
 		echo "build-deb: $tool is missing" >&2

@@ -8,7 +8,7 @@ pkg_b=$1 version=$2 out=$3
 root=$(cd "$(dirname "$0")/.." && pwd)
 # Debian's python3, the one apt installs python3-build for (not a pyenv shim).
 py=${PKG_PYTHON:-/usr/bin/python3}
-hint="install Debian's python3-build python3-setuptools python3-wheel (as root: scripts/setup.sh --packaging)"
+hint="install Debian's python3-build python3-setuptools python3-wheel (scripts/setup.sh installs them)"
 if ! "$py" -c 'import build, setuptools, wheel' 2>/dev/null; then
 	echo "build-wheel: $py cannot import build, setuptools and wheel" >&2
 	echo "hint: $hint" >&2
