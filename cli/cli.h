@@ -183,7 +183,8 @@ int cli_cmd_ps(const struct cli_args *a, struct cli_out *o,
  */
 int cli_payload_find_in(const char *env, const char *exe, char *buf, size_t len,
 			struct pyhot_err *err) PYHOT_MUST_CHECK;
-/* The same with getenv("PYHOT_PAYLOAD") and /proc/self/exe. */
+/* The same with getenv("PYHOT_PAYLOAD") and /proc/self/exe; the payload
+ * found must then pass cli_payload_check_build(). */
 int cli_payload_find(char *buf, size_t len, struct pyhot_err *err) PYHOT_MUST_CHECK;
 
 /* ----- Version and payload build check (version.c) ----- */
