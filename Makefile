@@ -197,4 +197,71 @@ uninstall:
 clean:
 	rm -rf $(B)
 
+# ---- packaging: version, static link, wheel, Debian package -------------
+#
+#   make wheel           $(B)/pkg/dist/pyhot-<version>-py3-none-manylinux_2_34_x86_64.whl
+#   make deb             $(B)/pkg/dist/pyhot_<version>_amd64.deb
+#   make STATIC_LINK=1   link libelf, json-c and libunwind (and zlib, lzma)
+#                        statically: the command then needs glibc only
+#
+# Both packages hold the same payload and command, built once in $(B)/pkg
+# with fixed flags (Debian's hardening, paths relative to the checkout); the
+# wheel's command is linked statically, the Debian package's against
+# Debian's shared libraries.
+#
+# The version is PYHOT_VERSION in cli/cli.h. The git revision and the build
+# id of the payload are written into $(B)/gen/pyhot_build.h, which only
+# cli/version.c includes: the command is compiled after its payload and
+# refuses any other (cli_payload_check_build).
+VERSION     := $(shell sed -n 's/^\#define PYHOT_VERSION "\(.*\)"/\1/p' cli/cli.h)
+GIT_REV     ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+STATIC_LINK ?=
+CLI_LIBS_SHARED := $(CLI_LIBS)
+# Debian's libunwind-ptrace.a is not position-independent: the command is
+# then linked as a plain (non-PIE) executable.
+ifneq ($(STATIC_LINK),)
+CLI_LIBS    := -no-pie -Wl,-Bstatic -lelf -ljson-c -lunwind-ptrace -lunwind-generic -lunwind \
+	       -lz -llzma -Wl,-Bdynamic
+endif
+GEN_H       := $(B)/gen/pyhot_build.h
+PKG_B       := $(B)/pkg
+PKG_DIST    := $(PKG_B)/dist
+PKG_CFLAGS  := -O2 -g -ffile-prefix-map=$(CURDIR)=. -fstack-protector-strong \
+	       -fcf-protection -D_FORTIFY_SOURCE=2 -Wformat -Werror=format-security \
+	       -Wl,-z,relro,-z,now
+PKG_MAKE    := $(MAKE) B=$(PKG_B) STATIC_LINK=1 SANITIZE= GIT_REV='$(GIT_REV)' \
+	       CFLAGS='$(PKG_CFLAGS)'
+
+.PHONY: wheel deb pkg-build pkg-install FORCE
+
+$(call obj,cli/version.c): INC += -I$(B)/gen
+$(call obj,cli/version.c): $(GEN_H)
+$(GEN_H): $(B)/pyhot-payload.so FORCE
+	@scripts/gen-build-h.sh $< '$(GIT_REV)' $@
+FORCE:
+
+# The same command linked with the shared libraries, for the Debian package:
+# Debian wants no embedded copies of libraries it ships (security updates
+# reach them), and then the command can be position-independent too.
+$(B)/pyhot-shared: $(call obj,cli/main.c) $(CLI_LIB) $(ATTACH_LIB)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(CLI_LIBS_SHARED)
+
+# The payload and commands both packages hold; the wheel's needs glibc only.
+pkg-build:
+	+$(PKG_MAKE) all $(PKG_B)/pyhot-shared
+	scripts/check-glibc-only.sh $(PKG_B)/pyhot
+
+# debian/rules installs with this (PREFIX=/usr DESTDIR=...), then puts
+# pyhot-shared in place of the static command.
+pkg-install:
+	+$(PKG_MAKE) install
+	install -m 0755 $(PKG_B)/pyhot-shared $(DESTDIR)$(BINDIR)/pyhot
+
+wheel: pkg-build
+	scripts/build-wheel.sh $(PKG_B) $(VERSION) $(PKG_DIST)
+
+deb: pkg-build
+	+scripts/build-deb.sh $(VERSION) $(PKG_DIST)
+# ---- end of packaging ----------------------------------------------------
+
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

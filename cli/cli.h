@@ -225,8 +225,21 @@ int cli_cmd_ps(const struct cli_args *a, struct cli_out *o,
  */
 int cli_payload_find_in(const char *env, const char *exe, char *buf, size_t len,
 			struct pyhot_err *err) PYHOT_MUST_CHECK;
-/* The same with getenv("PYHOT_PAYLOAD") and /proc/self/exe. */
+/* The same with getenv("PYHOT_PAYLOAD") and /proc/self/exe; the payload
+ * found must then pass cli_payload_check_build(). */
 int cli_payload_find(char *buf, size_t len, struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/* ----- Version and payload build check (version.c) ----- */
+
+/*
+ * The payload at path is the one built with this command: its ELF note
+ * NT_GNU_BUILD_ID equals the id make recorded when it linked the command
+ * (build/gen/pyhot_build.h). Otherwise fails with PYHOT_ERR_ATTACH, both ids
+ * in the message: a payload from another build may speak another protocol.
+ */
+int cli_payload_check_build(const char *path, struct pyhot_err *err) PYHOT_MUST_CHECK;
+/* --version: the version, the git revision and the payload's build id. */
+void cli_version_report(struct cli_out *o);
 
 /* ----- Formatting of agent responses (format.c) ----- */
 

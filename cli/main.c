@@ -57,10 +57,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (a.version) {
-		if (o.json)
-			cli_out_set(&o, "version", json_object_new_string(PYHOT_VERSION));
-		else
-			printf("pyhot %s\n", PYHOT_VERSION);
+		cli_version_report(&o);
 		goto out;
 	}
 	if (a.help) {

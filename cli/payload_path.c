@@ -68,5 +68,7 @@ int cli_payload_find(char *buf, size_t len, struct pyhot_err *err)
 	if (n < 0)
 		n = 0;
 	exe[n] = '\0';
-	return cli_payload_find_in(getenv("PYHOT_PAYLOAD"), n ? exe : NULL, buf, len, err);
+	if (cli_payload_find_in(getenv("PYHOT_PAYLOAD"), n ? exe : NULL, buf, len, err) < 0)
+		return -PYHOT_ERR_ATTACH;
+	return cli_payload_check_build(buf, err);
 }

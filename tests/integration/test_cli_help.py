@@ -33,7 +33,8 @@ def test_help_cmd_equals_cmd_help():
 
 def test_version():
     r = pyhot("--version")
-    assert r.rc == 0 and re.match(r"^pyhot \d+\.\d+\.\d+\n$", r.out), r
+    assert r.rc == 0 and re.match(r"^pyhot \d+\.\d+\.\d+\nrevision: \S+\n"
+                                  r"payload build id: [0-9a-f]{40}\n$", r.out), r
 
 
 @pytest.mark.parametrize("argv,needle", [
