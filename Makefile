@@ -6,7 +6,7 @@
 #   make check           install missing Debian packages, build, run every test tier
 #   make bench           print the benchmark figures
 #   make demo            start a real Flask service, attach, patch it, show the change
-#   make install         PREFIX=/usr/local DESTDIR=
+#   make install         PREFIX=/usr/local DESTDIR= (PYTHON=... for the pyhot package)
 #   make SANITIZE=address,undefined   sanitizer build (the payload gets UBSan only)
 #   make noopt           build without optimisation, for a debugger
 
@@ -137,6 +137,35 @@ $(B)/pyhot-payload.so: $(PAYLOAD_OBJS) payload/exports.map
 	$(CC) -shared $(CFLAGS) $(PAYLOAD_SAN) -o $@ $(PAYLOAD_OBJS) \
 		-Wl,-z,nodelete -Wl,--version-script=payload/exports.map \
 		-Wl,--build-id -pthread
+
+# The pyhot Python package (python/pyhot/): its pure-Python files, and the
+# payload itself as its extension module pyhot/_pyhot.abi3.so (the payload
+# exports PyInit__pyhot), so that a program that imports pyhot and an agent
+# injected by `pyhot attach` run the same file: the copy loaded second finds
+# the first by its build id and defers to it (payload/copies.h).
+# PYTHONPATH=build/python works from a checkout; `make install` puts the
+# package into the purelib directory of $(PYTHON).
+PYTHON    ?= python3
+PYPKG     := $(patsubst python/%,$(B)/python/%,$(wildcard python/pyhot/*.py)) \
+	     $(B)/python/pyhot/_pyhot.abi3.so
+
+all: $(PYPKG)
+
+$(B)/python/pyhot/%.py: python/pyhot/%.py
+	@mkdir -p $(@D)
+	cp $< $@
+
+$(B)/python/pyhot/_pyhot.abi3.so: $(B)/pyhot-payload.so
+	@mkdir -p $(@D)
+	cp $< $@
+
+install: install-python
+
+install-python: $(PYPKG)
+	d="$(DESTDIR)$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/pyhot"; \
+	install -d "$$d" && install -m 0644 $(PYPKG) "$$d/"
+
+.PHONY: install-python
 
 $(B)/tests/unit/%: tests/unit/%.c $(CLI_LIB) $(PURE_LIB) $(ATTACH_LIB)
 	@mkdir -p $(@D)

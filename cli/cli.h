@@ -135,12 +135,25 @@ void cli_trace_setup(void);
 /* ----- The commands' context (ctx.c) ----- */
 
 /* What the commands share: the target and where its agent listens. */
+struct json_object;
+struct pyhot_client_req;
+
 struct cli_ctx {
 	const struct cli_args *args;
 	struct cli_out *out;
 	struct pyhot_target t;
 	char sock[256];             /* socket path as the target sees it */
+	int direct;                 /* /proc/PID is closed to us (the target is
+				     * not dumpable) but an agent it started
+				     * itself (python -m pyhot run) answers at
+				     * our euid's path: sock is a path of ours */
 };
+
+/* Send one request to the agent of c (through /proc/PID/root, or directly
+ * when c->direct) and read its answer. */
+int cli_ctx_call(struct cli_ctx *c, const struct pyhot_client_req *req,
+		 unsigned int timeout_ms, struct json_object **resp,
+		 struct pyhot_err *err) PYHOT_MUST_CHECK;
 
 /* Inspect the target and compute its socket path. */
 int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,

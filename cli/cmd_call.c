@@ -27,7 +27,7 @@ int cli_call(struct cli_ctx *c, const char *verb, const char *const *kv, size_t 
 	    pyhot_client_req_add(&req, "run_timeout_ms", tmo) < 0)
 		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, a->pid, verb,
 				     "too many arguments");
-	r = pyhot_client_call(a->pid, c->sock, &req, 2 * a->timeout_ms + 2000, resp, err);
+	r = cli_ctx_call(c, &req, 2 * a->timeout_ms + 2000, resp, err);
 	if (r == 0)
 		r = pyhot_client_resp_check(*resp, a->pid, verb, err);
 	return r;

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -99,6 +100,54 @@ static int check_process(const struct cli_args *a, struct pyhot_err *err)
 	return 0;
 }
 
+int cli_ctx_call(struct cli_ctx *c, const struct pyhot_client_req *req,
+		 unsigned int timeout_ms, struct json_object **resp,
+		 struct pyhot_err *err)
+{
+	if (c->direct)
+		return pyhot_client_call_at(c->args->pid, c->sock, c->sock, req,
+					    timeout_ms, resp, err);
+	return pyhot_client_call(c->args->pid, c->sock, req, timeout_ms, resp, err);
+}
+
+/*
+ * A target whose /proc files we may not read (not dumpable: a program run
+ * by `python -m pyhot run` may set that) can still have an agent it started
+ * itself: one at our euid's socket path for that pid, in our namespace,
+ * that answers a ping. The socket directory is ours alone (0700) and the
+ * agent checks SO_PEERCRED, so answering proves the same user. 0 when found
+ * (c->t filled from the ping), -1 otherwise.
+ */
+static int ctx_direct(struct cli_ctx *c, pid_t pid)
+{
+	struct pyhot_client_req req;
+	struct json_object *resp = NULL, *v;
+	struct pyhot_err e;
+	int r;
+
+	if (pyhot_client_sock_path(c->sock, sizeof(c->sock), (unsigned int)geteuid(),
+				   pid) < 0)
+		return -1;
+	pyhot_client_req_init(&req, "ping");
+	pyhot_err_init(&e);
+	if (pyhot_client_call_at(pid, c->sock, c->sock, &req, 1000, &resp, &e) < 0)
+		return -1;
+	r = pyhot_client_resp_check(resp, pid, "ping", &e);
+	memset(&c->t, 0, sizeof(c->t));
+	c->t.pid = c->t.nspid = pid;
+	c->t.uid = geteuid();
+	c->t.state = 'S';
+	if (json_object_object_get_ex(resp, "python_version", &v) &&
+	    sscanf(json_object_get_string(v), "%d.%d", &c->t.py_major,
+		   &c->t.py_minor) != 2)
+		c->t.py_major = 0;
+	json_object_put(resp);
+	if (r < 0 || c->t.py_major == 0)
+		return -1;
+	c->direct = 1;
+	return 0;
+}
+
 int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 		 struct pyhot_err *err)
 {
@@ -113,6 +162,13 @@ int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 	if (r < 0)
 		return r;
 	r = pyhot_target_inspect(a->pid, &c->t, err);
+	if (r < 0 && (err->sys_errno == EACCES || err->sys_errno == EPERM) &&
+	    ctx_direct(c, a->pid) == 0) {
+		pyhot_err_init(err);
+		PYHOT_TRACE("cli", "pid %d: /proc closed, its own agent at %s",
+			    (int)a->pid, c->sock);
+		return 0;
+	}
 	if (r < 0)
 		return r;
 	r = pyhot_client_target_euid(a->pid, &euid, err);
@@ -302,7 +358,7 @@ int cli_agent_call(struct cli_ctx *c, const char *verb, const char *const *kv,
 		io_ms = timeout_ms + 2000;
 	}
 	pyhot_err_init(&e);
-	r = pyhot_client_call(pid, c->sock, &req, io_ms, resp, &e);
+	r = cli_ctx_call(c, &req, io_ms, resp, &e);
 	if (r < 0) {
 		if (pyhot_client_no_agent(&e)) {
 			pyhot_err_set(err, PYHOT_ERR_FAILED, e.sys_errno, pid, verb,

@@ -1,5 +1,6 @@
 /*
- * boot.c: pyhot_boot(), the payload's only export (contract in pyhot_proto.h).
+ * boot.c: pyhot_boot(), the payload's entry for the injector (contract in
+ * pyhot_proto.h; the pyhot package calls it too, through pymodule.c).
  *
  * It runs on a thread the injector borrowed with ptrace, in the middle of
  * whatever that thread was doing: it never runs Python and never takes the
@@ -22,7 +23,9 @@
 
 #include "agent.h"
 #include "agent_state.h"
+#include "boot.h"
 #include "clock.h"
+#include "copies.h"
 #include "pyhot_patch.h"
 #include "pyhot_proto.h"
 #include "safepoint.h"
@@ -30,8 +33,6 @@
 /* The agent thread's stack: it runs no Python (handlers that do run on the
  * main thread or a GIL thread). */
 #define AGENT_STACK_SIZE (512u << 10)
-
-int pyhot_boot(const char *arg) __attribute__((visibility("default")));
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static int atfork_rc;
@@ -283,7 +284,10 @@ out_release:
 int pyhot_boot(const char *arg)
 {
 	int saved_errno = errno;
-	int rc = boot(arg);
+	/* Another copy of the payload loaded first (the pyhot package's
+	 * extension) holds the process's agent: boot that one. */
+	ptrdiff_t delta = pyhot_copies_first_delta();
+	int rc = delta ? PYHOT_COPIES_AT(boot, delta)(arg) : boot(arg);
 
 	errno = saved_errno;
 	return rc;

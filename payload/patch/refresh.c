@@ -7,6 +7,7 @@
 
 #include "attr.h"
 #include "history.h"
+#include "hooks.h"
 #include "module.h"
 #include "recompute.h"
 #include "plan.h"
@@ -274,7 +275,7 @@ static void write_report(struct jsonw *out, const struct modplan *plans,
 	jsonw_key(out, "modules");
 	jsonw_array_begin(out);
 	for (i = 0; i < nmods; i++) {
-		pyhot_patch_write_module(out, plans[i].module, plans[i].file,
+		pyhot_hooks_write_module(out, plans[i].module, plans[i].file,
 					 plans[i].nobaseline ? NO_BASELINE_WARNING : NULL,
 					 plans[i].report.v, plans[i].report.n,
 					 plans[i].generation);
@@ -311,10 +312,15 @@ static int refresh_run(struct engine *e, const struct pyhot_req *req,
 	if (plans_make(req, plans, nmods) < 0) {
 		goto oom;
 	}
+	pyhot_hooks_set_refreshing(1);
 	for (i = 0; i < *nmods; i++) {
 		if (plan_one(e, &(*plans)[i], (int)i, out, err) < 0) {
 			return -1;
 		}
+	}
+	pyhot_hooks_set_refreshing(0);
+	if (!e->dry_run && pyhot_hooks_before(e, *plans, *nmods, out, err) < 0) {
+		return -1;
 	}
 	if (!e->dry_run && pyhot_ops_apply(&e->ops) < 0) {
 		fail_py(e, e->mp, out, err, "apply failed, nothing changed: ");
@@ -330,6 +336,9 @@ static int refresh_run(struct engine *e, const struct pyhot_req *req,
 		if (record_one(e, &(*plans)[i], (int)i) < 0) {
 			goto oom;
 		}
+	}
+	if (!e->dry_run) {
+		pyhot_hooks_after(e, *plans, *nmods);
 	}
 	write_report(out, *plans, *nmods, e->dry_run);
 	return 0;
@@ -350,6 +359,9 @@ int pyhot_patch_refresh(const struct pyhot_req *req, struct jsonw *out,
 	int rc = -PYHOT_ERR_FAILED;
 
 	/* the caller's exception, if any, is not ours to lose */
+	if (pyhot_hooks_enter(err) < 0) {
+		return -PYHOT_ERR_FAILED;
+	}
 	PyErr_Fetch(&t0, &v0, &tb0);
 	if (engine_init(&e, pyhot_patch_dry_run(req)) < 0) {
 		fail_py(&e, NULL, out, err, "engine: ");
@@ -362,6 +374,7 @@ int pyhot_patch_refresh(const struct pyhot_req *req, struct jsonw *out,
 		modplan_release(&plans[i]);
 	}
 	free(plans);
+	pyhot_hooks_leave();
 	PyErr_Restore(t0, v0, tb0);
 	return rc;
 }

@@ -1,0 +1,62 @@
+"""python -m pyhot run: the agent is there from the start, so every command
+works without ptrace, even on a target that is not dumpable (ptrace and
+/proc refused to its own user); another user is still refused."""
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import NOBODY, pyhot, pyhot_for_nobody
+from inproc_driver import PYPKG, REPL, Repl
+
+OTHER = ("setpriv", "--reuid=1", "--regid=1", "--clear-groups")   # daemon
+
+
+@pytest.fixture
+def nobody_dir():
+    """A directory user nobody can read and write, with the package and the
+    target in it (the checkout may be closed to nobody)."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv")
+    d = tempfile.mkdtemp(prefix="pyhot-run-")
+    shutil.copytree(PYPKG, os.path.join(d, "python"))
+    shutil.copy(REPL, d)
+    with open(os.path.join(d, "m.py"), "w") as f:
+        f.write('def f():\n    return "old"\n')
+    for root, dirs, files in os.walk(d):
+        for n in dirs + files + ["."]:
+            os.chmod(os.path.join(root, n), 0o777)
+    yield d
+    shutil.rmtree(d, True)
+
+
+def test_run_then_every_command_without_ptrace(python, nobody_dir):
+    exe = pyhot_for_nobody()
+    if subprocess.run(list(NOBODY) + [python, "-c", "pass"],
+                      stderr=subprocess.DEVNULL).returncode != 0:
+        pytest.skip("user nobody cannot run %s (it sits in a closed directory)" % python)
+    t = Repl(python, nobody_dir, argv=["-m", "pyhot", "run", "repl.py"],
+             env={"PYTHONPATH": os.path.join(nobody_dir, "python"),
+                  "PYHOT_TEST_NODUMP": "1"}, prefix=NOBODY)
+    try:
+        assert t.run("import m; _ = open('/proc/self/status').read()").count("\n") > 5
+        # ptrace by its own user is refused: attach could not get in
+        r = pyhot("status", t.pid, prefix=NOBODY, exe=exe)
+        assert r.rc == 0 and "CPython" in r.out, r
+        with open(os.path.join(nobody_dir, "m.py"), "w") as f:
+            f.write('def f():\n    return "new"\n')
+        r = pyhot("refresh", t.pid, prefix=NOBODY, exe=exe)
+        assert r.rc == 0 and "m.f" in r.out, r
+        r = pyhot("exec", t.pid, "-c", "import m; m.f()", prefix=NOBODY, exe=exe)
+        assert r.rc == 0 and "'new'" in r.out, r
+        r = pyhot("rollback", t.pid, "m", prefix=NOBODY, exe=exe)
+        assert r.rc == 0, r
+        assert t.run("_ = m.f()") == "old"
+        # the baseline was the source the module was imported from
+        assert t.run("import pyhot; _ = pyhot.history()['generations'][-1]['kind']") == "refresh"
+        r = pyhot("status", t.pid, prefix=OTHER, exe=exe)
+        assert r.rc == 3 and "permission denied" in r.err, r
+    finally:
+        t.close()
