@@ -309,8 +309,11 @@ int cli_cmd_exec(struct cli_ctx *c, struct pyhot_err *err)
 	} else if (r < 0 && err->kind == PYHOT_ERR_UNCERTAIN) {
 		err->hint[0] = '\0';
 		pyhot_err_hint(err, "the code started but did not end within --timeout "
-			       "(%.1f s); it may still be running: see pyhot stack %d",
-			       a->timeout_ms / 1000.0, (int)a->pid);
+			       "(%.3f s%s); it may still be running: see pyhot stack %d",
+			       a->timeout_ms / 1000.0,
+			       cli_timeout_short(a->timeout_ms) ? ", too short: use --timeout 1 "
+							      "or more" : "",
+			       (int)a->pid);
 	}
 	if (resp)
 		json_object_put(resp);

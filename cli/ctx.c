@@ -302,10 +302,9 @@ enum cli_slow cli_timeout_explain(struct cli_ctx *c, struct pyhot_err *err, int 
 			 answered ? "safe point" : "answer from the agent",
 			 answered ? tmo : wait_ms, (int)pid, tmo / 1000.0);
 		err->hint[0] = '\0';
-		pyhot_err_hint(err, "pid %d is unchanged; reaching a safe point can take %d ms "
-			       "and more (the agent waits that long for the main thread "
-			       "before it takes the GIL itself): use --timeout 1 or more",
-			       (int)pid, PYHOT_PENDING_GRACE_MS);
+		pyhot_err_hint(err, "pid %d is unchanged; reaching a safe point takes about a "
+			       "millisecond, and longer while the main thread holds the GIL "
+			       "in C: use --timeout 1 or more", (int)pid);
 		return CLI_SLOW_TOO_SHORT;
 	}
 	if (answered)

@@ -123,6 +123,13 @@ def test_too_short_timeout_is_said_so(target):
         r = pyhot(*argv, "--timeout", "0.0001", json_out=True)
         if r.rc == 0:
             continue   # the safe point came within 1 ms after all
+        if r.rc == 4:
+            # exec started (safe points take about a millisecond) but did
+            # not end in time: uncertain, and the hint says why.
+            assert argv[0] == "exec", r
+            assert "too short: use --timeout 1 or more" in r.json["error"]["hint"], r
+            assert "stuck" not in r.json["error"]["message"], r
+            continue
         assert r.rc == 124, r
         assert r.json["error"]["message"].endswith("--timeout 0.001 s is too short"), r
         assert "stuck" not in r.json["error"]["message"], r
