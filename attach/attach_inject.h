@@ -43,6 +43,7 @@ struct inj {
 	struct range *forbid;
 	size_t nforbid, capforbid;
 
+	int payload_fd;               /* the payload file, checked; -1 when not open */
 	unsigned long payload_base;   /* mapped payload, or 0 */
 	unsigned long boot_value;     /* st_value of the boot symbol */
 	unsigned long boot_addr;      /* in the target, when reusing */
@@ -60,9 +61,13 @@ struct inj {
 /*
  * Read the target's maps, libc and the payload: fills the functions to
  * call, the forbidden ranges, payload_base and boot_addr (payload mapped
- * already), the build id and the unwinder. Fails with PYHOT_ERR_ATTACH
- * (the pid does not exist, /proc unreadable, no glibc or a libc without
- * the functions, another build of the payload mapped).
+ * already), the build id and the unwinder. The payload is opened once
+ * (payload_fd, which the caller closes), checked (a regular file owned by
+ * root or the invoking user, writable by nobody else) and read only
+ * through that descriptor afterwards: a file swapped in between is never
+ * used. Fails with PYHOT_ERR_ATTACH (the pid does not exist, /proc
+ * unreadable, no glibc or a libc without the functions, a payload that
+ * fails the checks, another build of the payload mapped).
  */
 int inject_prep(struct inj *in) PYHOT_MUST_CHECK;
 

@@ -34,15 +34,6 @@
 #define REMOTE_RTLD_NOW 0x2ul
 #define REMOTE_MFD_CLOEXEC 0x1ul
 
-/*
- * The test hook (for tests/live and tests/integration only): with
- * PYHOT_TEST_HOOK=kill-after-seize in the injector's environment, the
- * injector SIGKILLs the target right after the borrowed thread stops, so
- * that the tests can check that a target dying during attach gives a clean
- * "pid N exited during attach" and leaves nothing behind.
- */
-#define TEST_HOOK_ENV "PYHOT_TEST_HOOK"
-
 /* One borrowed thread and what must be given back to it. */
 struct hijack {
 	struct attach_thread th;
@@ -333,33 +324,26 @@ static void remote_dlerror(struct inj *in, struct hijack *h, char *buf, size_t l
 	buf[off] = '\0';
 }
 
-/* Write the payload file into the memfd the target just created. */
+/* Write the payload, from the descriptor it was checked through, into the
+ * memfd the target just created. */
 static int write_payload(struct inj *in, int remote_fd)
 {
 	char path[64], eb[128], chunk[65536];
-	int src, dst, ret = 0;
+	int dst, ret = 0;
 	ssize_t n, w, off;
+	off_t pos = 0;
 
-	src = open(in->opts->payload_path, O_RDONLY | O_CLOEXEC);
-	if (src < 0) {
-		int e = errno;
-
-		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, e, in->pid, "inject",
-				     "open('%s'): %s", in->opts->payload_path,
-				     attach_strerror(e, eb, sizeof(eb)));
-	}
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)in->pid, remote_fd);
 	dst = open(path, O_WRONLY | O_CLOEXEC);
 	if (dst < 0) {
 		int e = errno;
 
-		ret = pyhot_err_set(in->err, PYHOT_ERR_ATTACH, e, in->pid, "inject",
-				    "open('%s'): %s", path,
-				    attach_strerror(e, eb, sizeof(eb)));
-		goto out_src;
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, e, in->pid, "inject",
+				     "open('%s'): %s", path,
+				     attach_strerror(e, eb, sizeof(eb)));
 	}
 	for (;;) {
-		n = read(src, chunk, sizeof(chunk));
+		n = pread(in->payload_fd, chunk, sizeof(chunk), pos);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -373,6 +357,7 @@ static int write_payload(struct inj *in, int remote_fd)
 			}
 			break;
 		}
+		pos += n;
 		for (off = 0; off < n; off += w) {
 			w = write(dst, chunk + off, (size_t)(n - off));
 			if (w < 0 && errno == EINTR) {
@@ -391,8 +376,6 @@ static int write_payload(struct inj *in, int remote_fd)
 	}
 out_dst:
 	close(dst);
-out_src:
-	close(src);
 	return ret;
 }
 
@@ -687,13 +670,6 @@ static int target_died(struct inj *in)
 	return 0;
 }
 
-static int hook_enabled(const char *name)
-{
-	const char *v = getenv(TEST_HOOK_ENV);
-
-	return v && strcmp(v, name) == 0;
-}
-
 /* Why the stopped thread is not at a safe point: parked in a call with a
  * temporary signal mask, or a frame in a function our calls would need the
  * locks of. Returns 0 when it is safe, 1 with why filled. */
@@ -817,7 +793,9 @@ static int try_thread(struct inj *in, struct candidate *c, unsigned int wait_ms)
 	}
 	if (r < 0)
 		return r;
-	if (hook_enabled("kill-after-seize")) {
+	/* Test builds only: a target dying during attach gives a clean
+	 * "pid N exited during attach" and leaves nothing behind. */
+	if (attach_test_hook("kill-after-seize")) {
 		PYHOT_TRACE("ptrace", "test hook: SIGKILL pid %d", (int)in->pid);
 		kill(in->pid, SIGKILL);
 	}
@@ -950,6 +928,7 @@ int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 	in.opts = opts;
 	in.res = res;
 	in.err = err;
+	in.payload_fd = -1;
 	start = attach_now_ms();
 
 	ret = inject_prep(&in);
@@ -970,6 +949,8 @@ int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 							 : DEFAULT_TIMEOUT_MS);
 	attach_chld_restore(&in.chld);
 out_free:
+	if (in.payload_fd >= 0)
+		close(in.payload_fd);
 	attach_unwinder_free(in.unw);
 	free(in.cands);
 	free(in.forbid);

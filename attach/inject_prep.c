@@ -11,6 +11,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +138,48 @@ out_close:
 	return ret;
 }
 
+/* Open the payload once and check the open file: code run as the target
+ * must come from a file only root or the invoking user can change. */
+static int open_payload(struct inj *in)
+{
+	const char *path = in->opts->payload_path;
+	struct stat st;
+	char eb[128];
+	int e;
+
+	in->payload_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (in->payload_fd < 0) {
+		e = errno;
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, e, in->pid, "inject",
+				     "open('%s'): %s", path, attach_strerror(e, eb, sizeof(eb)));
+	}
+	if (fstat(in->payload_fd, &st) != 0) {
+		e = errno;
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, e, in->pid, "payload",
+				     "fstat('%s'): %s", path, attach_strerror(e, eb, sizeof(eb)));
+	}
+	if (!S_ISREG(st.st_mode))
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, EINVAL, in->pid, "payload",
+				     "'%s' is not a regular file", path);
+	if (st.st_uid != 0 && st.st_uid != getuid()) {
+		pyhot_err_set(in->err, PYHOT_ERR_ATTACH, EPERM, in->pid, "payload",
+			      "'%s' belongs to uid %u, neither root nor uid %u", path,
+			      (unsigned int)st.st_uid, (unsigned int)getuid());
+		pyhot_err_hint(in->err, "the payload runs inside the target: use a file "
+			       "owned by root or by you");
+		return -PYHOT_ERR_ATTACH;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		pyhot_err_set(in->err, PYHOT_ERR_ATTACH, EPERM, in->pid, "payload",
+			      "'%s' is writable by others (mode %04o)", path,
+			      (unsigned int)(st.st_mode & 07777));
+		pyhot_err_hint(in->err, "the payload runs inside the target: chmod go-w '%s'",
+			       path);
+		return -PYHOT_ERR_ATTACH;
+	}
+	return 0;
+}
+
 /* The local payload: its boot symbol and build id; when it is already
  * mapped in the target, check it is the same file and where boot is. */
 static int prep_payload(struct inj *in)
@@ -142,10 +187,16 @@ static int prep_payload(struct inj *in)
 	struct attach_elf *e = NULL;
 	unsigned char rid[64];
 	unsigned long sz, first_load = 0;
+	char fdpath[64];
 	size_t rlen;
-	int ret = 0;
+	int ret;
 
-	if (attach_elf_open(in->opts->payload_path, &e, in->pid, in->err) != 0) {
+	ret = open_payload(in);
+	if (ret)
+		return ret;
+	/* The same open file, not the path again. */
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", in->payload_fd);
+	if (attach_elf_open(fdpath, &e, in->pid, in->err) != 0) {
 		pyhot_err_hint(in->err, "reinstall pyhot, or point PYHOT_PAYLOAD at "
 			       "pyhot-payload.so");
 		return -PYHOT_ERR_ATTACH;

@@ -21,6 +21,41 @@
 
 #define CAP_SYS_PTRACE_BIT 19
 
+#ifdef PYHOT_TEST_HOOKS
+#define TEST_HOOK_ENV "PYHOT_TEST_HOOK"
+
+int attach_test_hook(const char *name)
+{
+	const char *v = getenv(TEST_HOOK_ENV);
+
+	return v && strcmp(v, name) == 0;
+}
+
+void attach_test_step(const char *what)
+{
+	static unsigned int steps;
+	const char *v = getenv(TEST_HOOK_ENV);
+	unsigned int at;
+	int sig;
+
+	steps++;
+	if (!v)
+		return;
+	if (sscanf(v, "kill-self-at=%u", &at) == 1)
+		sig = SIGKILL;
+	else if (sscanf(v, "stop-self-at=%u", &at) == 1)
+		sig = SIGSTOP;
+	else
+		return;
+	if (at != steps)
+		return;
+	PYHOT_TRACE("ptrace", "test hook: signal %d to ourselves at step %u (%s)", sig,
+		    steps, what);
+	fprintf(stderr, "pyhot: test hook: signal %d at step %u (%s)\n", sig, steps, what);
+	raise(sig);
+}
+#endif
+
 double attach_now_ms(void)
 {
 	struct timespec ts;
@@ -115,6 +150,12 @@ int attach_chld_block(struct attach_chld *chld)
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGHUP);
+	/* What else a terminal sends: Ctrl-\ would kill us, Ctrl-Z and
+	 * background reads or writes would stop us with the thread borrowed. */
+	sigaddset(&block, SIGQUIT);
+	sigaddset(&block, SIGTSTP);
+	sigaddset(&block, SIGTTIN);
+	sigaddset(&block, SIGTTOU);
 	return pthread_sigmask(SIG_BLOCK, &block, &chld->old) == 0 ? 0 : -1;
 }
 
