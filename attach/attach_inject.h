@@ -39,6 +39,8 @@ struct inj {
 
 	unsigned long fn_dlopen, fn_dlsym, fn_dlerror, fn_memfd, fn_close, fn_errno;
 	int old_dlopen;           /* __libc_dlopen_mode (glibc < 2.34) */
+	unsigned long stub;       /* where the return stub goes: the unused
+				     tail of libc's last code page */
 
 	struct range *forbid;
 	size_t nforbid, capforbid;

@@ -104,6 +104,10 @@ int attach_elf_lookup(struct attach_elf *e, const char *name,
  * 0 starts at this address plus the load bias. */
 unsigned long attach_elf_first_load(const struct attach_elf *e);
 
+/* The end (p_vaddr + p_memsz) of the last executable PT_LOAD, or 0. The
+ * rest of its last page is mapped executable and holds no code. */
+unsigned long attach_elf_exec_end(struct attach_elf *e);
+
 /* The GNU build id, or 0 bytes when there is none. */
 size_t attach_elf_build_id(struct attach_elf *e, unsigned char *buf, size_t len);
 

@@ -34,19 +34,27 @@
 #define REMOTE_RTLD_NOW 0x2ul
 #define REMOTE_MFD_CLOEXEC 0x1ul
 
+/* A system call stop, told apart with PTRACE_O_TRACESYSGOOD. */
+#define SYSCALL_STOP (SIGTRAP | 0x80)
+
 /* One borrowed thread and what must be given back to it. */
 struct hijack {
 	struct attach_thread th;
-	arch_regs_t saved;            /* = th.regs, kept for the calls */
-	unsigned char *xstate;
-	size_t xstate_len;
+	arch_regs_t resume;           /* what it goes on with (arch_resume_regs()) */
+	unsigned char *xstate;        /* the XSTATE image, then the frame's trailer */
+	size_t xstate_len;            /* as the kernel returned it */
 	int have_xstate;
 	uint64_t sigmask;
 	int have_sigmask;
+	int mask_blocked;             /* our mask is set: it must be given back */
 	unsigned long scratch;        /* data goes below this, growing down */
-	unsigned long scratch_floor;
+	unsigned long scratch_floor;  /* the signal frame lies below this */
+	unsigned long frame;          /* the signal frame (arch.h); the calls'
+					 stack starts below it */
+	unsigned long fpstate;        /* its vector state image */
+	int at_sigreturn;             /* stopped at the stub's rt_sigreturn */
 	int calls_started;            /* a remote call ran: the target may be changed */
-	unsigned long errno_loc;      /* the thread's errno, put back at the end */
+	unsigned long errno_loc;      /* the thread's errno, put back by the stub */
 	int saved_errno;
 	int have_errno;
 };
@@ -167,23 +175,56 @@ static int is_fault(int sig)
 	       sig == SIGTRAP || sig == SIGSYS;
 }
 
-/* Let the borrowed thread run the call set up in its registers and wait
- * until it faults (*sig; the return to address 0 is one). Group stops and
- * asynchronous signals on the way are stepped over. Returns 0, or an
- * error with the thread's state recorded in h->th. */
+/* One stop of the borrowed thread during a call: 1 when the call is over
+ * (h->at_sigreturn) or faulted (*sig), 0 to resume it with *resume_sig,
+ * or an error. */
+static int call_stop(struct inj *in, struct hijack *h, const char *name, int status,
+		     int *sig, int *resume_sig, int *stops)
+{
+	arch_regs_t regs;
+	int event = status >> 16;
+
+	*sig = WSTOPSIG(status);
+	*resume_sig = 0;
+	if (*sig == SYSCALL_STOP) {
+		if (attach_get_regs(h->th.tid, &regs) < 0)
+			return lost_control(in, h, name);
+		if (!arch_at_stub_sigreturn(&regs, in->stub))
+			return 0;
+		h->at_sigreturn = 1;
+		return 1;
+	}
+	if (event != PTRACE_EVENT_STOP && is_fault(*sig))
+		return 1;
+	/* A group stop, or an asynchronous signal that got past the mask
+	 * (SIGKILL aside, none should): let the call finish; a group stop
+	 * resumes after we detach. */
+	if (++*stops > 64)
+		return lost_control(in, h, name);
+	*resume_sig = event ? 0 : *sig;
+	return 0;
+}
+
+/* Let the borrowed thread run the call set up in its registers until it
+ * reaches the stub's rt_sigreturn (h->at_sigreturn) or faults (*sig). It
+ * runs under PTRACE_SYSCALL: the end of a call is a system call stop,
+ * which costs nothing when nobody traces. Returns 0, or an error with the
+ * thread's state recorded in h->th. */
 static int run_call(struct inj *in, struct hijack *h, const char *name, int *sig)
 {
 	pid_t tid = h->th.tid;
 	double deadline;
 	char eb[128];
-	int status, r, event, stops = 0;
+	int status, r, resume_sig = 0, stops = 0;
 
-	if (ptrace(PTRACE_CONT, tid, NULL, NULL) < 0) {
+	h->at_sigreturn = 0;
+	if (ptrace(PTRACE_SYSCALL, tid, NULL, NULL) < 0) {
 		r = errno;
 		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, r, in->pid, "inject",
-				     "ptrace(PTRACE_CONT, %d) for %s(): %s", (int)tid,
+				     "ptrace(PTRACE_SYSCALL, %d) for %s(): %s", (int)tid,
 				     name, attach_strerror(r, eb, sizeof(eb)));
 	}
+	attach_test_step("call started");
 	h->th.stopped = 0;
 	h->calls_started = 1;
 	deadline = attach_now_ms() + CALL_TIMEOUT_MS;
@@ -210,61 +251,92 @@ static int run_call(struct inj *in, struct hijack *h, const char *name, int *sig
 		}
 		if (!WIFSTOPPED(status))
 			continue;
-		*sig = WSTOPSIG(status);
-		event = status >> 16;
-		if (event != PTRACE_EVENT_STOP && is_fault(*sig))
+		attach_test_step("stop during a call");
+		r = call_stop(in, h, name, status, sig, &resume_sig, &stops);
+		if (r < 0)
+			return r;
+		if (r == 1)
 			break;
-		/* A group stop, or an asynchronous signal that got past the
-		 * mask (SIGKILL aside, none should): let the call finish; a
-		 * group stop resumes after we detach. */
-		if (++stops > 64 ||
-		    ptrace(PTRACE_CONT, tid, NULL, (void *)(long)(event ? 0 : *sig)) < 0)
+		if (ptrace(PTRACE_SYSCALL, tid, NULL, (void *)(long)resume_sig) < 0)
 			return lost_control(in, h, name);
+		attach_test_step("call resumed");
 	}
 	h->th.stopped = 1;
 	return 0;
 }
 
+/* Block every asynchronous signal for the calls, once the thread can put
+ * its own mask back (the frame's rt_sigreturn does): no handler runs on
+ * top of our call. The synchronous faults stay unblocked: a blocked fault
+ * would reset its handler to SIG_DFL (force_sig_info). */
+static int block_signals(struct inj *in, struct hijack *h)
+{
+	uint64_t block = ~0ull;
+	char eb[128];
+	int e;
+
+	block &= ~(1ull << (SIGSEGV - 1));
+	block &= ~(1ull << (SIGBUS - 1));
+	block &= ~(1ull << (SIGILL - 1));
+	block &= ~(1ull << (SIGFPE - 1));
+	block &= ~(1ull << (SIGTRAP - 1));
+	block &= ~(1ull << (SIGSYS - 1));
+	if (ptrace(PTRACE_SETSIGMASK, h->th.tid, (void *)sizeof(block), &block) < 0) {
+		e = errno;
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, e, in->pid, "inject",
+				     "ptrace(PTRACE_SETSIGMASK, %d): %s", (int)h->th.tid,
+				     attach_strerror(e, eb, sizeof(eb)));
+	}
+	h->mask_blocked = 1;
+	attach_test_step("signals blocked");
+	return 0;
+}
+
 /*
- * Call fn(args) on the borrowed thread and wait until it returns to address
- * 0 (a SIGSEGV with si_addr 0 that we swallow). Returns 0 and *ret, or an
- * error: the call faulted elsewhere, took too long or the process died
- * (PYHOT_ERR_UNCERTAIN).
+ * Call fn(args) on the borrowed thread: it returns into the stub, which
+ * stores the result in the frame and stops at its rt_sigreturn. Returns 0
+ * and *ret, or an error: the call faulted, took too long or the process
+ * died (PYHOT_ERR_UNCERTAIN). Should we die at any point, the thread
+ * finishes the call and restores itself through the frame.
  */
 static int remote_call(struct inj *in, struct hijack *h, const char *name,
 		       unsigned long fn, const unsigned long *args, int nargs,
 		       unsigned long *ret)
 {
 	arch_regs_t regs;
-	unsigned long slot, zero = 0;
 	siginfo_t si;
 	char eb[128];
 	int r, sig = 0;
 	pid_t tid = h->th.tid;
 
-	if (arch_setup_call(&regs, &h->saved, fn, args, nargs, h->scratch, &slot) != 0)
+	if (arch_setup_frame_call(&regs, &h->resume, fn, args, nargs, h->frame) != 0)
 		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, EINVAL, in->pid, "inject",
 				     "%s(): too many arguments", name);
-	r = mem_write(in->pid, tid, slot, &zero, sizeof(zero));
+	/* The return address: the stub. The previous call left its result
+	 * in that word. */
+	r = mem_write(in->pid, tid, h->frame, &in->stub, sizeof(in->stub));
 	if (r == 0)
 		r = attach_set_regs(tid, &regs);
 	if (r < 0)
 		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, -r, in->pid, "inject",
 				     "set up call of %s() in thread %d: %s", name,
 				     (int)tid, attach_strerror(-r, eb, sizeof(eb)));
-	/* From here the thread's registers are ours: release must put the
-	 * saved ones back. */
+	/* From here the thread's registers are ours; it can restore itself. */
 	h->th.regs_dirty = 1;
+	h->at_sigreturn = 0;
+	attach_test_step("call registers set");
+	if (!h->mask_blocked && (r = block_signals(in, h)) != 0)
+		return r;
 	r = run_call(in, h, name, &sig);
 	if (r < 0)
 		return r;
-	r = attach_get_regs(tid, &regs);
-	if (r < 0 || ptrace(PTRACE_GETSIGINFO, tid, NULL, &si) < 0)
-		return lost_control(in, h, name);
-	if (sig == SIGSEGV && arch_call_returned(&regs) && si.si_addr == NULL) {
-		*ret = arch_call_result(&regs);
+	if (h->at_sigreturn) {
+		if (attach_mem_read(in->pid, h->frame, ret, sizeof(*ret)) != 0)
+			return lost_control(in, h, name);
 		return 0;
 	}
+	if (attach_get_regs(tid, &regs) < 0 || ptrace(PTRACE_GETSIGINFO, tid, NULL, &si) < 0)
+		return lost_control(in, h, name);
 	return pyhot_err_set(in->err, PYHOT_ERR_UNCERTAIN, 0, in->pid, "inject",
 			     "%s() in pid %d faulted: signal %d (%s) at ip 0x%lx, "
 			     "address %p", name, (int)in->pid, sig, strsignal(sig),
@@ -379,17 +451,107 @@ out_dst:
 	return ret;
 }
 
-/* Save what the calls will clobber and block signals for them. Returns 0
- * or an error (the caller releases). */
+/* Put the return stub (arch.h) after libc's code, unless it is there
+ * already. Bytes there are zeros, the stub, or a mix of both (an injector
+ * killed while writing it). */
+static int install_stub(struct inj *in, struct hijack *h)
+{
+	const unsigned char *code = arch_stub_code();
+	unsigned char cur[ARCH_STUB_LEN];
+	char eb[128];
+	size_t i;
+	int r, same = 1;
+
+	r = attach_mem_read(in->pid, in->stub, cur, sizeof(cur));
+	for (i = 0; r == 0 && i < sizeof(cur); i++) {
+		if (cur[i] == code[i])
+			continue;
+		same = 0;
+		if (cur[i] != 0)
+			return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, 0, in->pid, "inject",
+					     "the bytes after libc's code in pid %d "
+					     "(0x%lx) are in use", (int)in->pid, in->stub);
+	}
+	if (r == 0 && same)
+		return 0;
+	/* A private copy of that page (FOLL_FORCE through ptrace), in this
+	 * process only. */
+	if (r == 0)
+		r = mem_write(in->pid, h->th.tid, in->stub, code, ARCH_STUB_LEN);
+	attach_test_step("stub written");
+	if (r < 0)
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, -r, in->pid, "inject",
+				     "write the return stub at 0x%lx: %s", in->stub,
+				     attach_strerror(-r, eb, sizeof(eb)));
+	return 0;
+}
+
+/* (Re)write the signal frame: the registers to resume with, the thread's
+ * own mask, its vector state and, once known, its errno. */
+static int write_frame(struct inj *in, struct hijack *h)
+{
+	unsigned char frame[ARCH_FRAME_LEN];
+	char eb[128];
+	int r;
+
+	arch_frame_fill(frame, &h->resume, h->sigmask, h->fpstate,
+			h->have_errno ? h->errno_loc : 0, h->saved_errno);
+	r = mem_write(in->pid, h->th.tid, h->frame, frame, sizeof(frame));
+	attach_test_step("frame written");
+	if (r < 0)
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, -r, in->pid, "inject",
+				     "write(stack of thread %d, 0x%lx): %s", (int)h->th.tid,
+				     h->frame, attach_strerror(-r, eb, sizeof(eb)));
+	return 0;
+}
+
+/* Below the data area: the vector state image, then the frame. */
+static int build_frame(struct inj *in, struct hijack *h)
+{
+	unsigned char *img;
+	size_t len;
+	char eb[128];
+	int r;
+
+	/* A copy: h->xstate stays as ptrace gave it, for restore_by_ptrace(). */
+	img = malloc(h->xstate_len + ARCH_FPSTATE_TRAILER);
+	if (!img)
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, ENOMEM, in->pid,
+				     "inject", "out of memory");
+	memcpy(img, h->xstate, h->xstate_len);
+	len = arch_fpstate_finish(img, h->xstate_len);
+	if (!len) {
+		free(img);
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, 0, in->pid, "inject",
+				     "thread %d: unexpected XSTATE layout (%zu bytes)",
+				     (int)h->th.tid, h->xstate_len);
+	}
+	h->fpstate = (h->scratch_floor - len) & ~(unsigned long)(ARCH_FPSTATE_ALIGN - 1);
+	/* 8 modulo 16: the stack of a function just called. */
+	h->frame = ((h->fpstate - ARCH_FRAME_LEN) & ~15ul) - 8;
+	r = mem_write(in->pid, h->th.tid, h->fpstate, img, len);
+	free(img);
+	if (r < 0)
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, -r, in->pid, "inject",
+				     "write(stack of thread %d, 0x%lx, %zu): %s",
+				     (int)h->th.tid, h->fpstate, len,
+				     attach_strerror(-r, eb, sizeof(eb)));
+	return write_frame(in, h);
+}
+
+/* Save what the calls will clobber and build the frame that gives it back.
+ * Nothing of the thread changes here but the stack below its red zone.
+ * Returns 0 or an error (the caller releases). */
 static int hijack_begin(struct inj *in, struct hijack *h)
 {
 	struct iovec iov;
-	uint64_t block;
 	char eb[128];
 	int e;
 
-	h->saved = h->th.regs;
-	h->scratch = arch_get_sp(&h->saved) - ARCH_RED_ZONE;
+	if (arch_resume_regs(&h->th.regs, &h->resume) == ARCH_RESUME_LOST)
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, EINVAL, in->pid, "inject",
+				     "thread %d is in restart_syscall", (int)h->th.tid);
+	h->scratch = arch_get_sp(&h->th.regs) - ARCH_RED_ZONE;
 	h->scratch_floor = h->scratch - (BOOT_ARG_MAX + 4096);
 	h->xstate = malloc(ARCH_XSTATE_MAX);
 	if (!h->xstate)
@@ -414,67 +576,73 @@ static int hijack_begin(struct inj *in, struct hijack *h)
 				     attach_strerror(e, eb, sizeof(eb)));
 	}
 	h->have_sigmask = 1;
-	/* Every signal but the synchronous faults: a handler must not run on
-	 * top of our call, and a blocked fault would reset its handler to
-	 * SIG_DFL (force_sig_info) -- the SIGSEGV at address 0 is how our
-	 * calls return. */
-	block = ~0ull;
-	block &= ~(1ull << (SIGSEGV - 1));
-	block &= ~(1ull << (SIGBUS - 1));
-	block &= ~(1ull << (SIGILL - 1));
-	block &= ~(1ull << (SIGFPE - 1));
-	block &= ~(1ull << (SIGTRAP - 1));
-	block &= ~(1ull << (SIGSYS - 1));
-	if (ptrace(PTRACE_SETSIGMASK, h->th.tid, (void *)sizeof(block), &block) < 0) {
+	if (ptrace(PTRACE_SETOPTIONS, h->th.tid, NULL, (void *)PTRACE_O_TRACESYSGOOD) < 0) {
 		e = errno;
 		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, e, in->pid, "inject",
-				     "ptrace(PTRACE_SETSIGMASK, %d): %s", (int)h->th.tid,
+				     "ptrace(PTRACE_SETOPTIONS, %d): %s", (int)h->th.tid,
 				     attach_strerror(e, eb, sizeof(eb)));
 	}
-	return 0;
+	e = install_stub(in, h);
+	if (e == 0)
+		e = build_frame(in, h);
+	return e;
 }
 
-/* Give the thread back what hijack_begin() saved, then detach. The first
+/* Give back by ptrace what hijack_begin() saved, for a thread stopped
+ * anywhere but at the stub's rt_sigreturn (a fault, a timeout). The first
  * error wins; every step is tried. */
-static int hijack_end(struct inj *in, struct hijack *h)
+static int restore_by_ptrace(struct inj *in, struct hijack *h)
 {
 	struct iovec iov;
 	char eb[128];
 	int e, ret = 0;
 
-	if (h->th.seized && !h->th.gone && h->th.stopped) {
-		/* dlopen and friends set errno even when they succeed; the
-		 * thread may be between a failed call and reading errno. */
-		if (h->have_errno &&
-		    mem_write(in->pid, h->th.tid, h->errno_loc, &h->saved_errno,
-			      sizeof(h->saved_errno)) != 0)
-			ret = pyhot_err_set(in->err, PYHOT_ERR_UNCERTAIN, 0, in->pid,
-					    "inject", "restore errno of thread %d failed",
-					    (int)h->th.tid);
-		if (h->have_xstate) {
-			iov.iov_base = h->xstate;
-			iov.iov_len = h->xstate_len;
-			if (ptrace(PTRACE_SETREGSET, h->th.tid, (void *)ARCH_XSTATE_REGSET,
-				   &iov) < 0) {
-				e = errno;
+	/* dlopen and friends set errno even when they succeed; the thread
+	 * may be between a failed call and reading errno. */
+	if (h->have_errno &&
+	    mem_write(in->pid, h->th.tid, h->errno_loc, &h->saved_errno,
+		      sizeof(h->saved_errno)) != 0)
+		ret = pyhot_err_set(in->err, PYHOT_ERR_UNCERTAIN, 0, in->pid, "inject",
+				    "restore errno of thread %d failed", (int)h->th.tid);
+	if (h->have_xstate) {
+		iov.iov_base = h->xstate;
+		iov.iov_len = h->xstate_len;
+		if (ptrace(PTRACE_SETREGSET, h->th.tid, (void *)ARCH_XSTATE_REGSET,
+			   &iov) < 0) {
+			e = errno;
+			if (!ret)
 				ret = pyhot_err_set(in->err, PYHOT_ERR_UNCERTAIN, e, in->pid,
 						    "inject", "restore vector registers "
 						    "of thread %d: %s", (int)h->th.tid,
 						    attach_strerror(e, eb, sizeof(eb)));
-			}
 		}
-		if (h->have_sigmask &&
-		    ptrace(PTRACE_SETSIGMASK, h->th.tid, (void *)sizeof(h->sigmask),
-			   &h->sigmask) < 0) {
-			e = errno;
-			ret = pyhot_err_set(in->err, PYHOT_ERR_UNCERTAIN, e, in->pid,
-					    "inject", "restore the signal mask of thread "
-					    "%d: %s", (int)h->th.tid,
-					    attach_strerror(e, eb, sizeof(eb)));
-		}
-		/* The general registers last, orig_rax and rax included, so
-		 * that the kernel restarts the interrupted system call. */
-		h->th.regs = h->saved;
+	}
+	if (h->mask_blocked &&
+	    ptrace(PTRACE_SETSIGMASK, h->th.tid, (void *)sizeof(h->sigmask),
+		   &h->sigmask) < 0) {
+		e = errno;
+		ret = pyhot_err_set(in->err, PYHOT_ERR_UNCERTAIN, e, in->pid, "inject",
+				    "restore the signal mask of thread %d: %s",
+				    (int)h->th.tid, attach_strerror(e, eb, sizeof(eb)));
+	}
+	/* The general registers last (on release), a restart rewound. */
+	h->th.regs = h->resume;
+	return ret;
+}
+
+/* Give the thread back, then detach. At the stub's rt_sigreturn it
+ * restores itself, as it would without us: detaching lets that system
+ * call run. Anywhere else (a fault, a timeout) ptrace puts back what was
+ * saved. */
+static int hijack_end(struct inj *in, struct hijack *h)
+{
+	int ret = 0;
+
+	if (h->th.seized && !h->th.gone && h->th.stopped) {
+		if (h->at_sigreturn)
+			h->th.regs_dirty = 0;
+		else if (h->th.regs_dirty || h->mask_blocked)
+			ret = restore_by_ptrace(in, h);
 	}
 	if (attach_thread_release(&h->th, in->err) != 0 && !ret)
 		ret = -PYHOT_ERR_UNCERTAIN;
@@ -677,10 +845,15 @@ static int thread_unsafe(struct inj *in, struct attach_thread *th, char *why,
 			 size_t len)
 {
 	long nr = arch_get_syscall_nr(&th->regs);
+	arch_regs_t resume;
 	unsigned int flags;
 	int mask_arg, indirect;
 
 	why[0] = '\0';
+	if (arch_resume_regs(&th->regs, &resume) == ARCH_RESUME_LOST) {
+		snprintf(why, len, "in restart_syscall (its restart state would be lost)");
+		return 1;
+	}
 	flags = nr >= 0 ? arch_syscall_flags(nr, &mask_arg, &indirect) : 0;
 	if ((flags & ARCH_SC_SIGMASK) && mask_arg >= 0) {
 		unsigned long m = arch_get_syscall_arg(&th->regs, mask_arg);
@@ -757,8 +930,11 @@ static int borrow_thread(struct inj *in, struct hijack *h)
 		ret = remote_call(in, h, "__errno_location", in->fn_errno, NULL, 0,
 				  &h->errno_loc);
 	if (ret == 0 && attach_mem_read(in->pid, h->errno_loc, &h->saved_errno,
-					sizeof(h->saved_errno)) == 0)
+					sizeof(h->saved_errno)) == 0) {
+		/* From now on the stub puts errno back after each call. */
 		h->have_errno = 1;
+		ret = write_frame(in, h);
+	}
 	if (ret == 0)
 		ret = do_calls(in, h);
 	r = hijack_end(in, h);

@@ -118,6 +118,19 @@ static int prep_libc(struct inj *in, const struct attach_map *libc)
 		pyhot_err_hint(in->err, "pyhot needs a glibc 2.27 or newer target");
 		goto out_close;
 	}
+	/* The return stub (arch.h) needs ARCH_STUB_LEN bytes of executable
+	 * memory no code uses: the padding after libc's code, in its last
+	 * page. No system call in the target is needed to make it. */
+	v = (attach_elf_exec_end(e) + ARCH_STUB_ALIGN - 1) & ~(unsigned long)(ARCH_STUB_ALIGN - 1);
+	if (v && v + ARCH_STUB_LEN <= ((attach_elf_exec_end(e) + 4095) & ~4095ul))
+		in->stub = bias + v;
+	if (!in->stub) {
+		ret = pyhot_err_set(in->err, PYHOT_ERR_ATTACH, 0, in->pid, "attach",
+				    "libc '%.*s' of pid %d has no room after its code for "
+				    "the %d-byte return stub", (int)libc->pathlen,
+				    libc->path, (int)in->pid, ARCH_STUB_LEN);
+		goto out_close;
+	}
 	for (i = 0; i < sizeof(forbidden_names) / sizeof(forbidden_names[0]); i++) {
 		if (attach_elf_lookup(e, forbidden_names[i], &v, &sz) != 0)
 			continue;
