@@ -24,6 +24,8 @@ struct attach_status {
 	pid_t nspid;              /* last field of NSpid:, 0 if absent */
 	int seccomp;              /* Seccomp: 0 none, 1 strict, 2 filter; -1 absent */
 	unsigned long long cap_eff;  /* CapEff */
+	unsigned long long sig_pnd;  /* SigPnd | ShdPnd: pending signals */
+	unsigned long long sig_blk;  /* SigBlk */
 };
 
 /* Parse /proc/PID/status text. Returns 0, or -1 when State: or Uid: is

@@ -271,24 +271,47 @@ static int exited_during_attach(struct attach_thread *th, struct pyhot_err *err)
 			     "pid %d exited during attach", (int)th->pid);
 }
 
-/* A stopped thread parked in a call that a ptrace stop turns into -EINTR
- * (epoll_wait): make it run the call again, as it would have without us. */
+/* A signal the thread would take is pending: an -EINTR it got is real. */
+static int signal_pending(const struct attach_thread *th)
+{
+	char path[96], *text = NULL;
+	struct attach_status st;
+	size_t len;
+	int pending = 1;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)th->pid, (int)th->tid);
+	if (attach_read_file(path, &text, &len) != 0)
+		return 1;
+	if (attach_parse_status(text, &st) == 0)
+		pending = (st.sig_pnd & ~st.sig_blk) != 0;
+	free(text);
+	return pending;
+}
+
+/* A stopped thread parked in a blocking call that a ptrace stop turns into
+ * -EINTR (epoll_wait, semtimedop, or recv and accept on a socket with a
+ * timeout): make it run the call again, as it would have without us,
+ * unless a real signal is there to explain the EINTR. */
 static void rewind_stray_eintr(struct attach_thread *th)
 {
 	unsigned char insn[ARCH_SYSCALL_INSN_LEN];
 	int mask_arg, indirect;
 	long nr = arch_get_syscall_nr(&th->regs);
 
-	if (nr < 0 || !(arch_syscall_flags(nr, &mask_arg, &indirect) & ARCH_SC_EINTR))
+	if (nr < 0 || !(arch_syscall_flags(nr, &mask_arg, &indirect) &
+			(ARCH_SC_EINTR | ARCH_SC_RESTARTS)))
 		return;
 	if (arch_get_syscall_ret(&th->regs) != -EINTR)
 		return;
 	if (attach_mem_read(th->pid, arch_get_ip(&th->regs) - ARCH_SYSCALL_INSN_LEN,
 			    insn, sizeof(insn)) != 0 ||
-	    !arch_is_syscall_insn(insn, sizeof(insn)))
+	    !arch_is_syscall_insn(insn, sizeof(insn)) || signal_pending(th))
 		return;
 	arch_rewind_syscall(&th->regs);
-	th->regs_dirty = 1;
+	/* Now, not at release: an injector killed in between must not leave
+	 * the EINTR behind. */
+	th->regs_dirty = attach_set_regs(th->tid, &th->regs) != 0;
+	attach_test_step("stray EINTR rewound");
 	PYHOT_TRACE("ptrace", "tid %d: %s would see EINTR: rewound to restart it",
 		    (int)th->tid, arch_syscall_name(nr));
 }
