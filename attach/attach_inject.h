@@ -41,6 +41,9 @@ struct inj {
 	int old_dlopen;           /* __libc_dlopen_mode (glibc < 2.34) */
 	unsigned long stub;       /* where the return stub goes: the unused
 				     tail of libc's last code page */
+	int done_sig;             /* the stub's completion signal: one the
+				     target ignores (SIGURG, SIGWINCH); 0: a
+				     call's end is its rt_sigreturn */
 
 	struct range *forbid;
 	size_t nforbid, capforbid;

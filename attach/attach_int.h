@@ -26,6 +26,7 @@ struct attach_status {
 	unsigned long long cap_eff;  /* CapEff */
 	unsigned long long sig_pnd;  /* SigPnd | ShdPnd: pending signals */
 	unsigned long long sig_blk;  /* SigBlk */
+	unsigned long long sig_cgt;  /* SigCgt: signals with a handler */
 };
 
 /* Parse /proc/PID/status text. Returns 0, or -1 when State: or Uid: is

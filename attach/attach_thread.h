@@ -97,6 +97,7 @@ int attach_set_regs(pid_t tid, const arch_regs_t *r) PYHOT_MUST_CHECK;
  *   kill-self-at=N     SIGKILL the injector at its Nth step (a ptrace
  *                      request or a stop it waited for, counted from 1)
  *   stop-self-at=N     SIGSTOP it there instead
+ *   count-steps        say on exit how many steps there were
  * attach_test_step() marks a step; attach_test_hook() says whether a named
  * hook is on.
  */

@@ -52,7 +52,7 @@ struct hijack {
 	unsigned long frame;          /* the signal frame (arch.h); the calls'
 					 stack starts below it */
 	unsigned long fpstate;        /* its vector state image */
-	int at_sigreturn;             /* stopped at the stub's rt_sigreturn */
+	int at_stub;                  /* stopped in the stub, its call over */
 	int calls_started;            /* a remote call ran: the target may be changed */
 	unsigned long errno_loc;      /* the thread's errno, put back by the stub */
 	int saved_errno;
@@ -176,7 +176,7 @@ static int is_fault(int sig)
 }
 
 /* One stop of the borrowed thread during a call: 1 when the call is over
- * (h->at_sigreturn) or faulted (*sig), 0 to resume it with *resume_sig,
+ * (h->at_stub) or faulted (*sig), 0 to resume it with *resume_sig,
  * or an error. */
 static int call_stop(struct inj *in, struct hijack *h, const char *name, int status,
 		     int *sig, int *resume_sig, int *stops)
@@ -191,8 +191,17 @@ static int call_stop(struct inj *in, struct hijack *h, const char *name, int sta
 			return lost_control(in, h, name);
 		if (!arch_at_stub_sigreturn(&regs, in->stub))
 			return 0;
-		h->at_sigreturn = 1;
+		h->at_stub = 1;
 		return 1;
+	}
+	if (!event && *sig == in->done_sig) {
+		if (attach_get_regs(h->th.tid, &regs) < 0)
+			return lost_control(in, h, name);
+		if (arch_at_stub_signal(&regs, in->stub)) {
+			/* Detaching or the next call drops the signal. */
+			h->at_stub = 1;
+			return 1;
+		}
 	}
 	if (event != PTRACE_EVENT_STOP && is_fault(*sig))
 		return 1;
@@ -205,23 +214,25 @@ static int call_stop(struct inj *in, struct hijack *h, const char *name, int sta
 	return 0;
 }
 
-/* Let the borrowed thread run the call set up in its registers until it
- * reaches the stub's rt_sigreturn (h->at_sigreturn) or faults (*sig). It
- * runs under PTRACE_SYSCALL: the end of a call is a system call stop,
- * which costs nothing when nobody traces. Returns 0, or an error with the
- * thread's state recorded in h->th. */
+/* Let the borrowed thread run the call set up in its registers until the
+ * stub says it is over (h->at_stub) or it faults (*sig). The stub's
+ * completion signal stops it (PTRACE_CONT); a target that handles both
+ * signals we could use is run under PTRACE_SYSCALL instead, to the stub's
+ * rt_sigreturn. Either costs nothing when nobody traces. Returns 0, or an
+ * error with the thread's state recorded in h->th. */
 static int run_call(struct inj *in, struct hijack *h, const char *name, int *sig)
 {
+	enum __ptrace_request run = in->done_sig ? PTRACE_CONT : PTRACE_SYSCALL;
 	pid_t tid = h->th.tid;
 	double deadline;
 	char eb[128];
 	int status, r, resume_sig = 0, stops = 0;
 
-	h->at_sigreturn = 0;
-	if (ptrace(PTRACE_SYSCALL, tid, NULL, NULL) < 0) {
+	h->at_stub = 0;
+	if (ptrace(run, tid, NULL, NULL) < 0) {
 		r = errno;
 		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, r, in->pid, "inject",
-				     "ptrace(PTRACE_SYSCALL, %d) for %s(): %s", (int)tid,
+				     "ptrace(PTRACE_CONT, %d) for %s(): %s", (int)tid,
 				     name, attach_strerror(r, eb, sizeof(eb)));
 	}
 	attach_test_step("call started");
@@ -257,7 +268,7 @@ static int run_call(struct inj *in, struct hijack *h, const char *name, int *sig
 			return r;
 		if (r == 1)
 			break;
-		if (ptrace(PTRACE_SYSCALL, tid, NULL, (void *)(long)resume_sig) < 0)
+		if (ptrace(run, tid, NULL, (void *)(long)resume_sig) < 0)
 			return lost_control(in, h, name);
 		attach_test_step("call resumed");
 	}
@@ -281,6 +292,8 @@ static int block_signals(struct inj *in, struct hijack *h)
 	block &= ~(1ull << (SIGFPE - 1));
 	block &= ~(1ull << (SIGTRAP - 1));
 	block &= ~(1ull << (SIGSYS - 1));
+	if (in->done_sig)
+		block &= ~(1ull << (in->done_sig - 1));
 	if (ptrace(PTRACE_SETSIGMASK, h->th.tid, (void *)sizeof(block), &block) < 0) {
 		e = errno;
 		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, e, in->pid, "inject",
@@ -323,14 +336,14 @@ static int remote_call(struct inj *in, struct hijack *h, const char *name,
 				     (int)tid, attach_strerror(-r, eb, sizeof(eb)));
 	/* From here the thread's registers are ours; it can restore itself. */
 	h->th.regs_dirty = 1;
-	h->at_sigreturn = 0;
+	h->at_stub = 0;
 	attach_test_step("call registers set");
 	if (!h->mask_blocked && (r = block_signals(in, h)) != 0)
 		return r;
 	r = run_call(in, h, name, &sig);
 	if (r < 0)
 		return r;
-	if (h->at_sigreturn) {
+	if (h->at_stub) {
 		if (attach_mem_read(in->pid, h->frame, ret, sizeof(*ret)) != 0)
 			return lost_control(in, h, name);
 		return 0;
@@ -495,7 +508,7 @@ static int write_frame(struct inj *in, struct hijack *h)
 	int r;
 
 	arch_frame_fill(frame, &h->resume, h->sigmask, h->fpstate,
-			h->have_errno ? h->errno_loc : 0, h->saved_errno);
+			h->have_errno ? h->errno_loc : 0, h->saved_errno, in->done_sig);
 	r = mem_write(in->pid, h->th.tid, h->frame, frame, sizeof(frame));
 	attach_test_step("frame written");
 	if (r < 0)
@@ -568,6 +581,7 @@ static int hijack_begin(struct inj *in, struct hijack *h)
 	/* Restore with the size the kernel returned, not the buffer's. */
 	h->xstate_len = iov.iov_len;
 	h->have_xstate = 1;
+	attach_test_step("vector state read");
 	if (ptrace(PTRACE_GETSIGMASK, h->th.tid, (void *)sizeof(h->sigmask),
 		   &h->sigmask) < 0) {
 		e = errno;
@@ -617,6 +631,7 @@ static int restore_by_ptrace(struct inj *in, struct hijack *h)
 						    attach_strerror(e, eb, sizeof(eb)));
 		}
 	}
+	attach_test_step("restore by ptrace");
 	if (h->mask_blocked &&
 	    ptrace(PTRACE_SETSIGMASK, h->th.tid, (void *)sizeof(h->sigmask),
 		   &h->sigmask) < 0) {
@@ -630,16 +645,16 @@ static int restore_by_ptrace(struct inj *in, struct hijack *h)
 	return ret;
 }
 
-/* Give the thread back, then detach. At the stub's rt_sigreturn it
- * restores itself, as it would without us: detaching lets that system
- * call run. Anywhere else (a fault, a timeout) ptrace puts back what was
+/* Give the thread back, then detach. Stopped in the stub it restores
+ * itself, as it would without us: detaching (with no signal) lets it run
+ * on to its rt_sigreturn. Anywhere else (a fault, a timeout) ptrace puts back what was
  * saved. */
 static int hijack_end(struct inj *in, struct hijack *h)
 {
 	int ret = 0;
 
 	if (h->th.seized && !h->th.gone && h->th.stopped) {
-		if (h->at_sigreturn)
+		if (h->at_stub)
 			h->th.regs_dirty = 0;
 		else if (h->th.regs_dirty || h->mask_blocked)
 			ret = restore_by_ptrace(in, h);

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -244,6 +245,31 @@ out_close:
 	return ret;
 }
 
+/* A signal whose default action is to ignore it and that the target has
+ * no handler for: the stub's completion signal stops the borrowed thread
+ * for us, and is dropped when nobody traces it. */
+static void pick_done_signal(struct inj *in)
+{
+	static const int choices[] = { SIGURG, SIGWINCH };
+	struct attach_status st;
+	char path[64], *text = NULL;
+	size_t len, i;
+
+	in->done_sig = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)in->pid);
+	if (attach_read_file(path, &text, &len) != 0)
+		return;
+	if (attach_parse_status(text, &st) == 0) {
+		for (i = 0; i < sizeof(choices) / sizeof(choices[0]); i++) {
+			if (!(st.sig_cgt & (1ull << (choices[i] - 1)))) {
+				in->done_sig = choices[i];
+				break;
+			}
+		}
+	}
+	free(text);
+}
+
 int inject_prep(struct inj *in)
 {
 	struct attach_map m, libc;
@@ -299,6 +325,7 @@ int inject_prep(struct inj *in)
 	ret = prep_payload(in);
 	if (ret)
 		goto out_free;
+	pick_done_signal(in);
 	r = attach_unwinder_new(in->pid, maps, &in->unw);
 	if (r < 0)
 		ret = pyhot_err_set(in->err, PYHOT_ERR_ATTACH, -r, in->pid, "attach",

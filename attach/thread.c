@@ -31,16 +31,23 @@ int attach_test_hook(const char *name)
 	return v && strcmp(v, name) == 0;
 }
 
+static unsigned int steps;
+
+static void say_steps(void)
+{
+	fprintf(stderr, "pyhot: test hook: %u steps\n", steps);
+}
+
 void attach_test_step(const char *what)
 {
-	static unsigned int steps;
 	const char *v = getenv(TEST_HOOK_ENV);
 	unsigned int at;
 	int sig;
 
-	steps++;
 	if (!v)
 		return;
+	if (!steps++ && strcmp(v, "count-steps") == 0)
+		atexit(say_steps);
 	if (sscanf(v, "kill-self-at=%u", &at) == 1)
 		sig = SIGKILL;
 	else if (sscanf(v, "stop-self-at=%u", &at) == 1)
@@ -343,6 +350,7 @@ static int seize_and_interrupt(struct attach_thread *th, struct pyhot_err *err)
 				     attach_strerror(e, eb, sizeof(eb)));
 	}
 	th->seized = 1;
+	attach_test_step("seized");
 	PYHOT_TRACE("ptrace", "PTRACE_SEIZE tid %d", (int)tid);
 	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) < 0) {
 		e = errno;
@@ -356,6 +364,7 @@ static int seize_and_interrupt(struct attach_thread *th, struct pyhot_err *err)
 				     "ptrace(PTRACE_INTERRUPT, %d): %s", (int)tid,
 				     attach_strerror(e, eb, sizeof(eb)));
 	}
+	attach_test_step("interrupted");
 	return 0;
 }
 
@@ -476,6 +485,7 @@ int attach_thread_stop(struct attach_thread *th, struct attach_chld *chld, pid_t
 		return r;
 	clock_gettime(CLOCK_MONOTONIC, &th->t_stop);
 	th->stopped = 1;
+	attach_test_step("stopped");
 	r = read_stopped_regs(th, err);
 	if (r < 0)
 		return r;
@@ -508,6 +518,7 @@ int attach_thread_release(struct attach_thread *th, struct pyhot_err *err)
 		th->seized = 0;
 		return 0;
 	}
+	attach_test_step("release");
 	if (th->regs_dirty) {
 		r = attach_set_regs(th->tid, &th->regs);
 		if (r < 0 && r != -ESRCH) {
@@ -516,6 +527,7 @@ int attach_thread_release(struct attach_thread *th, struct pyhot_err *err)
 				      attach_strerror(-r, eb, sizeof(eb)));
 		}
 		th->regs_dirty = 0;
+		attach_test_step("registers given back");
 	}
 	/* Detach with signal 0: the SIGSEGV our last call returned through is
 	 * dropped here. */

@@ -27,16 +27,16 @@ struct k_sigcontext {
 };
 
 struct k_stack {
-	uint64_t ss_sp;
+	uint64_t ss_sp;           /* our saved errno */
 	int32_t ss_flags;
 	int32_t pad;
-	uint64_t ss_size;
+	uint64_t ss_size;         /* our completion signal, or 0 */
 };
 
 struct k_ucontext {
 	uint64_t uc_flags;
 	uint64_t uc_link;         /* unused by x86_64: our errno location */
-	struct k_stack uc_stack;  /* ss_sp: our saved errno */
+	struct k_stack uc_stack;  /* ignored (an invalid ss_flags): our data */
 	struct k_sigcontext uc_mcontext;
 	uint64_t uc_sigmask;
 };
@@ -50,6 +50,7 @@ struct k_rt_sigframe {
 _Static_assert(sizeof(struct k_rt_sigframe) == ARCH_FRAME_LEN, "signal frame size");
 _Static_assert(offsetof(struct k_ucontext, uc_link) == 8, "stub reads uc_link at 8");
 _Static_assert(offsetof(struct k_ucontext, uc_stack) == 16, "stub reads ss_sp at 16");
+_Static_assert(offsetof(struct k_ucontext, uc_stack.ss_size) == 32, "stub reads ss_size at 32");
 
 #define UC_FP_XSTATE 0x1
 #define UC_SIGCONTEXT_SS 0x2
@@ -69,9 +70,20 @@ static const unsigned char stub_code[ARCH_STUB_LEN] = {
 	0x74, 0x06,                     /* je 1f */
 	0x8b, 0x54, 0x24, 0x10,         /* mov 0x10(%rsp),%edx: saved errno */
 	0x89, 0x11,                     /* mov %edx,(%rcx) */
-	0xb8, 0x0f, 0x00, 0x00, 0x00,   /* 1: mov $15,%eax (rt_sigreturn) */
+	0x8b, 0x74, 0x24, 0x20,         /* 1: mov 0x20(%rsp),%esi: the signal */
+	0x85, 0xf6,                     /* test %esi,%esi */
+	0x74, 0x10,                     /* je 2f */
+	0xb8, 0xba, 0x00, 0x00, 0x00,   /* mov $186,%eax (gettid) */
+	0x0f, 0x05,                     /* syscall */
+	0x89, 0xc7,                     /* mov %eax,%edi */
+	0xb8, 0xc8, 0x00, 0x00, 0x00,   /* mov $200,%eax (tkill) */
+	0x0f, 0x05,                     /* syscall */
+	0xb8, 0x0f, 0x00, 0x00, 0x00,   /* 2: mov $15,%eax (rt_sigreturn) */
 	0x0f, 0x05,                     /* syscall */
 };
+
+/* Where the stub is when its signal stops it: after the tkill. */
+#define STUB_SIGNALLED 0x2d
 
 const unsigned char *arch_stub_code(void)
 {
@@ -79,7 +91,8 @@ const unsigned char *arch_stub_code(void)
 }
 
 void arch_frame_fill(unsigned char *frame, const arch_regs_t *resume, unsigned long mask,
-		     unsigned long fpstate_addr, unsigned long errno_loc, int errno_val)
+		     unsigned long fpstate_addr, unsigned long errno_loc, int errno_val,
+		     int done_sig)
 {
 	struct k_rt_sigframe f;
 	struct k_sigcontext *sc = &f.uc.uc_mcontext;
@@ -89,6 +102,7 @@ void arch_frame_fill(unsigned char *frame, const arch_regs_t *resume, unsigned l
 	f.uc.uc_link = errno_loc;
 	f.uc.uc_stack.ss_sp = (uint64_t)(uint32_t)errno_val;
 	f.uc.uc_stack.ss_flags = SS_MODE_INVALID;
+	f.uc.uc_stack.ss_size = (uint64_t)done_sig;
 	f.uc.uc_sigmask = mask;
 	sc->r8 = resume->r8;
 	sc->r9 = resume->r9;
@@ -164,6 +178,11 @@ int arch_setup_frame_call(arch_regs_t *regs, const arch_regs_t *resume, unsigned
 int arch_at_stub_sigreturn(const arch_regs_t *r, unsigned long stub)
 {
 	return r->orig_rax == ARCH_SYS_SIGRETURN && r->rip == stub + ARCH_STUB_LEN;
+}
+
+int arch_at_stub_signal(const arch_regs_t *r, unsigned long stub)
+{
+	return r->rip == stub + STUB_SIGNALLED;
 }
 
 enum arch_resume arch_resume_regs(const arch_regs_t *stopped, arch_regs_t *resume)

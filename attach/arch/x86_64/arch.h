@@ -58,10 +58,12 @@ unsigned long arch_get_syscall_arg(const arch_regs_t *r, int i);
  * stack pointer at the frame's ucontext (the call's return popped the
  * frame's first word, the return address). It stores the call's result in
  * that first word, writes the saved errno back when the frame names an
- * errno location, and ends in the rt_sigreturn system call, whose
- * instruction ends at ARCH_STUB_LEN.
+ * errno location, sends the thread the frame's completion signal when
+ * there is one (tkill: a stop for a tracer, nothing for a thread nobody
+ * traces if the signal is ignored), and ends in the rt_sigreturn system
+ * call, whose instruction ends at ARCH_STUB_LEN.
  */
-#define ARCH_STUB_LEN 28
+#define ARCH_STUB_LEN 52
 #define ARCH_STUB_ALIGN 32
 const unsigned char *arch_stub_code(void);
 
@@ -75,11 +77,13 @@ const unsigned char *arch_stub_code(void);
  * Fill frame (ARCH_FRAME_LEN bytes, to be written at an address that is 8
  * modulo 16) so that an rt_sigreturn through it resumes with the registers
  * resume, the signal mask mask and the vector state at fpstate_addr.
- * errno_loc (0: none) and errno_val are what the stub writes back. The
- * signal alternate stack is left as it is.
+ * errno_loc (0: none) and errno_val are what the stub writes back;
+ * done_sig (0: none) the signal it sends itself. The signal alternate
+ * stack is left as it is.
  */
 void arch_frame_fill(unsigned char *frame, const arch_regs_t *resume, unsigned long mask,
-		     unsigned long fpstate_addr, unsigned long errno_loc, int errno_val);
+		     unsigned long fpstate_addr, unsigned long errno_loc, int errno_val,
+		     int done_sig);
 
 /* Turn an XSTATE image of len bytes (PTRACE_GETREGSET NT_X86_XSTATE) into
  * a signal frame's vector state, in place: buf has room for len +
@@ -96,8 +100,10 @@ size_t arch_fpstate_finish(unsigned char *buf, size_t len);
 int arch_setup_frame_call(arch_regs_t *regs, const arch_regs_t *resume, unsigned long fn,
 			  const unsigned long *args, int nargs, unsigned long frame_addr);
 
-/* The thread is at the entry of the stub's rt_sigreturn: its call is over. */
+/* The thread is at the entry of the stub's rt_sigreturn, or stopped by the
+ * stub's completion signal: its call is over. */
 int arch_at_stub_sigreturn(const arch_regs_t *r, unsigned long stub);
+int arch_at_stub_signal(const arch_regs_t *r, unsigned long stub);
 
 /* What a stopped thread needs to resume where it was without the kernel's
  * help (an rt_sigreturn clears the "interrupted system call" state). */
