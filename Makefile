@@ -4,6 +4,7 @@
 #                        libraries they come from: build/libpyhot-attach.a,
 #                        attach/ with common/; build/libpyhot-cli.a, cli/)
 #   make check           install missing Debian packages, build, run every test tier
+#   make faults          the long fault campaign (pyhot killed mid-attach)
 #   make bench           print the benchmark figures
 #   make demo            start a real Flask service, attach, patch it, show the change
 #   make install         PREFIX=/usr/local DESTDIR=
@@ -94,7 +95,7 @@ VICTIMS     += $(patsubst tests/victims/%.c,$(B)/tests/victims/%.so,$(wildcard t
 ENGINE_SO   := $(B)/tests/pyhot-engine-test.so
 
 .PHONY: all deps check check-unit check-live check-integration bench demo \
-	install uninstall clean noopt
+	install uninstall clean noopt faults
 .DEFAULT_GOAL := all
 
 all: $(B)/pyhot $(B)/pyhot-payload.so
@@ -191,6 +192,13 @@ check-live: $(LIVE_TESTS) $(VICTIMS) all
 
 check-integration: all $(VICTIMS) $(ENGINE_SO) $(HOOKS_PYHOT)
 	PYHOT_BUILD=$(CURDIR)/$(B) $(HARNESS_PY) -m pytest -q -p no:cacheprovider tests/integration
+
+# The long fault campaign: pyhot killed or stopped at hundreds of random
+# instants and at every step (make check runs short versions).
+faults: all $(VICTIMS) $(HOOKS_PYHOT)
+	PYHOT_BUILD=$(CURDIR)/$(B) PYHOT_FAULT_KILLS=600 PYHOT_FAULT_LONG=1 \
+	PYHOT_FAULT_STEP_SIGNALS=kill,stop PYHOT_FAULT_ROUNDS=200 \
+		$(HARNESS_PY) -m pytest -q -s -p no:cacheprovider tests/integration/test_faults_*.py
 
 bench: deps
 	$(MAKE) all

@@ -1126,9 +1126,10 @@ int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 	if (ret)
 		goto out_free;
 	PYHOT_TRACE("ptrace", "prepared in %.3f ms", attach_now_ms() - start);
-	/* If pyhot is interrupted while a call is under way, the thread
-	 * returns to address 0 and the target dies: hold SIGINT, SIGTERM and
-	 * SIGHUP until the thread is given back (and SIGCHLD, to sleep on). */
+	/* The thread survives our death (docs/injection.md), but a Ctrl-C,
+	 * Ctrl-\\ or Ctrl-Z should not cut an attach short or hold a borrowed
+	 * thread: hold what a terminal sends until the thread is given back
+	 * (and SIGCHLD, to sleep on). */
 	if (attach_chld_block(&in.chld) != 0) {
 		ret = pyhot_err_set(err, PYHOT_ERR_ATTACH, errno, pid, "attach",
 				    "pthread_sigmask() failed");

@@ -529,8 +529,8 @@ int attach_thread_release(struct attach_thread *th, struct pyhot_err *err)
 		th->regs_dirty = 0;
 		attach_test_step("registers given back");
 	}
-	/* Detach with signal 0: the SIGSEGV our last call returned through is
-	 * dropped here. */
+	/* Detach with signal 0: the stub's completion signal, or a fault a
+	 * call stopped on, is dropped here. */
 	if (ptrace(PTRACE_DETACH, th->tid, NULL, NULL) < 0) {
 		e = errno;
 		th->seized = 0;
