@@ -1127,7 +1127,7 @@ int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 		goto out_free;
 	PYHOT_TRACE("ptrace", "prepared in %.3f ms", attach_now_ms() - start);
 	/* The thread survives our death (docs/injection.md), but a Ctrl-C,
-	 * Ctrl-\\ or Ctrl-Z should not cut an attach short or hold a borrowed
+	 * Ctrl-\ or Ctrl-Z should not cut an attach short or hold a borrowed
 	 * thread: hold what a terminal sends until the thread is given back
 	 * (and SIGCHLD, to sleep on). */
 	if (attach_chld_block(&in.chld) != 0) {
