@@ -247,7 +247,9 @@ out_close:
 
 /* A signal whose default action is to ignore it and that the target has
  * no handler for: the stub's completion signal stops the borrowed thread
- * for us, and is dropped when nobody traces it. */
+ * for us, and is dropped when nobody traces it. None for a target under a
+ * seccomp filter, which might refuse the stub's tkill: its calls end at
+ * the rt_sigreturn stop (PTRACE_SYSCALL), which comes before any filter. */
 static void pick_done_signal(struct inj *in)
 {
 	static const int choices[] = { SIGURG, SIGWINCH };
@@ -259,7 +261,7 @@ static void pick_done_signal(struct inj *in)
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)in->pid);
 	if (attach_read_file(path, &text, &len) != 0)
 		return;
-	if (attach_parse_status(text, &st) == 0) {
+	if (attach_parse_status(text, &st) == 0 && st.seccomp == 0) {
 		for (i = 0; i < sizeof(choices) / sizeof(choices[0]); i++) {
 			if (!(st.sig_cgt & (1ull << (choices[i] - 1)))) {
 				in->done_sig = choices[i];

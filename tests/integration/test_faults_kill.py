@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from conftest import INTERPRETERS, PYHOT, pyhot
+from conftest import DEFAULT_PY, INTERPRETERS, PYHOT, pyhot
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "targets", "faults"))
@@ -51,6 +51,22 @@ def fault_attach(t, sig, rng):
             p.kill()
             p.wait()
     return p.returncode, err
+
+
+def test_target_handling_both_completion_signals(target):
+    """A target with handlers for SIGURG and SIGWINCH: the calls end at the
+    stub's rt_sigreturn instead; neither handler ever runs, kills too."""
+    rng = random.Random(1)
+    t = target("caught", python=DEFAULT_PY, script=FAULT_TARGET)
+    masks = task_masks(t.pid)
+    for i in range(10):
+        rc, err = fault_attach(t, signal.SIGKILL, rng)
+        check_intact(t, masks, "caught, kill %d: rc %s %s" % (i, rc, err))
+        r = pyhot("attach", t.pid)
+        assert r.rc == 0, (r, t.output())
+        r = pyhot("detach", t.pid)
+        assert r.rc == 0, (r, t.output())
+    check_intact(t, masks, "caught")
 
 
 def test_kill_and_stop_pyhot_mid_attach(target):

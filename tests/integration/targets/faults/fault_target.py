@@ -11,6 +11,8 @@ Modes:
   accept   libc accept() on a listening socket with SO_RCVTIMEO
   recvmsg  libc recvmsg() on a socket with SO_RCVTIMEO
   epoll    libc epoll_wait() with a 200 ms timeout
+  caught   as sleep, with handlers for SIGURG and SIGWINCH that must never
+           run (pyhot then cannot use either to end its calls)
 
 The C calls go through ctypes so that the result and errno are the
 kernel's, not Python's (which retries EINTR by itself): anything but a
@@ -21,6 +23,7 @@ import ctypes
 import errno
 import os
 import select
+import signal
 import socket
 import struct
 import sys
@@ -128,6 +131,15 @@ def loop_sleep():
             fail("time.sleep(0.05) returned after %.4f s" % (time.monotonic() - t0))
 
 
+def loop_caught():
+    def handler(signum, frame):
+        fail("handler of signal %d ran" % signum)
+
+    signal.signal(signal.SIGURG, handler)
+    signal.signal(signal.SIGWINCH, handler)
+    loop_sleep()
+
+
 def loop_busy():
     x = 0
     while True:
@@ -136,7 +148,8 @@ def loop_busy():
 
 def main():
     loops = {"busy": loop_busy, "sleep": loop_sleep, "recv": loop_recv,
-             "accept": loop_accept, "recvmsg": loop_recvmsg, "epoll": loop_epoll}
+             "accept": loop_accept, "recvmsg": loop_recvmsg, "epoll": loop_epoll,
+             "caught": loop_caught}
     threading.Thread(target=ticker, daemon=True).start()
     say("ready", os.getpid())
     try:
