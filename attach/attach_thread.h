@@ -56,6 +56,10 @@ int attach_thread_stop(struct attach_thread *th, struct attach_chld *chld, pid_t
  * untraced. Harmless on a thread that is gone or was never seized. */
 int attach_thread_release(struct attach_thread *th, struct pyhot_err *err) PYHOT_MUST_CHECK;
 
+/* A signal the thread would take now is pending (caught_only: one with a
+ * handler), from /proc; 1 when that cannot be read. */
+int attach_thread_pending(const struct attach_thread *th, int caught_only);
+
 /* Milliseconds since the stop was reported. */
 double attach_thread_stopped_ms(const struct attach_thread *th);
 

@@ -561,7 +561,10 @@ static int hijack_begin(struct inj *in, struct hijack *h)
 	char eb[128];
 	int e;
 
-	if (arch_resume_regs(&h->th.regs, &h->resume) == ARCH_RESUME_LOST)
+	/* A handler about to run would have made the kernel return EINTR
+	 * rather than restart some calls: so must we. */
+	if (arch_resume_regs(&h->th.regs, attach_thread_pending(&h->th, 1),
+			     &h->resume) == ARCH_RESUME_LOST)
 		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, EINVAL, in->pid, "inject",
 				     "thread %d is in restart_syscall", (int)h->th.tid);
 	h->scratch = arch_get_sp(&h->th.regs) - ARCH_RED_ZONE;
@@ -865,7 +868,7 @@ static int thread_unsafe(struct inj *in, struct attach_thread *th, char *why,
 	int mask_arg, indirect;
 
 	why[0] = '\0';
-	if (arch_resume_regs(&th->regs, &resume) == ARCH_RESUME_LOST) {
+	if (arch_resume_regs(&th->regs, 0, &resume) == ARCH_RESUME_LOST) {
 		snprintf(why, len, "in restart_syscall (its restart state would be lost)");
 		return 1;
 	}

@@ -278,19 +278,21 @@ static int exited_during_attach(struct attach_thread *th, struct pyhot_err *err)
 			     "pid %d exited during attach", (int)th->pid);
 }
 
-/* A signal the thread would take is pending: an -EINTR it got is real. */
-static int signal_pending(const struct attach_thread *th)
+int attach_thread_pending(const struct attach_thread *th, int caught_only)
 {
 	char path[96], *text = NULL;
 	struct attach_status st;
+	unsigned long long want;
 	size_t len;
 	int pending = 1;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)th->pid, (int)th->tid);
 	if (attach_read_file(path, &text, &len) != 0)
 		return 1;
-	if (attach_parse_status(text, &st) == 0)
-		pending = (st.sig_pnd & ~st.sig_blk) != 0;
+	if (attach_parse_status(text, &st) == 0) {
+		want = st.sig_pnd & ~st.sig_blk;
+		pending = (caught_only ? want & st.sig_cgt : want) != 0;
+	}
 	free(text);
 	return pending;
 }
@@ -312,7 +314,7 @@ static void rewind_stray_eintr(struct attach_thread *th)
 		return;
 	if (attach_mem_read(th->pid, arch_get_ip(&th->regs) - ARCH_SYSCALL_INSN_LEN,
 			    insn, sizeof(insn)) != 0 ||
-	    !arch_is_syscall_insn(insn, sizeof(insn)) || signal_pending(th))
+	    !arch_is_syscall_insn(insn, sizeof(insn)) || attach_thread_pending(th, 0))
 		return;
 	arch_rewind_syscall(&th->regs);
 	/* Now, not at release: an injector killed in between must not leave

@@ -185,7 +185,8 @@ int arch_at_stub_signal(const arch_regs_t *r, unsigned long stub)
 	return r->rip == stub + STUB_SIGNALLED;
 }
 
-enum arch_resume arch_resume_regs(const arch_regs_t *stopped, arch_regs_t *resume)
+enum arch_resume arch_resume_regs(const arch_regs_t *stopped, int handler_pending,
+				  arch_regs_t *resume)
 {
 	long nr = (long)stopped->orig_rax, ret = (long)stopped->rax;
 
@@ -202,6 +203,11 @@ enum arch_resume arch_resume_regs(const arch_regs_t *stopped, arch_regs_t *resum
 		 * block, which rt_sigreturn clears. */
 		if (nr == SYS_restart_syscall)
 			return ARCH_RESUME_LOST;
+		if (handler_pending && (-ret == K_ERESTARTNOHAND ||
+					-ret == K_ERESTART_RESTARTBLOCK)) {
+			resume->rax = (unsigned long)-EINTR;
+			return ARCH_RESUME_EINTR;
+		}
 		resume->rax = (unsigned long)nr;
 		resume->rip -= ARCH_SYSCALL_INSN_LEN;
 		return ARCH_RESUME_RESTART;

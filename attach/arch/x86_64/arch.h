@@ -26,7 +26,7 @@ typedef struct user_regs_struct arch_regs_t;
  * moving it (the System V red zone): remote data goes below them. */
 #define ARCH_RED_ZONE 128ul
 
-/* Most integer arguments arch_setup_call() can pass in registers. */
+/* Most integer arguments arch_setup_frame_call() can pass in registers. */
 #define ARCH_MAX_CALL_ARGS 6
 
 /* Length of the system call instruction (syscall = 0f 05). */
@@ -110,6 +110,7 @@ int arch_at_stub_signal(const arch_regs_t *r, unsigned long stub);
 enum arch_resume {
 	ARCH_RESUME_AS_IS,        /* not in a system call, or it completed */
 	ARCH_RESUME_RESTART,      /* rewound to run its system call again */
+	ARCH_RESUME_EINTR,        /* returns -EINTR, for the pending handler */
 	ARCH_RESUME_LOST,         /* in restart_syscall: its state would be lost */
 };
 
@@ -118,10 +119,14 @@ enum arch_resume {
  * system call the kernel meant to restart (-ERESTARTSYS, -ERESTARTNOINTR,
  * -ERESTARTNOHAND, -ERESTART_RESTARTBLOCK) is rewound to its syscall
  * instruction with its number back in the return register, as the kernel
- * does itself; a relative timeout then starts over. No system call number
- * is left (the kernel must not restart anything on top).
+ * does itself; a relative timeout then starts over. With handler_pending
+ * (a signal with a handler will be delivered when it goes on), the two
+ * the kernel then turns into EINTR (-ERESTARTNOHAND,
+ * -ERESTART_RESTARTBLOCK) return -EINTR instead. No system call number is
+ * left (the kernel must not restart anything on top).
  */
-enum arch_resume arch_resume_regs(const arch_regs_t *stopped, arch_regs_t *resume);
+enum arch_resume arch_resume_regs(const arch_regs_t *stopped, int handler_pending,
+				  arch_regs_t *resume);
 
 /* The bytes of the system call instruction. */
 int arch_is_syscall_insn(const unsigned char *insn, size_t len);
