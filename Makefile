@@ -4,6 +4,7 @@
 #                        libraries they come from: build/libpyhot-attach.a,
 #                        attach/ with common/; build/libpyhot-cli.a, cli/)
 #   make check           install missing Debian packages, build, run every test tier
+#   make faults          the long fault campaign (pyhot killed mid-attach)
 #   make bench           print the benchmark figures
 #   make demo            start a real Flask service, attach, patch it, show the change
 #   make install         PREFIX=/usr/local DESTDIR= (PYTHON=... for the pyhot package)
@@ -77,6 +78,12 @@ PURE_LIB    := $(B)/tests/libpyhot-payload-pure.a
 ATTACH_OBJS := $(call obj,$(COMMON_SRC) $(ATTACH_SRC))
 CLI_OBJS    := $(call obj,$(CLI_SRC))
 PAYLOAD_OBJS := $(call pic,$(PAYLOAD_SRC))
+# A test build of attach/ with the fault hooks (-DPYHOT_TEST_HOOKS, see
+# attach/attach_thread.h): the live tests and build/pyhot-test-hooks link
+# it; build/pyhot never does.
+HOOKS_LIB   := $(B)/tests/libpyhot-attach-hooks.a
+HOOKS_OBJS  := $(patsubst %.c,$(B)/hooks/%.o,$(COMMON_SRC) $(ATTACH_SRC))
+HOOKS_PYHOT := $(B)/pyhot-test-hooks
 
 UNIT_TESTS  := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 LIVE_TESTS  := $(patsubst tests/live/%.c,$(B)/tests/live/%,$(wildcard tests/live/test_*.c))
@@ -88,7 +95,7 @@ VICTIMS     += $(patsubst tests/victims/%.c,$(B)/tests/victims/%.so,$(wildcard t
 ENGINE_SO   := $(B)/tests/pyhot-engine-test.so
 
 .PHONY: all deps check check-unit check-live check-integration bench demo \
-	install uninstall clean noopt
+	install uninstall clean noopt faults
 .DEFAULT_GOAL := all
 
 all: $(B)/pyhot $(B)/pyhot-payload.so
@@ -117,6 +124,18 @@ $(B)/pic/%.o: %.c
 $(ATTACH_LIB): $(ATTACH_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
+
+$(B)/hooks/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(INC_ATTACH) $(CLI_INC) $(CFLAGS) $(SAN_FLAGS) -DPYHOT_TEST_HOOKS -c -o $@ $<
+
+$(HOOKS_LIB): $(HOOKS_OBJS)
+	@mkdir -p $(@D)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(HOOKS_PYHOT): $(call obj,cli/main.c) $(CLI_LIB) $(HOOKS_LIB)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(CLI_LIBS)
 
 $(CLI_LIB): $(CLI_OBJS)
 	@rm -f $@
@@ -172,10 +191,10 @@ $(B)/tests/unit/%: tests/unit/%.c $(CLI_LIB) $(PURE_LIB) $(ATTACH_LIB)
 	$(CC) $(BASE_CFLAGS) $(INC_UNIT) $(CLI_INC) $(CFLAGS) $(SAN_FLAGS) -o $@ $< \
 		$(CLI_LIB) $(PURE_LIB) $(ATTACH_LIB) $(CLI_LIBS) $(CMOCKA_LIBS)
 
-$(B)/tests/live/%: tests/live/%.c $(ATTACH_LIB)
+$(B)/tests/live/%: tests/live/%.c $(HOOKS_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(INC_LIVE) $(CLI_INC) $(CFLAGS) $(SAN_FLAGS) -o $@ $< \
-		$(ATTACH_LIB) $(CLI_LIBS) $(CMOCKA_LIBS) -pthread
+		$(HOOKS_LIB) $(CLI_LIBS) $(CMOCKA_LIBS) -pthread
 
 # Victims are plain, uninstrumented programs, as targets are.
 $(B)/tests/victims/%: tests/victims/%.c
@@ -190,7 +209,7 @@ $(B)/tests/pyhot-engine-test.so: $(PAYLOAD_OBJS) $(call pic,tests/engine/shim.c)
 	$(CC) -shared $(CFLAGS) -o $@ $^ -Wl,-z,nodelete -pthread
 
 check: deps
-	$(MAKE) all $(UNIT_TESTS) $(LIVE_TESTS) $(VICTIMS) $(ENGINE_SO)
+	$(MAKE) all $(UNIT_TESTS) $(LIVE_TESTS) $(VICTIMS) $(ENGINE_SO) $(HOOKS_PYHOT)
 	$(MAKE) check-unit check-live check-integration
 
 check-unit: $(UNIT_TESTS)
@@ -200,8 +219,15 @@ check-live: $(LIVE_TESTS) $(VICTIMS) all
 	@set -e; for t in $(LIVE_TESTS); do echo "== $$t"; \
 		PYHOT_VICTIMS=$(B)/tests/victims timeout 300 $$t; done
 
-check-integration: all $(VICTIMS) $(ENGINE_SO)
+check-integration: all $(VICTIMS) $(ENGINE_SO) $(HOOKS_PYHOT)
 	PYHOT_BUILD=$(CURDIR)/$(B) $(HARNESS_PY) -m pytest -q -p no:cacheprovider tests/integration
+
+# The long fault campaign: pyhot killed or stopped at hundreds of random
+# instants and at every step (make check runs short versions).
+faults: all $(VICTIMS) $(HOOKS_PYHOT)
+	PYHOT_BUILD=$(CURDIR)/$(B) PYHOT_FAULT_KILLS=600 PYHOT_FAULT_LONG=1 \
+	PYHOT_FAULT_STEP_SIGNALS=kill,stop PYHOT_FAULT_ROUNDS=200 \
+		$(HARNESS_PY) -m pytest -q -s -p no:cacheprovider tests/integration/test_faults_*.py
 
 bench: deps
 	$(MAKE) all

@@ -39,10 +39,16 @@ struct inj {
 
 	unsigned long fn_dlopen, fn_dlsym, fn_dlerror, fn_memfd, fn_close, fn_errno;
 	int old_dlopen;           /* __libc_dlopen_mode (glibc < 2.34) */
+	unsigned long stub;       /* where the return stub goes: the unused
+				     tail of libc's last code page */
+	int done_sig;             /* the stub's completion signal: one the
+				     target ignores (SIGURG, SIGWINCH); 0: a
+				     call's end is its rt_sigreturn */
 
 	struct range *forbid;
 	size_t nforbid, capforbid;
 
+	int payload_fd;               /* the payload file, checked; -1 when not open */
 	unsigned long payload_base;   /* mapped payload, or 0 */
 	unsigned long boot_value;     /* st_value of the boot symbol */
 	unsigned long boot_addr;      /* in the target, when reusing */
@@ -60,9 +66,13 @@ struct inj {
 /*
  * Read the target's maps, libc and the payload: fills the functions to
  * call, the forbidden ranges, payload_base and boot_addr (payload mapped
- * already), the build id and the unwinder. Fails with PYHOT_ERR_ATTACH
- * (the pid does not exist, /proc unreadable, no glibc or a libc without
- * the functions, another build of the payload mapped).
+ * already), the build id and the unwinder. The payload is opened once
+ * (payload_fd, which the caller closes), checked (a regular file owned by
+ * root or the invoking user, writable by nobody else) and read only
+ * through that descriptor afterwards: a file swapped in between is never
+ * used. Fails with PYHOT_ERR_ATTACH (the pid does not exist, /proc
+ * unreadable, no glibc or a libc without the functions, a payload that
+ * fails the checks, another build of the payload mapped).
  */
 int inject_prep(struct inj *in) PYHOT_MUST_CHECK;
 

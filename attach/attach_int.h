@@ -24,6 +24,9 @@ struct attach_status {
 	pid_t nspid;              /* last field of NSpid:, 0 if absent */
 	int seccomp;              /* Seccomp: 0 none, 1 strict, 2 filter; -1 absent */
 	unsigned long long cap_eff;  /* CapEff */
+	unsigned long long sig_pnd;  /* SigPnd | ShdPnd: pending signals */
+	unsigned long long sig_blk;  /* SigBlk */
+	unsigned long long sig_cgt;  /* SigCgt: signals with a handler */
 };
 
 /* Parse /proc/PID/status text. Returns 0, or -1 when State: or Uid: is
@@ -103,6 +106,10 @@ int attach_elf_lookup(struct attach_elf *e, const char *name,
 /* The page-aligned p_vaddr of the first PT_LOAD: a mapping with file offset
  * 0 starts at this address plus the load bias. */
 unsigned long attach_elf_first_load(const struct attach_elf *e);
+
+/* The end (p_vaddr + p_memsz) of the last executable PT_LOAD, or 0. The
+ * rest of its last page is mapped executable and holds no code. */
+unsigned long attach_elf_exec_end(struct attach_elf *e);
 
 /* The GNU build id, or 0 bytes when there is none. */
 size_t attach_elf_build_id(struct attach_elf *e, unsigned char *buf, size_t len);

@@ -15,9 +15,9 @@
 
 /*
  * The window in which a thread of the target is ours: SIGCHLD (so that
- * attach_wait() can sleep on it) and SIGINT, SIGTERM, SIGHUP (an injector
- * killed mid-call would leave the borrowed thread returning to address 0)
- * blocked in the calling thread. One per attach_chld_block() /
+ * attach_wait() can sleep on it) and what a terminal sends (SIGINT,
+ * SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU: a borrowed thread
+ * should not wait on a stopped injector) blocked in the calling thread. One per attach_chld_block() /
  * attach_chld_restore() pair, on the caller's stack.
  */
 struct attach_chld {
@@ -56,6 +56,10 @@ int attach_thread_stop(struct attach_thread *th, struct attach_chld *chld, pid_t
  * untraced. Harmless on a thread that is gone or was never seized. */
 int attach_thread_release(struct attach_thread *th, struct pyhot_err *err) PYHOT_MUST_CHECK;
 
+/* A signal the thread would take now is pending (caught_only: one with a
+ * handler), from /proc; 1 when that cannot be read. */
+int attach_thread_pending(const struct attach_thread *th, int caught_only);
+
 /* Milliseconds since the stop was reported. */
 double attach_thread_stopped_ms(const struct attach_thread *th);
 
@@ -88,5 +92,33 @@ int attach_diagnose_eperm(pid_t pid, const char *what, struct pyhot_err *err);
 /* Registers of a stopped thread (PTRACE_GETREGSET NT_PRSTATUS). */
 int attach_get_regs(pid_t tid, arch_regs_t *r) PYHOT_MUST_CHECK;
 int attach_set_regs(pid_t tid, const arch_regs_t *r) PYHOT_MUST_CHECK;
+
+/*
+ * Fault injection for the tests, compiled only into a test build
+ * (-DPYHOT_TEST_HOOKS; build/pyhot never has it). PYHOT_TEST_HOOK in the
+ * environment names one:
+ *   kill-after-seize   SIGKILL the target once the borrowed thread stopped
+ *   kill-self-at=N     SIGKILL the injector at its Nth step (a ptrace
+ *                      request or a stop it waited for, counted from 1)
+ *   stop-self-at=N     SIGSTOP it there instead
+ *   count-steps        say on exit how many steps there were
+ * attach_test_step() marks a step; attach_test_hook() says whether a named
+ * hook is on.
+ */
+#ifdef PYHOT_TEST_HOOKS
+void attach_test_step(const char *what);
+int attach_test_hook(const char *name);
+#else
+static inline void attach_test_step(const char *what)
+{
+	(void)what;
+}
+
+static inline int attach_test_hook(const char *name)
+{
+	(void)name;
+	return 0;
+}
+#endif
 
 #endif /* PYHOT_ATTACH_THREAD_H */

@@ -170,6 +170,22 @@ unsigned long attach_elf_first_load(const struct attach_elf *e)
 	return e->first_load;
 }
 
+unsigned long attach_elf_exec_end(struct attach_elf *e)
+{
+	unsigned long end = 0;
+	size_t i, phnum;
+	GElf_Phdr ph;
+
+	if (elf_getphdrnum(e->elf, &phnum) != 0)
+		return 0;
+	for (i = 0; i < phnum; i++) {
+		if (gelf_getphdr(e->elf, (int)i, &ph) && ph.p_type == PT_LOAD &&
+		    (ph.p_flags & PF_X) && ph.p_vaddr + ph.p_memsz > end)
+			end = ph.p_vaddr + ph.p_memsz;
+	}
+	return end;
+}
+
 size_t attach_elf_build_id(struct attach_elf *e, unsigned char *buf, size_t len)
 {
 	Elf_Scn *scn = NULL;

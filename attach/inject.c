@@ -34,28 +34,27 @@
 #define REMOTE_RTLD_NOW 0x2ul
 #define REMOTE_MFD_CLOEXEC 0x1ul
 
-/*
- * The test hook (for tests/live and tests/integration only): with
- * PYHOT_TEST_HOOK=kill-after-seize in the injector's environment, the
- * injector SIGKILLs the target right after the borrowed thread stops, so
- * that the tests can check that a target dying during attach gives a clean
- * "pid N exited during attach" and leaves nothing behind.
- */
-#define TEST_HOOK_ENV "PYHOT_TEST_HOOK"
+/* A system call stop, told apart with PTRACE_O_TRACESYSGOOD. */
+#define SYSCALL_STOP (SIGTRAP | 0x80)
 
 /* One borrowed thread and what must be given back to it. */
 struct hijack {
 	struct attach_thread th;
-	arch_regs_t saved;            /* = th.regs, kept for the calls */
-	unsigned char *xstate;
-	size_t xstate_len;
+	arch_regs_t resume;           /* what it goes on with (arch_resume_regs()) */
+	unsigned char *xstate;        /* the XSTATE image, then the frame's trailer */
+	size_t xstate_len;            /* as the kernel returned it */
 	int have_xstate;
 	uint64_t sigmask;
 	int have_sigmask;
+	int mask_blocked;             /* our mask is set: it must be given back */
 	unsigned long scratch;        /* data goes below this, growing down */
-	unsigned long scratch_floor;
+	unsigned long scratch_floor;  /* the signal frame lies below this */
+	unsigned long frame;          /* the signal frame (arch.h); the calls'
+					 stack starts below it */
+	unsigned long fpstate;        /* its vector state image */
+	int at_stub;                  /* stopped in the stub, its call over */
 	int calls_started;            /* a remote call ran: the target may be changed */
-	unsigned long errno_loc;      /* the thread's errno, put back at the end */
+	unsigned long errno_loc;      /* the thread's errno, put back by the stub */
 	int saved_errno;
 	int have_errno;
 };
@@ -176,23 +175,67 @@ static int is_fault(int sig)
 	       sig == SIGTRAP || sig == SIGSYS;
 }
 
-/* Let the borrowed thread run the call set up in its registers and wait
- * until it faults (*sig; the return to address 0 is one). Group stops and
- * asynchronous signals on the way are stepped over. Returns 0, or an
+/* One stop of the borrowed thread during a call: 1 when the call is over
+ * (h->at_stub) or faulted (*sig), 0 to resume it with *resume_sig,
+ * or an error. */
+static int call_stop(struct inj *in, struct hijack *h, const char *name, int status,
+		     int *sig, int *resume_sig, int *stops)
+{
+	arch_regs_t regs;
+	int event = status >> 16;
+
+	*sig = WSTOPSIG(status);
+	*resume_sig = 0;
+	if (*sig == SYSCALL_STOP) {
+		if (attach_get_regs(h->th.tid, &regs) < 0)
+			return lost_control(in, h, name);
+		if (!arch_at_stub_sigreturn(&regs, in->stub))
+			return 0;
+		h->at_stub = 1;
+		return 1;
+	}
+	if (!event && *sig == in->done_sig) {
+		if (attach_get_regs(h->th.tid, &regs) < 0)
+			return lost_control(in, h, name);
+		if (arch_at_stub_signal(&regs, in->stub)) {
+			/* Detaching or the next call drops the signal. */
+			h->at_stub = 1;
+			return 1;
+		}
+	}
+	if (event != PTRACE_EVENT_STOP && is_fault(*sig))
+		return 1;
+	/* A group stop, or an asynchronous signal that got past the mask
+	 * (SIGKILL aside, none should): let the call finish; a group stop
+	 * resumes after we detach. */
+	if (++*stops > 64)
+		return lost_control(in, h, name);
+	*resume_sig = event ? 0 : *sig;
+	return 0;
+}
+
+/* Let the borrowed thread run the call set up in its registers until the
+ * stub says it is over (h->at_stub) or it faults (*sig). The stub's
+ * completion signal stops it (PTRACE_CONT); a target that handles both
+ * signals we could use is run under PTRACE_SYSCALL instead, to the stub's
+ * rt_sigreturn. Either costs nothing when nobody traces. Returns 0, or an
  * error with the thread's state recorded in h->th. */
 static int run_call(struct inj *in, struct hijack *h, const char *name, int *sig)
 {
+	enum __ptrace_request run = in->done_sig ? PTRACE_CONT : PTRACE_SYSCALL;
 	pid_t tid = h->th.tid;
 	double deadline;
 	char eb[128];
-	int status, r, event, stops = 0;
+	int status, r, resume_sig = 0, stops = 0;
 
-	if (ptrace(PTRACE_CONT, tid, NULL, NULL) < 0) {
+	h->at_stub = 0;
+	if (ptrace(run, tid, NULL, NULL) < 0) {
 		r = errno;
 		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, r, in->pid, "inject",
 				     "ptrace(PTRACE_CONT, %d) for %s(): %s", (int)tid,
 				     name, attach_strerror(r, eb, sizeof(eb)));
 	}
+	attach_test_step("call started");
 	h->th.stopped = 0;
 	h->calls_started = 1;
 	deadline = attach_now_ms() + CALL_TIMEOUT_MS;
@@ -219,61 +262,94 @@ static int run_call(struct inj *in, struct hijack *h, const char *name, int *sig
 		}
 		if (!WIFSTOPPED(status))
 			continue;
-		*sig = WSTOPSIG(status);
-		event = status >> 16;
-		if (event != PTRACE_EVENT_STOP && is_fault(*sig))
+		attach_test_step("stop during a call");
+		r = call_stop(in, h, name, status, sig, &resume_sig, &stops);
+		if (r < 0)
+			return r;
+		if (r == 1)
 			break;
-		/* A group stop, or an asynchronous signal that got past the
-		 * mask (SIGKILL aside, none should): let the call finish; a
-		 * group stop resumes after we detach. */
-		if (++stops > 64 ||
-		    ptrace(PTRACE_CONT, tid, NULL, (void *)(long)(event ? 0 : *sig)) < 0)
+		if (ptrace(run, tid, NULL, (void *)(long)resume_sig) < 0)
 			return lost_control(in, h, name);
+		attach_test_step("call resumed");
 	}
 	h->th.stopped = 1;
 	return 0;
 }
 
+/* Block every asynchronous signal for the calls, once the thread can put
+ * its own mask back (the frame's rt_sigreturn does): no handler runs on
+ * top of our call. The synchronous faults stay unblocked: a blocked fault
+ * would reset its handler to SIG_DFL (force_sig_info). */
+static int block_signals(struct inj *in, struct hijack *h)
+{
+	uint64_t block = ~0ull;
+	char eb[128];
+	int e;
+
+	block &= ~(1ull << (SIGSEGV - 1));
+	block &= ~(1ull << (SIGBUS - 1));
+	block &= ~(1ull << (SIGILL - 1));
+	block &= ~(1ull << (SIGFPE - 1));
+	block &= ~(1ull << (SIGTRAP - 1));
+	block &= ~(1ull << (SIGSYS - 1));
+	if (in->done_sig)
+		block &= ~(1ull << (in->done_sig - 1));
+	if (ptrace(PTRACE_SETSIGMASK, h->th.tid, (void *)sizeof(block), &block) < 0) {
+		e = errno;
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, e, in->pid, "inject",
+				     "ptrace(PTRACE_SETSIGMASK, %d): %s", (int)h->th.tid,
+				     attach_strerror(e, eb, sizeof(eb)));
+	}
+	h->mask_blocked = 1;
+	attach_test_step("signals blocked");
+	return 0;
+}
+
 /*
- * Call fn(args) on the borrowed thread and wait until it returns to address
- * 0 (a SIGSEGV with si_addr 0 that we swallow). Returns 0 and *ret, or an
- * error: the call faulted elsewhere, took too long or the process died
- * (PYHOT_ERR_UNCERTAIN).
+ * Call fn(args) on the borrowed thread: it returns into the stub, which
+ * stores the result in the frame and stops at its rt_sigreturn. Returns 0
+ * and *ret, or an error: the call faulted, took too long or the process
+ * died (PYHOT_ERR_UNCERTAIN). Should we die at any point, the thread
+ * finishes the call and restores itself through the frame.
  */
 static int remote_call(struct inj *in, struct hijack *h, const char *name,
 		       unsigned long fn, const unsigned long *args, int nargs,
 		       unsigned long *ret)
 {
 	arch_regs_t regs;
-	unsigned long slot, zero = 0;
 	siginfo_t si;
 	char eb[128];
 	int r, sig = 0;
 	pid_t tid = h->th.tid;
 
-	if (arch_setup_call(&regs, &h->saved, fn, args, nargs, h->scratch, &slot) != 0)
+	if (arch_setup_frame_call(&regs, &h->resume, fn, args, nargs, h->frame) != 0)
 		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, EINVAL, in->pid, "inject",
 				     "%s(): too many arguments", name);
-	r = mem_write(in->pid, tid, slot, &zero, sizeof(zero));
+	/* The return address: the stub. The previous call left its result
+	 * in that word. */
+	r = mem_write(in->pid, tid, h->frame, &in->stub, sizeof(in->stub));
 	if (r == 0)
 		r = attach_set_regs(tid, &regs);
 	if (r < 0)
 		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, -r, in->pid, "inject",
 				     "set up call of %s() in thread %d: %s", name,
 				     (int)tid, attach_strerror(-r, eb, sizeof(eb)));
-	/* From here the thread's registers are ours: release must put the
-	 * saved ones back. */
+	/* From here the thread's registers are ours; it can restore itself. */
 	h->th.regs_dirty = 1;
+	h->at_stub = 0;
+	attach_test_step("call registers set");
+	if (!h->mask_blocked && (r = block_signals(in, h)) != 0)
+		return r;
 	r = run_call(in, h, name, &sig);
 	if (r < 0)
 		return r;
-	r = attach_get_regs(tid, &regs);
-	if (r < 0 || ptrace(PTRACE_GETSIGINFO, tid, NULL, &si) < 0)
-		return lost_control(in, h, name);
-	if (sig == SIGSEGV && arch_call_returned(&regs) && si.si_addr == NULL) {
-		*ret = arch_call_result(&regs);
+	if (h->at_stub) {
+		if (attach_mem_read(in->pid, h->frame, ret, sizeof(*ret)) != 0)
+			return lost_control(in, h, name);
 		return 0;
 	}
+	if (attach_get_regs(tid, &regs) < 0 || ptrace(PTRACE_GETSIGINFO, tid, NULL, &si) < 0)
+		return lost_control(in, h, name);
 	return pyhot_err_set(in->err, PYHOT_ERR_UNCERTAIN, 0, in->pid, "inject",
 			     "%s() in pid %d faulted: signal %d (%s) at ip 0x%lx, "
 			     "address %p", name, (int)in->pid, sig, strsignal(sig),
@@ -333,33 +409,26 @@ static void remote_dlerror(struct inj *in, struct hijack *h, char *buf, size_t l
 	buf[off] = '\0';
 }
 
-/* Write the payload file into the memfd the target just created. */
+/* Write the payload, from the descriptor it was checked through, into the
+ * memfd the target just created. */
 static int write_payload(struct inj *in, int remote_fd)
 {
 	char path[64], eb[128], chunk[65536];
-	int src, dst, ret = 0;
+	int dst, ret = 0;
 	ssize_t n, w, off;
+	off_t pos = 0;
 
-	src = open(in->opts->payload_path, O_RDONLY | O_CLOEXEC);
-	if (src < 0) {
-		int e = errno;
-
-		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, e, in->pid, "inject",
-				     "open('%s'): %s", in->opts->payload_path,
-				     attach_strerror(e, eb, sizeof(eb)));
-	}
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)in->pid, remote_fd);
 	dst = open(path, O_WRONLY | O_CLOEXEC);
 	if (dst < 0) {
 		int e = errno;
 
-		ret = pyhot_err_set(in->err, PYHOT_ERR_ATTACH, e, in->pid, "inject",
-				    "open('%s'): %s", path,
-				    attach_strerror(e, eb, sizeof(eb)));
-		goto out_src;
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, e, in->pid, "inject",
+				     "open('%s'): %s", path,
+				     attach_strerror(e, eb, sizeof(eb)));
 	}
 	for (;;) {
-		n = read(src, chunk, sizeof(chunk));
+		n = pread(in->payload_fd, chunk, sizeof(chunk), pos);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -373,6 +442,7 @@ static int write_payload(struct inj *in, int remote_fd)
 			}
 			break;
 		}
+		pos += n;
 		for (off = 0; off < n; off += w) {
 			w = write(dst, chunk + off, (size_t)(n - off));
 			if (w < 0 && errno == EINTR) {
@@ -391,22 +461,113 @@ static int write_payload(struct inj *in, int remote_fd)
 	}
 out_dst:
 	close(dst);
-out_src:
-	close(src);
 	return ret;
 }
 
-/* Save what the calls will clobber and block signals for them. Returns 0
- * or an error (the caller releases). */
+/* Put the return stub (arch.h) after libc's code, unless it is there
+ * already. Bytes there are zeros, the stub, or a mix of both (an injector
+ * killed while writing it). */
+static int install_stub(struct inj *in, struct hijack *h)
+{
+	const unsigned char *code = arch_stub_code();
+	unsigned char cur[ARCH_STUB_LEN];
+	char eb[128];
+	size_t i;
+	int r, same = 1;
+
+	r = attach_mem_read(in->pid, in->stub, cur, sizeof(cur));
+	for (i = 0; r == 0 && i < sizeof(cur); i++) {
+		if (cur[i] == code[i])
+			continue;
+		same = 0;
+		if (cur[i] != 0)
+			return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, 0, in->pid, "inject",
+					     "the bytes after libc's code in pid %d "
+					     "(0x%lx) are in use", (int)in->pid, in->stub);
+	}
+	if (r == 0 && same)
+		return 0;
+	/* A private copy of that page (FOLL_FORCE through ptrace), in this
+	 * process only. */
+	if (r == 0)
+		r = mem_write(in->pid, h->th.tid, in->stub, code, ARCH_STUB_LEN);
+	attach_test_step("stub written");
+	if (r < 0)
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, -r, in->pid, "inject",
+				     "write the return stub at 0x%lx: %s", in->stub,
+				     attach_strerror(-r, eb, sizeof(eb)));
+	return 0;
+}
+
+/* (Re)write the signal frame: the registers to resume with, the thread's
+ * own mask, its vector state and, once known, its errno. */
+static int write_frame(struct inj *in, struct hijack *h)
+{
+	unsigned char frame[ARCH_FRAME_LEN];
+	char eb[128];
+	int r;
+
+	arch_frame_fill(frame, &h->resume, h->sigmask, h->fpstate,
+			h->have_errno ? h->errno_loc : 0, h->saved_errno, in->done_sig);
+	r = mem_write(in->pid, h->th.tid, h->frame, frame, sizeof(frame));
+	attach_test_step("frame written");
+	if (r < 0)
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, -r, in->pid, "inject",
+				     "write(stack of thread %d, 0x%lx): %s", (int)h->th.tid,
+				     h->frame, attach_strerror(-r, eb, sizeof(eb)));
+	return 0;
+}
+
+/* Below the data area: the vector state image, then the frame. */
+static int build_frame(struct inj *in, struct hijack *h)
+{
+	unsigned char *img;
+	size_t len;
+	char eb[128];
+	int r;
+
+	/* A copy: h->xstate stays as ptrace gave it, for restore_by_ptrace(). */
+	img = malloc(h->xstate_len + ARCH_FPSTATE_TRAILER);
+	if (!img)
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, ENOMEM, in->pid,
+				     "inject", "out of memory");
+	memcpy(img, h->xstate, h->xstate_len);
+	len = arch_fpstate_finish(img, h->xstate_len);
+	if (!len) {
+		free(img);
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, 0, in->pid, "inject",
+				     "thread %d: unexpected XSTATE layout (%zu bytes)",
+				     (int)h->th.tid, h->xstate_len);
+	}
+	h->fpstate = (h->scratch_floor - len) & ~(unsigned long)(ARCH_FPSTATE_ALIGN - 1);
+	/* 8 modulo 16: the stack of a function just called. */
+	h->frame = ((h->fpstate - ARCH_FRAME_LEN) & ~15ul) - 8;
+	r = mem_write(in->pid, h->th.tid, h->fpstate, img, len);
+	free(img);
+	if (r < 0)
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, -r, in->pid, "inject",
+				     "write(stack of thread %d, 0x%lx, %zu): %s",
+				     (int)h->th.tid, h->fpstate, len,
+				     attach_strerror(-r, eb, sizeof(eb)));
+	return write_frame(in, h);
+}
+
+/* Save what the calls will clobber and build the frame that gives it back.
+ * Nothing of the thread changes here but the stack below its red zone.
+ * Returns 0 or an error (the caller releases). */
 static int hijack_begin(struct inj *in, struct hijack *h)
 {
 	struct iovec iov;
-	uint64_t block;
 	char eb[128];
 	int e;
 
-	h->saved = h->th.regs;
-	h->scratch = arch_get_sp(&h->saved) - ARCH_RED_ZONE;
+	/* A handler about to run would have made the kernel return EINTR
+	 * rather than restart some calls: so must we. */
+	if (arch_resume_regs(&h->th.regs, attach_thread_pending(&h->th, 1),
+			     &h->resume) == ARCH_RESUME_LOST)
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, EINVAL, in->pid, "inject",
+				     "thread %d is in restart_syscall", (int)h->th.tid);
+	h->scratch = arch_get_sp(&h->th.regs) - ARCH_RED_ZONE;
 	h->scratch_floor = h->scratch - (BOOT_ARG_MAX + 4096);
 	h->xstate = malloc(ARCH_XSTATE_MAX);
 	if (!h->xstate)
@@ -423,6 +584,7 @@ static int hijack_begin(struct inj *in, struct hijack *h)
 	/* Restore with the size the kernel returned, not the buffer's. */
 	h->xstate_len = iov.iov_len;
 	h->have_xstate = 1;
+	attach_test_step("vector state read");
 	if (ptrace(PTRACE_GETSIGMASK, h->th.tid, (void *)sizeof(h->sigmask),
 		   &h->sigmask) < 0) {
 		e = errno;
@@ -431,67 +593,74 @@ static int hijack_begin(struct inj *in, struct hijack *h)
 				     attach_strerror(e, eb, sizeof(eb)));
 	}
 	h->have_sigmask = 1;
-	/* Every signal but the synchronous faults: a handler must not run on
-	 * top of our call, and a blocked fault would reset its handler to
-	 * SIG_DFL (force_sig_info) -- the SIGSEGV at address 0 is how our
-	 * calls return. */
-	block = ~0ull;
-	block &= ~(1ull << (SIGSEGV - 1));
-	block &= ~(1ull << (SIGBUS - 1));
-	block &= ~(1ull << (SIGILL - 1));
-	block &= ~(1ull << (SIGFPE - 1));
-	block &= ~(1ull << (SIGTRAP - 1));
-	block &= ~(1ull << (SIGSYS - 1));
-	if (ptrace(PTRACE_SETSIGMASK, h->th.tid, (void *)sizeof(block), &block) < 0) {
+	if (ptrace(PTRACE_SETOPTIONS, h->th.tid, NULL, (void *)PTRACE_O_TRACESYSGOOD) < 0) {
 		e = errno;
 		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, e, in->pid, "inject",
-				     "ptrace(PTRACE_SETSIGMASK, %d): %s", (int)h->th.tid,
+				     "ptrace(PTRACE_SETOPTIONS, %d): %s", (int)h->th.tid,
 				     attach_strerror(e, eb, sizeof(eb)));
 	}
-	return 0;
+	e = install_stub(in, h);
+	if (e == 0)
+		e = build_frame(in, h);
+	return e;
 }
 
-/* Give the thread back what hijack_begin() saved, then detach. The first
+/* Give back by ptrace what hijack_begin() saved, for a thread stopped
+ * anywhere but at the stub's rt_sigreturn (a fault, a timeout). The first
  * error wins; every step is tried. */
-static int hijack_end(struct inj *in, struct hijack *h)
+static int restore_by_ptrace(struct inj *in, struct hijack *h)
 {
 	struct iovec iov;
 	char eb[128];
 	int e, ret = 0;
 
-	if (h->th.seized && !h->th.gone && h->th.stopped) {
-		/* dlopen and friends set errno even when they succeed; the
-		 * thread may be between a failed call and reading errno. */
-		if (h->have_errno &&
-		    mem_write(in->pid, h->th.tid, h->errno_loc, &h->saved_errno,
-			      sizeof(h->saved_errno)) != 0)
-			ret = pyhot_err_set(in->err, PYHOT_ERR_UNCERTAIN, 0, in->pid,
-					    "inject", "restore errno of thread %d failed",
-					    (int)h->th.tid);
-		if (h->have_xstate) {
-			iov.iov_base = h->xstate;
-			iov.iov_len = h->xstate_len;
-			if (ptrace(PTRACE_SETREGSET, h->th.tid, (void *)ARCH_XSTATE_REGSET,
-				   &iov) < 0) {
-				e = errno;
+	/* dlopen and friends set errno even when they succeed; the thread
+	 * may be between a failed call and reading errno. */
+	if (h->have_errno &&
+	    mem_write(in->pid, h->th.tid, h->errno_loc, &h->saved_errno,
+		      sizeof(h->saved_errno)) != 0)
+		ret = pyhot_err_set(in->err, PYHOT_ERR_UNCERTAIN, 0, in->pid, "inject",
+				    "restore errno of thread %d failed", (int)h->th.tid);
+	if (h->have_xstate) {
+		iov.iov_base = h->xstate;
+		iov.iov_len = h->xstate_len;
+		if (ptrace(PTRACE_SETREGSET, h->th.tid, (void *)ARCH_XSTATE_REGSET,
+			   &iov) < 0) {
+			e = errno;
+			if (!ret)
 				ret = pyhot_err_set(in->err, PYHOT_ERR_UNCERTAIN, e, in->pid,
 						    "inject", "restore vector registers "
 						    "of thread %d: %s", (int)h->th.tid,
 						    attach_strerror(e, eb, sizeof(eb)));
-			}
 		}
-		if (h->have_sigmask &&
-		    ptrace(PTRACE_SETSIGMASK, h->th.tid, (void *)sizeof(h->sigmask),
-			   &h->sigmask) < 0) {
-			e = errno;
-			ret = pyhot_err_set(in->err, PYHOT_ERR_UNCERTAIN, e, in->pid,
-					    "inject", "restore the signal mask of thread "
-					    "%d: %s", (int)h->th.tid,
-					    attach_strerror(e, eb, sizeof(eb)));
-		}
-		/* The general registers last, orig_rax and rax included, so
-		 * that the kernel restarts the interrupted system call. */
-		h->th.regs = h->saved;
+	}
+	attach_test_step("restore by ptrace");
+	if (h->mask_blocked &&
+	    ptrace(PTRACE_SETSIGMASK, h->th.tid, (void *)sizeof(h->sigmask),
+		   &h->sigmask) < 0) {
+		e = errno;
+		ret = pyhot_err_set(in->err, PYHOT_ERR_UNCERTAIN, e, in->pid, "inject",
+				    "restore the signal mask of thread %d: %s",
+				    (int)h->th.tid, attach_strerror(e, eb, sizeof(eb)));
+	}
+	/* The general registers last (on release), a restart rewound. */
+	h->th.regs = h->resume;
+	return ret;
+}
+
+/* Give the thread back, then detach. Stopped in the stub it restores
+ * itself, as it would without us: detaching (with no signal) lets it run
+ * on to its rt_sigreturn. Anywhere else (a fault, a timeout) ptrace puts back what was
+ * saved. */
+static int hijack_end(struct inj *in, struct hijack *h)
+{
+	int ret = 0;
+
+	if (h->th.seized && !h->th.gone && h->th.stopped) {
+		if (h->at_stub)
+			h->th.regs_dirty = 0;
+		else if (h->th.regs_dirty || h->mask_blocked)
+			ret = restore_by_ptrace(in, h);
 	}
 	if (attach_thread_release(&h->th, in->err) != 0 && !ret)
 		ret = -PYHOT_ERR_UNCERTAIN;
@@ -687,13 +856,6 @@ static int target_died(struct inj *in)
 	return 0;
 }
 
-static int hook_enabled(const char *name)
-{
-	const char *v = getenv(TEST_HOOK_ENV);
-
-	return v && strcmp(v, name) == 0;
-}
-
 /* Why the stopped thread is not at a safe point: parked in a call with a
  * temporary signal mask, or a frame in a function our calls would need the
  * locks of. Returns 0 when it is safe, 1 with why filled. */
@@ -701,10 +863,15 @@ static int thread_unsafe(struct inj *in, struct attach_thread *th, char *why,
 			 size_t len)
 {
 	long nr = arch_get_syscall_nr(&th->regs);
+	arch_regs_t resume;
 	unsigned int flags;
 	int mask_arg, indirect;
 
 	why[0] = '\0';
+	if (arch_resume_regs(&th->regs, 0, &resume) == ARCH_RESUME_LOST) {
+		snprintf(why, len, "in restart_syscall (its restart state would be lost)");
+		return 1;
+	}
 	flags = nr >= 0 ? arch_syscall_flags(nr, &mask_arg, &indirect) : 0;
 	if ((flags & ARCH_SC_SIGMASK) && mask_arg >= 0) {
 		unsigned long m = arch_get_syscall_arg(&th->regs, mask_arg);
@@ -781,8 +948,11 @@ static int borrow_thread(struct inj *in, struct hijack *h)
 		ret = remote_call(in, h, "__errno_location", in->fn_errno, NULL, 0,
 				  &h->errno_loc);
 	if (ret == 0 && attach_mem_read(in->pid, h->errno_loc, &h->saved_errno,
-					sizeof(h->saved_errno)) == 0)
+					sizeof(h->saved_errno)) == 0) {
+		/* From now on the stub puts errno back after each call. */
 		h->have_errno = 1;
+		ret = write_frame(in, h);
+	}
 	if (ret == 0)
 		ret = do_calls(in, h);
 	r = hijack_end(in, h);
@@ -817,7 +987,9 @@ static int try_thread(struct inj *in, struct candidate *c, unsigned int wait_ms)
 	}
 	if (r < 0)
 		return r;
-	if (hook_enabled("kill-after-seize")) {
+	/* Test builds only: a target dying during attach gives a clean
+	 * "pid N exited during attach" and leaves nothing behind. */
+	if (attach_test_hook("kill-after-seize")) {
 		PYHOT_TRACE("ptrace", "test hook: SIGKILL pid %d", (int)in->pid);
 		kill(in->pid, SIGKILL);
 	}
@@ -950,15 +1122,17 @@ int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 	in.opts = opts;
 	in.res = res;
 	in.err = err;
+	in.payload_fd = -1;
 	start = attach_now_ms();
 
 	ret = inject_prep(&in);
 	if (ret)
 		goto out_free;
 	PYHOT_TRACE("ptrace", "prepared in %.3f ms", attach_now_ms() - start);
-	/* If pyhot is interrupted while a call is under way, the thread
-	 * returns to address 0 and the target dies: hold SIGINT, SIGTERM and
-	 * SIGHUP until the thread is given back (and SIGCHLD, to sleep on). */
+	/* The thread survives our death (docs/injection.md), but a Ctrl-C,
+	 * Ctrl-\ or Ctrl-Z should not cut an attach short or hold a borrowed
+	 * thread: hold what a terminal sends until the thread is given back
+	 * (and SIGCHLD, to sleep on). */
 	if (attach_chld_block(&in.chld) != 0) {
 		ret = pyhot_err_set(err, PYHOT_ERR_ATTACH, errno, pid, "attach",
 				    "pthread_sigmask() failed");
@@ -970,6 +1144,8 @@ int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 							 : DEFAULT_TIMEOUT_MS);
 	attach_chld_restore(&in.chld);
 out_free:
+	if (in.payload_fd >= 0)
+		close(in.payload_fd);
 	attach_unwinder_free(in.unw);
 	free(in.cands);
 	free(in.forbid);

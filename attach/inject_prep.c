@@ -11,6 +11,10 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +119,19 @@ static int prep_libc(struct inj *in, const struct attach_map *libc)
 		pyhot_err_hint(in->err, "pyhot needs a glibc 2.27 or newer target");
 		goto out_close;
 	}
+	/* The return stub (arch.h) needs ARCH_STUB_LEN bytes of executable
+	 * memory no code uses: the padding after libc's code, in its last
+	 * page. No system call in the target is needed to make it. */
+	v = (attach_elf_exec_end(e) + ARCH_STUB_ALIGN - 1) & ~(unsigned long)(ARCH_STUB_ALIGN - 1);
+	if (v && v + ARCH_STUB_LEN <= ((attach_elf_exec_end(e) + 4095) & ~4095ul))
+		in->stub = bias + v;
+	if (!in->stub) {
+		ret = pyhot_err_set(in->err, PYHOT_ERR_ATTACH, 0, in->pid, "attach",
+				    "libc '%.*s' of pid %d has no room after its code for "
+				    "the %d-byte return stub", (int)libc->pathlen,
+				    libc->path, (int)in->pid, ARCH_STUB_LEN);
+		goto out_close;
+	}
 	for (i = 0; i < sizeof(forbidden_names) / sizeof(forbidden_names[0]); i++) {
 		if (attach_elf_lookup(e, forbidden_names[i], &v, &sz) != 0)
 			continue;
@@ -135,6 +152,48 @@ out_close:
 	return ret;
 }
 
+/* Open the payload once and check the open file: code run as the target
+ * must come from a file only root or the invoking user can change. */
+static int open_payload(struct inj *in)
+{
+	const char *path = in->opts->payload_path;
+	struct stat st;
+	char eb[128];
+	int e;
+
+	in->payload_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (in->payload_fd < 0) {
+		e = errno;
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, e, in->pid, "inject",
+				     "open('%s'): %s", path, attach_strerror(e, eb, sizeof(eb)));
+	}
+	if (fstat(in->payload_fd, &st) != 0) {
+		e = errno;
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, e, in->pid, "payload",
+				     "fstat('%s'): %s", path, attach_strerror(e, eb, sizeof(eb)));
+	}
+	if (!S_ISREG(st.st_mode))
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, EINVAL, in->pid, "payload",
+				     "'%s' is not a regular file", path);
+	if (st.st_uid != 0 && st.st_uid != getuid()) {
+		pyhot_err_set(in->err, PYHOT_ERR_ATTACH, EPERM, in->pid, "payload",
+			      "'%s' belongs to uid %u, neither root nor uid %u", path,
+			      (unsigned int)st.st_uid, (unsigned int)getuid());
+		pyhot_err_hint(in->err, "the payload runs inside the target: use a file "
+			       "owned by root or by you");
+		return -PYHOT_ERR_ATTACH;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		pyhot_err_set(in->err, PYHOT_ERR_ATTACH, EPERM, in->pid, "payload",
+			      "'%s' is writable by others (mode %04o)", path,
+			      (unsigned int)(st.st_mode & 07777));
+		pyhot_err_hint(in->err, "the payload runs inside the target: chmod go-w '%s'",
+			       path);
+		return -PYHOT_ERR_ATTACH;
+	}
+	return 0;
+}
+
 /* The local payload: its boot symbol and build id; when it is already
  * mapped in the target, check it is the same file and where boot is. */
 static int prep_payload(struct inj *in)
@@ -142,10 +201,16 @@ static int prep_payload(struct inj *in)
 	struct attach_elf *e = NULL;
 	unsigned char rid[64];
 	unsigned long sz, first_load = 0;
+	char fdpath[64];
 	size_t rlen;
-	int ret = 0;
+	int ret;
 
-	if (attach_elf_open(in->opts->payload_path, &e, in->pid, in->err) != 0) {
+	ret = open_payload(in);
+	if (ret)
+		return ret;
+	/* The same open file, not the path again. */
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", in->payload_fd);
+	if (attach_elf_open(fdpath, &e, in->pid, in->err) != 0) {
 		pyhot_err_hint(in->err, "reinstall pyhot, or point PYHOT_PAYLOAD at "
 			       "pyhot-payload.so");
 		return -PYHOT_ERR_ATTACH;
@@ -178,6 +243,33 @@ static int prep_payload(struct inj *in)
 out_close:
 	attach_elf_close(e);
 	return ret;
+}
+
+/* A signal whose default action is to ignore it and that the target has
+ * no handler for: the stub's completion signal stops the borrowed thread
+ * for us, and is dropped when nobody traces it. None for a target under a
+ * seccomp filter, which might refuse the stub's tkill: its calls end at
+ * the rt_sigreturn stop (PTRACE_SYSCALL), which comes before any filter. */
+static void pick_done_signal(struct inj *in)
+{
+	static const int choices[] = { SIGURG, SIGWINCH };
+	struct attach_status st;
+	char path[64], *text = NULL;
+	size_t len, i;
+
+	in->done_sig = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)in->pid);
+	if (attach_read_file(path, &text, &len) != 0)
+		return;
+	if (attach_parse_status(text, &st) == 0 && st.seccomp == 0) {
+		for (i = 0; i < sizeof(choices) / sizeof(choices[0]); i++) {
+			if (!(st.sig_cgt & (1ull << (choices[i] - 1)))) {
+				in->done_sig = choices[i];
+				break;
+			}
+		}
+	}
+	free(text);
 }
 
 int inject_prep(struct inj *in)
@@ -235,6 +327,7 @@ int inject_prep(struct inj *in)
 	ret = prep_payload(in);
 	if (ret)
 		goto out_free;
+	pick_done_signal(in);
 	r = attach_unwinder_new(in->pid, maps, &in->unw);
 	if (r < 0)
 		ret = pyhot_err_set(in->err, PYHOT_ERR_ATTACH, -r, in->pid, "attach",

@@ -106,6 +106,18 @@ int attach_parse_status(const char *text, struct attach_status *st)
 	v = status_field(text, "CapEff");
 	if (v)
 		st->cap_eff = strtoull(v, NULL, 16);
+	v = status_field(text, "SigPnd");
+	if (v)
+		st->sig_pnd = strtoull(v, NULL, 16);
+	v = status_field(text, "ShdPnd");
+	if (v)
+		st->sig_pnd |= strtoull(v, NULL, 16);
+	v = status_field(text, "SigBlk");
+	if (v)
+		st->sig_blk = strtoull(v, NULL, 16);
+	v = status_field(text, "SigCgt");
+	if (v)
+		st->sig_cgt = strtoull(v, NULL, 16);
 	/* NSpid lists the pid in each namespace from the outermost to the
 	 * target's own: the last one is the pid it sees. */
 	v = status_field(text, "NSpid");

@@ -21,6 +21,48 @@
 
 #define CAP_SYS_PTRACE_BIT 19
 
+#ifdef PYHOT_TEST_HOOKS
+#define TEST_HOOK_ENV "PYHOT_TEST_HOOK"
+
+int attach_test_hook(const char *name)
+{
+	const char *v = getenv(TEST_HOOK_ENV);
+
+	return v && strcmp(v, name) == 0;
+}
+
+static unsigned int steps;
+
+static void say_steps(void)
+{
+	fprintf(stderr, "pyhot: test hook: %u steps\n", steps);
+}
+
+void attach_test_step(const char *what)
+{
+	const char *v = getenv(TEST_HOOK_ENV);
+	unsigned int at;
+	int sig;
+
+	if (!v)
+		return;
+	if (!steps++ && strcmp(v, "count-steps") == 0)
+		atexit(say_steps);
+	if (sscanf(v, "kill-self-at=%u", &at) == 1)
+		sig = SIGKILL;
+	else if (sscanf(v, "stop-self-at=%u", &at) == 1)
+		sig = SIGSTOP;
+	else
+		return;
+	if (at != steps)
+		return;
+	PYHOT_TRACE("ptrace", "test hook: signal %d to ourselves at step %u (%s)", sig,
+		    steps, what);
+	fprintf(stderr, "pyhot: test hook: signal %d at step %u (%s)\n", sig, steps, what);
+	raise(sig);
+}
+#endif
+
 double attach_now_ms(void)
 {
 	struct timespec ts;
@@ -115,6 +157,12 @@ int attach_chld_block(struct attach_chld *chld)
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGHUP);
+	/* What else a terminal sends: Ctrl-\ would kill us, Ctrl-Z and
+	 * background reads or writes would stop us with the thread borrowed. */
+	sigaddset(&block, SIGQUIT);
+	sigaddset(&block, SIGTSTP);
+	sigaddset(&block, SIGTTIN);
+	sigaddset(&block, SIGTTOU);
 	return pthread_sigmask(SIG_BLOCK, &block, &chld->old) == 0 ? 0 : -1;
 }
 
@@ -230,24 +278,49 @@ static int exited_during_attach(struct attach_thread *th, struct pyhot_err *err)
 			     "pid %d exited during attach", (int)th->pid);
 }
 
-/* A stopped thread parked in a call that a ptrace stop turns into -EINTR
- * (epoll_wait): make it run the call again, as it would have without us. */
+int attach_thread_pending(const struct attach_thread *th, int caught_only)
+{
+	char path[96], *text = NULL;
+	struct attach_status st;
+	unsigned long long want;
+	size_t len;
+	int pending = 1;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)th->pid, (int)th->tid);
+	if (attach_read_file(path, &text, &len) != 0)
+		return 1;
+	if (attach_parse_status(text, &st) == 0) {
+		want = st.sig_pnd & ~st.sig_blk;
+		pending = (caught_only ? want & st.sig_cgt : want) != 0;
+	}
+	free(text);
+	return pending;
+}
+
+/* A stopped thread parked in a blocking call that a ptrace stop turns into
+ * -EINTR (epoll_wait, semtimedop, or recv and accept on a socket with a
+ * timeout): make it run the call again, as it would have without us,
+ * unless a real signal is there to explain the EINTR. */
 static void rewind_stray_eintr(struct attach_thread *th)
 {
 	unsigned char insn[ARCH_SYSCALL_INSN_LEN];
 	int mask_arg, indirect;
 	long nr = arch_get_syscall_nr(&th->regs);
 
-	if (nr < 0 || !(arch_syscall_flags(nr, &mask_arg, &indirect) & ARCH_SC_EINTR))
+	if (nr < 0 || !(arch_syscall_flags(nr, &mask_arg, &indirect) &
+			(ARCH_SC_EINTR | ARCH_SC_RESTARTS)))
 		return;
 	if (arch_get_syscall_ret(&th->regs) != -EINTR)
 		return;
 	if (attach_mem_read(th->pid, arch_get_ip(&th->regs) - ARCH_SYSCALL_INSN_LEN,
 			    insn, sizeof(insn)) != 0 ||
-	    !arch_is_syscall_insn(insn, sizeof(insn)))
+	    !arch_is_syscall_insn(insn, sizeof(insn)) || attach_thread_pending(th, 0))
 		return;
 	arch_rewind_syscall(&th->regs);
-	th->regs_dirty = 1;
+	/* Now, not at release: an injector killed in between must not leave
+	 * the EINTR behind. */
+	th->regs_dirty = attach_set_regs(th->tid, &th->regs) != 0;
+	attach_test_step("stray EINTR rewound");
 	PYHOT_TRACE("ptrace", "tid %d: %s would see EINTR: rewound to restart it",
 		    (int)th->tid, arch_syscall_name(nr));
 }
@@ -279,6 +352,7 @@ static int seize_and_interrupt(struct attach_thread *th, struct pyhot_err *err)
 				     attach_strerror(e, eb, sizeof(eb)));
 	}
 	th->seized = 1;
+	attach_test_step("seized");
 	PYHOT_TRACE("ptrace", "PTRACE_SEIZE tid %d", (int)tid);
 	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) < 0) {
 		e = errno;
@@ -292,6 +366,7 @@ static int seize_and_interrupt(struct attach_thread *th, struct pyhot_err *err)
 				     "ptrace(PTRACE_INTERRUPT, %d): %s", (int)tid,
 				     attach_strerror(e, eb, sizeof(eb)));
 	}
+	attach_test_step("interrupted");
 	return 0;
 }
 
@@ -412,6 +487,7 @@ int attach_thread_stop(struct attach_thread *th, struct attach_chld *chld, pid_t
 		return r;
 	clock_gettime(CLOCK_MONOTONIC, &th->t_stop);
 	th->stopped = 1;
+	attach_test_step("stopped");
 	r = read_stopped_regs(th, err);
 	if (r < 0)
 		return r;
@@ -444,6 +520,7 @@ int attach_thread_release(struct attach_thread *th, struct pyhot_err *err)
 		th->seized = 0;
 		return 0;
 	}
+	attach_test_step("release");
 	if (th->regs_dirty) {
 		r = attach_set_regs(th->tid, &th->regs);
 		if (r < 0 && r != -ESRCH) {
@@ -452,9 +529,10 @@ int attach_thread_release(struct attach_thread *th, struct pyhot_err *err)
 				      attach_strerror(-r, eb, sizeof(eb)));
 		}
 		th->regs_dirty = 0;
+		attach_test_step("registers given back");
 	}
-	/* Detach with signal 0: the SIGSEGV our last call returned through is
-	 * dropped here. */
+	/* Detach with signal 0: the stub's completion signal, or a fault a
+	 * call stopped on, is dropped here. */
 	if (ptrace(PTRACE_DETACH, th->tid, NULL, NULL) < 0) {
 		e = errno;
 		th->seized = 0;

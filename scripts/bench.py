@@ -715,7 +715,8 @@ def main():
     if not os.access(PYHOT, os.X_OK):
         sys.exit("bench: no %s; run make first" % PYHOT)
     use_gdb = not args.no_gdb and shutil.which("gdb")
-    res = {k: [] for k in ("attach_ms", "reuse_ms", "stopped_ms", "freeze_ms", "gap_ms",
+    res = {k: [] for k in ("attach_ms", "reuse_ms", "remap_ms", "remap_stopped_ms",
+                           "stopped_ms", "freeze_ms", "gap_ms",
                            "quiet_ms", "gdb_ms", "gdb_freeze_ms", "gdb_gap_ms")}
     failures = []
     version = subprocess.run([args.python, "-c", "import sys; print(sys.version.split()[0])"],
@@ -738,6 +739,14 @@ def main():
                 wall2, p2 = timed([PYHOT, "attach", str(t.pid)])
                 if p2.returncode == 0:
                     res["reuse_ms"].append(wall2)
+                # After a detach the payload is mapped: only its boot is called.
+                if timed([PYHOT, "detach", str(t.pid)])[1].returncode == 0:
+                    wall3, p3 = timed([PYHOT, "attach", str(t.pid), "--json"])
+                    if p3.returncode == 0:
+                        res["remap_ms"].append(wall3)
+                        res["remap_stopped_ms"].append(
+                            json.loads(p3.stdout).get("inject", {}).get("stopped_ms",
+                                                                        float("nan")))
         finally:
             t.close()
         if use_gdb:
@@ -871,6 +880,8 @@ def attach_rows(row, res, use_gdb):
     row("pyhot attach, fresh target (full injection)", "attach_ms")
     row("pyhot attach, agent already there (reuse)", "reuse_ms")
     row("pyhot: borrowed thread stopped", "stopped_ms")
+    row("pyhot attach after detach (payload mapped)", "remap_ms")
+    row("pyhot: borrowed thread stopped, payload mapped", "remap_stopped_ms")
     row("pyhot: largest tick gap during attach", "gap_ms")
     row("largest tick gap without attach (same window)", "quiet_ms")
     row("pyhot: target freeze (gap - gap without)", "freeze_ms")

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import (DEFAULT_PY, OLD_INTERPRETERS, PYHOT, TARGET_PY, pyhot,
+from conftest import (BUILD, DEFAULT_PY, OLD_INTERPRETERS, PYHOT, TARGET_PY, pyhot,
                       NOBODY, pyhot_for_nobody, sock_path, wait_until)
 
 
@@ -107,7 +107,9 @@ def test_stopped_process(target):
 
 def test_process_exits_during_attach(target):
     t = target("busy")
-    r = pyhot("attach", t.pid, env={"PYHOT_TEST_HOOK": "kill-after-seize"})
+    # The hook exists only in the test build of pyhot.
+    r = pyhot("attach", t.pid, env={"PYHOT_TEST_HOOK": "kill-after-seize"},
+              exe=os.path.join(BUILD, "pyhot-test-hooks"))
     assert r.rc in (3, 4), r
     assert str(t.pid) in r.err, r
     assert "hint: pid %d exited during the attach" % t.pid in r.err, r

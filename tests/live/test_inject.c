@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <grp.h>
+#include <sys/stat.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 
@@ -470,6 +471,30 @@ static void test_bad_payload(void **state)
 	printf("# %s\n", err.msg);
 	assert_non_null(strstr(err.msg, "undefined symbol: pyhot_no_such_function"));
 	assert_int_equal(victim_tracer(&v), 0);
+
+	/* A payload others can write, or owned by another user: refused
+	 * before any thread is stopped. */
+	{
+		char copy[] = "/tmp/pyhot-payload-test-XXXXXX", cmd[1200];
+
+		assert_true(mkstemp(copy) >= 0);
+		snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", probe, copy);
+		assert_int_equal(system(cmd), 0);
+		o.payload_path = copy;
+		assert_int_equal(chmod(copy, 0666), 0);
+		pyhot_err_init(&err);
+		assert_int_equal(pyhot_inject(v.pid, &o, &res, &err), -PYHOT_ERR_ATTACH);
+		assert_non_null(strstr(err.msg, "is writable by others (mode 0666)"));
+		assert_int_equal(res.attempts, 0);
+		assert_int_equal(chmod(copy, 0644), 0);
+		if (geteuid() == 0 && chown(copy, 65534, 65534) == 0) {
+			pyhot_err_init(&err);
+			assert_int_equal(pyhot_inject(v.pid, &o, &res, &err),
+					 -PYHOT_ERR_ATTACH);
+			assert_non_null(strstr(err.msg, "belongs to uid 65534"));
+		}
+		unlink(copy);
+	}
 
 	pyhot_err_init(&err);
 	opts_init(&o);

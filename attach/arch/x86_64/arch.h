@@ -26,11 +26,14 @@ typedef struct user_regs_struct arch_regs_t;
  * moving it (the System V red zone): remote data goes below them. */
 #define ARCH_RED_ZONE 128ul
 
-/* Most integer arguments arch_setup_call() can pass in registers. */
+/* Most integer arguments arch_setup_frame_call() can pass in registers. */
 #define ARCH_MAX_CALL_ARGS 6
 
 /* Length of the system call instruction (syscall = 0f 05). */
 #define ARCH_SYSCALL_INSN_LEN 2
+
+/* The system call a tracer sees at the end of each remote call. */
+#define ARCH_SYS_SIGRETURN 15
 
 unsigned long arch_get_ip(const arch_regs_t *r);
 unsigned long arch_get_sp(const arch_regs_t *r);
@@ -45,22 +48,85 @@ long arch_get_syscall_ret(const arch_regs_t *r);
 unsigned long arch_get_syscall_arg(const arch_regs_t *r, int i);
 
 /*
- * Turn saved (the stopped thread's registers) into regs for a call of
- * fn(args[0..nargs-1]) that returns to address 0. sp is the highest address
- * the call's stack may use (already below the red zone and any data the
- * caller wrote). The call must not be taken for a system call restart, so
- * the syscall number is cleared. *ret_slot receives the address where the
- * caller must write the (zero) return address before resuming. Returns 0,
- * or -1 when nargs is too large.
+ * The self-restoring call. Each remote call returns into a small stub in
+ * the target that stores the result and makes an rt_sigreturn through a
+ * signal frame the injector wrote on the thread's stack: the kernel then
+ * puts back every register, the vector state and the signal mask, and the
+ * thread goes on where it was stopped, with or without the injector.
+ *
+ * ARCH_STUB_LEN bytes of code (arch_stub_code()); it is entered with the
+ * stack pointer at the frame's ucontext (the call's return popped the
+ * frame's first word, the return address). It stores the call's result in
+ * that first word, writes the saved errno back when the frame names an
+ * errno location, sends the thread the frame's completion signal when
+ * there is one (tkill: a stop for a tracer, nothing for a thread nobody
+ * traces if the signal is ignored), and ends in the rt_sigreturn system
+ * call, whose instruction ends at ARCH_STUB_LEN.
  */
-int arch_setup_call(arch_regs_t *regs, const arch_regs_t *saved,
-		    unsigned long fn, const unsigned long *args, int nargs,
-		    unsigned long sp, unsigned long *ret_slot);
+#define ARCH_STUB_LEN 52
+#define ARCH_STUB_ALIGN 32
+const unsigned char *arch_stub_code(void);
 
-/* The call returned: it came back to address 0. */
-int arch_call_returned(const arch_regs_t *r);
-/* What the call returned (the integer return register). */
-unsigned long arch_call_result(const arch_regs_t *r);
+/* The signal frame: ARCH_FRAME_LEN bytes, its fpstate (the XSTATE image,
+ * 64-byte aligned, and 4 bytes of trailer) separately. */
+#define ARCH_FRAME_LEN 440
+#define ARCH_FPSTATE_ALIGN 64
+#define ARCH_FPSTATE_TRAILER 4
+
+/*
+ * Fill frame (ARCH_FRAME_LEN bytes, to be written at an address that is 8
+ * modulo 16) so that an rt_sigreturn through it resumes with the registers
+ * resume, the signal mask mask and the vector state at fpstate_addr.
+ * errno_loc (0: none) and errno_val are what the stub writes back;
+ * done_sig (0: none) the signal it sends itself. The signal alternate
+ * stack is left as it is.
+ */
+void arch_frame_fill(unsigned char *frame, const arch_regs_t *resume, unsigned long mask,
+		     unsigned long fpstate_addr, unsigned long errno_loc, int errno_val,
+		     int done_sig);
+
+/* Turn an XSTATE image of len bytes (PTRACE_GETREGSET NT_X86_XSTATE) into
+ * a signal frame's vector state, in place: buf has room for len +
+ * ARCH_FPSTATE_TRAILER. Returns the length to write, or 0 when the image
+ * is not one a signal frame can hold. */
+size_t arch_fpstate_finish(unsigned char *buf, size_t len);
+
+/*
+ * Registers for a call of fn(args) that returns into the stub through the
+ * frame at frame_addr (its first word must hold the stub's address):
+ * resume with the stack pointer at the frame and the arguments set.
+ * Returns 0, or -1 when nargs is too large.
+ */
+int arch_setup_frame_call(arch_regs_t *regs, const arch_regs_t *resume, unsigned long fn,
+			  const unsigned long *args, int nargs, unsigned long frame_addr);
+
+/* The thread is at the entry of the stub's rt_sigreturn, or stopped by the
+ * stub's completion signal: its call is over. */
+int arch_at_stub_sigreturn(const arch_regs_t *r, unsigned long stub);
+int arch_at_stub_signal(const arch_regs_t *r, unsigned long stub);
+
+/* What a stopped thread needs to resume where it was without the kernel's
+ * help (an rt_sigreturn clears the "interrupted system call" state). */
+enum arch_resume {
+	ARCH_RESUME_AS_IS,        /* not in a system call, or it completed */
+	ARCH_RESUME_RESTART,      /* rewound to run its system call again */
+	ARCH_RESUME_EINTR,        /* returns -EINTR, for the pending handler */
+	ARCH_RESUME_LOST,         /* in restart_syscall: its state would be lost */
+};
+
+/*
+ * From the registers of a stopped thread, the ones it resumes with: a
+ * system call the kernel meant to restart (-ERESTARTSYS, -ERESTARTNOINTR,
+ * -ERESTARTNOHAND, -ERESTART_RESTARTBLOCK) is rewound to its syscall
+ * instruction with its number back in the return register, as the kernel
+ * does itself; a relative timeout then starts over. With handler_pending
+ * (a signal with a handler will be delivered when it goes on), the two
+ * the kernel then turns into EINTR (-ERESTARTNOHAND,
+ * -ERESTART_RESTARTBLOCK) return -EINTR instead. No system call number is
+ * left (the kernel must not restart anything on top).
+ */
+enum arch_resume arch_resume_regs(const arch_regs_t *stopped, int handler_pending,
+				  arch_regs_t *resume);
 
 /* The bytes of the system call instruction. */
 int arch_is_syscall_insn(const unsigned char *insn, size_t len);
