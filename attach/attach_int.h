@@ -132,4 +132,8 @@ int attach_elf_open_mapped(pid_t pid, const struct attach_map *m,
  * Returns 0 or -errno. */
 int attach_mem_read(pid_t pid, unsigned long addr, void *buf, size_t len) PYHOT_MUST_CHECK;
 
+/* Where ptrace is refused, the way in that needs none (README: From inside the program). */
+#define NO_PTRACE_WAY "; or start the program under pyhot, which needs no ptrace: " \
+	"python -m pyhot run script.py (or call pyhot.start_agent() in it)"
+
 #endif /* PYHOT_ATTACH_INT_H */

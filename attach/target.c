@@ -105,6 +105,18 @@ static int read_status(struct pyhot_target *t, struct pyhot_err *err)
 	return 0;
 }
 
+/* The hint for a /proc file of pid we may not read: another user's
+ * process, or one of ours that is not dumpable. */
+static void proc_denied_hint(const struct pyhot_target *t, struct pyhot_err *err)
+{
+	if (t->uid == (uid_t)geteuid())
+		pyhot_err_hint(err, "pid %d is not dumpable (setuid, or prctl(PR_SET_DUMPABLE, "
+			       "0)): only root can look inside it" NO_PTRACE_WAY, (int)t->pid);
+	else
+		pyhot_err_hint(err, "run pyhot as uid %u or as root" NO_PTRACE_WAY,
+			       (unsigned int)t->uid);
+}
+
 /* /proc/PID/exe, the executable as the target sees it. */
 static int read_exe(struct pyhot_target *t, struct pyhot_err *err)
 {
@@ -129,7 +141,7 @@ static int read_exe(struct pyhot_target *t, struct pyhot_err *err)
 	pyhot_err_set(err, PYHOT_ERR_ATTACH, e, pid, "attach",
 		      "readlink('%s'): %s", path, attach_strerror(e, eb, sizeof(eb)));
 	if (e == EACCES || e == EPERM)
-		pyhot_err_hint(err, "run pyhot as uid %u or as root", (unsigned int)t->uid);
+		proc_denied_hint(t, err);
 	return -PYHOT_ERR_ATTACH;
 }
 
@@ -150,8 +162,7 @@ static int inspect_maps(struct pyhot_target *t, struct pyhot_err *err)
 		pyhot_err_set(err, PYHOT_ERR_ATTACH, -r, pid, "attach",
 			      "read('%s'): %s", path, attach_strerror(-r, eb, sizeof(eb)));
 		if (r == -EACCES || r == -EPERM)
-			pyhot_err_hint(err, "run pyhot as uid %u or as root",
-				       (unsigned int)t->uid);
+			proc_denied_hint(t, err);
 		return -PYHOT_ERR_ATTACH;
 	}
 	cur = text;

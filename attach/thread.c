@@ -235,7 +235,7 @@ int attach_diagnose_eperm(pid_t pid, const char *what, struct pyhot_err *err)
 			      "belongs to uid %u and pyhot runs as uid %u without "
 			      "CAP_SYS_PTRACE", what, (int)pid, (unsigned int)st.uid,
 			      (unsigned int)euid);
-		pyhot_err_hint(err, "run pyhot as uid %u or as root", (unsigned int)st.uid);
+		pyhot_err_hint(err, "run pyhot as uid %u or as root" NO_PTRACE_WAY, (unsigned int)st.uid);
 		return -PYHOT_ERR_ATTACH;
 	}
 	if (attach_read_file("/proc/sys/kernel/yama/ptrace_scope", &text, &len) == 0) {
@@ -249,10 +249,10 @@ int attach_diagnose_eperm(pid_t pid, const char *what, struct pyhot_err *err)
 			      "kernel.yama.ptrace_scope is %d", what, scope);
 		if (scope == 3)
 			pyhot_err_hint(err, "ptrace_scope 3 forbids every attach until "
-				       "reboot");
+				       "reboot" NO_PTRACE_WAY);
 		else
 			pyhot_err_hint(err, "run pyhot as root, or: sysctl -w "
-				       "kernel.yama.ptrace_scope=0");
+				       "kernel.yama.ptrace_scope=0" NO_PTRACE_WAY);
 		return -PYHOT_ERR_ATTACH;
 	}
 	if (seccomp == 2) {
@@ -260,13 +260,13 @@ int attach_diagnose_eperm(pid_t pid, const char *what, struct pyhot_err *err)
 			      "%s: operation not permitted: pyhot "
 			      "runs under a seccomp filter", what);
 		pyhot_err_hint(err, "in a container, allow ptrace: --cap-add=SYS_PTRACE "
-			       "--security-opt seccomp=unconfined");
+			       "--security-opt seccomp=unconfined" NO_PTRACE_WAY);
 		return -PYHOT_ERR_ATTACH;
 	}
 	pyhot_err_set(err, PYHOT_ERR_ATTACH, EPERM, pid, "attach",
 		      "%s: operation not permitted", what);
 	pyhot_err_hint(err, "the target may be non-dumpable (setuid, or "
-		       "prctl(PR_SET_DUMPABLE, 0)): run pyhot as root");
+		       "prctl(PR_SET_DUMPABLE, 0)): run pyhot as root" NO_PTRACE_WAY);
 	return -PYHOT_ERR_ATTACH;
 }
 

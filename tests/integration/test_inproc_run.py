@@ -60,3 +60,27 @@ def test_run_then_every_command_without_ptrace(python, nobody_dir):
         assert r.rc == 3 and "permission denied" in r.err, r
     finally:
         t.close()
+
+
+def test_refused_attach_names_the_way_without_ptrace(python, nobody_dir):
+    """A target its own user may not ptrace (not dumpable): attach is refused,
+    changes nothing, and its hint names `python -m pyhot run`."""
+    exe = pyhot_for_nobody()
+    if subprocess.run(list(NOBODY) + [python, "-c", "pass"],
+                      stderr=subprocess.DEVNULL).returncode != 0:
+        pytest.skip("user nobody cannot run %s (it sits in a closed directory)" % python)
+    code = ("import ctypes, sys, time\n"
+            "ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n"   # PR_SET_DUMPABLE 0
+            "print('ready', flush=True)\n"
+            "time.sleep(60)\n")
+    p = subprocess.Popen(list(NOBODY) + [python, "-c", code], stdout=subprocess.PIPE,
+                         universal_newlines=True)
+    try:
+        assert p.stdout.readline().startswith("ready")
+        r = pyhot("attach", p.pid, prefix=NOBODY, exe=exe)
+        assert r.rc == 3, r
+        assert "python -m pyhot run script.py" in r.err, r
+        assert p.poll() is None
+    finally:
+        p.kill()
+        p.wait(timeout=10)
