@@ -749,7 +749,7 @@ static int follow_roots(struct engine *e, PyObject *stack, PyObject *users)
 		PyObject *vals;   /* owned */
 		PyObject *res;   /* owned: stack itself */
 
-		if (!mod || !PyObject_TypeCheck(mod, &PyModule_Type) ||
+		if (!b->user || !mod || !PyObject_TypeCheck(mod, &PyModule_Type) ||
 		    strcmp(b->module, e->mp->module) == 0) {
 			continue;
 		}
