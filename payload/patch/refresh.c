@@ -119,6 +119,8 @@ static int plans_make(const struct pyhot_req *req, struct modplan **plans,
 		      size_t *nmods)
 {
 	size_t i, n = pyhot_req_count(req, "module"), nchanged = 0;
+	const char *rr = pyhot_req_get(req, "rerun");
+	int rerun = rr && strcmp(rr, "0") != 0 && strcmp(rr, "false") != 0;
 	char **changed = NULL;
 
 	*nmods = 0;
@@ -136,6 +138,9 @@ static int plans_make(const struct pyhot_req *req, struct modplan **plans,
 	pyhot_baseline_names_free(changed, nchanged);
 	if (!*plans) {
 		return -1;
+	}
+	for (i = 0; i < (n ? n : nchanged); i++) {
+		(*plans)[i].rerun = rerun;
 	}
 	*nmods = n ? n : nchanged;
 	return 0;
