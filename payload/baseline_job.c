@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent_state.h"
 #include "pyhot_patch.h"
@@ -25,6 +26,14 @@ void pyhot_baseline_take_once(void)
 	struct pyhot_err err;
 
 	if (atomic_exchange(&baseline_started, 1)) {
+		/* Being taken on another thread, which reads the files with
+		 * the GIL released: wait for it (GIL released too), so that no
+		 * request runs against a half-taken baseline. */
+		Py_BEGIN_ALLOW_THREADS
+		while (!atomic_load(&baseline_taken)) {
+			usleep(1000);
+		}
+		Py_END_ALLOW_THREADS
 		return;
 	}
 	pyhot_err_init(&err);

@@ -97,34 +97,43 @@ static struct pyhot_baseline *baseline_new(const char *module)
 	return b;
 }
 
-int pyhot_baseline_put_ex(const char *module, const char *file,
-			  const char *src, size_t len, int trusted)
+int pyhot_baseline_adopt(const char *module, const char *file, char *src,
+			 size_t len, int trusted)
 {
 	struct pyhot_baseline *b = pyhot_baseline_find(module);
-	char *copy, *fcopy;
+	char *fcopy = strdup(file);
 
-	copy = malloc(len + 1);
-	fcopy = strdup(file);
-	if (!copy || !fcopy || (!b && !(b = baseline_new(module)))) {
-		free(copy);
+	if (!fcopy || (!b && !(b = baseline_new(module)))) {
 		free(fcopy);
+		free(src);
 		return -1;
 	}
-	memcpy(copy, src, len);
-	copy[len] = '\0';
 	free(b->src);
 	free(b->file);
 	pyhot_stmt_recs_free(b->recs, b->nrecs);
 	b->recs = NULL;
 	b->nrecs = 0;
 	b->has_table = 0;
-	b->src = copy;
+	b->src = src;
 	b->file = fcopy;
 	b->len = len;
 	b->hash = pyhot_patch_hash(src, len);
 	b->trusted = trusted;
 	b->user = file_is_user(file);
 	return 0;
+}
+
+int pyhot_baseline_put_ex(const char *module, const char *file,
+			  const char *src, size_t len, int trusted)
+{
+	char *copy = malloc(len + 1);
+
+	if (!copy) {
+		return -1;
+	}
+	memcpy(copy, src, len);
+	copy[len] = '\0';
+	return pyhot_baseline_adopt(module, file, copy, len, trusted);
 }
 
 int pyhot_baseline_put(const char *module, const char *file, const char *src,

@@ -71,6 +71,11 @@ int pyhot_baseline_put(const char *module, const char *file, const char *src,
 int pyhot_baseline_put_ex(const char *module, const char *file,
 			  const char *src, size_t len, int trusted);
 
+/* The same, taking src (malloc'd, NUL-terminated, freed on failure)
+ * instead of copying it. */
+int pyhot_baseline_adopt(const char *module, const char *file, char *src,
+			 size_t len, int trusted);
+
 /* How many baselines there are and the bytes of source they hold. */
 void pyhot_baseline_stats(size_t *count, size_t *bytes);
 

@@ -194,7 +194,7 @@ int pyhot_patch_baseline_take(struct pyhot_err *err)
 {
 	struct scan s = { NULL, 0, 0 };
 	struct timespec start;
-	int have_start, rc = 0;
+	int have_start, r, rc = 0;
 	size_t i;
 
 	pyhot_baseline_learn_stdlib();
@@ -213,9 +213,11 @@ int pyhot_patch_baseline_take(struct pyhot_err *err)
 		if (it->r < 0 || pyhot_baseline_find(it->module)) {
 			continue;
 		}
-		if (pyhot_baseline_put_ex(it->module, it->file, it->src, it->len,
-					  have_start &&
-					  pyhot_patch_ts_before(&it->mtime, &start)) < 0) {
+		r = pyhot_baseline_adopt(it->module, it->file, it->src, it->len,
+					 have_start &&
+					 pyhot_patch_ts_before(&it->mtime, &start));
+		it->src = NULL;   /* the baseline's now, or freed */
+		if (r < 0) {
 			rc = pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, getpid(),
 					   "baseline", "out of memory");
 		}

@@ -123,9 +123,8 @@ static void record(PyObject *args, PyObject *code, PyObject *src,
 		return;
 	}
 	if (pyhot_patch_read_file_nogil(path, &text, &len, &mtime) == 0) {
-		(void)pyhot_baseline_put_ex(name, path, text, len,
-					    pyhot_patch_ts_before(&mtime, t0));
-		free(text);
+		(void)pyhot_baseline_adopt(name, path, text, len,
+					   pyhot_patch_ts_before(&mtime, t0));
 	}
 }
 

@@ -133,27 +133,6 @@ static int runs_code(struct engine *e, PyObject *live, PyObject *code,
 	return r;
 }
 
-/* A top-level def: its function made (defaults evaluated, decorators
- * not) and compared with what runs under its name. 1 same, 0, -1. */
-static int def_same(struct engine *e, PyObject *st, PyObject *live,
-		    PyObject *name)
-{
-	PyObject *bare = node_stripped(e, st, strip_decorators);   /* owned */
-	PyObject *code = bare ? compile_stmt(e, bare) : NULL;   /* owned */
-	PyObject *ns = code ? scratch_ns(e) : NULL;   /* owned */
-	PyObject *res = ns ? PyEval_EvalCode(code, e->G, ns) : NULL;   /* owned */
-	PyObject *newf = res ? PyDict_GetItemWithError(ns, name) : NULL;   /* borrowed */
-	PyObject *nc = newf ? pyhot_patch_get_attr(newf, "__code__") : NULL;   /* owned */
-	int r = nc ? runs_code(e, live, nc, newf) : -1;
-
-	Py_XDECREF(bare);
-	Py_XDECREF(code);
-	Py_XDECREF(ns);
-	Py_XDECREF(res);
-	Py_XDECREF(nc);
-	return r;
-}
-
 /* The code constant of body code made by statement st (by name and first
  * line), or NULL (new reference). */
 static PyObject *member_code(PyObject *body_code, PyObject *name, long line)
@@ -180,6 +159,29 @@ static PyObject *member_code(PyObject *body_code, PyObject *name, long line)
 	return found;
 }
 
+/* A top-level def compared with what runs under its name: its code as
+ * the whole file compiles it (a statement compiled alone may differ: 3.11
+ * compiles a call on an imported module's attribute differently), its
+ * defaults from the def run bare (decorators not). 1 same, 0, -1. */
+static int def_same(struct engine *e, PyObject *st, PyObject *live,
+		    PyObject *name, PyObject *modcode)
+{
+	PyObject *nc = member_code(modcode, name, stmt_first_line(st));   /* owned */
+	PyObject *bare = nc ? node_stripped(e, st, strip_decorators) : NULL;   /* owned */
+	PyObject *code = bare ? compile_stmt(e, bare) : NULL;   /* owned */
+	PyObject *ns = code ? scratch_ns(e) : NULL;   /* owned */
+	PyObject *res = ns ? PyEval_EvalCode(code, e->G, ns) : NULL;   /* owned */
+	PyObject *newf = res ? PyDict_GetItemWithError(ns, name) : NULL;   /* borrowed */
+	int r = newf ? runs_code(e, live, nc, newf) : PyErr_Occurred() ? -1 : 0;
+
+	Py_XDECREF(nc);
+	Py_XDECREF(bare);
+	Py_XDECREF(code);
+	Py_XDECREF(ns);
+	Py_XDECREF(res);
+	return r;
+}
+
 /* What a class's own __dict__ holds under name (new reference), or NULL. */
 static PyObject *own_member(PyObject *cls, PyObject *name)
 {
@@ -192,7 +194,7 @@ static PyObject *own_member(PyObject *cls, PyObject *name)
 }
 
 static int trim_class(struct engine *e, PyObject *st, PyObject *live,
-		      PyObject **out);
+		      PyObject *outer_code, PyObject **out);
 
 /* One statement of a class body, into the stand-in body (or not). */
 static int trim_member(struct engine *e, PyObject *st, PyObject *live,
@@ -213,7 +215,7 @@ static int trim_member(struct engine *e, PyObject *st, PyObject *live,
 		r = code ? runs_code(e, lv, code, NULL) : 0;
 		keep = r == 1 ? (Py_INCREF(st), st) : NULL;
 	} else if (is_a(st, e->t_ClassDef)) {
-		r = lv && PyType_Check(lv) ? trim_class(e, st, lv, &keep) : 0;
+		r = lv && PyType_Check(lv) ? trim_class(e, st, lv, body_code, &keep) : 0;
 	} else {
 		keep = (Py_INCREF(st), st);
 	}
@@ -226,6 +228,26 @@ static int trim_member(struct engine *e, PyObject *st, PyObject *live,
 	Py_XDECREF(lv);
 	Py_XDECREF(code);
 	return r < 0 ? -1 : 0;
+}
+
+/* Whether the first of funcs was defined in the module's file (not made
+ * by a decorator such as dataclass, nor inherited machinery). 1 or 0. */
+static int from_file(struct engine *e, PyObject *funcs)
+{
+	PyObject *code;   /* owned */
+	PyObject *fn;   /* owned */
+	int r;
+
+	if (PyList_Size(funcs) < 1) {
+		return 0;
+	}
+	code = pyhot_patch_get_attr(PyList_GetItem(funcs, 0), "__code__");
+	fn = code ? getattr_opt(code, "co_filename") : NULL;
+	r = fn && PyObject_RichCompareBool(fn, e->fileobj, Py_EQ) == 1;
+	Py_XDECREF(code);
+	Py_XDECREF(fn);
+	PyErr_Clear();
+	return r;
 }
 
 /* `name = None` statements in body for every function of the live class
@@ -256,7 +278,7 @@ static int add_gone_members(struct engine *e, PyObject *st, PyObject *live,
 		PyObject *stmts = NULL;   /* owned */
 
 		r = v && f ? live_funcs(e, v, f, 0) : -1;
-		if (r == 0 && PyList_Size(f) > 0 && PySet_Contains(bound, k) == 0) {
+		if (r == 0 && from_file(e, f) && PySet_Contains(bound, k) == 0) {
 			src = PyUnicode_FromFormat("%U = None\n", k);
 			tree = src ? PyObject_CallFunctionObjArgs(e->parse, src, NULL) : NULL;
 			stmts = tree ? pyhot_patch_get_attr(tree, "body") : NULL;
@@ -279,17 +301,22 @@ static int add_gone_members(struct engine *e, PyObject *st, PyObject *live,
 
 /* The stand-in of class statement st against its live class: st itself
  * when every method runs the file's code, else a copy without the methods
- * that differ (*out, new reference). 0, or -1. */
+ * that differ (*out, new reference). outer_code: the code st is compiled
+ * in. 0, or -1. */
 static int trim_class(struct engine *e, PyObject *st, PyObject *live,
-		      PyObject **out)
+		      PyObject *outer_code, PyObject **out)
 {
 	PyObject *nb = pyhot_patch_get_attr(st, "body");   /* owned */
-	PyObject *bc = nb ? class_body_code(e, st, NULL) : NULL;   /* owned */
+	PyObject *name = nb ? pyhot_patch_get_attr(st, "name") : NULL;   /* owned */
+	PyObject *bc = name ? member_code(outer_code, name, stmt_first_line(st)) : NULL;   /* owned */
 	PyObject *body = bc ? PyList_New(0) : NULL;   /* owned */
 	Py_ssize_t i;
-	int differs = 0, r = body ? 0 : -1;
+	int differs = 0, r = body ? 0 : PyErr_Occurred() ? -1 : 1;
 
 	*out = NULL;
+	if (r == 1) {
+		return 0;   /* its code not found: planned as changed */
+	}
 	for (i = 0; r == 0 && i < PyList_Size(nb); i++) {
 		r = trim_member(e, PyList_GetItem(nb, i), live, bc, body, &differs);
 	}
@@ -304,6 +331,7 @@ static int trim_class(struct engine *e, PyObject *st, PyObject *live,
 		r = *out && PyObject_SetAttrString(*out, "body", body) == 0 ? 0 : -1;
 	}
 	Py_XDECREF(nb);
+	Py_XDECREF(name);
 	Py_XDECREF(bc);
 	Py_XDECREF(body);
 	return r;
@@ -331,8 +359,8 @@ static int names_live(struct engine *e, PyObject *st)
 
 /* The stand-in of one new top-level statement, appended to obody (or
  * not: it is then planned as changed). */
-static int stand_in(struct engine *e, PyObject *st, PyObject *uinfo_dumps,
-		    int rerun, PyObject *obody)
+static int stand_in(struct engine *e, PyObject *st, PyObject *modcode,
+		    PyObject *uinfo_dumps, int rerun, PyObject *obody)
 {
 	PyObject *name = NULL;   /* owned */
 	PyObject *live = NULL;   /* owned */
@@ -349,10 +377,10 @@ static int stand_in(struct engine *e, PyObject *st, PyObject *uinfo_dumps,
 	} else if (name && !live) {
 		r = 0;   /* new: runs */
 	} else if (is_def(e, st)) {
-		r = def_same(e, st, live, name);
+		r = def_same(e, st, live, name, modcode);
 		keep = r == 1 ? (Py_INCREF(st), st) : NULL;
 	} else if (name) {
-		r = PyType_Check(live) ? trim_class(e, st, live, &keep) : 0;
+		r = PyType_Check(live) ? trim_class(e, st, live, modcode, &keep) : 0;
 	} else if (!rerun) {
 		r = names_live(e, st);
 		if (r == 1 && uinfo_dumps) {
@@ -422,18 +450,32 @@ static PyObject *dumps_of(struct engine *e, PyObject *body)
 	return out;
 }
 
+/* The new source compiled whole, as the import would (new reference). */
+static PyObject *compile_file(struct engine *e)
+{
+	PyObject *src = PyBytes_FromStringAndSize(e->mp->newsrc, (Py_ssize_t)e->mp->newlen);   /* owned */
+	PyObject *code;   /* owned */
+
+	code = src ? PyObject_CallFunction(e->compile, "OOsii", src, e->fileobj, "exec",
+					   0, 1) : NULL;
+	Py_XDECREF(src);
+	return code;
+}
+
 PyObject *livecmp_stand_in(struct engine *e, PyObject *nbody, PyObject *ubody,
 			   int rerun)
 {
 	PyObject *obody = PyList_New(0);   /* owned */
 	PyObject *udumps = ubody ? dumps_of(e, ubody) : NULL;   /* owned */
+	PyObject *modcode = compile_file(e);   /* owned */
 	Py_ssize_t i;
 
-	if (!obody || (ubody && !udumps)) {
+	if (!obody || !modcode || (ubody && !udumps)) {
 		goto error;
 	}
 	for (i = 0; i < PyList_Size(nbody); i++) {
-		if (stand_in(e, PyList_GetItem(nbody, i), udumps, rerun, obody) < 0) {
+		if (stand_in(e, PyList_GetItem(nbody, i), modcode, udumps, rerun,
+			     obody) < 0) {
 			goto error;
 		}
 	}
@@ -441,9 +483,11 @@ PyObject *livecmp_stand_in(struct engine *e, PyObject *nbody, PyObject *ubody,
 		goto error;
 	}
 	Py_XDECREF(udumps);
+	Py_DECREF(modcode);
 	return obody;
 error:
 	Py_XDECREF(obody);
 	Py_XDECREF(udumps);
+	Py_XDECREF(modcode);
 	return NULL;
 }
