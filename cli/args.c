@@ -26,6 +26,7 @@ enum {
 	OPT_TO,
 	OPT_LEAKS,
 	OPT_HISTORY,
+	OPT_RERUN,
 };
 
 struct cli_opt {
@@ -56,6 +57,10 @@ static const struct cli_opt opts[] = {
 	{ "dry-run", 'n', no_argument, NULL,
 	  "plan the refresh (or rollback) and show it; change nothing",
 	  CMD_BIT(CLI_CMD_REFRESH) | CMD_BIT(CLI_CMD_ROLLBACK) },
+	{ "rerun-statements", OPT_RERUN, no_argument, NULL,
+	  "also re-run the top-level statements of modules whose file changed "
+	  "before pyhot read it (what ran is not known; skipped by default)",
+	  CMD_BIT(CLI_CMD_REFRESH) },
 	{ "to", OPT_TO, required_argument, "N",
 	  "go back to generation N (pyhot status lists them; 0: as loaded) "
 	  "instead of undoing the newest refresh only", CMD_BIT(CLI_CMD_ROLLBACK) },
@@ -308,6 +313,9 @@ static int apply_option(struct cli_args *a, enum cli_cmd cmd, int c, char *arg,
 			return usage_error(err, cmd, "--to wants a generation number, not '%s'",
 					   arg);
 		a->to = arg;
+		return 0;
+	case OPT_RERUN:
+		a->rerun = 1;
 		return 0;
 	case OPT_LEAKS:
 		a->leaks = 1;

@@ -50,6 +50,7 @@ struct cli_args {
 	int verbose;
 	int quiet;
 	int dry_run;
+	int rerun;                  /* refresh --rerun-statements */
 	unsigned int timeout_ms;    /* --timeout, default CLI_DEFAULT_TIMEOUT_MS */
 	size_t nmodules;
 	const char *modules[CLI_MAX_MODULES];

@@ -30,7 +30,7 @@ static void print_generations(struct json_object *resp, pid_t pid)
 int cli_cmd_refresh(struct cli_ctx *c, struct pyhot_err *err)
 {
 	const struct cli_args *a = c->args;
-	const char *kv[2 * CLI_MAX_MODULES + 2];
+	const char *kv[2 * CLI_MAX_MODULES + 4];
 	struct json_object *resp = NULL, *v;
 	size_t nkv = 0, i;
 	int reused, r;
@@ -44,6 +44,10 @@ int cli_cmd_refresh(struct cli_ctx *c, struct pyhot_err *err)
 	}
 	if (a->dry_run) {
 		kv[nkv++] = "dry_run";
+		kv[nkv++] = "1";
+	}
+	if (a->rerun) {
+		kv[nkv++] = "rerun";
 		kv[nkv++] = "1";
 	}
 	r = cli_agent_call(c, "refresh", kv, nkv, a->timeout_ms, &resp, err);

@@ -178,7 +178,8 @@ static size_t read_native(pid_t pid, struct native_thread *th, size_t max)
 		}
 		buf[0] = '\0';
 		if (pyhot_native_stack(pid, tids[i], buf, NATIVE_STACK_LEN, &e) < 0) {
-			snprintf(th[i].error, sizeof(th[i].error), "%s", e.msg);
+			snprintf(th[i].error, sizeof(th[i].error), "%.*s",
+				 (int)sizeof(th[i].error) - 1, e.msg);
 			continue;
 		}
 		th[i].stack = strdup(buf);

@@ -234,7 +234,7 @@ static void report_stuck(struct cli_ctx *c)
 		char head[700];
 
 		snprintf(head, sizeof(head), "the main thread (tid %d) did not reach a safe "
-			 "point; its native stack could not be read: %s\n", (int)pid, e.msg);
+			 "point; its native stack could not be read: %.500s\n", (int)pid, e.msg);
 		cli_out_detail(c->out, head);
 	}
 	if (c->out->doc) {

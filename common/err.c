@@ -12,7 +12,7 @@ void pyhot_err_init(struct pyhot_err *err)
 int pyhot_err_vset(struct pyhot_err *err, enum pyhot_errkind kind, int sys_errno,
 		   pid_t pid, const char *step, const char *fmt, va_list ap)
 {
-	int n;
+	int n, m;
 
 	if (!err || err->kind != PYHOT_OK)
 		return -(int)kind;
@@ -23,7 +23,10 @@ int pyhot_err_vset(struct pyhot_err *err, enum pyhot_errkind kind, int sys_errno
 	n = snprintf(err->msg, sizeof(err->msg), "%s: ", step);
 	if (n < 0 || (size_t)n >= sizeof(err->msg))
 		n = 0;
-	vsnprintf(err->msg + n, sizeof(err->msg) - (size_t)n, fmt, ap);
+	m = vsnprintf(err->msg + n, sizeof(err->msg) - (size_t)n, fmt, ap);
+	if (m > 0) {
+		pyhot_err_fit(err->msg, sizeof(err->msg), (size_t)n + (size_t)m);
+	}
 	return -(int)kind;
 }
 
@@ -42,12 +45,32 @@ int pyhot_err_set(struct pyhot_err *err, enum pyhot_errkind kind, int sys_errno,
 void pyhot_err_hint(struct pyhot_err *err, const char *fmt, ...)
 {
 	va_list ap;
+	int n;
 
 	if (!err || err->kind == PYHOT_OK || err->hint[0])
 		return;
 	va_start(ap, fmt);
-	vsnprintf(err->hint, sizeof(err->hint), fmt, ap);
+	n = vsnprintf(err->hint, sizeof(err->hint), fmt, ap);
 	va_end(ap);
+	if (n > 0)
+		pyhot_err_fit(err->hint, sizeof(err->hint), (size_t)n);
+}
+
+void pyhot_err_fit(char *buf, size_t size, size_t full)
+{
+	static const char mark[] = "...";
+	size_t end;
+
+	if (size < sizeof(mark) + 1 || full < size)
+		return;
+	/* The cut must leave room for the mark, then go back to a boundary
+	 * so that the last word shown is a whole word. */
+	end = size - sizeof(mark);
+	while (end > 0 && !strchr(" /:,", buf[end - 1]))
+		end--;
+	if (end == 0)
+		end = size - sizeof(mark);
+	memcpy(buf + end, mark, sizeof(mark));
 }
 
 const char *pyhot_errkind_name(enum pyhot_errkind kind)

@@ -12,6 +12,7 @@
 #define PYHOT_ERR_H
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 enum pyhot_errkind {
@@ -23,12 +24,16 @@ enum pyhot_errkind {
 	PYHOT_ERR_TIMEOUT = 124,  /* timed out; the target is unchanged */
 };
 
+/* Room for a message naming a few paths of PATH_MAX and a Python error
+ * line; a longer one is cut at a word boundary (pyhot_err_fit()). */
+#define PYHOT_ERR_MSG_MAX 8192
+
 struct pyhot_err {
 	enum pyhot_errkind kind;  /* PYHOT_OK while no error was recorded */
 	int sys_errno;            /* errno behind the failure, or 0 */
 	pid_t pid;                /* the target, or 0 */
 	char step[32];            /* "attach", "inject", "connect", ... */
-	char msg[512];            /* "<step>: <what>(<args>): <cause>" */
+	char msg[PYHOT_ERR_MSG_MAX];  /* "<step>: <what>(<args>): <cause>" */
 	char hint[512];           /* what the user can do, or "" */
 };
 
@@ -57,6 +62,14 @@ int pyhot_err_vset(struct pyhot_err *err, enum pyhot_errkind kind, int sys_errno
  */
 void pyhot_err_hint(struct pyhot_err *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Make the text in buf (of size bytes) end at a word boundary when it was
+ * cut: full is the length the text would have had (what snprintf returned).
+ * A cut text ends at its last space, '/', ':' or ',' followed by "..."
+ * (three dots, ASCII). Does nothing when the text fit.
+ */
+void pyhot_err_fit(char *buf, size_t size, size_t full);
 
 /* The symbolic name of a kind: "failed", "usage", "attach", ... */
 const char *pyhot_errkind_name(enum pyhot_errkind kind);

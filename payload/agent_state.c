@@ -23,8 +23,14 @@ void pyhot_agent_counters_reset(void)
 
 void pyhot_agent_note_error(const char *msg)
 {
+	int n;
+
 	pthread_mutex_lock(&pyhot_agent.lock);
-	snprintf(pyhot_agent.last_error, sizeof(pyhot_agent.last_error), "%s", msg);
+	n = snprintf(pyhot_agent.last_error, sizeof(pyhot_agent.last_error), "%s", msg);
+	if (n > 0) {
+		pyhot_err_fit(pyhot_agent.last_error, sizeof(pyhot_agent.last_error),
+			      (size_t)n);
+	}
 	pthread_mutex_unlock(&pyhot_agent.lock);
 }
 

@@ -19,6 +19,8 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
+#include "pyhot_err.h"
+
 enum pyhot_agent_state {
 	PYHOT_AGENT_IDLE,       /* no agent: pyhot_boot() may start one */
 	PYHOT_AGENT_RUNNING,    /* the agent thread serves (or is starting) */
@@ -48,7 +50,7 @@ struct pyhot_agent {
 	atomic_ulong timeouts;      /* no safe point within the timeout */
 
 	pthread_mutex_t lock;       /* guards last_error */
-	char last_error[512];       /* "" when none */
+	char last_error[PYHOT_ERR_MSG_MAX];   /* "" when none */
 };
 
 extern struct pyhot_agent pyhot_agent;

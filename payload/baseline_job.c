@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent_state.h"
 #include "pyhot_patch.h"
@@ -20,11 +21,23 @@
 static atomic_int baseline_started;   /* taken, or being taken */
 static atomic_int baseline_taken;
 
-void pyhot_baseline_take_once(void)
+/* Take the baseline unless taken. wait: when another thread is taking it
+ * (it reads the files with the GIL released), wait for it, GIL released
+ * too, so that no request runs against a half-taken baseline. The job of
+ * pyhot_baseline_soon() does not wait: a job whose handler gave the GIL
+ * away could finish in the middle of the request's handler. */
+static void take(int wait)
 {
 	struct pyhot_err err;
 
 	if (atomic_exchange(&baseline_started, 1)) {
+		if (wait && !atomic_load(&baseline_taken)) {
+			Py_BEGIN_ALLOW_THREADS
+			while (!atomic_load(&baseline_taken)) {
+				usleep(1000);
+			}
+			Py_END_ALLOW_THREADS
+		}
 		return;
 	}
 	pyhot_err_init(&err);
@@ -37,6 +50,11 @@ void pyhot_baseline_take_once(void)
 	atomic_store(&baseline_taken, 1);
 }
 
+void pyhot_baseline_take_once(void)
+{
+	take(1);
+}
+
 int pyhot_baseline_ready(void)
 {
 	return atomic_load(&baseline_taken);
@@ -46,7 +64,7 @@ int pyhot_baseline_ready(void)
 static int baseline_handler(const struct pyhot_req *req, struct jsonw *out,
 			    struct pyhot_err *err)
 {
-	pyhot_baseline_take_once();
+	take(0);
 	return 0;
 }
 

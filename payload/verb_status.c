@@ -160,5 +160,6 @@ int pyhot_verb_status(const struct pyhot_req *req, struct jsonw *out,
 	status_interpreter(out);
 	status_threads(out);
 	status_agent(out);
+	pyhot_patch_baseline_write(out);
 	return pyhot_patch_history_write(out, leaks && strcmp(leaks, "0") != 0, err);
 }

@@ -43,6 +43,7 @@ static int verb_detach(const struct pyhot_req *req, struct jsonw *out,
 		       struct pyhot_err *err)
 {
 	pyhot_agent_request_stop();
+	pyhot_patch_watch_stop();   /* the loader's originals go back */
 	jsonw_key_bool(out, "detached", 1);
 	return 0;
 }

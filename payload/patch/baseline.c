@@ -1,15 +1,17 @@
 /*
- * baseline.c: the source each user module had when pyhot first saw it.
+ * baseline.c: the source each module had when pyhot first saw it, and
+ * how the engine reads source files (never blocking on a FIFO).
  *
  * Kept in C memory: the target's Python heap does not grow, and nothing in
- * the target can change it. Every function runs with the GIL held, which
- * also serialises access to the list.
+ * the target can change it. Every function that touches the list runs
+ * with the GIL held, which serialises access to it.
  */
 #include "attr.h"
 #include "baseline.h"
 #include "pyhot_patch.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,31 +75,38 @@ void pyhot_baseline_drop(const char *module)
 	}
 }
 
-int pyhot_baseline_put(const char *module, const char *file, const char *src,
-		       size_t len)
+/* The directory of the standard library, learnt once; "" unknown. */
+static char stdlib_path[4096];
+
+static int file_is_user(const char *file)
+{
+	return pyhot_patch_is_user_file(file, stdlib_path[0] ? stdlib_path : NULL);
+}
+
+/* A new entry for module at the head of the list, or NULL. */
+static struct pyhot_baseline *baseline_new(const char *module)
+{
+	struct pyhot_baseline *b = calloc(1, sizeof(*b));
+
+	if (!b || !(b->module = strdup(module))) {
+		free(b);
+		return NULL;
+	}
+	b->next = baselines;
+	baselines = b;
+	return b;
+}
+
+int pyhot_baseline_adopt(const char *module, const char *file, char *src,
+			 size_t len, int trusted)
 {
 	struct pyhot_baseline *b = pyhot_baseline_find(module);
-	char *copy, *fcopy;
+	char *fcopy = strdup(file);
 
-	copy = malloc(len + 1);
-	fcopy = strdup(file);
-	if (!copy || !fcopy) {
-		free(copy);
+	if (!fcopy || (!b && !(b = baseline_new(module)))) {
 		free(fcopy);
+		free(src);
 		return -1;
-	}
-	memcpy(copy, src, len);
-	copy[len] = '\0';
-	if (!b) {
-		b = calloc(1, sizeof(*b));
-		if (!b || !(b->module = strdup(module))) {
-			free(b);
-			free(copy);
-			free(fcopy);
-			return -1;
-		}
-		b->next = baselines;
-		baselines = b;
 	}
 	free(b->src);
 	free(b->file);
@@ -105,56 +114,128 @@ int pyhot_baseline_put(const char *module, const char *file, const char *src,
 	b->recs = NULL;
 	b->nrecs = 0;
 	b->has_table = 0;
-	b->src = copy;
+	b->src = src;
 	b->file = fcopy;
 	b->len = len;
+	b->hash = pyhot_patch_hash(src, len);
+	b->trusted = trusted;
+	b->user = file_is_user(file);
 	return 0;
+}
+
+int pyhot_baseline_put_ex(const char *module, const char *file,
+			  const char *src, size_t len, int trusted)
+{
+	char *copy = malloc(len + 1);
+
+	if (!copy) {
+		return -1;
+	}
+	memcpy(copy, src, len);
+	copy[len] = '\0';
+	return pyhot_baseline_adopt(module, file, copy, len, trusted);
+}
+
+int pyhot_baseline_put(const char *module, const char *file, const char *src,
+		       size_t len)
+{
+	return pyhot_baseline_put_ex(module, file, src, len, 1);
+}
+
+void pyhot_baseline_stats(size_t *count, size_t *bytes)
+{
+	struct pyhot_baseline *b;
+
+	*count = 0;
+	*bytes = 0;
+	for (b = baselines; b; b = b->next) {
+		(*count)++;
+		*bytes += b->len;
+	}
+}
+
+unsigned long long pyhot_patch_hash(const char *src, size_t len)
+{
+	unsigned long long h = 1469598103934665603ULL;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h = (h ^ (unsigned char)src[i]) * 1099511628211ULL;
+	}
+	return h;
+}
+
+/* Read exactly st_size bytes (or fewer, at end of file) from fd. */
+static int read_all(int fd, char *buf, size_t want, size_t *got)
+{
+	ssize_t r;
+
+	*got = 0;
+	while (*got < want) {
+		r = read(fd, buf + *got, want - *got);
+		if (r < 0 && errno == EINTR) {
+			continue;
+		}
+		if (r < 0) {
+			return -errno;
+		}
+		if (r == 0) {
+			break;
+		}
+		*got += (size_t)r;
+	}
+	return 0;
+}
+
+int pyhot_patch_read_file_mtime(const char *path, char **out, size_t *len,
+				struct timespec *mtime)
+{
+	struct stat st;
+	char *buf;
+	int fd, r;
+
+	*out = NULL;
+	*len = 0;
+	/* O_NONBLOCK: opening a FIFO with no writer must not wait for one */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		return -errno;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+	} else if (!S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+	} else if ((unsigned long long)st.st_size > PYHOT_PATCH_MAX_SOURCE) {
+		r = -EFBIG;
+	} else if (!(buf = malloc((size_t)st.st_size + 1))) {
+		r = -ENOMEM;
+	} else if ((r = read_all(fd, buf, (size_t)st.st_size, len)) < 0) {
+		free(buf);
+	} else {
+		buf[*len] = '\0';
+		*out = buf;
+		if (mtime) {
+			*mtime = st.st_mtim;
+		}
+	}
+	close(fd);
+	return r;
 }
 
 int pyhot_patch_read_file(const char *path, char **out, size_t *len)
 {
-	struct stat st;
-	FILE *f;
-	char *buf;
-	size_t n;
-	int saved;
+	return pyhot_patch_read_file_mtime(path, out, len, NULL);
+}
 
-	*out = NULL;
-	*len = 0;
-	f = fopen(path, "rb");
-	if (!f) {
-		return -errno;
-	}
-	if (fstat(fileno(f), &st) < 0) {
-		saved = errno;
-		fclose(f);
-		return -saved;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		fclose(f);
-		return -EINVAL;
-	}
-	if ((unsigned long long)st.st_size > PYHOT_PATCH_MAX_SOURCE) {
-		fclose(f);
-		return -EFBIG;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		fclose(f);
-		return -ENOMEM;
-	}
-	n = fread(buf, 1, (size_t)st.st_size, f);
-	if (ferror(f)) {
-		saved = errno ? errno : EIO;
-		free(buf);
-		fclose(f);
-		return -saved;
-	}
-	fclose(f);
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	return 0;
+int pyhot_patch_read_file_nogil(const char *path, char **out, size_t *len,
+				struct timespec *mtime)
+{
+	int r;
+
+	Py_BEGIN_ALLOW_THREADS
+	r = pyhot_patch_read_file_mtime(path, out, len, mtime);
+	Py_END_ALLOW_THREADS
+	return r;
 }
 
 int pyhot_patch_is_user_file(const char *file, const char *stdlib_dir)
@@ -197,69 +278,10 @@ static int stdlib_dir(char *buf, size_t size)
 	return rc;
 }
 
-int pyhot_patch_baseline_take(struct pyhot_err *err)
+void pyhot_baseline_learn_stdlib(void)
 {
-	char sdir[4096], name[1024], file[4096];
-	PyObject *modules;   /* borrowed */
-	PyObject *items = NULL;   /* owned */
-	Py_ssize_t i, n;
-	int have_sdir;
-
-	have_sdir = stdlib_dir(sdir, sizeof(sdir)) == 0;
+	if (!stdlib_path[0] && stdlib_dir(stdlib_path, sizeof(stdlib_path)) < 0) {
+		stdlib_path[0] = '\0';
+	}
 	PyErr_Clear();
-	modules = PyImport_GetModuleDict();   /* borrowed */
-	if (!modules) {
-		goto error;
-	}
-	/* A copy: reading files below may not run Python, but a module's
-	 * __file__ could be a property; iterate a snapshot. */
-	items = PyMapping_Items(modules);
-	if (!items) {
-		goto error;
-	}
-	n = PyList_Size(items);
-	for (i = 0; i < n; i++) {
-		PyObject *it = PyList_GetItem(items, i);   /* borrowed */
-		PyObject *key = PyTuple_GetItem(it, 0);   /* borrowed */
-		PyObject *mod = PyTuple_GetItem(it, 1);   /* borrowed */
-		PyObject *f;   /* owned */
-		char *src;
-		size_t len;
-
-		if (!PyObject_TypeCheck(mod, &PyModule_Type) ||
-		    pyhot_patch_utf8(key, name, sizeof(name)) < 0) {
-			PyErr_Clear();
-			continue;
-		}
-		if (pyhot_baseline_find(name)) {
-			continue;
-		}
-		f = pyhot_patch_get_attr(mod, "__file__");
-		if (!f || pyhot_patch_utf8(f, file, sizeof(file)) < 0) {
-			Py_XDECREF(f);
-			PyErr_Clear();
-			continue;
-		}
-		Py_DECREF(f);
-		if (!pyhot_patch_is_user_file(file, have_sdir ? sdir : NULL)) {
-			continue;
-		}
-		if (pyhot_patch_read_file(file, &src, &len) < 0) {
-			continue;
-		}
-		if (pyhot_baseline_put(name, file, src, len) < 0) {
-			free(src);
-			Py_DECREF(items);
-			return pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, getpid(),
-					     "baseline", "out of memory");
-		}
-		free(src);
-	}
-	Py_DECREF(items);
-	return 0;
-error:
-	Py_XDECREF(items);
-	PyErr_Clear();
-	return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, getpid(), "baseline",
-			     "cannot list sys.modules");
 }

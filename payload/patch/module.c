@@ -10,6 +10,7 @@
 #include "functions.h"
 #include "rewrap.h"
 #include "importers.h"
+#include "livecmp.h"
 #include "stmt_table.h"
 #include "stmts.h"
 
@@ -521,6 +522,16 @@ struct stmt_plan {
 	char qn[1024];     /* "<module>.<name>" */
 };
 
+/* A statement binding no name that an untrusted baseline cannot judge:
+ * not re-run, reported by its line. */
+static int skipped_stmt(struct engine *e, PyObject *st)
+{
+	char where[640];
+
+	snprintf(where, sizeof(where), "%s:%ld", e->mp->module, node_line(st));
+	return change_add(e, "skipped", "statement", where, "%s", LIVECMP_SKIPPED);
+}
+
 /* An unchanged statement is not re-run and its state is kept: a moved def
  * or class gets code with the new lines; the names of other statements
  * (imports aside) are reported kept. same: its baseline twin. */
@@ -534,9 +545,11 @@ static int plan_unchanged(struct engine *e, struct stmt_plan *s, PyObject *same)
 	    relocate_stmt(e, s->st, s->live) < 0) {
 		return -1;
 	}
-	if (s->name || PySet_Size(s->names) == 0 || is_a(s->st, e->t_Import) ||
-	    is_a(s->st, e->t_ImportFrom)) {
+	if (s->name || is_a(s->st, e->t_Import) || is_a(s->st, e->t_ImportFrom)) {
 		return 0;
+	}
+	if (PySet_Size(s->names) == 0) {
+		return e->mp->untrusted ? skipped_stmt(e, s->st) : 0;
 	}
 	it = PyObject_GetIter(s->names);
 	while (it && (y = PyIter_Next(it)) != NULL) {
@@ -545,7 +558,8 @@ static int plan_unchanged(struct engine *e, struct stmt_plan *s, PyObject *same)
 		Py_XINCREF(v);
 		if (v && !PyObject_TypeCheck(v, &PyModule_Type)) {
 			qname(e, NULL, y, qn, sizeof(qn));
-			change_add(e, "kept", value_kind(e, v), qn,
+			change_add(e, e->mp->untrusted ? "skipped" : "kept", value_kind(e, v),
+				   qn, "%s", e->mp->untrusted ? LIVECMP_SKIPPED :
 				   "statement unchanged, not re-run");
 		}
 		Py_XDECREF(v);
@@ -859,6 +873,22 @@ static void plan_end(struct engine *e, struct module_plan *p)
 	Py_CLEAR(e->nscls);
 }
 
+/* An untrusted baseline: the new statements are planned against a
+ * stand-in made from what runs (livecmp.c). 0, or -1 error. */
+static int plan_untrusted(struct engine *e, struct module_plan *p)
+{
+	PyObject *so = livecmp_stand_in(e, p->nbody, p->obody, e->mp->rerun);   /* owned */
+
+	if (!so) {
+		return -1;
+	}
+	Py_XDECREF(p->obody);
+	p->obody = so;
+	e->mp->nobaseline = 0;
+	e->mp->untrusted = 1;
+	return 0;
+}
+
 /* Parse what is needed: the changed region when the baseline has a table,
  * else the whole file; then match against the baseline's statements. */
 static int plan_parse(struct engine *e, struct module_plan *p)
@@ -870,10 +900,14 @@ static int plan_parse(struct engine *e, struct module_plan *p)
 	    baseline_table(e, p) < 0) {
 		return -1;
 	}
-	if (b && b->has_table && chunkable(e->mp->newsrc, e->mp->newlen)) {
+	if (b && b->trusted && b->has_table &&
+	    chunkable(e->mp->newsrc, e->mp->newlen)) {
 		r = plan_chunks(e, b, &p->nbody, &p->obody, p->kept, p->later);
 	}
 	if (r < 0 || (r == 0 && parse_full(e, p) < 0)) {
+		return -1;
+	}
+	if (b && !b->trusted && plan_untrusted(e, p) < 0) {
 		return -1;
 	}
 	if (p->obody && body_info_make(e, p->obody, &p->oi) < 0) {

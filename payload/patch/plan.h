@@ -27,6 +27,9 @@ struct modplan {
 	char *newsrc;
 	size_t newlen;
 	int nobaseline;
+	int untrusted;                /* planned against what runs (livecmp.c) */
+	int rerun;                    /* re-run statements an untrusted
+				       * baseline cannot judge */
 	int chunked;                  /* only the changed region was parsed */
 	struct pyhot_stmt_rec *recs;  /* the new source's statement table */
 	size_t nrecs;

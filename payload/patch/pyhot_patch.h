@@ -11,18 +11,21 @@
  * Baseline: to know what changed, the engine needs the source each module
  * had when it was loaded. pyhot_patch_baseline_take() records it (in C
  * memory, so the target's heap does not grow) for every module loaded from a
- * `.py` file outside the standard library (the directory of os.py) and
- * site-packages/dist-packages, read from disk at the agent's first safe
- * point after attach. A successful refresh renews the baseline of every
+ * `.py` file, read from disk at the agent's first safe point after attach;
+ * modules imported later are recorded as their loader loads them
+ * (import_watch.c). A successful refresh renews the baseline of every
  * module it patched; a failed one keeps it, so the next refresh compares
  * against what is really running.
  *
- * What is running is only known as well as that file: a module edited on
- * disk after it was imported but before the attach has a baseline that is
- * already the edited text (nothing to patch until the next edit).
+ * A baseline is trusted only when the file cannot have changed between
+ * the import and the read (docs/engine.md). An untrusted one (a file
+ * edited before the attach) is compared with what runs: functions and
+ * classes whose live code differs from the file's are patched; statements
+ * whose old text is unknown are not re-run (request key "rerun": "1" runs
+ * them) and are reported "skipped".
  *
- * No baseline (the module was imported after the attach, or its baseline
- * file could not be parsed): the engine does not guess. It patches every
+ * No baseline (its baseline file could not be parsed, or a loader pyhot
+ * does not watch): the engine does not guess. It patches every
  * top-level def and class of the new source in place (patching an unchanged
  * function with its own code is harmless), runs a statement only when it
  * binds a name the module does not have yet, and never re-runs statements
@@ -67,14 +70,16 @@
 
 /*
  * Verb "refresh". Request keys: "module" (repeatable; none: every module
- * with a baseline whose file changed since), "dry_run" ("1": the plan without
- * the apply: the report is the one the refresh would give, made by the same
- * code; new code runs on new objects as in any plan, nothing live changes
- * but what a changed statement does beyond the names it binds).
+ * with a baseline whose file changed since, or whose baseline is
+ * untrusted), "dry_run" ("1": the plan without the apply: the report is the
+ * one the refresh would give, made by the same code; new code runs on new
+ * objects as in any plan, nothing live changes but what a changed statement
+ * does beyond the names it binds), "rerun" ("1": statements of a module with
+ * an untrusted baseline are re-run rather than skipped).
  *
  * Response fields written into the open object:
  *   "modules": [{"module", "file", "warning"?, "changes": [{"action":
- *       "changed|added|removed|kept|failed", "kind": "function|class|method|
+ *       "changed|added|removed|kept|skipped|failed", "kind": "function|class|method|
  *       property|classmethod|staticmethod|value|import|statement", "name",
  *       "detail"}], "summary": {"changed", "added", "removed", "kept",
  *       "failed"}}],
@@ -123,8 +128,18 @@ int pyhot_patch_history_write(struct jsonw *out, int leaks,
 #define PYHOT_HISTORY_MAX 100000
 void pyhot_patch_set_history_limit(long n);
 
-/* Record the baseline source of every user module not recorded yet.
- * Called by the agent at its first safe point after boot. */
+/* Record the baseline source of every module loaded from a .py file not
+ * recorded yet (standard library and site-packages too), and start
+ * recording the modules imported from now on. Called by the agent at its
+ * first safe point after boot. */
 int pyhot_patch_baseline_take(struct pyhot_err *err);
+
+/* Stop recording imports (the agent detaches). Any thread, no GIL: the
+ * loader's originals go back at its next call. */
+void pyhot_patch_watch_stop(void);
+
+/* Status field "baselines": {"modules", "bytes", "untrusted"}: the
+ * baselines held in C memory. GIL held. */
+void pyhot_patch_baseline_write(struct jsonw *out);
 
 #endif /* PYHOT_PATCH_H */

@@ -115,51 +115,37 @@ static int engine_init(struct engine *e, int dry_run)
 	return 0;
 }
 
-/* Whether a module's file differs from its baseline. */
-static int file_changed(const struct pyhot_baseline *b)
-{
-	char *src;
-	size_t len;
-	int changed;
-
-	if (pyhot_patch_read_file(b->file, &src, &len) < 0) {
-		return 0;
-	}
-	changed = len != b->len || memcmp(src, b->src, len) != 0;
-	free(src);
-	return changed;
-}
-
 /* The modules a request names, or (none named) every module with a
- * baseline whose file changed since: a new array of plans, *nmods long.
- * 0, or -1 out of memory. */
+ * baseline whose file changed since or whose baseline is untrusted: a new
+ * array of plans, *nmods long. 0, or -1 out of memory. */
 static int plans_make(const struct pyhot_req *req, struct modplan **plans,
 		      size_t *nmods)
 {
-	struct pyhot_baseline *b;
-	size_t cap = 0, i, n = pyhot_req_count(req, "module");
+	size_t i, n = pyhot_req_count(req, "module"), nchanged = 0;
+	const char *rr = pyhot_req_get(req, "rerun");
+	int rerun = rr && strcmp(rr, "0") != 0 && strcmp(rr, "false") != 0;
+	char **changed = NULL;
 
 	*nmods = 0;
-	if (n == 0) {
-		for (b = pyhot_baseline_find_first(); b; b = b->next) {
-			cap++;
-		}
-	}
-	*plans = calloc(n ? n : cap ? cap : 1, sizeof(**plans));
-	if (!*plans) {
+	if (n == 0 && pyhot_baseline_changed(&changed, &nchanged) < 0) {
 		return -1;
 	}
-	for (i = 0; i < n; i++) {
+	*plans = calloc(n ? n : nchanged ? nchanged : 1, sizeof(**plans));
+	for (i = 0; *plans && i < n; i++) {
 		snprintf((*plans)[i].module, sizeof((*plans)->module), "%s",
 			 pyhot_req_nth(req, "module", i));
 	}
-	for (b = n ? NULL : pyhot_baseline_find_first(); b; b = b->next) {
-		if (file_changed(b)) {
-			snprintf((*plans)[n++].module, sizeof((*plans)->module), "%s",
-				 b->module);
-		}
+	for (i = 0; *plans && i < nchanged; i++) {
+		snprintf((*plans)[i].module, sizeof((*plans)->module), "%s", changed[i]);
 	}
-	*nmods = n;
+	pyhot_baseline_names_free(changed, nchanged);
+	if (!*plans) {
+		return -1;
+	}
+	for (i = 0; i < (n ? n : nchanged); i++) {
+		(*plans)[i].rerun = rerun;
+	}
+	*nmods = n ? n : nchanged;
 	return 0;
 }
 
@@ -182,11 +168,12 @@ static int source_load(struct modplan *mp, PyObject *mod, struct pyhot_err *err)
 		return -1;
 	}
 	Py_DECREF(f);
-	r = pyhot_patch_read_file(mp->file, &mp->newsrc, &mp->newlen);
+	r = pyhot_patch_read_file_nogil(mp->file, &mp->newsrc, &mp->newlen, NULL);
 	if (r < 0) {
 		pyhot_err_set(err, PYHOT_ERR_FAILED, -r, getpid(), STEP,
 			      "cannot read '%s': %s", mp->file,
-			      r == -EFBIG ? "file too large" : strerror(-r));
+			      r == -EFBIG ? "file too large" :
+			      r == -EINVAL ? "not a regular file" : strerror(-r));
 		return -1;
 	}
 	if (memchr(mp->newsrc, '\0', mp->newlen)) {

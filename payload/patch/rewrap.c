@@ -203,7 +203,7 @@ static int rebind_everywhere(struct engine *e, PyObject *old, PyObject *new,
 		PyObject *mod = PyDict_GetItemString(mods, b->module);   /* borrowed */
 		PyObject *d;   /* borrowed */
 
-		if (!mod || !PyObject_TypeCheck(mod, &PyModule_Type) ||
+		if (!b->user || !mod || !PyObject_TypeCheck(mod, &PyModule_Type) ||
 		    strcmp(b->module, e->mp->module) == 0) {
 			continue;
 		}

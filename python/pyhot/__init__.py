@@ -143,28 +143,6 @@ def _user_file(path):
             and not path.startswith(os.path.dirname(__file__) + os.sep))
 
 
-class _BaselineFinder:
-    """First on sys.meta_path: asks the finders after it, and records the
-    source of the module about to be loaded (the engine's baseline), so
-    that modules imported after pyhot are compared with what they ran."""
-
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        for finder in sys.meta_path:
-            if finder is cls:
-                continue
-            find = getattr(finder, "find_spec", None)
-            if find is None:
-                return None   # a legacy finder: importlib asks it itself
-            spec = find(name, path, target)
-            if spec is not None:
-                origin = getattr(spec, "origin", None)
-                if getattr(spec, "has_location", False) and origin:
-                    _pyhot.baseline_record(name, origin, _STDLIB)
-                return spec
-        return None
-
-
 def _record_main(name, path):
     """Record path as the baseline of module name (`python -m pyhot run`
     records the script it runs as __main__)."""
@@ -172,6 +150,7 @@ def _record_main(name, path):
 
 
 _pyhot.set_dispatch(_dispatch)
-if _BaselineFinder not in sys.meta_path:
-    sys.meta_path.insert(0, _BaselineFinder)
+# The baseline: every module loaded now, and (through the engine's import
+# watch, which wraps importlib's source loader) every module loaded later,
+# recorded from the very bytes it was compiled from (docs/engine.md).
 _pyhot.baseline_take()

@@ -313,17 +313,27 @@ class Snapshot:
                     where, short(now), short(was)))
         return out
 
+def predate(path):
+    """Date a module file from before this process started: the scenarios
+    model modules that exist before the program runs. pyhot trusts a
+    module imported before the attach only when its file is older than the
+    process (a file written later may have changed after its import)."""
+    os.utime(path, (0, 0))
+
+
 def setup(sc):
     # Write and import the old module (and aux); (m, a).
     mod = sc["mod"]
     with open(os.path.join(tmp, mod + ".py"), "w") as f:
         f.write(sc["old"])
+    predate(os.path.join(tmp, mod + ".py"))
     importlib.invalidate_caches()
     m = importlib.import_module(mod)
     a = None
     if sc.get("aux"):
         with open(os.path.join(tmp, mod + "_aux.py"), "w") as f:
             f.write(sc["aux"].replace("__MOD__", mod))
+        predate(os.path.join(tmp, mod + "_aux.py"))
         importlib.invalidate_caches()
         a = importlib.import_module(mod + "_aux")
     return m, a

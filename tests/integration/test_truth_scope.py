@@ -259,3 +259,82 @@ def test_unchanged_stdlib_modules_named(target, tmp_path, python):
     assert t.run(STDLIB_IDS) == before
     assert t.run("import os; os.path.join('a', 'b')") == "a/b"
     alive(t)
+
+
+# -- what the baselines for every module bring along ----------------------------
+
+HEARTBEAT = """\
+import threading, time
+hb = [0]
+def beat():
+    while True:
+        hb[0] += 1
+        time.sleep(0.005)
+threading.Thread(target=beat, daemon=True).start()
+"""
+
+
+def test_fifo_as_module_file_never_blocks(target, tmp_path, python):
+    """A module whose file became a FIFO: the refresh refuses it at once,
+    saying why, and the target never stops (a heartbeat thread runs on)."""
+    write(tmp_path, {"piped.py": "def f():\n    return 1\n"})
+    t = start_app(target, tmp_path, python, imports=["piped"])
+    t.run(HEARTBEAT)
+    os.unlink(str(tmp_path / "piped.py"))
+    os.mkfifo(str(tmp_path / "piped.py"))
+    before = t.run("hb[0]")
+
+    r = refresh(t, "piped")
+    assert r.rc == 1, r
+    assert "not a regular file" in r.json["error"]["message"], r
+    every = refresh(t)                 # the scan of every module skips it
+    assert every.rc == 0 and module_report(every, "piped") is None, every
+    assert t.run("import time; time.sleep(0.05); hb[0]") > before
+    assert t.run("m('piped').f()") == 1
+    alive(t)
+
+
+def test_rerun_statements_on_request(target, tmp_path, python):
+    write(tmp_path, {"early.py": "RATE = 1\n\n\ndef price():\n    return 'old'\n"})
+    t = start_app(target, tmp_path, python, imports=["early"], attach=False)
+    edit(tmp_path / "early.py", "RATE = 1", "RATE = 2")
+    attach_to(t)
+
+    r = pyhot("refresh", t.pid, "early", "--rerun-statements", json_out=True)
+    assert r.rc == 0, r
+    assert ("changed", "value", "early.RATE") in changes(r, "early"), r
+    assert not any(c["action"] == "skipped" for c in module_report(r, "early")["changes"]), r
+    # price() runs the file's code: not reported.
+    assert not any(name == "early.price" for _, _, name in changes(r, "early")), r
+    assert t.run("m('early').RATE") == 2
+    # After it the file is the trusted baseline: nothing more to do.
+    again = refresh(t)
+    assert again.rc == 0 and module_report(again, "early") is None, again
+    alive(t)
+
+
+def test_status_shows_the_baselines(target, tmp_path, python):
+    t = start_app(target, tmp_path, python, imports=["json", "logging"])
+    st = pyhot("status", t.pid, json_out=True)
+    assert st.rc == 0, st
+    b = st.json["status"]["baselines"]
+    # the standard library too: os, json, logging, threading, ...
+    assert b["modules"] >= 10 and b["bytes"] > 100000 and b["untrusted"] == 0, b
+    text = pyhot("status", t.pid)
+    assert "baselines:" in text.out and "modules: %d" % b["modules"] in text.out, text
+    alive(t)
+
+
+def test_module_imported_after_attach_rolled_back(target, tmp_path, python):
+    write(tmp_path, {"late.py": LATE})
+    t = start_app(target, tmp_path, python)
+    t.run("box = m('late').Box(); calc = m('late').calc")
+    edit_late(tmp_path / "late.py")
+    r = refresh(t, "late")
+    assert r.rc == 0, r
+    assert t.run(LATE_STATE) == [99, False, False, 3]
+
+    back = pyhot("rollback", t.pid, "late", json_out=True)
+    assert back.rc == 0, back
+    assert t.run(LATE_STATE) == [10, True, True, 2]
+    alive(t)
