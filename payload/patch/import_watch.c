@@ -29,10 +29,40 @@ static PyObject *our_get_code;     /* owned: our descriptors */
 static PyObject *our_s2c;          /* owned */
 static atomic_int watching;
 
-/* The bytes source_to_code compiled within the get_code running on this
- * thread (owned), and whether one runs. */
-static __thread PyObject *seen_src;
-static __thread int in_get_code;
+/*
+ * The bytes source_to_code compiled within the get_code running on this
+ * thread go into a list kept in the thread state's dict under SLOT_KEY
+ * while that get_code runs (a nested get_code keeps its own). Not C
+ * thread-local storage: __thread in a dlopen()ed object needs
+ * __tls_get_addr from ld.so, and the payload links libc only.
+ */
+#define SLOT_KEY "pyhot.import_watch.slot"
+
+/* This thread's slot (borrowed), or NULL when no get_code of ours runs. */
+static PyObject *slot_get(void)
+{
+	PyObject *d = PyThreadState_GetDict();   /* borrowed */
+
+	return d ? PyDict_GetItemString(d, SLOT_KEY) : NULL;
+}
+
+/* Make slot (may be NULL: none) this thread's slot; 0, or -1 with an
+ * exception. */
+static int slot_set(PyObject *slot)
+{
+	PyObject *d = PyThreadState_GetDict();   /* borrowed */
+
+	if (!d) {
+		return -1;
+	}
+	if (slot) {
+		return PyDict_SetItemString(d, SLOT_KEY, slot);
+	}
+	if (PyDict_DelItemString(d, SLOT_KEY) < 0) {
+		PyErr_Clear();
+	}
+	return 0;
+}
 
 /* orig(self, *args, **kw): a new reference, or NULL with an exception. */
 static PyObject *call_orig(PyObject *orig, PyObject *self, PyObject *args,
@@ -90,10 +120,14 @@ static PyObject *watch_s2c(PyObject *self, PyObject *args, PyObject *kw)
 
 	if (!atomic_load(&watching)) {
 		restore();
-	} else if (in_get_code && data && PyBytes_Check(data)) {
-		Py_INCREF(data);
-		Py_XDECREF(seen_src);
-		seen_src = data;
+	} else if (data && PyBytes_Check(data)) {
+		PyObject *slot = slot_get();   /* borrowed */
+
+		if (slot && PyList_Check(slot) &&
+		    PyList_SetSlice(slot, 0, PyList_Size(slot), NULL) == 0 &&
+		    PyList_Append(slot, data) < 0) {
+			PyErr_Clear();   /* not recorded: the module gets no baseline */
+		}
 	}
 	return call_orig(orig_s2c, self, args, kw);
 }
@@ -130,10 +164,12 @@ static void record(PyObject *args, PyObject *code, PyObject *src,
 
 static PyObject *watch_get_code(PyObject *self, PyObject *args, PyObject *kw)
 {
-	PyObject *outer = seen_src;   /* owned: a get_code this one is nested in */
-	PyObject *mine;   /* owned */
+	PyObject *outer;   /* owned: the slot of a get_code this one is nested in */
+	PyObject *slot;   /* owned */
 	PyObject *code;   /* owned */
-	int outer_in = in_get_code;
+	PyObject *t;   /* owned until PyErr_Restore() takes it back */
+	PyObject *v;   /* owned, likewise */
+	PyObject *tb;   /* owned, likewise */
 	struct timespec t0;
 
 	if (!atomic_load(&watching)) {
@@ -141,16 +177,28 @@ static PyObject *watch_get_code(PyObject *self, PyObject *args, PyObject *kw)
 		return call_orig(orig_get_code, self, args, kw);
 	}
 	clock_gettime(CLOCK_REALTIME, &t0);
-	seen_src = NULL;
-	in_get_code = 1;
-	code = call_orig(orig_get_code, self, args, kw);
-	mine = seen_src;
-	seen_src = outer;
-	in_get_code = outer_in;
-	if (code && code != Py_None) {
-		record(args, code, mine, &t0);
+	outer = slot_get();
+	Py_XINCREF(outer);
+	slot = PyList_New(0);
+	if (!slot || slot_set(slot) < 0) {
+		/* Nothing recorded for this module; the import goes on. */
+		PyErr_Clear();
+		Py_XDECREF(slot);
+		Py_XDECREF(outer);
+		return call_orig(orig_get_code, self, args, kw);
 	}
-	Py_XDECREF(mine);
+	code = call_orig(orig_get_code, self, args, kw);
+	PyErr_Fetch(&t, &v, &tb);
+	if (slot_set(outer) < 0) {
+		PyErr_Clear();
+	}
+	if (code && code != Py_None) {
+		record(args, code, PyList_Size(slot) == 1 ? PyList_GetItem(slot, 0) : NULL,
+		       &t0);
+	}
+	PyErr_Restore(t, v, tb);
+	Py_DECREF(slot);
+	Py_XDECREF(outer);
 	return code;
 }
 

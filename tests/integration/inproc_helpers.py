@@ -49,21 +49,21 @@ def busy(seconds):
         n += 1
     return n
 
-def spin(fifo):
-    """Run Python (no call that releases the GIL) until the test writes to
-    the FIFO; a helper thread blocked in read() sets the flag."""
-    stop = []
-    def waiter():
-        fd = os.open(fifo, os.O_RDONLY)
-        os.read(fd, 1)
-        os.close(fd)
-        stop.append(1)
-    threading.Thread(target=waiter, daemon=True).start()
+def spin(flag):
+    """Run Python (no call that releases the GIL) until the test writes a
+    byte into the file flag: it is mapped into memory, so looking at it is
+    a plain memory read, and no other thread of ours ever wants the GIL."""
+    import mmap
+    with open(flag, "r+b") as f:
+        m = mmap.mmap(f.fileno(), 1)
     say("SPINNING")
     end = time.monotonic() + 60
     n = 0
-    while not stop and time.monotonic() < end:
+    while m[0] == 0:
         n += 1
+        if n % 1000000 == 0 and time.monotonic() > end:
+            break
+    m.close()
     return n
 
 children = []
@@ -230,17 +230,18 @@ class Target:
     def spin(self):
         """Start a busy Python loop in the main thread; returns a function
         that stops it."""
-        fifo = os.path.join(self.dir, "spin.%d" % len(self.lines))
-        os.mkfifo(fifo)
-        self.start("spin", fifo)
+        flag = os.path.join(self.dir, "spin.%d" % len(self.lines))
+        with open(flag, "wb") as f:
+            f.write(b"\0")
+        self.start("spin", flag)
         self.expect("SPINNING")
-        # Let say()'s write (which drops the GIL) return and the helper
-        # thread block in open(): from then on the main thread runs Python
-        # alone, and a safe point is reached only through its pending call.
+        # Let say()'s write (which drops the GIL) return: from then on the
+        # main thread runs Python alone, and a safe point is reached only
+        # through its pending call.
         time.sleep(0.1)
 
         def release():
-            with open(fifo, "wb") as f:
+            with open(flag, "r+b") as f:
                 f.write(b"x")
             return self.finish()
         return release

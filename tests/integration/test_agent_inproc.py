@@ -107,14 +107,17 @@ def test_ping_status_and_socket(target):
     exits_cleanly(t)
 
 
-def test_status_while_busy_runs_as_pending_call(target):
+def test_status_while_busy_reaches_a_safe_point(target):
     t = target
     release = t.spin()
     for _ in range(5):
         r = t.request("status")
         assert r["ok"] is True, r
-        assert r["safepoint"]["via"] == "pending-call"
-        assert r["main_thread"]["via"] == "pending-call"
+        # Usually the main thread's pending call; the agent's GIL thread may
+        # get the GIL first when the main thread drops it at a forced switch
+        # (docs/safepoints.md). Either is a safe point and the job runs once.
+        assert r["safepoint"]["via"] in ("pending-call", "gil-thread"), r
+        assert r["main_thread"]["via"] == r["safepoint"]["via"], r
         # spin(), or say() that has just printed "SPINNING"
         assert r["main_thread"]["frame"]["function"] in ("spin", "say")
         note_latency(t, r)
@@ -355,6 +358,7 @@ def test_python_errors_in_a_handler_stay_inside(target):
     for _ in range(3):
         r = t.request("status")
         assert r["ok"] is True, r
+        print("VIA", r["safepoint"]["via"], r["safepoint"].get("wait_ms"))
         assert r["safepoint"]["via"] == "pending-call"
         assert r["main_thread"]["frame"] is None and r["threads"] is None
     assert int(release()) > 0   # the main thread saw no exception
