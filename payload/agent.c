@@ -337,7 +337,7 @@ static size_t conns_count(size_t *serving)
 	return n;
 }
 
-/* Accept one connection into a free slot (there is one). */
+/* Accept one connection into a free slot. */
 static void conn_accept(void)
 {
 	struct timespec pause = { 0, 100 * 1000 * 1000 };
@@ -360,6 +360,10 @@ static void conn_accept(void)
 	}
 	for (i = 0; i < AGENT_SLOTS && !c; i++) {
 		c = conns[i].phase == CONN_FREE ? &conns[i] : NULL;
+	}
+	if (!c) {
+		close(fd);   /* not polled for while the table is full */
+		return;
 	}
 	(void)conns_count(&serving);
 	c->fd = fd;

@@ -42,11 +42,9 @@ pytestmark = pytest.mark.skipif(not os.path.exists(PAYLOAD),
 def agent(request, tmp_path):
     """A target with the agent booted in-process (test_agent_inproc.py's)."""
     t = Target(request.param, tmp_path)
-    try:
-        assert t.boot_rc == 0, "pyhot_boot returned %d" % t.boot_rc
-        yield t
-    finally:
-        t.close()
+    request.addfinalizer(t.close)
+    assert t.boot_rc == 0, "pyhot_boot returned %d" % t.boot_rc
+    return t
 
 
 def idle_clients(path, n, send=b""):
