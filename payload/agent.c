@@ -141,14 +141,15 @@ static int agent_dispatch(char *frame, size_t len, struct jsonw *w,
 	struct pyhot_req req;
 	pid_t pid = getpid();
 	long timeout_ms;
+	int parsed = pyhot_req_parse(&req, frame, len) == 0;
 	int rc;
 
-	*reply_max = PYHOT_FRAME_MAX;
-	if (pyhot_req_parse(&req, frame, len) < 0) {
+	/* Read before the safe-point job takes frame, which req points into. */
+	*reply_max = parsed ? reply_max_of(&req) : PYHOT_FRAME_MAX;
+	if (!parsed) {
 		rc = pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, "request",
 				   "malformed request frame (%zu bytes)", len);
-	} else if ((*reply_max = reply_max_of(&req)) &&
-		   !(verb = pyhot_verb_find(req.verb))) {
+	} else if (!(verb = pyhot_verb_find(req.verb))) {
 		rc = pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, "request",
 				   "unknown verb '%.64s'", req.verb);
 	} else if (verb->where == PYHOT_VERB_AGENT) {
