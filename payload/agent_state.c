@@ -15,6 +15,7 @@ void pyhot_agent_counters_reset(void)
 {
 	atomic_store(&pyhot_agent.requests, 0);
 	atomic_store(&pyhot_agent.refused, 0);
+	atomic_store(&pyhot_agent.dropped_idle, 0);
 	atomic_store(&pyhot_agent.via_pending, 0);
 	atomic_store(&pyhot_agent.via_gil, 0);
 	atomic_store(&pyhot_agent.timeouts, 0);

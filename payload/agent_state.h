@@ -3,8 +3,9 @@
  * agent thread, the verbs and the baseline job. Private to the payload.
  *
  * There is one agent per process. pyhot_boot() (boot.c) binds the socket and
- * starts the agent thread (agent.c), which serves one connection at a time
- * until a "detach" request. The state lives in a single static struct so that
+ * starts the agent thread (agent.c), which reads several connections at once
+ * (one request each) and answers them one at a time until a "detach"
+ * request. The state lives in a single static struct so that
  * a late pending call or GIL thread never points into memory that goes away:
  * the payload is -z nodelete, this struct is never freed. agent_state.c calls
  * no other file of the payload.
@@ -32,7 +33,9 @@ struct pyhot_agent {
 	atomic_int stop_requested;  /* "detach": stop after this request */
 	pid_t pid;                  /* getpid() when the agent started */
 	int listen_fd;              /* -1 when not listening */
-	_Atomic int conn_fd;        /* the connection being served, or -1 */
+	_Atomic int conn_fd;        /* the connection being answered, or -1 (the
+				     * others are agent.c's, which closes them
+				     * in a forked child itself) */
 	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	dev_t sock_dev;             /* the socket file we bound, so that we */
 	ino_t sock_ino;             /* never unlink someone else's */
@@ -45,6 +48,8 @@ struct pyhot_agent {
 	 */
 	atomic_ulong requests;      /* requests read, the one being answered included */
 	atomic_ulong refused;       /* peers refused by SO_PEERCRED */
+	atomic_ulong dropped_idle;  /* connections dropped before a whole
+				     * request came (silent or slow clients) */
 	atomic_ulong via_pending;   /* safe points reached by a pending call */
 	atomic_ulong via_gil;       /* ... by a thread of ours taking the GIL */
 	atomic_ulong timeouts;      /* no safe point within the timeout */

@@ -144,6 +144,8 @@ static void status_agent(struct jsonw *out)
 	jsonw_key_int(out, "os_threads", os_thread_count());
 	jsonw_key_int(out, "requests", (long long)atomic_load(&pyhot_agent.requests));
 	jsonw_key_int(out, "refused", (long long)atomic_load(&pyhot_agent.refused));
+	jsonw_key_int(out, "dropped_idle",
+		      (long long)atomic_load(&pyhot_agent.dropped_idle));
 	jsonw_key_int(out, "via_pending_call", (long long)via_pending);
 	jsonw_key_int(out, "via_gil_thread", (long long)via_gil);
 	jsonw_key_int(out, "timeouts", (long long)atomic_load(&pyhot_agent.timeouts));

@@ -37,8 +37,10 @@ static int verb_ping(const struct pyhot_req *req, struct jsonw *out,
 
 /* detach: agent thread. The agent removes its socket before it replies and
  * its thread ends after; the payload stays loaded for a later boot. Safe-point
- * jobs are not in flight here: the agent serves one request at a time, and a
- * job it gave up on was cancelled (or runs on without touching the agent). */
+ * jobs are not in flight here: the agent reads several connections at once
+ * but answers one request at a time, and a job it gave up on was cancelled
+ * (or runs on without touching the agent). Connections not answered yet are
+ * closed without an answer. */
 static int verb_detach(const struct pyhot_req *req, struct jsonw *out,
 		       struct pyhot_err *err)
 {
