@@ -793,9 +793,15 @@ static int plan_removed(struct engine *e, struct module_plan *p)
 
 	while (r == 0 && (x = PyIter_Next(it)) != NULL) {
 		PyObject *v = PyDict_GetItemWithError(e->G, x);   /* owned below */
+		/* A re-run statement bound it again (a star import binds names
+		 * the source does not show): the overlay sets it, nothing is
+		 * removed. */
+		int rebound = v ? PyDict_Contains(e->L, x) : 0;
 
 		Py_XINCREF(v);
-		if (v && !is_dunder(x)) {
+		if (rebound < 0) {
+			r = -1;
+		} else if (v && !rebound && !is_dunder(x)) {
 			qname(e, NULL, x, qn, sizeof(qn));
 			r = pyhot_ops_add(&e->ops, PYHOT_OP_DELITEM, e->G, x, NULL);
 			if (r == 0) {
