@@ -316,9 +316,9 @@ enum cli_slow cli_timeout_explain(struct cli_ctx *c, struct pyhot_err *err, int 
 		return CLI_SLOW_ACCEPT;
 	}
 	if (strcmp(err->step, "send") == 0) {
-		pyhot_err_hint(err, "pid %d is unchanged: the agent serves one connection at "
-			       "a time and was busy with another one (another pyhot, or "
-			       "anything connected to %s), or its thread is stuck; retry",
+		pyhot_err_hint(err, "pid %d is unchanged: the agent did not read the request: "
+			       "every connection it serves at once was taken (other "
+			       "clients of %s), or its thread is stuck; retry",
 			       (int)pid, c->sock);
 		return CLI_SLOW_READ;
 	}

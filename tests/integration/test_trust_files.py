@@ -138,20 +138,16 @@ def test_too_short_timeout_is_said_so(target):
     t.assert_working()
 
 
-def test_busy_agent_is_blamed_not_the_main_thread(target):
-    """A silent connection holds the agent (it serves one at a time): the
-    timeout says that the agent did not read the request, and shows no
-    main-thread stack."""
+def test_silent_client_delays_nobody(target):
+    """A silent connection next to a command: the agent reads connections
+    side by side (docs/safepoints.md), so the command answers at once and
+    nothing blames the main thread."""
     t = target("sleep")
     assert pyhot("attach", t.pid).rc == 0
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
         silent.connect(sock_path(t.pid))
         time.sleep(0.1)
-        r = pyhot("status", t.pid, "--timeout=0.3", json_out=True)
-    assert r.rc == 124, r
-    e = r.json["error"]
-    assert e["message"] == ("send: the agent in pid %d did not read the request within "
-                            "2.3 s" % t.pid), r
-    assert "serves one connection at a time" in e["hint"], r
-    assert "native_stack" not in e and "stuck in C" not in r.err, r
+        r = pyhot("status", t.pid, "--timeout=2", json_out=True)
+    assert r.rc == 0, r
+    assert "stuck in C" not in r.err, r
     t.assert_working()
