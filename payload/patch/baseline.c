@@ -227,6 +227,12 @@ int pyhot_patch_read_file(const char *path, char **out, size_t *len)
 	return pyhot_patch_read_file_mtime(path, out, len, NULL);
 }
 
+int pyhot_patch_ts_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec ||
+	       (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
 int pyhot_patch_read_file_nogil(const char *path, char **out, size_t *len,
 				struct timespec *mtime)
 {

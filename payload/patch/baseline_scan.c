@@ -130,12 +130,6 @@ static int process_start(struct timespec *out)
 	return 0;
 }
 
-int pyhot_patch_ts_before(const struct timespec *a, const struct timespec *b)
-{
-	return a->tv_sec < b->tv_sec ||
-	       (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
-}
-
 /* The .py file of a module, into file; 0, or -1 when it has none. */
 static int module_py_file(PyObject *mod, char *file, size_t size)
 {
