@@ -78,6 +78,8 @@ setup(
         "Topic :: Software Development :: Debuggers",
     ],
     packages=python_packages(),
+    # The package's extension is the payload itself (one engine, one build id).
+    package_data={"pyhot": ["_pyhot.abi3.so"]} if python_packages() else {},
     py_modules=[],
     scripts=data("pyhot"),
     data_files=[

@@ -29,6 +29,8 @@ chmod 0644 "$stage/data/pyhot-payload.so"
 # The pyhot Python package, once make builds one ($(B)/python/pyhot).
 if [ -f "$pkg_b/../python/pyhot/__init__.py" ]; then
 	cp -R "$pkg_b/../python/pyhot" "$stage/pyhot"
+	# Its extension is the payload the wheel's command loads: the same file.
+	cp "$stage/data/pyhot-payload.so" "$stage/pyhot/_pyhot.abi3.so"
 fi
 rm -f "$out"/pyhot-"$version"-*.whl
 "$py" -m build --no-isolation --wheel --outdir "$out" "$stage" >"$pkg_b/wheel.log" 2>&1 || {
