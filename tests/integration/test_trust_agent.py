@@ -35,8 +35,10 @@ def trapped():
     started = []
 
     def start(setup, prep="", user=NOBODY):
-        shell = ("mount -t tmpfs tmpfs /tmp || exit 1\n"
-                 "exec 3<\"$1\" 4<\"$2\"\n" + prep +
+        # The scripts are opened before the mount: the checkout itself may
+        # live under /tmp, which the tmpfs hides.
+        shell = ("exec 3<\"$1\" 4<\"$2\"\n"
+                 "mount -t tmpfs tmpfs /tmp || exit 1\n" + prep +
                  "%s %s - /tmp/pyhot-0/agent-$$.sock /tmp/impostor.log %s <&4 3<&- &\n"
                  "exec \"$3\" /dev/fd/3 sleep\n") % (" ".join(user), SYSPY, setup)
         t = Target(["unshare", "-m", "--propagation", "private", "sh", "-c", shell, "sh",
