@@ -178,8 +178,8 @@ int cli_agent_call(struct cli_ctx *c, const char *verb, const char *const *kv,
 int cli_sock_dir_explain(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 
 /* Below this --timeout, "no safe point" says more about the timeout than
- * about the target: the agent gives the main thread PYHOT_PENDING_GRACE_MS
- * before it takes the GIL itself. */
+ * about the target: a safe point takes about a millisecond, but a loaded
+ * machine may not schedule the target's threads that soon. */
 #define CLI_SHORT_TIMEOUT_MS 200u
 
 /* Whether a --timeout of timeout_ms is too short to judge a target by. */

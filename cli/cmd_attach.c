@@ -71,6 +71,13 @@ static void explain_boot(struct cli_ctx *c, long ret, struct pyhot_err *err)
 	pid_t pid = c->args->pid;
 	int e = (int)-ret;
 
+	/* The agent refused its socket directory: say whose it is (the
+	 * command's own check passed a moment ago, so it changed since). */
+	if ((e == ENOTDIR || e == EPERM || e == EACCES) && cli_sock_dir_explain(c, err) < 0) {
+		pyhot_err_hint(err, "the payload is loaded but idle; pid %d is otherwise "
+			       "unchanged", (int)pid);
+		return;
+	}
 	if (e == EAGAIN || e == ENOMEM)
 		pyhot_err_set(err, PYHOT_ERR_ATTACH, e, pid, "attach",
 			      "agent in pid %d could not start its thread: %s", (int)pid,
