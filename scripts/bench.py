@@ -71,7 +71,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
-from pyhot_testlib import (DEFAULT_PY, PAYLOAD, PYHOT, TARGET_PY,  # noqa: E402
+from pyhot_testlib import (DEFAULT_PY, PAYLOAD, PYENV_ROOT, PYHOT, TARGET_PY,  # noqa: E402
                            agent_request, start_target, stop_target, target_env)
 
 
@@ -805,7 +805,7 @@ def bench_safepoint(runs):
     print("\nsafe point (median wall ms of %d commands; --version: start-up)" % runs)
     print("  %-8s %-8s %10s %10s %10s" % ("python", "main", "--version", "status", "refresh"))
     for v in SP_PYTHONS:
-        py = os.path.join(PYENV, "versions", v, "bin", "python" + v.rsplit(".", 1)[0])
+        py = os.path.join(PYENV_ROOT, "versions", v, "bin", "python" + v.rsplit(".", 1)[0])
         if not os.access(py, os.X_OK):
             continue
         for mode in SP_MODES:
