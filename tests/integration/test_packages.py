@@ -151,10 +151,12 @@ def test_files_in_place(packages):
             r = run([py, "-c", "import importlib.metadata as m; print([str(f.locate()) for f in "
                      "m.files('pyhot') if f.name == 'pyhot' and f.parent.name == 'bin'][0])"])
             assert os.path.realpath(r.stdout.strip()) == os.path.realpath(inst.exe), r.stdout
-            # The in-process door from the wheel: import pyhot, refresh.
-            r = run([py, "-c", "import pyhot; r = pyhot.refresh(); print(r['modules'] == [], "
-                     "pyhot._pyhot.__file__.endswith('_pyhot.abi3.so'))"], cwd="/")
-            assert r.returncode == 0 and r.stdout.split() == ["True", "True"], r.stdout
+            # The in-process door from the wheel: import pyhot, refresh; the
+            # pytest plugin is there too (the venv has no pytest to load it).
+            r = run([py, "-c", "import pyhot, importlib.util as u; r = pyhot.refresh(); "
+                     "print(r['modules'] == [], pyhot._pyhot.__file__.endswith('_pyhot.abi3.so'), "
+                     "u.find_spec('pyhot.pytest') is not None)"], cwd="/")
+            assert r.returncode == 0 and r.stdout.split() == ["True"] * 3, r.stdout
 
 
 @pytest.mark.parametrize("which", ["wheel-0", "wheel-1", "deb"])
