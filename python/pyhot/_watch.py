@@ -6,10 +6,11 @@ import sys
 import threading
 
 
-def python_files(paths, user_file):
+def python_files(paths, user_file, skip=()):
     """The files to watch: every loaded user module's file (paths None),
     else the .py files under each path (a file path is taken as it is).
-    Folders whose name starts with a dot and __pycache__ are skipped."""
+    Folders whose name starts with a dot, __pycache__ and those named in
+    skip are not walked."""
     if paths is None:
         for mod in list(sys.modules.values()):
             f = getattr(mod, "__file__", None)
@@ -21,7 +22,8 @@ def python_files(paths, user_file):
             yield p
             continue
         for root, dirs, names in os.walk(p):
-            dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
+            dirs[:] = [d for d in dirs
+                       if not d.startswith(".") and d != "__pycache__" and d not in skip]
             for n in names:
                 if n.endswith(".py"):
                     yield os.path.join(root, n)

@@ -22,7 +22,7 @@ import pytest
 import pyhot
 from pyhot import _rewrite, _watch
 
-_SKIP_DIRS = ("site-packages", "dist-packages", "node_modules")
+_SKIP_DIRS = ("site-packages", "dist-packages", "node_modules", "venv")
 
 
 def pytest_addoption(parser):
@@ -145,12 +145,19 @@ class Loop:
         self.failed -= ids
         self.ran -= ids
         session.testsfailed = 0
-        session.shouldfail = False
-        session.shouldstop = False
+        # pytest 8 refuses to unset these through the property (a stop is
+        # final for its own loop): the loop that starts now is ours.
+        for flag in ("shouldfail", "shouldstop"):
+            setattr(session, "_" + flag if hasattr(session, "_" + flag) else flag, False)
         tr = self.tr
         if tr is not None:
-            for key, reps in tr.stats.items():
-                reps[:] = [r for r in reps if getattr(r, "nodeid", None) not in ids]
+            for key in list(tr.stats):
+                tr.stats[key] = [r for r in tr.stats[key]
+                                 if getattr(r, "nodeid", None) not in ids]
+                if not tr.stats[key]:
+                    del tr.stats[key]   # a "failed" key, even empty, colours the summary red
+            if hasattr(tr, "_set_main_color"):
+                tr._set_main_color()
             tr.currentfspath = None
 
     def run(self, session, items):
@@ -168,26 +175,27 @@ class Loop:
     def wait_and_refresh(self, session, todo):
         """Print the failures, wait for a save, refresh in place: return
         when the tests should run again. Ctrl-C ends the session."""
-        tr = self.tr
-        failed = [it.nodeid for it in todo if it.nodeid in self.failed]
-        if tr is not None and failed:
-            tr.summary_errors()
-            tr.summary_failures()
-        rootdir = self.rootdir()
-        if tr is not None:
-            left = len(todo) - len(failed)
-            tr.write_sep("=", "pyhot: %d failed%s" % (len(failed), ", %d not run yet" % left
-                                                      if left else ""), yellow=True, bold=True)
-        self.say("pyhot: waiting for a saved edit under %s (Ctrl-C to stop)" % rootdir,
-                 yellow=True, bold=True)
         try:
-            while True:
-                changed = self.wait_for_save(rootdir)
-                if self.refresh(changed):
-                    return
+            self.show(todo)
+            while not self.refresh(self.wait_for_save(self.rootdir())):
+                pass
         except KeyboardInterrupt:
             raise session.Interrupted("pyhot loop: stopped by Ctrl-C while waiting "
                                       "for an edit") from None
+
+    def show(self, todo):
+        """The failures as pytest's report shows them, and what we wait for."""
+        tr = self.tr
+        failed = [it.nodeid for it in todo if it.nodeid in self.failed]
+        if tr is not None:
+            if failed:
+                tr.summary_errors()
+                tr.summary_failures()
+            left = len(todo) - len(failed)
+            tr.write_sep("=", "pyhot: %d failed%s" % (len(failed), ", %d not run yet" % left
+                                                      if left else ""), yellow=True, bold=True)
+        self.say("pyhot: waiting for a saved edit under %s (Ctrl-C to stop)" % self.rootdir(),
+                 yellow=True, bold=True)
 
     def keep_rewriting(self, mod):
         """A test module refreshed keeps pytest's assertion rewriting."""
@@ -207,10 +215,10 @@ class Loop:
         return str(getattr(self.config, "rootpath", None) or self.config.rootdir)
 
     def watched_files(self, rootdir):
+        """Every loaded user module's file and the .py files under rootdir
+        (not in virtual environments or node_modules)."""
         files = set(_watch.python_files(None, pyhot._user_file))
-        for f in _watch.python_files([rootdir], pyhot._user_file):
-            if not any(d in f.split(os.sep) for d in _SKIP_DIRS):
-                files.add(f)
+        files.update(_watch.python_files([rootdir], pyhot._user_file, skip=_SKIP_DIRS))
         return sorted(files)
 
     def wait_for_save(self, rootdir):

@@ -102,11 +102,18 @@ class Loop(Term):
 
 
 @pytest.fixture
-def loop(pytest_python, project):
+def extra_args():
+    """pytest options a test adds (it parametrizes extra_args)."""
+    return []
+
+
+@pytest.fixture
+def loop(pytest_python, project, extra_args):
     env = {"PYTHONPATH": PYPKG, "RUNS_LOG": str(project / "runs.log"),
            "TERM": "dumb", "COLUMNS": "100"}
     t = Loop([pytest_python, "-m", "pytest", "-p", "pyhot.pytest", "--pyhot-loop",
-              "--pyhot-interval", "0.05", "-p", "no:cacheprovider"], cwd=str(project), env=env)
+              "--pyhot-interval", "0.05", "-p", "no:cacheprovider"] +
+             extra_args, cwd=str(project), env=env)
     yield t
     t.close()
 
@@ -166,3 +173,29 @@ def test_ctrl_c_ends_the_loop_cleanly(loop, project):
     assert "stopped by Ctrl-C" in after, loop.out
     assert "Traceback" not in loop.out and "KeyboardInterrupt" not in after, loop.out
     assert runs(project) == [(loop.pid, 1)]
+
+
+@pytest.mark.parametrize("extra_args", [["--color=yes"]])
+def test_summary_after_the_fix_is_pytests_own(loop, project):
+    """Once the failed test passes, the session's summary counts it once,
+    as passed, in green: the first run's failure is forgotten."""
+    loop.expect(r"assert -1 == 5")
+    loop.expect(r"waiting for a saved edit")
+    write(project / "app.py", FIXED)
+    loop.expect(r"2 passed")
+    assert loop.exit_code() == 0, loop.out
+    last = loop.out.rstrip().splitlines()[-1]
+    assert "failed" not in last and "\x1b[31m" not in last and "\x1b[32m" in last, repr(last)
+
+
+@pytest.mark.parametrize("extra_args", [["-x"]])
+def test_exitfirst_runs_the_rest_once_the_failure_passes(loop, project):
+    """-x stops the first run at the failure; after the fix the failed test
+    and those never run run, and the session ends with all of them."""
+    loop.expect(r"test_app\.py F\s")
+    loop.expect(r"pyhot: 1 failed, 1 not run yet")
+    loop.expect(r"waiting for a saved edit")
+    write(project / "app.py", FIXED)
+    loop.expect(r"test_app\.py \.\.")
+    loop.expect(r"2 passed")
+    assert loop.exit_code() == 0, loop.out
