@@ -44,6 +44,14 @@ def test_other():
     assert app.add(0, 0) == 0
 '''
 
+CONFTEST = '''\
+import pytest
+
+@pytest.fixture
+def base():
+    return 1
+'''
+
 
 @functools.lru_cache(maxsize=None)
 def pytest_version(python):
@@ -77,10 +85,16 @@ def write(path, text):
 
 
 @pytest.fixture
-def project(tmp_path):
+def files():
+    """The project's files besides pytest.ini (a test parametrizes files)."""
+    return {"app.py": APP, "test_app.py": TEST}
+
+
+@pytest.fixture
+def project(tmp_path, files):
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    (tmp_path / "app.py").write_text(APP)
-    (tmp_path / "test_app.py").write_text(TEST)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
     return tmp_path
 
 
@@ -198,4 +212,21 @@ def test_exitfirst_runs_the_rest_once_the_failure_passes(loop, project):
     write(project / "app.py", FIXED)
     loop.expect(r"test_app\.py \.\.")
     loop.expect(r"2 passed")
+    assert loop.exit_code() == 0, loop.out
+
+
+@pytest.mark.parametrize("files", [{
+    "app.py": APP, "conftest.py": CONFTEST,
+    "test_app.py": TEST + "\ndef test_fixture(base):\n    assert base == 2\n"}])
+def test_edit_of_a_conftest_fixture(loop, project):
+    """conftest.py is imported by pytest's own loader too: a fixed fixture
+    is refreshed in place and the test that used it passes."""
+    loop.expect(r"test_app\.py F\.F")
+    loop.expect(r"waiting for a saved edit")
+    write(project / "app.py", FIXED)
+    loop.expect(r"pyhot: refreshed app: changed app\.add")
+    loop.expect(r"pyhot: 1 failed")   # the fixture's test still fails
+    write(project / "conftest.py", CONFTEST.replace("return 1", "return 2"))
+    loop.expect(r"pyhot: refreshed conftest: changed conftest\.base")
+    loop.expect(r"3 passed")
     assert loop.exit_code() == 0, loop.out
