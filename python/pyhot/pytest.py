@@ -271,8 +271,10 @@ class Loop:
             self.keep_rewriting(mod)
             for h in mod.get("hooks", ()):
                 if not h.get("ok", True):
+                    error = str(h.get("error", "?"))
                     self.say("pyhot: %s: hook %s raised %s (the refresh stays applied)"
-                             % (mod.get("module"), h.get("name"), h.get("error")), red=True)
+                             % (mod.get("module"), h.get("name"), error[len("refresh: "):]
+                                if error.startswith("refresh: ") else error), red=True)
         if not report.get("modules"):
             self.say("pyhot: saved %s: no change to refresh" % shown)
         self.say("pyhot: running the failed tests again", bold=True)

@@ -139,7 +139,9 @@ def first_failure(loop):
 
 
 def runs(project):
-    return [tuple(map(int, ln.split())) for ln in (project / "runs.log").read_text().split("\n") if ln]
+    """(pid, times app was imported) for each run of test_add."""
+    text = (project / "runs.log").read_text()
+    return [tuple(map(int, ln.split())) for ln in text.splitlines() if ln]
 
 
 def test_edit_of_the_code_under_test_passes_in_the_same_process(loop, project):
@@ -229,4 +231,19 @@ def test_edit_of_a_conftest_fixture(loop, project):
     write(project / "conftest.py", CONFTEST.replace("return 1", "return 2"))
     loop.expect(r"pyhot: refreshed conftest: changed conftest\.base")
     loop.expect(r"3 passed")
+    assert loop.exit_code() == 0, loop.out
+
+
+@pytest.mark.parametrize("files", [{
+    "app.py": APP + "\ndef __pyhot_after_refresh__(changes):\n    raise KeyError('late')\n",
+    "test_app.py": TEST}])
+def test_a_hook_that_raises_is_reported_and_the_tests_run(loop, project):
+    """A module's after hook that raises: the loop says so, the refresh
+    stays applied, the failed test runs and passes."""
+    first_failure(loop)
+    write(project / "app.py", (project / "app.py").read_text().replace("a - b", "a + b"))
+    loop.expect(r"pyhot: refreshed app: changed app\.add")
+    loop.expect(r"pyhot: app: hook __pyhot_after_refresh__ raised \S*app\.py:\d+: KeyError: 'late' "
+                r"\(the refresh stays applied\)")
+    loop.expect(r"2 passed")
     assert loop.exit_code() == 0, loop.out
