@@ -163,8 +163,11 @@ $(B)/pyhot-payload.so: $(PAYLOAD_OBJS) payload/exports.map
 # injected by `pyhot attach` run the same file: the copy loaded second finds
 # the first by its build id and defers to it (payload/copies.h).
 # PYTHONPATH=build/python works from a checkout; `make install` puts the
-# package into the purelib directory of $(PYTHON).
+# package into PYTHON_SITE, by default the purelib directory of $(PYTHON)
+# (debian/rules gives Debian's /usr/lib/python3/dist-packages: a
+# python3 on PATH may be any interpreter, a pyenv one under /root).
 PYTHON    ?= python3
+PYTHON_SITE ?=
 PYPKG     := $(patsubst python/%,$(B)/python/%,$(wildcard python/pyhot/*.py)) \
 	     $(B)/python/pyhot/_pyhot.abi3.so
 
@@ -180,9 +183,11 @@ $(B)/python/pyhot/_pyhot.abi3.so: $(B)/pyhot-payload.so
 
 install: install-python
 
+PYTHON_PURELIB = $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
+
 install-python: $(PYPKG)
-	d="$(DESTDIR)$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/pyhot"; \
-	install -d "$$d" && install -m 0644 $(PYPKG) "$$d/"
+	site="$(PYTHON_SITE)"; [ -n "$$site" ] || site=$$($(PYTHON_PURELIB)) || exit 1; \
+	install -d "$(DESTDIR)$$site/pyhot" && install -m 0644 $(PYPKG) "$(DESTDIR)$$site/pyhot/"
 
 .PHONY: install-python
 
@@ -248,6 +253,9 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/pyhot $(DESTDIR)$(LIBDIR)/pyhot-payload.so \
 		$(DESTDIR)$(MANDIR)/man1/pyhot.1 $(DESTDIR)$(COMPLETIONDIR)/pyhot
+	site="$(PYTHON_SITE)"; [ -n "$$site" ] || site=$$($(PYTHON_PURELIB)) || exit 1; \
+	rm -f $(addprefix "$(DESTDIR)$$site/pyhot/",$(notdir $(PYPKG))); \
+	rmdir "$(DESTDIR)$$site/pyhot" 2>/dev/null || true
 
 clean:
 	rm -rf $(B)

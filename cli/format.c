@@ -48,6 +48,44 @@ void cli_fmt_change(char *buf, size_t len, struct json_object *change, int color
 		 detail && *detail ? ")" : "");
 }
 
+/*
+ * The hooks that ran for a module (payload/patch/hooks.c: "hooks", each
+ * {"name", "ok", "error"}), a line each. An after hook or a callback that
+ * raised did not undo the refresh (a before hook that raised refused it:
+ * that is an error response, not a report). The process-wide on_refresh
+ * callbacks are in every module's list but ran once: shown with the first
+ * module only (first nonzero).
+ */
+static void print_hooks(FILE *f, struct json_object *m, int first, int color)
+{
+	struct json_object *hooks = NULL, *h, *ok;
+	size_t i, n;
+
+	json_object_object_get_ex(m, "hooks", &hooks);
+	n = hooks && json_object_is_type(hooks, json_type_array) ?
+	    json_object_array_length(hooks) : 0;
+	for (i = 0; i < n; i++) {
+		const char *name, *error;
+
+		h = json_object_array_get_idx(hooks, i);
+		name = cli_json_str(h, "name");
+		error = cli_json_str(h, "error");
+		if (!first && name && strncmp(name, "on_refresh:", 11) == 0)
+			continue;
+		if (error && strncmp(error, "refresh: ", 9) == 0)
+			error += 9;   /* the engine's step prefix, said by the line already */
+		if ((!json_object_object_get_ex(h, "ok", &ok) || json_object_get_boolean(ok)) &&
+		    !error) {
+			fprintf(f, "  %shook%s     %s: ok\n", cli_color(color, "dim"),
+				cli_color(color, "reset"), name ? name : "?");
+			continue;
+		}
+		fprintf(f, "  %shook%s     %s: raised %s (the refresh stays applied; "
+			"pyhot rollback undoes it)\n", cli_color(color, "red"),
+			cli_color(color, "reset"), name ? name : "?", error ? error : "?");
+	}
+}
+
 void cli_fmt_refresh(FILE *f, struct json_object *resp, pid_t pid, int verbose,
 		     int color)
 {
@@ -97,6 +135,7 @@ void cli_fmt_refresh(FILE *f, struct json_object *resp, pid_t pid, int verbose,
 				       json_object_array_get_idx(changes, j), color);
 			fprintf(f, "%s\n", line);
 		}
+		print_hooks(f, m, i == 0, color);
 		summary = NULL;
 		json_object_object_get_ex(m, "summary", &summary);
 		for (j = 0; j < 5; j++)

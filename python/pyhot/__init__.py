@@ -143,7 +143,7 @@ def _user_file(path):
             and not path.startswith(os.path.dirname(__file__) + os.sep))
 
 
-def _record_main(name, path):
+def _record_baseline(name, path):
     """Record path as the baseline of module name (`python -m pyhot run`
     records the script it runs as __main__)."""
     _pyhot.baseline_record(name, os.path.abspath(path), _STDLIB)

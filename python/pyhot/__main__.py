@@ -28,13 +28,13 @@ def main(argv):
         sys.argv = [argv[2]] + argv[3:]
         spec = __import__("importlib.util").util.find_spec(argv[2])
         if spec is not None and spec.origin:
-            pyhot._record_main("__main__", spec.origin)
+            pyhot._record_baseline("__main__", spec.origin)
         runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
         return 0
     script = argv[1]
     sys.argv = argv[1:]
     sys.path[0] = os.path.dirname(os.path.abspath(script))
-    pyhot._record_main("__main__", script)
+    pyhot._record_baseline("__main__", script)
     runpy.run_path(script, run_name="__main__")
     return 0
 

@@ -105,6 +105,8 @@ def long_options_of_man():
     text = open(MAN).read().replace("\\-", "-")
     # Options of the target's interpreter are not pyhot's.
     text = text.replace("-X disable_remote_debug", "")
+    # Nor are pytest's (the pyhot.pytest plugin's option).
+    text = text.replace("-p pyhot.pytest --pyhot-loop", "")
     return set(re.findall(r"(?<![\w-])--([a-z][a-z-]*)", text))
 
 

@@ -4,9 +4,7 @@ reported and watching goes on, new and deleted files are handled, and Ctrl-C
 on a terminal stops it cleanly with exit 0."""
 import json
 import os
-import pty
 import re
-import select
 import signal
 import subprocess
 import time
@@ -14,6 +12,7 @@ import time
 import pytest
 
 from conftest import PYHOT, pyhot
+from pty_term import Term
 
 MAIN = '''
 import sys, time
@@ -48,64 +47,6 @@ def app(target, tmp_path):
         t.dir = d
         return t
     return start
-
-
-class Term:
-    """pyhot run on a pseudo-terminal, as a person runs it."""
-
-    def __init__(self, argv):
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:
-            env = {k: v for k, v in os.environ.items() if k not in ("PYHOT_TRACE",)}
-            env["NO_COLOR"] = "1"
-            os.execve(argv[0], argv, env)
-        self.buf = ""
-        self.status = None
-
-    def read(self, timeout):
-        r, _, _ = select.select([self.fd], [], [], timeout)
-        if not r:
-            return False
-        try:
-            chunk = os.read(self.fd, 65536)
-        except OSError:
-            chunk = b""
-        if not chunk:
-            return None
-        self.buf += chunk.decode(errors="replace").replace("\r\n", "\n")
-        return True
-
-    def wait_for(self, pattern, timeout=15, start=0):
-        rx = re.compile(pattern, re.M)
-        deadline = time.monotonic() + timeout
-        while True:
-            m = rx.search(self.buf, start)
-            if m:
-                return m.end()
-            left = deadline - time.monotonic()
-            if left <= 0 or self.read(left) is None:
-                raise AssertionError("no %r in:\n%s" % (pattern, self.buf))
-
-    def wait_exit(self, timeout=10):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                while self.read(0.05):
-                    pass
-                self.status = status
-                return status
-            self.read(0.05)
-        raise AssertionError("pyhot watch did not exit:\n" + self.buf)
-
-    def close(self):
-        if self.status is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(self.pid, 0)
-        os.close(self.fd)
 
 
 @pytest.fixture

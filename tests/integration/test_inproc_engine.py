@@ -139,6 +139,35 @@ def test_cli_report_lists_hooks(repl, tmp_path):
                                                  "__pyhot_after_refresh__"]
 
 
+def test_cli_text_report_lists_hooks_and_their_outcome(repl, tmp_path):
+    """The text report has a line per hook that ran: ok, or what it raised
+    and that the refresh stays applied; a refusing before hook is named in
+    the error, and nothing changed."""
+    repl.run("pyhot.start_agent()")
+    repl.run("pyhot.on_refresh(lambda d: 1 / 0)")
+    repl.run("pyhot.on_class_update(lambda c: None)")
+    new = MOD.replace('"old"', '"new"').replace("return 1", "return 2").replace(
+        "    calls.append((\"after\"", "    raise KeyError('late')\n    calls.append((\"after\"")
+    write(tmp_path / "m.py", new)
+    r = pyhot("refresh", repl.pid)
+    assert r.rc == 0, r
+    lines = [ln.strip() for ln in r.out.splitlines() if ln.strip().startswith("hook ")]
+    assert lines[0] == "hook     __pyhot_before_refresh__: ok", r.out
+    assert lines[1].startswith("hook     on_class_update:") and lines[1].endswith(": ok"), r.out
+    assert lines[2].startswith("hook     __pyhot_after_refresh__: raised ") and \
+        "KeyError" in lines[2] and "the refresh stays applied" in lines[2], r.out
+    assert lines[3].startswith("hook     on_refresh:") and "ZeroDivisionError" in lines[3], r.out
+    assert len(lines) == 4, r.out
+    assert repl.run("_ = m.f()") == "new"
+    # a before hook that raises: refused, named, nothing changed
+    repl.run("m.__pyhot_before_refresh__ = lambda: (_ for _ in ()).throw(ValueError('not now'))")
+    write(tmp_path / "m.py", new.replace('"new"', '"newer"'))
+    r = pyhot("refresh", repl.pid)
+    assert r.rc != 0, r
+    assert "refused it (__pyhot_before_refresh__)" in r.err and "ValueError: not now" in r.err, r
+    assert repl.run("_ = m.f()") == "new"
+
+
 def test_one_engine_import_first_then_attach(repl, tmp_path):
     """The payload came in as the package's extension; `pyhot attach`
     injects its copy, which defers to the first: one history."""

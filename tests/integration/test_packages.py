@@ -96,6 +96,23 @@ def installs(packages):
     return {k: v for k, v in packages.items() if k != "files"}
 
 
+def test_deb_puts_the_python_package_where_debians_python_finds_it(packages):
+    """Everything under /usr, the package in /usr/lib/python3/dist-packages
+    (not the purelib of whatever python3 was on PATH at build time), and
+    Debian's python3 imports it, the pytest plugin included."""
+    deb = packages["files"][1]
+    names = run(["dpkg-deb", "-c", deb]).stdout.split("\n")
+    paths = [ln.split()[-1] for ln in names if ln.strip()]
+    assert [p for p in paths if not p.startswith("./usr/") and p != "./"] == [], paths
+    site = os.path.join(packages["deb"].prefix, "lib", "python3", "dist-packages")
+    for f in ("__init__.py", "pytest.py", "_pyhot.abi3.so"):
+        assert os.path.isfile(os.path.join(site, "pyhot", f)), f
+    r = run(["/usr/bin/python3", "-c", "import pyhot, pyhot.pytest; print(pyhot.__file__, "
+             "pyhot.refresh()['modules'])"], env={"PYTHONPATH": site}, cwd="/")
+    assert r.returncode == 0 and r.stdout.split() == [
+        os.path.join(site, "pyhot", "__init__.py"), "[]"], r.stdout
+
+
 def test_wheel_name_and_deb_version(packages):
     whl, deb = packages["files"]
     v = version_h()
@@ -151,10 +168,12 @@ def test_files_in_place(packages):
             r = run([py, "-c", "import importlib.metadata as m; print([str(f.locate()) for f in "
                      "m.files('pyhot') if f.name == 'pyhot' and f.parent.name == 'bin'][0])"])
             assert os.path.realpath(r.stdout.strip()) == os.path.realpath(inst.exe), r.stdout
-            # The in-process door from the wheel: import pyhot, refresh.
-            r = run([py, "-c", "import pyhot; r = pyhot.refresh(); print(r['modules'] == [], "
-                     "pyhot._pyhot.__file__.endswith('_pyhot.abi3.so'))"], cwd="/")
-            assert r.returncode == 0 and r.stdout.split() == ["True", "True"], r.stdout
+            # The in-process door from the wheel: import pyhot, refresh; the
+            # pytest plugin is there too (the venv has no pytest to load it).
+            r = run([py, "-c", "import pyhot, importlib.util as u; r = pyhot.refresh(); "
+                     "print(r['modules'] == [], pyhot._pyhot.__file__.endswith('_pyhot.abi3.so'), "
+                     "u.find_spec('pyhot.pytest') is not None)"], cwd="/")
+            assert r.returncode == 0 and r.stdout.split() == ["True"] * 3, r.stdout
 
 
 @pytest.mark.parametrize("which", ["wheel-0", "wheel-1", "deb"])

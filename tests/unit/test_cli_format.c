@@ -79,6 +79,45 @@ static void test_refresh_dry_run_and_empty(void **state)
 	json_object_put(r);
 }
 
+/* Two modules: the process-wide on_refresh callback is in both lists (it
+ * ran once) and is shown under the first only; a raise says the refresh
+ * stays applied, without the engine's "refresh: " step prefix. */
+static const char refresh_hooks[] =
+	"{\"ok\":true,\"dry_run\":false,\"modules\":["
+	"{\"module\":\"a\",\"changes\":[],\"summary\":{\"changed\":1},\"hooks\":["
+	"{\"name\":\"__pyhot_before_refresh__\",\"ok\":true},"
+	"{\"name\":\"__pyhot_after_refresh__\",\"ok\":false,"
+	"\"error\":\"refresh: /src/a.py:6: KeyError: 'late'\"},"
+	"{\"name\":\"on_refresh:app.notify\",\"ok\":true}]},"
+	"{\"module\":\"b\",\"changes\":[],\"summary\":{\"changed\":1},\"hooks\":["
+	"{\"name\":\"on_class_update:app.seen\",\"ok\":false,\"error\":\"ValueError: x\"},"
+	"{\"name\":\"on_refresh:app.notify\",\"ok\":true}]}]}";
+
+static int count_of(const char *text, const char *what)
+{
+	int n = 0;
+
+	for (; (text = strstr(text, what)) != NULL; text += strlen(what))
+		n++;
+	return n;
+}
+
+static void test_refresh_hook_lines(void **state)
+{
+	struct json_object *r = parse(refresh_hooks);
+	char *t = capture_refresh(r, 0);
+
+	assert_non_null(strstr(t, "a\n  hook     __pyhot_before_refresh__: ok\n"
+				  "  hook     __pyhot_after_refresh__: raised /src/a.py:6: KeyError: "
+				  "'late' (the refresh stays applied; pyhot rollback undoes it)\n"
+				  "  hook     on_refresh:app.notify: ok\nb\n"));
+	assert_non_null(strstr(t, "b\n  hook     on_class_update:app.seen: raised ValueError: x "
+				  "(the refresh stays applied; pyhot rollback undoes it)\nrefreshed"));
+	assert_int_equal(count_of(t, "on_refresh"), 1);
+	free(t);
+	json_object_put(r);
+}
+
 static void test_change_line_color(void **state)
 {
 	struct json_object *c = parse("{\"action\":\"failed\",\"kind\":\"class\",\"name\":\"m.C\"}");
@@ -216,6 +255,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refresh_lines),
 		cmocka_unit_test(test_refresh_dry_run_and_empty),
+		cmocka_unit_test(test_refresh_hook_lines),
 		cmocka_unit_test(test_change_line_color),
 		cmocka_unit_test(test_status_known_and_unknown_fields),
 		cmocka_unit_test(test_version_fallbacks),
