@@ -51,6 +51,7 @@ struct inj {
 	int payload_fd;               /* the payload file, checked; -1 when not open */
 	unsigned long payload_base;   /* mapped payload, or 0 */
 	unsigned long boot_value;     /* st_value of the boot symbol */
+	unsigned long first_load;     /* the payload's first PT_LOAD p_vaddr, page-aligned */
 	unsigned long boot_addr;      /* in the target, when reusing */
 	unsigned char build_id[64];
 	size_t build_id_len;

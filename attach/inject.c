@@ -759,6 +759,32 @@ static int remote_dlsym_boot(struct inj *in, struct hijack *h, unsigned long han
 	return 0;
 }
 
+/* Where the payload dlopen() just loaded has its boot function, without a
+ * remote call: glibc's handle is the object's struct link_map, whose first
+ * member (l_addr, public in <link.h>) is the load bias; the build id mapped
+ * at that bias must be ours. Anything unexpected: a remote dlsym(). */
+static int payload_boot_addr(struct inj *in, struct hijack *h, unsigned long handle,
+			     unsigned long *boot)
+{
+	unsigned long bias, first_load;
+	unsigned char rid[64];
+	size_t rlen;
+
+	if (in->build_id_len &&
+	    attach_mem_read(in->pid, handle, &bias, sizeof(bias)) == 0) {
+		rlen = attach_elf_remote_build_id(in->pid, bias + in->first_load, rid,
+						  sizeof(rid), &first_load);
+		if (rlen == in->build_id_len && memcmp(rid, in->build_id, rlen) == 0 &&
+		    first_load == in->first_load) {
+			*boot = bias + in->boot_value;
+			return 0;
+		}
+	}
+	PYHOT_TRACE("ptrace", "dlopen handle 0x%lx: no link_map with our build id; "
+		    "dlsym()", handle);
+	return remote_dlsym_boot(in, h, handle, boot);
+}
+
 /* Load the payload through the memfd *fd (the caller closes it when
  * >= 0): *boot is its boot function in the target. */
 static int load_payload(struct inj *in, struct hijack *h, int *fd, unsigned long *boot)
@@ -772,7 +798,7 @@ static int load_payload(struct inj *in, struct hijack *h, int *fd, unsigned long
 	if (ret == 0)
 		ret = remote_dlopen(in, h, *fd, &handle);
 	if (ret == 0)
-		ret = remote_dlsym_boot(in, h, handle, boot);
+		ret = payload_boot_addr(in, h, handle, boot);
 	return ret;
 }
 
@@ -812,17 +838,36 @@ static int remote_close(struct inj *in, struct hijack *h, int fd, int ret)
 	return ret;
 }
 
+/* The boot argument: the caller's, plus "memfd=FD" when the payload came
+ * through a memfd, which the boot function closes (one remote call less
+ * with the thread stopped). */
+static int push_boot_arg(struct inj *in, struct hijack *h, int fd, unsigned long *addr)
+{
+	const char *arg = in->opts->boot_arg ? in->opts->boot_arg : "";
+	size_t n = strlen(arg);
+	char *full;
+	int ret;
+
+	if (fd < 0)
+		return remote_string(h, arg, addr, in->err);
+	full = malloc(n + 32);
+	if (!full)
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, ENOMEM, in->pid, "inject",
+				     "out of memory");
+	snprintf(full, n + 32, "%s%s" PYHOT_BOOT_MEMFD_KEY "%d\n", arg,
+		 n && arg[n - 1] != '\n' ? "\n" : "", fd);
+	ret = remote_string(h, full, addr, in->err);
+	free(full);
+	return ret;
+}
+
 /* The calls themselves, on a hijacked thread: load the payload unless it
- * is mapped already, then call its boot function. */
+ * is mapped already, then call its boot function (which closes the memfd). */
 static int do_calls(struct inj *in, struct hijack *h)
 {
 	unsigned long arg_addr, boot;
-	int fd = -1, ret;
+	int fd = -1, ret = 0;
 
-	ret = remote_string(h, in->opts->boot_arg ? in->opts->boot_arg : "", &arg_addr,
-			    in->err);
-	if (ret)
-		return ret;
 	if (in->boot_addr) {
 		boot = in->boot_addr;
 		in->res->reused = 1;
@@ -830,7 +875,13 @@ static int do_calls(struct inj *in, struct hijack *h)
 		ret = load_payload(in, h, &fd, &boot);
 	}
 	if (ret == 0)
+		ret = push_boot_arg(in, h, fd, &arg_addr);
+	if (ret == 0) {
 		ret = call_boot(in, h, boot, arg_addr);
+		/* The boot function has it (even if the call failed midway:
+		 * closing again could close some other file of the target's). */
+		fd = -1;
+	}
 	if (fd >= 0)
 		ret = remote_close(in, h, fd, ret);
 	return ret;

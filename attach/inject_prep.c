@@ -222,6 +222,7 @@ static int prep_payload(struct inj *in)
 		goto out_close;
 	}
 	in->build_id_len = attach_elf_build_id(e, in->build_id, sizeof(in->build_id));
+	in->first_load = attach_elf_first_load(e);
 	if (!in->payload_base)
 		goto out_close;
 	rlen = attach_elf_remote_build_id(in->pid, in->payload_base, rid, sizeof(rid),

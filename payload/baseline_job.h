@@ -22,9 +22,14 @@ void pyhot_baseline_soon(void);
  */
 void pyhot_baseline_take_once(void);
 
-/* Whether the baseline of this boot is recorded: `pyhot attach` waits for
- * it, so that an edit made after the attach returns is always seen as a
- * change. Any thread; no GIL. */
+/* Whether the baseline of this boot is pinned (every module listed, each
+ * file's identity taken; the texts may still be read): `pyhot attach` waits
+ * for it, so that an edit made after the attach returns is always seen as
+ * a change. Any thread; no GIL. */
 int pyhot_baseline_ready(void);
+
+/* Wait (no GIL needed, no Python) until the baseline is ready or ms have
+ * passed; returns pyhot_baseline_ready(). */
+int pyhot_baseline_wait_ready(long ms);
 
 #endif /* PYHOT_BASELINE_JOB_H */

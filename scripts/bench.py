@@ -711,6 +711,10 @@ def main():
                     default=int(os.environ.get("BENCH_SAFEPOINT_RUNS", "20")),
                     help="safe-point rows: commands per interpreter and case")
     ap.add_argument("--no-safepoint", action="store_true", help="skip the safe-point rows")
+    ap.add_argument("--compare", nargs="+", metavar="BUILD_DIR", default=[],
+                    help="attach rows side by side with the pyhot of these build "
+                    "directories (make bench-compare REF=rev builds one)")
+    ap.add_argument("--compare-runs", type=int, default=10)
     args = ap.parse_args()
     if not os.access(PYHOT, os.X_OK):
         sys.exit("bench: no %s; run make first" % PYHOT)
@@ -787,6 +791,9 @@ def main():
         memory_rows(res, max(1, args.memory_refreshes))
     if not args.no_safepoint:
         bench_safepoint(max(1, args.safepoint_runs))
+    if args.compare:
+        bench_compare(args.python, [os.path.dirname(PYHOT)] +
+                      [os.path.abspath(b) for b in args.compare], max(1, args.compare_runs))
     if failures:
         print("\n%d failed runs:" % len(failures))
         for f in failures[:10]:
@@ -831,6 +838,76 @@ def bench_safepoint(runs):
                 p.kill()
                 p.wait()
                 shutil.rmtree(tmp, ignore_errors=True)
+
+
+COMPARE_TARGETS = [("ticker", "ticker: main asleep, a thread ticks every 1 ms"),
+                   ("alone", "main thread runs Python alone"),
+                   ("select", "main thread blocked in select()")]
+
+
+def attach_once(pyhot, python, kind, tmp):
+    """One fresh target of kind (COMPARE_TARGETS), attached by pyhot:
+    (wall ms, borrowed thread stopped ms, freeze ms or nan)."""
+    if kind == "ticker":
+        t = Ticker(python)
+        try:
+            wall, frz, _, _, p = freeze(t, [pyhot, "attach", str(t.pid), "--json"])
+        finally:
+            t.close()
+    else:
+        shutil.copy(SP_TARGET, tmp)
+        t = BenchTarget([python, os.path.join(tmp, "safepoint_target.py"), kind], "target")
+        try:
+            time.sleep(0.05)
+            wall, p = timed([pyhot, "attach", str(t.pid), "--json"])
+            frz = float("nan")
+        finally:
+            t.close()
+    if p.returncode:
+        raise RuntimeError("%s attach: exit %d: %s" % (pyhot, p.returncode, p.stderr.strip()))
+    return wall, json.loads(p.stdout).get("inject", {}).get("stopped_ms", float("nan")), frz
+
+
+def bench_compare(python, builds, runs):
+    """Attach, side by side: every build in turn on a fresh target of each
+    kind, the order rotated from run to run, so that all see the same
+    machine. Prints medians per build and the ratio to the first."""
+    names = []
+    for b in builds:
+        rev = subprocess.run(["git", "-C", b, "rev-parse", "--short", "HEAD"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             universal_newlines=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", b, "diff", "--quiet", "HEAD"],
+                               stderr=subprocess.DEVNULL).returncode
+        names.append((rev + ("+" if dirty else "")) if rev else os.path.basename(b))
+    res = {}
+    tmp = tempfile.mkdtemp(prefix="pyhot-bench-cmp-")
+    print("\nattach side by side (%d runs, CPython %s; medians in ms)" % (runs, python),
+          flush=True)
+    try:
+        for i in range(runs):
+            order = builds[i % len(builds):] + builds[:i % len(builds)]
+            for kind, _ in COMPARE_TARGETS:
+                for b in order:
+                    wall, stop, frz = attach_once(os.path.join(b, "pyhot"), python, kind, tmp)
+                    for key, v in (("wall", wall), ("stop", stop), ("freeze", frz)):
+                        res.setdefault((b, kind, key), []).append(v)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("  %-44s" % "" + "".join("%12s" % n[:12] for n in names) +
+          "".join("%12s" % ("/" + n[:10]) for n in names[1:]))
+    for kind, label in COMPARE_TARGETS:
+        for key, what in (("wall", "attach wall"), ("stop", "borrowed thread stopped"),
+                          ("freeze", "ticker freeze (gap - quiet)")):
+            ms = []
+            for b in builds:
+                xs = [x for x in res.get((b, kind, key), []) if x == x]
+                ms.append(statistics.median(xs) if xs else float("nan"))
+            if all(m != m for m in ms):
+                continue
+            print("  %-44s" % ("%s, %s" % (what, kind)) + "".join("%12.2f" % m for m in ms) +
+                  "".join("%11.2fx" % ratio(ms[0], m) for m in ms[1:]))
+        print("    (%s)" % label)
 
 
 def ratio(a, b):
