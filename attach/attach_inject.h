@@ -38,6 +38,8 @@ struct inj {
 	struct pyhot_err *err;
 
 	unsigned long fn_dlopen, fn_dlsym, fn_dlerror, fn_memfd, fn_close, fn_errno;
+	unsigned long errno_got;  /* the GOT slot __errno_location adds to the
+				     thread pointer (arch.h), or 0 */
 	int old_dlopen;           /* __libc_dlopen_mode (glibc < 2.34) */
 	unsigned long stub;       /* where the return stub goes: the unused
 				     tail of libc's last code page */

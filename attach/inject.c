@@ -356,6 +356,22 @@ static int remote_call(struct inj *in, struct hijack *h, const char *name,
 			     arch_get_ip(&regs), si.si_addr);
 }
 
+/* The borrowed thread's errno location: what its __errno_location()
+ * computes (the GOT slot's offset added to the TCB's self pointer at
+ * %fs:0), read from memory, or else the function called remotely. */
+static int errno_location(struct inj *in, struct hijack *h, unsigned long *loc)
+{
+	unsigned long off, self;
+
+	if (in->errno_got &&
+	    attach_mem_read(in->pid, in->errno_got, &off, sizeof(off)) == 0 &&
+	    attach_mem_read(in->pid, arch_get_tp(&h->th.regs), &self, sizeof(self)) == 0) {
+		*loc = self + off;
+		return 0;
+	}
+	return remote_call(in, h, "__errno_location", in->fn_errno, NULL, 0, loc);
+}
+
 /* The target's errno after a failed libc call, read through its own
  * __errno_location(). Returns 0 when unknown. */
 static int remote_errno(struct inj *in, struct hijack *h)
@@ -370,7 +386,7 @@ static int remote_errno(struct inj *in, struct hijack *h)
 		struct pyhot_err *keep = in->err;
 
 		in->err = &scratch;
-		if (remote_call(in, h, "__errno_location", in->fn_errno, NULL, 0, &loc) != 0 ||
+		if (errno_location(in, h, &loc) != 0 ||
 		    attach_mem_read(in->pid, loc, &e, sizeof(e)) != 0)
 			e = 0;
 		in->err = keep;
@@ -996,8 +1012,7 @@ static int borrow_thread(struct inj *in, struct hijack *h)
 
 	ret = hijack_begin(in, h);
 	if (ret == 0)
-		ret = remote_call(in, h, "__errno_location", in->fn_errno, NULL, 0,
-				  &h->errno_loc);
+		ret = errno_location(in, h, &h->errno_loc);
 	if (ret == 0 && attach_mem_read(in->pid, h->errno_loc, &h->saved_errno,
 					sizeof(h->saved_errno)) == 0) {
 		/* From now on the stub puts errno back after each call. */

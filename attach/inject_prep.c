@@ -80,6 +80,25 @@ static int lookup_biased(struct attach_elf *e, unsigned long bias, const char *n
 	return 0;
 }
 
+/* Where __errno_location finds errno, read before any thread is stopped
+ * (arch_errno_got_slot()): a borrowed thread's errno location is then its
+ * thread pointer's TCB plus that slot's value, with no remote call. The
+ * slot is written once by ld.so when libc loads (and is read-only after). */
+static void learn_errno_got(struct inj *in)
+{
+	unsigned char code[ARCH_ERRNO_CODE_LEN];
+	unsigned long slot, off;
+
+	in->errno_got = 0;
+	if (attach_mem_read(in->pid, in->fn_errno, code, sizeof(code)) != 0)
+		return;
+	slot = arch_errno_got_slot(code, in->fn_errno);
+	if (slot && attach_mem_read(in->pid, slot, &off, sizeof(off)) == 0)
+		in->errno_got = slot;
+	PYHOT_TRACE("elf", "__errno_location: %s", in->errno_got ?
+		    "thread pointer plus a GOT slot" : "a remote call");
+}
+
 /* The target's libc: the functions we call and the ranges we avoid. */
 static int prep_libc(struct inj *in, const struct attach_map *libc)
 {
@@ -119,6 +138,7 @@ static int prep_libc(struct inj *in, const struct attach_map *libc)
 		pyhot_err_hint(in->err, "pyhot needs a glibc 2.27 or newer target");
 		goto out_close;
 	}
+	learn_errno_got(in);
 	/* The return stub (arch.h) needs ARCH_STUB_LEN bytes of executable
 	 * memory no code uses: the padding after libc's code, in its last
 	 * page. No system call in the target is needed to make it. */
