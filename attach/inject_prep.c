@@ -181,6 +181,8 @@ static int open_payload(struct inj *in)
 	char eb[128];
 	int e;
 
+	if (attach_test_hook("stop-before-payload-open"))
+		raise(SIGSTOP);
 	in->payload_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (in->payload_fd < 0) {
 		e = errno;
@@ -214,6 +216,29 @@ static int open_payload(struct inj *in)
 	return 0;
 }
 
+/* The build id read through our descriptor against the caller's. */
+static int check_build_id(struct inj *in)
+{
+	char hex[2 * sizeof(in->build_id) + 1];
+	size_t i;
+
+	if (!in->opts->build_id)
+		return 0;
+	for (i = 0; i < in->build_id_len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", in->build_id[i]);
+	hex[2 * in->build_id_len] = '\0';
+	if (strcmp(hex, in->opts->build_id) == 0)
+		return 0;
+	pyhot_err_set(in->err, PYHOT_ERR_ATTACH, 0, in->pid, "payload",
+		      "'%s' has build id %s, not %s: it changed after pyhot checked it",
+		      in->opts->payload_path, in->build_id_len ? hex : "none",
+		      in->opts->build_id);
+	pyhot_err_hint(in->err, "nothing was loaded into pid %d; something replaced the "
+		       "payload during the attach: check who can write to its directory",
+		       (int)in->pid);
+	return -PYHOT_ERR_ATTACH;
+}
+
 /* The local payload: its boot symbol and build id; when it is already
  * mapped in the target, check it is the same file and where boot is. */
 static int prep_payload(struct inj *in)
@@ -243,6 +268,9 @@ static int prep_payload(struct inj *in)
 	}
 	in->build_id_len = attach_elf_build_id(e, in->build_id, sizeof(in->build_id));
 	in->first_load = attach_elf_first_load(e);
+	ret = check_build_id(in);
+	if (ret)
+		goto out_close;
 	if (!in->payload_base)
 		goto out_close;
 	rlen = attach_elf_remote_build_id(in->pid, in->payload_base, rid, sizeof(rid),

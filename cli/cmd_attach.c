@@ -186,6 +186,7 @@ static int inject_agent(struct cli_ctx *c, struct pyhot_inject_result *res,
 	opts.boot_symbol = PYHOT_BOOT_SYMBOL;
 	opts.boot_arg = boot_arg;
 	opts.timeout_ms = a->timeout_ms;
+	opts.build_id = cli_payload_build_id();
 	cli_out_verbose(c->out, "injecting %s into pid %d", payload, (int)pid);
 	r = pyhot_inject(pid, &opts, res, err);
 	if (r < 0) {
