@@ -1172,6 +1172,7 @@ static int find_thread_and_inject(struct inj *in, unsigned int timeout_ms)
 int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 		 struct pyhot_inject_result *res, struct pyhot_err *err)
 {
+	struct attach_watchdog wd;
 	struct inj in;
 	double start;
 	int ret;
@@ -1204,10 +1205,16 @@ int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 				    "pthread_sigmask() failed");
 		goto out_free;
 	}
+	/* A SIGSTOP cannot be blocked: a watchdog continues us while a
+	 * thread is ours (watchdog.c). Without one (fork failed) the attach
+	 * goes on as any tracer would. */
+	if (attach_watchdog_start(&wd) != 0)
+		PYHOT_TRACE("ptrace", "no watchdog: a SIGSTOP would hold the thread");
 	/* The timeout bounds the search for a safe thread, not the reading
 	 * of /proc and ELF files before it. */
 	ret = find_thread_and_inject(&in, opts->timeout_ms ? opts->timeout_ms
 							 : DEFAULT_TIMEOUT_MS);
+	attach_watchdog_stop(&wd);
 	attach_chld_restore(&in.chld);
 out_free:
 	if (in.payload_fd >= 0)
