@@ -808,9 +808,16 @@ SP_MODES = ["alone", "sleep", "select"]
 def bench_safepoint(runs):
     """Median wall ms of `pyhot status` and of a one-function refresh against
     a target whose main thread runs Python alone, sleeps or is blocked in
-    select(), on 3.8, 3.11 and 3.12, beside `pyhot --version` (start-up)."""
-    print("\nsafe point (median wall ms of %d commands; --version: start-up)" % runs)
-    print("  %-8s %-8s %10s %10s %10s" % ("python", "main", "--version", "status", "refresh"))
+    select(), on 3.8, 3.11 and 3.12, beside `pyhot --version` (start-up) and
+    `pyhot attach` of the attached target (start-up, inspection, trust
+    checks and one ping: everything of a command but the safe point). The
+    safe point's own cost is status minus that, and the agent's "wait_ms"
+    (queued to running) is printed too."""
+    print("\nsafe point (median wall ms of %d commands; --version: start-up; ping: "
+          "`attach` of an attached target, all of a command but the safe point)" % runs)
+    print("  %-8s %-8s %10s %8s %8s %8s %12s %9s" % (
+        "python", "main", "--version", "ping", "status", "refresh", "status-ping",
+        "wait_ms"))
     for v in SP_PYTHONS:
         py = os.path.join(PYENV_ROOT, "versions", v, "bin", "python" + v.rsplit(".", 1)[0])
         if not os.access(py, os.X_OK):
@@ -825,15 +832,22 @@ def bench_safepoint(runs):
                 p.stdout.readline()
                 subprocess.run([PYHOT, "attach", str(p.pid)], stdout=subprocess.DEVNULL,
                                check=True)
-                ver, st, rf = [], [], []
+                ver, ping, st, rf, wait = [], [], [], [], []
                 for i in range(runs):
                     ver.append(timed([PYHOT, "--version"])[0])
-                    st.append(timed([PYHOT, "status", str(p.pid)])[0])
+                    ping.append(timed([PYHOT, "attach", str(p.pid)])[0])
+                    wall, sp = timed([PYHOT, "status", str(p.pid), "--json"])
+                    st.append(wall)
+                    if sp.returncode == 0:
+                        wait.append(json.loads(sp.stdout)["status"].get(
+                            "safepoint", {}).get("wait_ms", float("nan")))
                     write(os.path.join(tmp, "spmod.py"), "def f():\n    return %d\n" % (i + 1))
                     rf.append(timed([PYHOT, "refresh", str(p.pid), "spmod"])[0])
-                print("  %-8s %-8s %10.2f %10.2f %10.2f" % (
-                    v.rsplit(".", 1)[0], mode, statistics.median(ver),
-                    statistics.median(st), statistics.median(rf)), flush=True)
+                m = [statistics.median(x) if x else float("nan")
+                     for x in (ver, ping, st, rf, wait)]
+                print("  %-8s %-8s %10.2f %8.2f %8.2f %8.2f %12.2f %9.3f" % (
+                    v.rsplit(".", 1)[0], mode, m[0], m[1], m[2], m[3], m[2] - m[1], m[4]),
+                    flush=True)
             finally:
                 p.kill()
                 p.wait()
