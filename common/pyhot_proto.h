@@ -59,10 +59,11 @@ enum pyhot_boot_ret {
  * GIL, whichever comes first (the thread waits for the GIL after
  * PYHOT_PENDING_GRACE_MS, none by default).
  *   ping     agent thread only; no Python.  -> {"pid","agent_uptime_s",
- *            "baseline": whether the engine's baseline is pinned,
+ *            "baseline": whether the engine's baseline is ready for the
+ *            attach to return (every file pinned, the user's read),
  *            "python_version": "3.11.7", the first word of Py_GetVersion()}
  *            Request keys: "history" (the limit, attach --history),
- *            "wait_baseline_ms": answer once the baseline is pinned, or
+ *            "wait_baseline_ms": answer once the baseline is ready, or
  *            after that long (at most PYHOT_PING_WAIT_MAX_MS: the agent
  *            thread serves nobody else meanwhile).
  *   status   safe point.  -> interpreter, main thread, agent counters

@@ -31,7 +31,7 @@ enum bl_step {
 	BL_NONE,
 	BL_LISTING,   /* a thread holding the GIL lists */
 	BL_LISTED,    /* the pass waits for its files */
-	BL_PINNED,    /* ... read now */
+	BL_USER_READ, /* ... pinned, the user's read: the others are read now */
 	BL_READ,      /* ... waits to be kept */
 	BL_KEPT,      /* done for this boot */
 };
@@ -95,10 +95,11 @@ static void files_once(void)
 	}
 	if (bl_pass) {
 		pyhot_patch_baseline_pin(bl_pass);
+		pyhot_patch_baseline_read(bl_pass, 1);
 	}
-	atomic_store(&bl_step, BL_PINNED);
+	atomic_store(&bl_step, BL_USER_READ);
 	if (bl_pass) {
-		pyhot_patch_baseline_read(bl_pass);
+		pyhot_patch_baseline_read(bl_pass, 0);
 	}
 	atomic_store(&bl_step, BL_READ);
 }
@@ -137,7 +138,22 @@ void pyhot_baseline_take_once(void)
 
 int pyhot_baseline_ready(void)
 {
-	return atomic_load(&bl_step) >= BL_PINNED;
+	return atomic_load(&bl_step) >= BL_USER_READ;
+}
+
+void pyhot_baseline_atfork_child(void)
+{
+	int step = atomic_load(&bl_step);
+
+	if (step == BL_LISTING) {
+		/* listing with the GIL given away in the parent: start over */
+		bl_pass = NULL;
+		atomic_store(&bl_files_claimed, 0);
+		atomic_store(&bl_step, BL_NONE);
+	} else if (step >= BL_LISTED && step < BL_READ) {
+		atomic_store(&bl_files_claimed, 0);
+		atomic_store(&bl_step, BL_LISTED);
+	}
 }
 
 int pyhot_baseline_wait_ready(long ms)

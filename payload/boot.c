@@ -23,6 +23,7 @@
 
 #include "agent.h"
 #include "agent_state.h"
+#include "baseline_job.h"
 #include "boot.h"
 #include "clock.h"
 #include "copies.h"
@@ -56,6 +57,7 @@ static void atfork_child(void)
 	pyhot_agent.pid = 0;
 	pthread_mutex_init(&pyhot_agent.lock, NULL);
 	pyhot_sp_atfork_child();
+	pyhot_baseline_atfork_child();
 	atomic_store(&pyhot_agent.state, PYHOT_AGENT_IDLE);
 }
 

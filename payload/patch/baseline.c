@@ -78,7 +78,7 @@ void pyhot_baseline_drop(const char *module)
 /* The directory of the standard library, learnt once; "" unknown. */
 static char stdlib_path[4096];
 
-static int file_is_user(const char *file)
+int pyhot_baseline_file_is_user(const char *file)
 {
 	return pyhot_patch_is_user_file(file, stdlib_path[0] ? stdlib_path : NULL);
 }
@@ -126,7 +126,7 @@ int pyhot_baseline_adopt_hashed(const char *module, const char *file, char *src,
 	b->len = len;
 	b->hash = hash;
 	b->trusted = trusted;
-	b->user = file_is_user(file);
+	b->user = pyhot_baseline_file_is_user(file);
 	return 0;
 }
 

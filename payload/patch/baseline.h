@@ -92,6 +92,10 @@ int pyhot_baseline_changed(char ***names, size_t *n);
 /* Free what pyhot_baseline_changed() returned. */
 void pyhot_baseline_names_free(char **names, size_t n);
 
+/* Whether file is the user's by pyhot_patch_is_user_file(), with the
+ * standard library's directory learnt (no GIL needed once it is). */
+int pyhot_baseline_file_is_user(const char *file);
+
 /* Remember the directory of the standard library (GIL held, once). */
 void pyhot_baseline_learn_stdlib(void);
 

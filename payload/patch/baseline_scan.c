@@ -3,14 +3,16 @@
  * a .py file, standard library and site-packages included) and the scan
  * for modules whose file changed since.
  *
- * The attach baseline is taken in four steps so that neither the target nor
- * `pyhot attach` waits for files to be read (docs/engine.md, "Baselines"):
- * list (GIL held: the modules and their files; the import watch starts),
- * pin (no GIL: each file's identity), read (no GIL: the text, kept only
- * when the file still has its pinned identity), keep (GIL held: the texts
- * become baselines). The attach returns once the files are pinned: an edit
- * after that changes the identity, so the text read later cannot be taken
- * for the one the module was loaded from.
+ * The attach baseline is taken in four steps so that the target's GIL is
+ * held only to list the modules and `pyhot attach` waits only for the
+ * user's own files (docs/engine.md, "Baselines"): list (GIL held: the
+ * modules and their files; the import watch starts), pin (no GIL: each
+ * file's identity), read (no GIL: the text, kept as trusted only when the
+ * file still has its pinned identity; the user's files first, then the
+ * standard library and site-packages), keep (GIL held: the texts become
+ * baselines). The attach returns once the user's files are read: an edit
+ * of another file after that changes its identity, so the text read later
+ * cannot be taken for the one the module was loaded from.
  */
 #include "attr.h"
 #include "baseline.h"
@@ -48,6 +50,8 @@ struct scan_item {
 				    * text's (attach scan) */
 	int r;                     /* the read's result */
 	int pinned;                /* attach scan: id holds the file's identity */
+	int user;                  /* attach scan: outside stdlib and site-packages */
+	int done;                  /* attach scan: read */
 	struct file_id id;
 };
 
@@ -262,6 +266,7 @@ void pyhot_patch_baseline_pin(struct pyhot_baseline_pass *p)
 
 		/* stat(), not open(): a FIFO put in the file's place must not
 		 * block; the read checks the type. */
+		it->user = pyhot_baseline_file_is_user(it->file);
 		it->pinned = stat(it->file, &st) == 0;
 		if (it->pinned) {
 			file_id_of(&st, &it->id);
@@ -279,6 +284,8 @@ static void read_pinned(struct pyhot_baseline_pass *p, struct scan_item *it)
 	struct stat st;
 	int same = 0;
 
+	free(it->src);   /* read again in a child forked during the read */
+	it->src = NULL;
 	it->r = pyhot_patch_read_file(it->file, &it->src, &it->len);
 	if (it->r < 0) {
 		return;
@@ -292,12 +299,17 @@ static void read_pinned(struct pyhot_baseline_pass *p, struct scan_item *it)
 	it->hash = pyhot_patch_hash(it->src, it->len);
 }
 
-void pyhot_patch_baseline_read(struct pyhot_baseline_pass *p)
+void pyhot_patch_baseline_read(struct pyhot_baseline_pass *p, int user_only)
 {
 	size_t i;
 
 	for (i = 0; i < p->s.n; i++) {
-		read_pinned(p, &p->s.v[i]);
+		struct scan_item *it = &p->s.v[i];
+
+		if (!it->done && (it->user || !user_only)) {
+			read_pinned(p, it);
+			it->done = 1;
+		}
 	}
 }
 
@@ -335,7 +347,7 @@ int pyhot_patch_baseline_take(struct pyhot_err *err)
 	}
 	Py_BEGIN_ALLOW_THREADS
 	pyhot_patch_baseline_pin(p);
-	pyhot_patch_baseline_read(p);
+	pyhot_patch_baseline_read(p, 0);
 	Py_END_ALLOW_THREADS
 	return pyhot_patch_baseline_keep(p, err);
 }

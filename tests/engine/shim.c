@@ -22,7 +22,7 @@ EXPORT int pyhot_test_baseline(void);
 EXPORT char *pyhot_test_rollback(const char *module, long to, int dry_run);
 EXPORT void *pyhot_test_baseline_list(void);
 EXPORT void pyhot_test_baseline_pin(void *pass);
-EXPORT void pyhot_test_baseline_read(void *pass);
+EXPORT void pyhot_test_baseline_read(void *pass, int user_only);
 EXPORT int pyhot_test_baseline_keep(void *pass);
 
 /* Run an engine verb and frame its answer as the agent would. */
@@ -105,9 +105,9 @@ void pyhot_test_baseline_pin(void *pass)
 	pyhot_patch_baseline_pin(pass);
 }
 
-void pyhot_test_baseline_read(void *pass)
+void pyhot_test_baseline_read(void *pass, int user_only)
 {
-	pyhot_patch_baseline_read(pass);
+	pyhot_patch_baseline_read(pass, user_only);
 }
 
 int pyhot_test_baseline_keep(void *pass)

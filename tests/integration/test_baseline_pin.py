@@ -1,10 +1,11 @@
 """The attach baseline in steps (payload/patch/baseline_scan.c): the modules
-are listed at the safe point and their files pinned (stat) before `pyhot
-attach` returns; the texts are read later, without the GIL. A file edited
-between the pin and the read must not become a trusted baseline, even when
-the edit kept the old mtime (cp -p, rsync -t, tar): its ctime moved. The
-steps run one at a time through the engine's test entry point, with the
-edit in between, on every interpreter."""
+are listed at the safe point and their files pinned (stat); the texts are
+read without the GIL (`pyhot attach` waits for the user's own files only;
+the standard library's and site-packages' are read after it returned). A
+file edited between the pin and the read must not become a trusted
+baseline, even when the edit kept the old mtime (cp -p, rsync -t, tar): its
+ctime moved. The steps run one at a time through the engine's test entry
+point, with the edit in between, on every interpreter."""
 import json
 import os
 import subprocess
@@ -25,8 +26,9 @@ CHILD = textwrap.dedent('''
     import pinmod
     lib = ctypes.PyDLL(sys.argv[3])
     lib.pyhot_test_baseline_list.restype = ctypes.c_void_p
-    for f in ("pin", "read", "keep"):
+    for f in ("pin", "keep"):
         getattr(lib, "pyhot_test_baseline_" + f).argtypes = [ctypes.c_void_p]
+    lib.pyhot_test_baseline_read.argtypes = [ctypes.c_void_p, ctypes.c_int]
     lib.pyhot_test_refresh.restype = ctypes.c_void_p
     lib.pyhot_test_refresh.argtypes = [ctypes.c_char_p, ctypes.c_int]
     lib.pyhot_test_free.argtypes = [ctypes.c_void_p]
@@ -46,7 +48,8 @@ CHILD = textwrap.dedent('''
     lib.pyhot_test_baseline_pin(p)
     if edit_at == "after-pin":
         edit()
-    lib.pyhot_test_baseline_read(p)
+    lib.pyhot_test_baseline_read(p, 1)   # the user's files (pinmod)
+    lib.pyhot_test_baseline_read(p, 0)   # the rest
     assert lib.pyhot_test_baseline_keep(p) == 0
     r = lib.pyhot_test_refresh(b"pinmod", 0)
     out = json.loads(ctypes.string_at(r).decode())
