@@ -152,10 +152,21 @@ $(B)/pyhot: $(call obj,cli/main.c) $(CLI_LIB) $(ATTACH_LIB)
 # -z nodelete: the payload is never unloaded (a pending call into an
 # unloaded object would crash the target). The version script exports the
 # boot symbol only; tests/integration checks it.
+#
+# The debug info goes to pyhot-payload.so.debug (found by gdb through the
+# debug link): an attach copies the payload into the target with the
+# borrowed thread stopped, and 1 MB of DWARF took 0.6 to 1.3 ms of that stop;
+# the symbol table stays. Package builds leave it to their own stripping
+# (SPLIT_DEBUG=0: dh_strip makes the -dbgsym package, the wheel strips).
+SPLIT_DEBUG ?= 1
 $(B)/pyhot-payload.so: $(PAYLOAD_OBJS) payload/exports.map
 	$(CC) -shared $(CFLAGS) $(PAYLOAD_SAN) -o $@ $(PAYLOAD_OBJS) \
 		-Wl,-z,nodelete -Wl,--version-script=payload/exports.map \
 		-Wl,--build-id -pthread
+ifeq ($(SPLIT_DEBUG),1)
+	objcopy --only-keep-debug $@ $@.debug
+	objcopy --strip-debug --add-gnu-debuglink=$@.debug $@
+endif
 
 # The pyhot Python package (python/pyhot/): its pure-Python files, and the
 # payload itself as its extension module pyhot/_pyhot.abi3.so (the payload
@@ -292,7 +303,7 @@ PKG_DIST    := $(PKG_B)/dist
 PKG_CFLAGS  := -O2 -g -ffile-prefix-map=$(CURDIR)=. -fstack-protector-strong \
 	       -fcf-protection -D_FORTIFY_SOURCE=2 -Wformat -Werror=format-security \
 	       -Wl,-z,relro,-z,now
-PKG_MAKE    := $(MAKE) B=$(PKG_B) STATIC_LINK=1 SANITIZE= GIT_REV='$(GIT_REV)' \
+PKG_MAKE    := $(MAKE) B=$(PKG_B) STATIC_LINK=1 SANITIZE= SPLIT_DEBUG=0 GIT_REV='$(GIT_REV)' \
 	       CFLAGS='$(PKG_CFLAGS)'
 
 .PHONY: wheel deb pkg-build pkg-install FORCE

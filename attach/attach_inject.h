@@ -38,6 +38,8 @@ struct inj {
 	struct pyhot_err *err;
 
 	unsigned long fn_dlopen, fn_dlsym, fn_dlerror, fn_memfd, fn_close, fn_errno;
+	unsigned long errno_got;  /* the GOT slot __errno_location adds to the
+				     thread pointer (arch.h), or 0 */
 	int old_dlopen;           /* __libc_dlopen_mode (glibc < 2.34) */
 	unsigned long stub;       /* where the return stub goes: the unused
 				     tail of libc's last code page */
@@ -51,6 +53,7 @@ struct inj {
 	int payload_fd;               /* the payload file, checked; -1 when not open */
 	unsigned long payload_base;   /* mapped payload, or 0 */
 	unsigned long boot_value;     /* st_value of the boot symbol */
+	unsigned long first_load;     /* the payload's first PT_LOAD p_vaddr, page-aligned */
 	unsigned long boot_addr;      /* in the target, when reusing */
 	unsigned char build_id[64];
 	size_t build_id_len;

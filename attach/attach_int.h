@@ -87,6 +87,23 @@ char attach_parse_stat_state(const char *text);
 /* strerror(e) with a lowercase first letter, for "<step>: ...: <cause>". */
 const char *attach_strerror(int e, char *buf, size_t len);
 
+/* ----- The watchdog of a stopped injector (watchdog.c) ----- */
+
+struct attach_watchdog_shared;
+struct attach_watchdog {
+	pid_t pid;                          /* the child, or -1 */
+	struct attach_watchdog_shared *sh;  /* shared with it */
+};
+
+/* Start a child that continues us (SIGCONT) whenever it sees us stopped.
+ * 0, or -errno (then there is none: the attach goes on without). Call it
+ * with the terminal's signals blocked (attach_chld_block()). */
+int attach_watchdog_start(struct attach_watchdog *wd);
+
+/* End it and reap it; if it continued us, stop ourselves now (SIGSTOP), as
+ * whoever stopped us meant. Returns 1 then, else 0. */
+int attach_watchdog_stop(struct attach_watchdog *wd);
+
 /* ----- ELF files (elfsym.c) ----- */
 
 struct attach_elf;

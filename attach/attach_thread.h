@@ -102,6 +102,8 @@ int attach_set_regs(pid_t tid, const arch_regs_t *r) PYHOT_MUST_CHECK;
  *                      request or a stop it waited for, counted from 1)
  *   stop-self-at=N     SIGSTOP it there instead
  *   count-steps        say on exit how many steps there were
+ *   stop-before-payload-open  SIGSTOP the injector just before it opens
+ *                      the payload (a test swaps the file meanwhile)
  * attach_test_step() marks a step; attach_test_hook() says whether a named
  * hook is on.
  */

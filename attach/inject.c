@@ -356,6 +356,22 @@ static int remote_call(struct inj *in, struct hijack *h, const char *name,
 			     arch_get_ip(&regs), si.si_addr);
 }
 
+/* The borrowed thread's errno location: what its __errno_location()
+ * computes (the GOT slot's offset added to the TCB's self pointer at
+ * %fs:0), read from memory, or else the function called remotely. */
+static int errno_location(struct inj *in, struct hijack *h, unsigned long *loc)
+{
+	unsigned long off, self;
+
+	if (in->errno_got &&
+	    attach_mem_read(in->pid, in->errno_got, &off, sizeof(off)) == 0 &&
+	    attach_mem_read(in->pid, arch_get_tp(&h->th.regs), &self, sizeof(self)) == 0) {
+		*loc = self + off;
+		return 0;
+	}
+	return remote_call(in, h, "__errno_location", in->fn_errno, NULL, 0, loc);
+}
+
 /* The target's errno after a failed libc call, read through its own
  * __errno_location(). Returns 0 when unknown. */
 static int remote_errno(struct inj *in, struct hijack *h)
@@ -370,7 +386,7 @@ static int remote_errno(struct inj *in, struct hijack *h)
 		struct pyhot_err *keep = in->err;
 
 		in->err = &scratch;
-		if (remote_call(in, h, "__errno_location", in->fn_errno, NULL, 0, &loc) != 0 ||
+		if (errno_location(in, h, &loc) != 0 ||
 		    attach_mem_read(in->pid, loc, &e, sizeof(e)) != 0)
 			e = 0;
 		in->err = keep;
@@ -759,6 +775,32 @@ static int remote_dlsym_boot(struct inj *in, struct hijack *h, unsigned long han
 	return 0;
 }
 
+/* Where the payload dlopen() just loaded has its boot function, without a
+ * remote call: glibc's handle is the object's struct link_map, whose first
+ * member (l_addr, public in <link.h>) is the load bias; the build id mapped
+ * at that bias must be ours. Anything unexpected: a remote dlsym(). */
+static int payload_boot_addr(struct inj *in, struct hijack *h, unsigned long handle,
+			     unsigned long *boot)
+{
+	unsigned long bias, first_load;
+	unsigned char rid[64];
+	size_t rlen;
+
+	if (in->build_id_len &&
+	    attach_mem_read(in->pid, handle, &bias, sizeof(bias)) == 0) {
+		rlen = attach_elf_remote_build_id(in->pid, bias + in->first_load, rid,
+						  sizeof(rid), &first_load);
+		if (rlen == in->build_id_len && memcmp(rid, in->build_id, rlen) == 0 &&
+		    first_load == in->first_load) {
+			*boot = bias + in->boot_value;
+			return 0;
+		}
+	}
+	PYHOT_TRACE("ptrace", "dlopen handle 0x%lx: no link_map with our build id; "
+		    "dlsym()", handle);
+	return remote_dlsym_boot(in, h, handle, boot);
+}
+
 /* Load the payload through the memfd *fd (the caller closes it when
  * >= 0): *boot is its boot function in the target. */
 static int load_payload(struct inj *in, struct hijack *h, int *fd, unsigned long *boot)
@@ -772,7 +814,7 @@ static int load_payload(struct inj *in, struct hijack *h, int *fd, unsigned long
 	if (ret == 0)
 		ret = remote_dlopen(in, h, *fd, &handle);
 	if (ret == 0)
-		ret = remote_dlsym_boot(in, h, handle, boot);
+		ret = payload_boot_addr(in, h, handle, boot);
 	return ret;
 }
 
@@ -812,17 +854,36 @@ static int remote_close(struct inj *in, struct hijack *h, int fd, int ret)
 	return ret;
 }
 
+/* The boot argument: the caller's, plus "memfd=FD" when the payload came
+ * through a memfd, which the boot function closes (one remote call less
+ * with the thread stopped). */
+static int push_boot_arg(struct inj *in, struct hijack *h, int fd, unsigned long *addr)
+{
+	const char *arg = in->opts->boot_arg ? in->opts->boot_arg : "";
+	size_t n = strlen(arg);
+	char *full;
+	int ret;
+
+	if (fd < 0)
+		return remote_string(h, arg, addr, in->err);
+	full = malloc(n + 32);
+	if (!full)
+		return pyhot_err_set(in->err, PYHOT_ERR_ATTACH, ENOMEM, in->pid, "inject",
+				     "out of memory");
+	snprintf(full, n + 32, "%s%s" PYHOT_BOOT_MEMFD_KEY "%d\n", arg,
+		 n && arg[n - 1] != '\n' ? "\n" : "", fd);
+	ret = remote_string(h, full, addr, in->err);
+	free(full);
+	return ret;
+}
+
 /* The calls themselves, on a hijacked thread: load the payload unless it
- * is mapped already, then call its boot function. */
+ * is mapped already, then call its boot function (which closes the memfd). */
 static int do_calls(struct inj *in, struct hijack *h)
 {
 	unsigned long arg_addr, boot;
-	int fd = -1, ret;
+	int fd = -1, ret = 0;
 
-	ret = remote_string(h, in->opts->boot_arg ? in->opts->boot_arg : "", &arg_addr,
-			    in->err);
-	if (ret)
-		return ret;
 	if (in->boot_addr) {
 		boot = in->boot_addr;
 		in->res->reused = 1;
@@ -830,7 +891,13 @@ static int do_calls(struct inj *in, struct hijack *h)
 		ret = load_payload(in, h, &fd, &boot);
 	}
 	if (ret == 0)
+		ret = push_boot_arg(in, h, fd, &arg_addr);
+	if (ret == 0) {
 		ret = call_boot(in, h, boot, arg_addr);
+		/* The boot function has it (even if the call failed midway:
+		 * closing again could close some other file of the target's). */
+		fd = -1;
+	}
 	if (fd >= 0)
 		ret = remote_close(in, h, fd, ret);
 	return ret;
@@ -945,8 +1012,7 @@ static int borrow_thread(struct inj *in, struct hijack *h)
 
 	ret = hijack_begin(in, h);
 	if (ret == 0)
-		ret = remote_call(in, h, "__errno_location", in->fn_errno, NULL, 0,
-				  &h->errno_loc);
+		ret = errno_location(in, h, &h->errno_loc);
 	if (ret == 0 && attach_mem_read(in->pid, h->errno_loc, &h->saved_errno,
 					sizeof(h->saved_errno)) == 0) {
 		/* From now on the stub puts errno back after each call. */
@@ -1106,6 +1172,7 @@ static int find_thread_and_inject(struct inj *in, unsigned int timeout_ms)
 int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 		 struct pyhot_inject_result *res, struct pyhot_err *err)
 {
+	struct attach_watchdog wd;
 	struct inj in;
 	double start;
 	int ret;
@@ -1138,10 +1205,16 @@ int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 				    "pthread_sigmask() failed");
 		goto out_free;
 	}
+	/* A SIGSTOP cannot be blocked: a watchdog continues us while a
+	 * thread is ours (watchdog.c). Without one (fork failed) the attach
+	 * goes on as any tracer would. */
+	if (attach_watchdog_start(&wd) != 0)
+		PYHOT_TRACE("ptrace", "no watchdog: a SIGSTOP would hold the thread");
 	/* The timeout bounds the search for a safe thread, not the reading
 	 * of /proc and ELF files before it. */
 	ret = find_thread_and_inject(&in, opts->timeout_ms ? opts->timeout_ms
 							 : DEFAULT_TIMEOUT_MS);
+	attach_watchdog_stop(&wd);
 	attach_chld_restore(&in.chld);
 out_free:
 	if (in.payload_fd >= 0)

@@ -80,6 +80,25 @@ static int lookup_biased(struct attach_elf *e, unsigned long bias, const char *n
 	return 0;
 }
 
+/* Where __errno_location finds errno, read before any thread is stopped
+ * (arch_errno_got_slot()): a borrowed thread's errno location is then its
+ * thread pointer's TCB plus that slot's value, with no remote call. The
+ * slot is written once by ld.so when libc loads (and is read-only after). */
+static void learn_errno_got(struct inj *in)
+{
+	unsigned char code[ARCH_ERRNO_CODE_LEN];
+	unsigned long slot, off;
+
+	in->errno_got = 0;
+	if (attach_mem_read(in->pid, in->fn_errno, code, sizeof(code)) != 0)
+		return;
+	slot = arch_errno_got_slot(code, in->fn_errno);
+	if (slot && attach_mem_read(in->pid, slot, &off, sizeof(off)) == 0)
+		in->errno_got = slot;
+	PYHOT_TRACE("elf", "__errno_location: %s", in->errno_got ?
+		    "thread pointer plus a GOT slot" : "a remote call");
+}
+
 /* The target's libc: the functions we call and the ranges we avoid. */
 static int prep_libc(struct inj *in, const struct attach_map *libc)
 {
@@ -119,6 +138,7 @@ static int prep_libc(struct inj *in, const struct attach_map *libc)
 		pyhot_err_hint(in->err, "pyhot needs a glibc 2.27 or newer target");
 		goto out_close;
 	}
+	learn_errno_got(in);
 	/* The return stub (arch.h) needs ARCH_STUB_LEN bytes of executable
 	 * memory no code uses: the padding after libc's code, in its last
 	 * page. No system call in the target is needed to make it. */
@@ -161,6 +181,8 @@ static int open_payload(struct inj *in)
 	char eb[128];
 	int e;
 
+	if (attach_test_hook("stop-before-payload-open"))
+		raise(SIGSTOP);
 	in->payload_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (in->payload_fd < 0) {
 		e = errno;
@@ -194,6 +216,29 @@ static int open_payload(struct inj *in)
 	return 0;
 }
 
+/* The build id read through our descriptor against the caller's. */
+static int check_build_id(struct inj *in)
+{
+	char hex[2 * sizeof(in->build_id) + 1];
+	size_t i;
+
+	if (!in->opts->build_id)
+		return 0;
+	for (i = 0; i < in->build_id_len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", in->build_id[i]);
+	hex[2 * in->build_id_len] = '\0';
+	if (strcmp(hex, in->opts->build_id) == 0)
+		return 0;
+	pyhot_err_set(in->err, PYHOT_ERR_ATTACH, 0, in->pid, "payload",
+		      "'%s' has build id %s, not %s: it changed after pyhot checked it",
+		      in->opts->payload_path, in->build_id_len ? hex : "none",
+		      in->opts->build_id);
+	pyhot_err_hint(in->err, "nothing was loaded into pid %d; something replaced the "
+		       "payload during the attach: check who can write to its directory",
+		       (int)in->pid);
+	return -PYHOT_ERR_ATTACH;
+}
+
 /* The local payload: its boot symbol and build id; when it is already
  * mapped in the target, check it is the same file and where boot is. */
 static int prep_payload(struct inj *in)
@@ -222,6 +267,10 @@ static int prep_payload(struct inj *in)
 		goto out_close;
 	}
 	in->build_id_len = attach_elf_build_id(e, in->build_id, sizeof(in->build_id));
+	in->first_load = attach_elf_first_load(e);
+	ret = check_build_id(in);
+	if (ret)
+		goto out_close;
 	if (!in->payload_base)
 		goto out_close;
 	rlen = attach_elf_remote_build_id(in->pid, in->payload_base, rid, sizeof(rid),

@@ -70,6 +70,11 @@ struct pyhot_inject_opts {
 				      borrow; 0 means 2000 */
 	pid_t tid;                 /* borrow this thread only (tests, or a user
 				      who knows the process); 0: choose */
+	const char *build_id;      /* the payload's GNU build id, lower-case hex,
+				      as the caller knows it, or NULL: the file
+				      read through the injector's one descriptor
+				      must carry it (a file swapped after the
+				      caller's own check is refused) */
 };
 
 struct pyhot_inject_result {

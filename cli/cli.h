@@ -252,6 +252,10 @@ int cli_payload_find(char *buf, size_t len, struct pyhot_err *err) PYHOT_MUST_CH
  * in the message: a payload from another build may speak another protocol.
  */
 int cli_payload_check_build(const char *path, struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/* The build id of the payload built with this command (lower-case hex),
+ * which the injector checks again on the descriptor it loads from. */
+const char *cli_payload_build_id(void);
 /* --version: the version, the git revision and the payload's build id. */
 void cli_version_report(struct cli_out *o);
 

@@ -39,21 +39,47 @@ static struct json_object *jms(double v)
 }
 
 /* One ping; 0 when the agent answered ok, *resp set. */
-static int ping(struct cli_ctx *c, unsigned int timeout_ms, struct json_object **resp,
-		struct pyhot_err *err)
+static int ping_wait(struct cli_ctx *c, unsigned int timeout_ms, unsigned int wait_ms,
+		     struct json_object **resp, struct pyhot_err *err)
 {
-	char n[16];
-	const char *kv[2] = { "history", n };
+	char n[16], w[16];
+	const char *kv[4];
+	size_t nkv = 0;
 	int r;
 
-	snprintf(n, sizeof(n), "%u", c->args->history);
-	r = cli_agent_call(c, "ping", kv, c->args->history ? 2 : 0, timeout_ms, resp, err);
+	if (c->args->history) {
+		snprintf(n, sizeof(n), "%u", c->args->history);
+		kv[nkv++] = "history";
+		kv[nkv++] = n;
+	}
+	if (wait_ms) {
+		snprintf(w, sizeof(w), "%u", wait_ms);
+		kv[nkv++] = "wait_baseline_ms";
+		kv[nkv++] = w;
+	}
+	r = cli_agent_call(c, "ping", kv, nkv, timeout_ms + wait_ms, resp, err);
 
 	if (r < 0 && *resp) {
 		json_object_put(*resp);
 		*resp = NULL;
 	}
 	return r;
+}
+
+/* How long a ping may wait for the baseline, ending by deadline. */
+static unsigned int baseline_wait_ms(double deadline)
+{
+	double left = deadline - now_ms();
+
+	if (left >= PYHOT_PING_WAIT_MAX_MS)
+		return PYHOT_PING_WAIT_MAX_MS;
+	return left > 1 ? (unsigned int)left : 1;
+}
+
+static int ping(struct cli_ctx *c, unsigned int timeout_ms, struct json_object **resp,
+		struct pyhot_err *err)
+{
+	return ping_wait(c, timeout_ms, 0, resp, err);
 }
 
 /* Whether the agent says its baseline is recorded ("baseline" is absent
@@ -160,6 +186,7 @@ static int inject_agent(struct cli_ctx *c, struct pyhot_inject_result *res,
 	opts.boot_symbol = PYHOT_BOOT_SYMBOL;
 	opts.boot_arg = boot_arg;
 	opts.timeout_ms = a->timeout_ms;
+	opts.build_id = cli_payload_build_id();
 	cli_out_verbose(c->out, "injecting %s into pid %d", payload, (int)pid);
 	r = pyhot_inject(pid, &opts, res, err);
 	if (r < 0) {
@@ -191,7 +218,8 @@ static int wait_agent(struct cli_ctx *c, const struct pyhot_inject_result *res,
 
 	for (;;) {
 		pyhot_err_init(&pe);
-		if (ping(c, 1000, resp, &pe) == 0)
+		/* The first answer comes once the baseline is pinned. */
+		if (ping_wait(c, 1000, baseline_wait_ms(deadline), resp, &pe) == 0)
 			return 0;
 		if (now_ms() >= deadline || (!pyhot_client_no_agent(&pe) &&
 					     pe.kind != PYHOT_ERR_TIMEOUT))
@@ -220,11 +248,11 @@ static void wait_baseline(struct cli_ctx *c, double deadline, struct json_object
 	struct pyhot_err pe;
 
 	while (!baseline_ready(*resp) && now_ms() < deadline) {
-		sleep_ms(1);
 		json_object_put(*resp);
 		*resp = NULL;
 		pyhot_err_init(&pe);
-		if (ping(c, 1000, resp, &pe) < 0)
+		/* The agent answers as soon as the baseline is pinned. */
+		if (ping_wait(c, 1000, baseline_wait_ms(deadline), resp, &pe) < 0)
 			break;
 	}
 	if (*resp && !baseline_ready(*resp))

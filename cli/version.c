@@ -106,6 +106,11 @@ int cli_payload_check_build(const char *path, struct pyhot_err *err)
 	return -PYHOT_ERR_ATTACH;
 }
 
+const char *cli_payload_build_id(void)
+{
+	return PYHOT_PAYLOAD_BUILD_ID;
+}
+
 void cli_version_report(struct cli_out *o)
 {
 	if (!o->json) {

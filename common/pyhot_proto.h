@@ -38,6 +38,9 @@
 
 #define PYHOT_BOOT_SYMBOL "pyhot_boot"
 #define PYHOT_MEMFD_NAME  "pyhot-payload"
+/* The boot argument's line "memfd=FD": the memfd the payload was loaded
+ * from, which the boot function closes (checked by its name first). */
+#define PYHOT_BOOT_MEMFD_KEY "memfd="
 
 enum pyhot_boot_ret {
 	PYHOT_BOOT_STARTED = 0,   /* agent thread started */
@@ -55,8 +58,14 @@ enum pyhot_boot_ret {
  * call on the main thread or from a thread of the agent's that takes the
  * GIL, whichever comes first (the thread waits for the GIL after
  * PYHOT_PENDING_GRACE_MS, none by default).
- *   ping     agent thread only; no Python.  -> {"pid","agent_uptime_s"}
- *            "python_version": "3.11.7", the first word of Py_GetVersion()
+ *   ping     agent thread only; no Python.  -> {"pid","agent_uptime_s",
+ *            "baseline": whether the engine's baseline is ready for the
+ *            attach to return (every file pinned, the user's read),
+ *            "python_version": "3.11.7", the first word of Py_GetVersion()}
+ *            Request keys: "history" (the limit, attach --history),
+ *            "wait_baseline_ms": answer once the baseline is ready, or
+ *            after that long (at most PYHOT_PING_WAIT_MAX_MS: the agent
+ *            thread serves nobody else meanwhile).
  *   status   safe point.  -> interpreter, main thread, agent counters
  *            agent.requests: requests read, this one included, failed ones
  *            too (refused peers count in "refused" only). via_pending_call,
@@ -71,6 +80,7 @@ enum pyhot_boot_ret {
  *   timeout_ms   bound on reaching a safe point (default 5000)
  */
 #define PYHOT_PENDING_GRACE_MS 0
+#define PYHOT_PING_WAIT_MAX_MS 100
 #define PYHOT_DEFAULT_TIMEOUT_MS 5000
 
 static inline uint32_t pyhot_frame_len_decode(const unsigned char b[4])

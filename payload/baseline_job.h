@@ -22,9 +22,21 @@ void pyhot_baseline_soon(void);
  */
 void pyhot_baseline_take_once(void);
 
-/* Whether the baseline of this boot is recorded: `pyhot attach` waits for
- * it, so that an edit made after the attach returns is always seen as a
- * change. Any thread; no GIL. */
+/* Whether the baseline of this boot is ready for the attach to return:
+ * every module listed, each file's identity taken, the user's files read
+ * (the standard library's and site-packages' may still be: an edit there
+ * changes the identity and makes that baseline untrusted). `pyhot attach`
+ * waits for it, so that an edit made after the attach returns is always
+ * seen as a change. Any thread; no GIL. */
 int pyhot_baseline_ready(void);
+
+/* Wait (no GIL needed, no Python) until the baseline is ready or ms have
+ * passed; returns pyhot_baseline_ready(). */
+int pyhot_baseline_wait_ready(long ms);
+
+/* After fork() in the child: a pass the parent's baseline thread was
+ * pinning or reading is taken up again by the child's next safe point (the
+ * thread is the parent's). */
+void pyhot_baseline_atfork_child(void);
 
 #endif /* PYHOT_BASELINE_JOB_H */

@@ -23,6 +23,7 @@
 
 #include "agent.h"
 #include "agent_state.h"
+#include "baseline_job.h"
 #include "boot.h"
 #include "clock.h"
 #include "copies.h"
@@ -56,6 +57,7 @@ static void atfork_child(void)
 	pyhot_agent.pid = 0;
 	pthread_mutex_init(&pyhot_agent.lock, NULL);
 	pyhot_sp_atfork_child();
+	pyhot_baseline_atfork_child();
 	atomic_store(&pyhot_agent.state, PYHOT_AGENT_IDLE);
 }
 
@@ -218,6 +220,33 @@ static int agent_claim(void)
 	}
 }
 
+/* Close the memfd named by the boot argument's "memfd=FD" line, if that
+ * descriptor is still the memfd the injector made (its name says so): the
+ * injector leaves that to us, one remote call less with its thread
+ * stopped. */
+static void close_boot_memfd(const char *arg)
+{
+	static const char want[] = "/memfd:" PYHOT_MEMFD_NAME;
+	const char *p = arg ? strstr(arg, PYHOT_BOOT_MEMFD_KEY) : NULL;
+	char path[64], target[sizeof(want) + 16];
+	ssize_t n;
+	long fd;
+
+	if (!p || (p != arg && p[-1] != '\n')) {
+		return;
+	}
+	fd = strtol(p + strlen(PYHOT_BOOT_MEMFD_KEY), NULL, 10);
+	if (fd < 0 || fd > 1 << 30) {
+		return;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%ld", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n >= (ssize_t)sizeof(want) - 1 &&
+	    memcmp(target, want, sizeof(want) - 1) == 0) {
+		close((int)fd);
+	}
+}
+
 static int boot(const char *arg)
 {
 	char sock[sizeof(pyhot_agent.sock)];
@@ -227,6 +256,7 @@ static int boot(const char *arg)
 	struct stat bound;
 	int rc, fd;
 
+	close_boot_memfd(arg);
 	rc = parse_arg(arg, sock, sizeof(sock));
 	if (rc < 0) {
 		return rc;

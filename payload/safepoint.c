@@ -686,6 +686,7 @@ int pyhot_sp_call(const struct pyhot_verb *verb, const struct pyhot_req *req,
 	 * interval short: whichever of it and the main thread comes first
 	 * claims the job. */
 	if (job_state(job) == JOB_PENDING && pyhot_now() < deadline) {
+		pyhot_switch_interval_learn_early();
 		pyhot_switch_interval_lower();
 		atomic_store(&job->interval_short, 1);
 		gil_rc = gil_give(job);

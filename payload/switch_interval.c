@@ -26,6 +26,7 @@ enum sw_access {
 /* The main interpreter's GIL lies inside its interpreter state. */
 #define PY312_INTERP_SPAN (1u << 20)
 
+static pthread_once_t funcs_once = PTHREAD_ONCE_INIT;
 static pthread_once_t learn_once = PTHREAD_ONCE_INIT;
 static _Atomic int access_kind = SW_NONE;   /* enum sw_access */
 static unsigned long (*sw_get_fn)(void);
@@ -63,9 +64,11 @@ static void sw_field_check(void)
 	sw_set_fn(before);
 }
 
-static void sw_learn(void)
+/* The setter and getter, and on 3.8 to 3.11 the way to use them: no GIL
+ * needed. */
+static void sw_learn_funcs(void)
 {
-	const char *v = Py_GetVersion();
+	const char *v = Py_GetVersion();   /* a static string: no GIL needed */
 
 	*(void **)&sw_get_fn = dlsym(RTLD_DEFAULT, "_PyEval_GetSwitchInterval");
 	*(void **)&sw_set_fn = dlsym(RTLD_DEFAULT, "_PyEval_SetSwitchInterval");
@@ -75,14 +78,26 @@ static void sw_learn(void)
 	if (strncmp(v, "3.8.", 4) == 0 || strncmp(v, "3.9.", 4) == 0 ||
 	    strncmp(v, "3.10.", 5) == 0 || strncmp(v, "3.11.", 5) == 0) {
 		atomic_store(&access_kind, SW_FUNCS);
-	} else if (strncmp(v, "3.12.", 5) == 0) {
+	}
+}
+
+/* 3.12: the field, checked with the GIL held. */
+static void sw_learn_field(void)
+{
+	pthread_once(&funcs_once, sw_learn_funcs);
+	if (sw_get_fn && sw_set_fn && strncmp(Py_GetVersion(), "3.12.", 5) == 0) {
 		sw_field_check();
 	}
 }
 
+void pyhot_switch_interval_learn_early(void)
+{
+	pthread_once(&funcs_once, sw_learn_funcs);
+}
+
 void pyhot_switch_interval_learn(void)
 {
-	pthread_once(&learn_once, sw_learn);
+	pthread_once(&learn_once, sw_learn_field);
 }
 
 static unsigned long sw_get(enum sw_access kind)

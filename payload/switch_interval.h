@@ -23,8 +23,12 @@
 
 /* Find out, once, how to read and write the interval in this interpreter.
  * GIL held (3.12 is checked by writing through CPython's own setter). Until
- * it ran, lower() does nothing. */
+ * it ran, lower() does nothing on 3.12. */
 void pyhot_switch_interval_learn(void);
+
+/* The part that needs no GIL (3.8 to 3.11), so that the very first job (the
+ * baseline's, which the attach waits for) gets the short interval too. */
+void pyhot_switch_interval_learn_early(void);
 
 /* Shorten the interval (no GIL needed); nested calls from several threads
  * count, and the last restore() puts the program's value back. */

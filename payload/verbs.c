@@ -9,6 +9,7 @@
 
 #include "agent_state.h"
 #include "baseline_job.h"
+#include "pyhot_proto.h"
 #include "pyhot_patch.h"
 #include "verb_exec.h"
 #include "verb_stack.h"
@@ -19,11 +20,18 @@ static int verb_ping(const struct pyhot_req *req, struct jsonw *out,
 		     struct pyhot_err *err)
 {
 	long history = pyhot_req_get_ulong(req, "history", 0);
+	long wait_ms = pyhot_req_get_ulong(req, "wait_baseline_ms", 0);
 	const char *version = Py_GetVersion();
 
 	/* `pyhot attach --history N` on an agent already there */
 	if (history > 0) {
 		pyhot_patch_set_history_limit(history);
+	}
+	/* `pyhot attach` waits for the baseline: answering once it is there
+	 * saves the command a round trip per poll, and the target the CPU. */
+	if (wait_ms > 0) {
+		pyhot_baseline_wait_ready(wait_ms < PYHOT_PING_WAIT_MAX_MS ? wait_ms :
+					  PYHOT_PING_WAIT_MAX_MS);
 	}
 	jsonw_key_int(out, "pid", getpid());
 	jsonw_key_double(out, "agent_uptime_s", pyhot_agent_uptime());

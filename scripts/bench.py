@@ -711,6 +711,10 @@ def main():
                     default=int(os.environ.get("BENCH_SAFEPOINT_RUNS", "20")),
                     help="safe-point rows: commands per interpreter and case")
     ap.add_argument("--no-safepoint", action="store_true", help="skip the safe-point rows")
+    ap.add_argument("--compare", nargs="+", metavar="BUILD_DIR", default=[],
+                    help="attach rows side by side with the pyhot of these build "
+                    "directories (make bench-compare REF=rev builds one)")
+    ap.add_argument("--compare-runs", type=int, default=10)
     args = ap.parse_args()
     if not os.access(PYHOT, os.X_OK):
         sys.exit("bench: no %s; run make first" % PYHOT)
@@ -787,6 +791,9 @@ def main():
         memory_rows(res, max(1, args.memory_refreshes))
     if not args.no_safepoint:
         bench_safepoint(max(1, args.safepoint_runs))
+    if args.compare:
+        bench_compare(args.python, [os.path.dirname(PYHOT)] +
+                      [os.path.abspath(b) for b in args.compare], max(1, args.compare_runs))
     if failures:
         print("\n%d failed runs:" % len(failures))
         for f in failures[:10]:
@@ -801,9 +808,16 @@ SP_MODES = ["alone", "sleep", "select"]
 def bench_safepoint(runs):
     """Median wall ms of `pyhot status` and of a one-function refresh against
     a target whose main thread runs Python alone, sleeps or is blocked in
-    select(), on 3.8, 3.11 and 3.12, beside `pyhot --version` (start-up)."""
-    print("\nsafe point (median wall ms of %d commands; --version: start-up)" % runs)
-    print("  %-8s %-8s %10s %10s %10s" % ("python", "main", "--version", "status", "refresh"))
+    select(), on 3.8, 3.11 and 3.12, beside `pyhot --version` (start-up) and
+    `pyhot attach` of the attached target (start-up, inspection, trust
+    checks and one ping: everything of a command but the safe point). The
+    safe point's own cost is status minus that, and the agent's "wait_ms"
+    (queued to running) is printed too."""
+    print("\nsafe point (median wall ms of %d commands; --version: start-up; ping: "
+          "`attach` of an attached target, all of a command but the safe point)" % runs)
+    print("  %-8s %-8s %10s %8s %8s %8s %12s %9s" % (
+        "python", "main", "--version", "ping", "status", "refresh", "status-ping",
+        "wait_ms"))
     for v in SP_PYTHONS:
         py = os.path.join(PYENV_ROOT, "versions", v, "bin", "python" + v.rsplit(".", 1)[0])
         if not os.access(py, os.X_OK):
@@ -818,19 +832,96 @@ def bench_safepoint(runs):
                 p.stdout.readline()
                 subprocess.run([PYHOT, "attach", str(p.pid)], stdout=subprocess.DEVNULL,
                                check=True)
-                ver, st, rf = [], [], []
+                ver, ping, st, rf, wait = [], [], [], [], []
                 for i in range(runs):
                     ver.append(timed([PYHOT, "--version"])[0])
-                    st.append(timed([PYHOT, "status", str(p.pid)])[0])
+                    ping.append(timed([PYHOT, "attach", str(p.pid)])[0])
+                    wall, sp = timed([PYHOT, "status", str(p.pid), "--json"])
+                    st.append(wall)
+                    if sp.returncode == 0:
+                        wait.append(json.loads(sp.stdout)["status"].get(
+                            "safepoint", {}).get("wait_ms", float("nan")))
                     write(os.path.join(tmp, "spmod.py"), "def f():\n    return %d\n" % (i + 1))
                     rf.append(timed([PYHOT, "refresh", str(p.pid), "spmod"])[0])
-                print("  %-8s %-8s %10.2f %10.2f %10.2f" % (
-                    v.rsplit(".", 1)[0], mode, statistics.median(ver),
-                    statistics.median(st), statistics.median(rf)), flush=True)
+                m = [statistics.median(x) if x else float("nan")
+                     for x in (ver, ping, st, rf, wait)]
+                print("  %-8s %-8s %10.2f %8.2f %8.2f %8.2f %12.2f %9.3f" % (
+                    v.rsplit(".", 1)[0], mode, m[0], m[1], m[2], m[3], m[2] - m[1], m[4]),
+                    flush=True)
             finally:
                 p.kill()
                 p.wait()
                 shutil.rmtree(tmp, ignore_errors=True)
+
+
+COMPARE_TARGETS = [("ticker", "ticker: main asleep, a thread ticks every 1 ms"),
+                   ("alone", "main thread runs Python alone"),
+                   ("select", "main thread blocked in select()")]
+
+
+def attach_once(pyhot, python, kind, tmp):
+    """One fresh target of kind (COMPARE_TARGETS), attached by pyhot:
+    (wall ms, borrowed thread stopped ms, freeze ms or nan)."""
+    if kind == "ticker":
+        t = Ticker(python)
+        try:
+            wall, frz, _, _, p = freeze(t, [pyhot, "attach", str(t.pid), "--json"])
+        finally:
+            t.close()
+    else:
+        shutil.copy(SP_TARGET, tmp)
+        t = BenchTarget([python, os.path.join(tmp, "safepoint_target.py"), kind], "target")
+        try:
+            time.sleep(0.05)
+            wall, p = timed([pyhot, "attach", str(t.pid), "--json"])
+            frz = float("nan")
+        finally:
+            t.close()
+    if p.returncode:
+        raise RuntimeError("%s attach: exit %d: %s" % (pyhot, p.returncode, p.stderr.strip()))
+    return wall, json.loads(p.stdout).get("inject", {}).get("stopped_ms", float("nan")), frz
+
+
+def bench_compare(python, builds, runs):
+    """Attach, side by side: every build in turn on a fresh target of each
+    kind, the order rotated from run to run, so that all see the same
+    machine. Prints medians per build and the ratio to the first."""
+    names = []
+    for b in builds:
+        rev = subprocess.run(["git", "-C", b, "rev-parse", "--short", "HEAD"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             universal_newlines=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", b, "diff", "--quiet", "HEAD"],
+                               stderr=subprocess.DEVNULL).returncode
+        names.append((rev + ("+" if dirty else "")) if rev else os.path.basename(b))
+    res = {}
+    tmp = tempfile.mkdtemp(prefix="pyhot-bench-cmp-")
+    print("\nattach side by side (%d runs, CPython %s; medians in ms)" % (runs, python),
+          flush=True)
+    try:
+        for i in range(runs):
+            order = builds[i % len(builds):] + builds[:i % len(builds)]
+            for kind, _ in COMPARE_TARGETS:
+                for b in order:
+                    wall, stop, frz = attach_once(os.path.join(b, "pyhot"), python, kind, tmp)
+                    for key, v in (("wall", wall), ("stop", stop), ("freeze", frz)):
+                        res.setdefault((b, kind, key), []).append(v)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("  %-44s" % "" + "".join("%12s" % n[:12] for n in names) +
+          "".join("%12s" % ("/" + n[:10]) for n in names[1:]))
+    for kind, label in COMPARE_TARGETS:
+        for key, what in (("wall", "attach wall"), ("stop", "borrowed thread stopped"),
+                          ("freeze", "ticker freeze (gap - quiet)")):
+            ms = []
+            for b in builds:
+                xs = [x for x in res.get((b, kind, key), []) if x == x]
+                ms.append(statistics.median(xs) if xs else float("nan"))
+            if all(m != m for m in ms):
+                continue
+            print("  %-44s" % ("%s, %s" % (what, kind)) + "".join("%12.2f" % m for m in ms) +
+                  "".join("%11.2fx" % ratio(ms[0], m) for m in ms[1:]))
+        print("    (%s)" % label)
 
 
 def ratio(a, b):

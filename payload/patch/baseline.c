@@ -78,7 +78,7 @@ void pyhot_baseline_drop(const char *module)
 /* The directory of the standard library, learnt once; "" unknown. */
 static char stdlib_path[4096];
 
-static int file_is_user(const char *file)
+int pyhot_baseline_file_is_user(const char *file)
 {
 	return pyhot_patch_is_user_file(file, stdlib_path[0] ? stdlib_path : NULL);
 }
@@ -100,6 +100,13 @@ static struct pyhot_baseline *baseline_new(const char *module)
 int pyhot_baseline_adopt(const char *module, const char *file, char *src,
 			 size_t len, int trusted)
 {
+	return pyhot_baseline_adopt_hashed(module, file, src, len,
+					   pyhot_patch_hash(src, len), trusted);
+}
+
+int pyhot_baseline_adopt_hashed(const char *module, const char *file, char *src,
+				size_t len, unsigned long long hash, int trusted)
+{
 	struct pyhot_baseline *b = pyhot_baseline_find(module);
 	char *fcopy = strdup(file);
 
@@ -117,9 +124,9 @@ int pyhot_baseline_adopt(const char *module, const char *file, char *src,
 	b->src = src;
 	b->file = fcopy;
 	b->len = len;
-	b->hash = pyhot_patch_hash(src, len);
+	b->hash = hash;
 	b->trusted = trusted;
-	b->user = file_is_user(file);
+	b->user = pyhot_baseline_file_is_user(file);
 	return 0;
 }
 
@@ -156,10 +163,18 @@ void pyhot_baseline_stats(size_t *count, size_t *bytes)
 
 unsigned long long pyhot_patch_hash(const char *src, size_t len)
 {
-	unsigned long long h = 1469598103934665603ULL;
-	size_t i;
+	unsigned long long h = 1469598103934665603ULL ^ len, w;
+	size_t i = 0;
 
-	for (i = 0; i < len; i++) {
+	/* FNV-1a a word at a time, folded so that every bit of a word reaches
+	 * the low bits: 8 times fewer multiplies than byte-wise FNV-1a (the
+	 * changed-file scan hashes every module's file at each refresh). */
+	for (; i + sizeof(w) <= len; i += sizeof(w)) {
+		memcpy(&w, src + i, sizeof(w));
+		h = (h ^ w) * 1099511628211ULL;
+		h ^= h >> 32;
+	}
+	for (; i < len; i++) {
 		h = (h ^ (unsigned char)src[i]) * 1099511628211ULL;
 	}
 	return h;

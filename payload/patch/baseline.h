@@ -76,6 +76,11 @@ int pyhot_baseline_put_ex(const char *module, const char *file,
 int pyhot_baseline_adopt(const char *module, const char *file, char *src,
 			 size_t len, int trusted);
 
+/* The same, with src's pyhot_patch_hash() computed by the caller (without
+ * the GIL). */
+int pyhot_baseline_adopt_hashed(const char *module, const char *file, char *src,
+				size_t len, unsigned long long hash, int trusted);
+
 /* How many baselines there are and the bytes of source they hold. */
 void pyhot_baseline_stats(size_t *count, size_t *bytes);
 
@@ -86,6 +91,10 @@ int pyhot_baseline_changed(char ***names, size_t *n);
 
 /* Free what pyhot_baseline_changed() returned. */
 void pyhot_baseline_names_free(char **names, size_t n);
+
+/* Whether file is the user's by pyhot_patch_is_user_file(), with the
+ * standard library's directory learnt (no GIL needed once it is). */
+int pyhot_baseline_file_is_user(const char *file);
 
 /* Remember the directory of the standard library (GIL held, once). */
 void pyhot_baseline_learn_stdlib(void);
@@ -109,7 +118,7 @@ int pyhot_patch_read_file_nogil(const char *path, char **out, size_t *len,
 /* Whether a is before b (1 or 0). */
 int pyhot_patch_ts_before(const struct timespec *a, const struct timespec *b);
 
-/* FNV-1a of a text. */
+/* A 64-bit hash of a text (FNV-1a over words): equal texts, equal hashes. */
 unsigned long long pyhot_patch_hash(const char *src, size_t len);
 
 /* Whether a module file is the user's (outside stdlib and site-packages).

@@ -1,9 +1,18 @@
 /*
  * baseline_scan.c: the baselines taken at attach (every module loaded from
  * a .py file, standard library and site-packages included) and the scan
- * for modules whose file changed since. Files are read with the GIL
- * released: the paths are collected under the GIL, read without it, and
- * recorded under it again.
+ * for modules whose file changed since.
+ *
+ * The attach baseline is taken in four steps so that the target's GIL is
+ * held only to list the modules and `pyhot attach` waits only for the
+ * user's own files (docs/engine.md, "Baselines"): list (GIL held: the
+ * modules and their files; the import watch starts), pin (no GIL: each
+ * file's identity), read (no GIL: the text, kept as trusted only when the
+ * file still has its pinned identity; the user's files first, then the
+ * standard library and site-packages), keep (GIL held: the texts become
+ * baselines). The attach returns once the user's files are read: an edit
+ * of another file after that changes its identity, so the text read later
+ * cannot be taken for the one the module was loaded from.
  */
 #include "attr.h"
 #include "baseline.h"
@@ -11,11 +20,22 @@
 #include "pyhot_patch.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* What tells one version of a file from another without reading it: a
+ * write changes mtime and ctime (ctime cannot be set back by the user), a
+ * replacement (an editor's rename) the inode. */
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+};
 
 /* One file to read without the GIL. */
 struct scan_item {
@@ -26,8 +46,13 @@ struct scan_item {
 	struct timespec mtime;
 	size_t blen;               /* the baseline's length (changed scan) */
 	unsigned long long hash;   /* the baseline's (changed scan) */
-	int trusted;               /* the baseline's (changed scan) */
+	int trusted;               /* the baseline's (changed scan); the
+				    * text's (attach scan) */
 	int r;                     /* the read's result */
+	int pinned;                /* attach scan: id holds the file's identity */
+	int user;                  /* attach scan: outside stdlib and site-packages */
+	int done;                  /* attach scan: read */
+	struct file_id id;
 };
 
 struct scan {
@@ -184,40 +209,147 @@ static int scan_modules(struct scan *s)
 	return 0;
 }
 
-int pyhot_patch_baseline_take(struct pyhot_err *err)
+static void file_id_of(const struct stat *st, struct file_id *id)
 {
-	struct scan s = { NULL, 0, 0 };
-	struct timespec start;
-	int have_start, r, rc = 0;
-	size_t i;
+	id->dev = st->st_dev;
+	id->ino = st->st_ino;
+	id->size = st->st_size;
+	id->mtime = st->st_mtim;
+	id->ctime = st->st_ctim;
+}
 
+static int file_id_same(const struct file_id *a, const struct file_id *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec &&
+	       a->mtime.tv_nsec == b->mtime.tv_nsec &&
+	       a->ctime.tv_sec == b->ctime.tv_sec &&
+	       a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+/* An attach scan between its steps. */
+struct pyhot_baseline_pass {
+	struct scan s;
+	struct timespec start;   /* the process's */
+	int have_start;
+};
+
+struct pyhot_baseline_pass *pyhot_patch_baseline_list(struct pyhot_err *err)
+{
+	struct pyhot_baseline_pass *p = calloc(1, sizeof(*p));
+
+	if (!p) {
+		pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, getpid(), "baseline",
+			      "out of memory");
+		return NULL;
+	}
 	pyhot_baseline_learn_stdlib();
 	pyhot_import_watch_start();
-	have_start = process_start(&start) == 0;
-	if (scan_modules(&s) < 0) {
-		scan_release(&s);
-		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, getpid(), "baseline",
-				     "cannot list sys.modules");
+	p->have_start = process_start(&p->start) == 0;
+	if (scan_modules(&p->s) < 0) {
+		scan_release(&p->s);
+		free(p);
+		pyhot_err_set(err, PYHOT_ERR_FAILED, 0, getpid(), "baseline",
+			      "cannot list sys.modules");
+		return NULL;
 	}
-	scan_read(&s);
-	for (i = 0; i < s.n && rc == 0; i++) {
-		struct scan_item *it = &s.v[i];
+	return p;
+}
 
-		/* a late import may have recorded it while the GIL was free */
+void pyhot_patch_baseline_pin(struct pyhot_baseline_pass *p)
+{
+	struct stat st;
+	size_t i;
+
+	for (i = 0; i < p->s.n; i++) {
+		struct scan_item *it = &p->s.v[i];
+
+		/* stat(), not open(): a FIFO put in the file's place must not
+		 * block; the read checks the type. */
+		it->user = pyhot_baseline_file_is_user(it->file);
+		it->pinned = stat(it->file, &st) == 0;
+		if (it->pinned) {
+			file_id_of(&st, &it->id);
+		}
+	}
+}
+
+/* Read one pinned file: trusted when the file still has its pinned
+ * identity after the read (any write since the pin changed its ctime, a
+ * replacement its inode) and is older than the process (the module was
+ * loaded from this text). */
+static void read_pinned(struct pyhot_baseline_pass *p, struct scan_item *it)
+{
+	struct file_id now;
+	struct stat st;
+	int same = 0;
+
+	free(it->src);   /* read again in a child forked during the read */
+	it->src = NULL;
+	it->r = pyhot_patch_read_file(it->file, &it->src, &it->len);
+	if (it->r < 0) {
+		return;
+	}
+	if (it->pinned && stat(it->file, &st) == 0) {
+		file_id_of(&st, &now);
+		same = file_id_same(&now, &it->id) && it->len == (size_t)now.size;
+	}
+	it->trusted = same && p->have_start &&
+		      pyhot_patch_ts_before(&it->id.mtime, &p->start);
+	it->hash = pyhot_patch_hash(it->src, it->len);
+}
+
+void pyhot_patch_baseline_read(struct pyhot_baseline_pass *p, int user_only)
+{
+	size_t i;
+
+	for (i = 0; i < p->s.n; i++) {
+		struct scan_item *it = &p->s.v[i];
+
+		if (!it->done && (it->user || !user_only)) {
+			read_pinned(p, it);
+			it->done = 1;
+		}
+	}
+}
+
+int pyhot_patch_baseline_keep(struct pyhot_baseline_pass *p, struct pyhot_err *err)
+{
+	size_t i;
+	int r, rc = 0;
+
+	for (i = 0; i < p->s.n && rc == 0; i++) {
+		struct scan_item *it = &p->s.v[i];
+
+		/* an import recorded it since the list, from the exact bytes */
 		if (it->r < 0 || pyhot_baseline_find(it->module)) {
 			continue;
 		}
-		r = pyhot_baseline_adopt(it->module, it->file, it->src, it->len,
-					 have_start &&
-					 pyhot_patch_ts_before(&it->mtime, &start));
+		r = pyhot_baseline_adopt_hashed(it->module, it->file, it->src, it->len,
+						it->hash, it->trusted);
 		it->src = NULL;   /* the baseline's now, or freed */
 		if (r < 0) {
 			rc = pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, getpid(),
 					   "baseline", "out of memory");
 		}
 	}
-	scan_release(&s);
+	scan_release(&p->s);
+	free(p);
 	return rc;
+}
+
+int pyhot_patch_baseline_take(struct pyhot_err *err)
+{
+	struct pyhot_baseline_pass *p = pyhot_patch_baseline_list(err);
+
+	if (!p) {
+		return -(int)err->kind;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	pyhot_patch_baseline_pin(p);
+	pyhot_patch_baseline_read(p, 0);
+	Py_END_ALLOW_THREADS
+	return pyhot_patch_baseline_keep(p, err);
 }
 
 void pyhot_baseline_names_free(char **names, size_t n)

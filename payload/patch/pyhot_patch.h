@@ -130,9 +130,30 @@ void pyhot_patch_set_history_limit(long n);
 
 /* Record the baseline source of every module loaded from a .py file not
  * recorded yet (standard library and site-packages too), and start
- * recording the modules imported from now on. Called by the agent at its
- * first safe point after boot. */
+ * recording the modules imported from now on. GIL held on entry (released
+ * while the files are read). What the in-process start uses. */
 int pyhot_patch_baseline_take(struct pyhot_err *err);
+
+/*
+ * The same in four steps, so that the attach waits only for the user's own
+ * files and the target's GIL is held only to list the modules
+ * (baseline_scan.c says why the result is the same). One pass, in this
+ * order, one step at a time:
+ *   list: GIL held: the modules with a .py file and no baseline; the
+ *         import watch starts. NULL (err set) or the pass;
+ *   pin:  no GIL, any thread: each listed file's identity (stat);
+ *   read: no GIL, any thread: each file's text, trusted only when the file
+ *         kept its pinned identity and is older than the process; the
+ *         user's files only (outside stdlib and site-packages) when
+ *         user_only, and then the others by a second call;
+ *   keep: GIL held: the texts become baselines (a module an import
+ *         recorded meanwhile keeps that one); frees the pass.
+ */
+struct pyhot_baseline_pass;
+struct pyhot_baseline_pass *pyhot_patch_baseline_list(struct pyhot_err *err);
+void pyhot_patch_baseline_pin(struct pyhot_baseline_pass *p);
+void pyhot_patch_baseline_read(struct pyhot_baseline_pass *p, int user_only);
+int pyhot_patch_baseline_keep(struct pyhot_baseline_pass *p, struct pyhot_err *err);
 
 /* Stop recording imports (the agent detaches). Any thread, no GIL: the
  * loader's originals go back at its next call. */

@@ -20,6 +20,10 @@ EXPORT char *pyhot_test_refresh(const char *modules, int dry_run);
 EXPORT void pyhot_test_free(char *p);
 EXPORT int pyhot_test_baseline(void);
 EXPORT char *pyhot_test_rollback(const char *module, long to, int dry_run);
+EXPORT void *pyhot_test_baseline_list(void);
+EXPORT void pyhot_test_baseline_pin(void *pass);
+EXPORT void pyhot_test_baseline_read(void *pass, int user_only);
+EXPORT int pyhot_test_baseline_keep(void *pass);
 
 /* Run an engine verb and frame its answer as the agent would. */
 static char *call(int (*fn)(const struct pyhot_req *, struct jsonw *,
@@ -84,6 +88,34 @@ int pyhot_test_baseline(void)
 
 	pyhot_err_init(&err);
 	return pyhot_patch_baseline_take(&err);
+}
+
+/* The attach baseline's steps one at a time, so that a test can edit a
+ * file between two of them. list returns the pass, or NULL. */
+void *pyhot_test_baseline_list(void)
+{
+	struct pyhot_err err;
+
+	pyhot_err_init(&err);
+	return pyhot_patch_baseline_list(&err);
+}
+
+void pyhot_test_baseline_pin(void *pass)
+{
+	pyhot_patch_baseline_pin(pass);
+}
+
+void pyhot_test_baseline_read(void *pass, int user_only)
+{
+	pyhot_patch_baseline_read(pass, user_only);
+}
+
+int pyhot_test_baseline_keep(void *pass)
+{
+	struct pyhot_err err;
+
+	pyhot_err_init(&err);
+	return pyhot_patch_baseline_keep(pass, &err);
 }
 
 /* to < 0: the newest refresh only. */

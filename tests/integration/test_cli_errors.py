@@ -161,3 +161,55 @@ def test_unattached_target_commands(target):
 def test_pyhot_binary_is_where_tests_expect():
     assert os.access(PYHOT, os.X_OK), PYHOT
     assert os.path.exists(TARGET_PY)
+
+
+def payload_with_other_build_id(dst):
+    """A copy of the payload that differs only in its GNU build id: code that
+    would load and run, from another build as far as pyhot can tell."""
+    notes = subprocess.run(["readelf", "-n", os.path.join(BUILD, "pyhot-payload.so")],
+                           stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+    hexid = [l.split(":")[1].strip() for l in notes.splitlines() if "Build ID" in l][0]
+    data = bytearray(open(os.path.join(BUILD, "pyhot-payload.so"), "rb").read())
+    at = data.find(bytes.fromhex(hexid))
+    assert at > 0 and data.find(bytes.fromhex(hexid), at + 1) < 0
+    data[at] ^= 0xff
+    with open(dst, "wb") as fh:
+        fh.write(data)
+    os.chmod(dst, 0o755)
+
+
+def test_payload_swapped_during_the_attach_is_refused(target, tmp_path):
+    """The command checks the payload's build id by path; the injector opens
+    the file again. A file swapped in between (same owner, same mode, a
+    loadable payload of another build) must be refused on the injector's
+    own descriptor, and nothing loaded into the target."""
+    t = target("busy")
+    payload = str(tmp_path / "pyhot-payload.so")
+    shutil.copy(os.path.join(BUILD, "pyhot-payload.so"), payload)
+    other = str(tmp_path / "other.so")
+    payload_with_other_build_id(other)
+    # The test build stops itself just before the injector opens the file.
+    env = dict(os.environ, PYHOT_PAYLOAD=payload, PYHOT_TEST_HOOK="stop-before-payload-open")
+    p = subprocess.Popen([os.path.join(BUILD, "pyhot-test-hooks"), "attach", str(t.pid)],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True)
+    try:
+        def stopped():
+            with open("/proc/%d/stat" % p.pid) as fh:
+                return fh.read().rsplit(")", 1)[1].split()[0] == "T"
+        wait_until(stopped, what="pyhot stopped before it opens the payload")
+        os.rename(other, payload)
+        p.send_signal(signal.SIGCONT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 3, (out, err)
+    assert "it changed after pyhot checked it" in err, err
+    assert "nothing was loaded into pid %d" % t.pid in err, err
+    with open("/proc/%d/maps" % t.pid) as fh:
+        assert "pyhot" not in fh.read()
+    assert not os.path.exists(sock_path(t.pid))
+    assert t.tracer() == 0
+    t.assert_working()

@@ -114,3 +114,70 @@ def test_fault_at_every_step(target, path):
         fault_at_every_step(target, fresh, "first attach")
     else:
         fault_at_every_step(target, payload_mapped, "attach with the payload mapped")
+
+
+HEARTBEAT = ("import sys, time\nprint('ready', flush=True)\n"
+             "while True:\n    print(time.monotonic(), flush=True)\n    time.sleep(0.01)\n")
+
+
+def test_stopped_pyhot_does_not_hold_the_thread(tmp_path):
+    """pyhot stopped (SIGSTOP) in the middle of the attach, with the only
+    thread of the target borrowed: its watchdog continues it until the
+    thread is given back, then it stops itself again. The target's
+    heartbeat (its main thread, the borrowed one) goes on while pyhot stays
+    stopped; continued, pyhot finishes with exit 0. Without the watchdog the
+    heartbeat stops for as long as pyhot does."""
+    import threading
+    script = tmp_path / "heartbeat.py"
+    script.write_text(HEARTBEAT)
+    counter = subprocess.Popen([DEFAULT_PY, str(script)], stdout=subprocess.PIPE,
+                               universal_newlines=True)
+    try:
+        counter.stdout.readline()
+        steps = count_steps(counter.pid)
+    finally:
+        counter.kill()
+        counter.wait()
+    t = subprocess.Popen([DEFAULT_PY, str(script)], stdout=subprocess.PIPE,
+                         universal_newlines=True)
+    beats = []
+    try:
+        assert t.stdout.readline().startswith("ready")
+        reader = threading.Thread(target=lambda: [beats.append(time.monotonic())
+                                                  for _ in t.stdout], daemon=True)
+        reader.start()
+        env = dict(os.environ, PYHOT_TEST_HOOK="stop-self-at=%d" % (steps // 2))
+        p = subprocess.Popen([HOOKS, "attach", str(t.pid)], env=env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, universal_newlines=True)
+        try:
+            # Wait for the attach to end in its own stop: the watchdog's
+            # "stopping again" (or, without one, the step's stop).
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with open("/proc/%d/stat" % p.pid) as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "T":
+                        break
+                time.sleep(0.002)
+            stop_from = time.monotonic()
+            time.sleep(1.0)
+            with open("/proc/%d/stat" % p.pid) as f:
+                still = f.read().rsplit(")", 1)[1].split()[0]
+            window = [b for b in beats if b >= stop_from]
+            p.send_signal(signal.SIGCONT)
+            _, err = p.communicate(timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert still == "T", "pyhot should stay stopped as it was told: %s" % still
+        assert "test hook: signal 19" in err, err
+        assert p.returncode == 0, err
+        # About 100 beats in that second; a held thread gives none.
+        assert len(window) > 20, (len(window), err)
+        assert t.poll() is None
+        r = pyhot("status", t.pid)
+        assert r.rc == 0, r
+    finally:
+        t.kill()
+        t.wait()

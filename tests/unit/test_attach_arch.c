@@ -9,11 +9,33 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/syscall.h>
 
 #include "arch.h"
+
+/* The errno location the injector computes (arch_errno_got_slot()) for
+ * this very process's libc: its GOT slot's value plus the TCB's self
+ * pointer must be what __errno_location() returns; other code is refused. */
+static void test_errno_got_slot(void **state)
+{
+	int *(*fn)(void);
+	unsigned char junk[ARCH_ERRNO_CODE_LEN];
+	unsigned long slot, off, self;
+
+	*(void **)&fn = dlsym(RTLD_DEFAULT, "__errno_location");
+	assert_non_null(fn);
+	slot = arch_errno_got_slot((const unsigned char *)(uintptr_t)fn,
+				   (unsigned long)(uintptr_t)fn);
+	assert_true(slot != 0);
+	memcpy(&off, (const void *)(uintptr_t)slot, sizeof(off));
+	memcpy(&self, __builtin_thread_pointer(), sizeof(self));
+	assert_true(self + off == (unsigned long)(uintptr_t)fn());
+	memset(junk, 0x90, sizeof(junk));
+	assert_true(arch_errno_got_slot(junk, 0x1000) == 0);
+}
 
 static void test_setup_call(void **state)
 {
@@ -61,6 +83,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_setup_call),
+		cmocka_unit_test(test_errno_got_slot),
 		cmocka_unit_test(test_syscall_classes),
 	};
 

@@ -225,6 +225,31 @@ unsigned long arch_get_sp(const arch_regs_t *r)
 	return r->rsp;
 }
 
+unsigned long arch_get_tp(const arch_regs_t *r)
+{
+	return r->fs_base;
+}
+
+unsigned long arch_errno_got_slot(const unsigned char *code, unsigned long fn)
+{
+	static const unsigned char endbr64[] = { 0xf3, 0x0f, 0x1e, 0xfa };
+	static const unsigned char mov_rip_rax[] = { 0x48, 0x8b, 0x05 };
+	/* add %fs:0x0,%rax; ret */
+	static const unsigned char add_fs_ret[] = { 0x64, 0x48, 0x03, 0x04, 0x25,
+						    0x00, 0x00, 0x00, 0x00, 0xc3 };
+	size_t at = 0;
+	int32_t rel;
+
+	if (memcmp(code, endbr64, sizeof(endbr64)) == 0)
+		at = sizeof(endbr64);
+	if (memcmp(code + at, mov_rip_rax, sizeof(mov_rip_rax)) != 0 ||
+	    memcmp(code + at + 7, add_fs_ret, sizeof(add_fs_ret)) != 0)
+		return 0;
+	memcpy(&rel, code + at + 3, sizeof(rel));
+	/* rip-relative: from the end of the 7-byte mov */
+	return fn + at + 7 + (unsigned long)(long)rel;
+}
+
 long arch_get_syscall_nr(const arch_regs_t *r)
 {
 	return (long)r->orig_rax;

@@ -37,6 +37,20 @@ typedef struct user_regs_struct arch_regs_t;
 
 unsigned long arch_get_ip(const arch_regs_t *r);
 unsigned long arch_get_sp(const arch_regs_t *r);
+/* The thread pointer (fs base): the thread's TLS lies at fixed offsets
+ * from it. */
+unsigned long arch_get_tp(const arch_regs_t *r);
+
+/*
+ * glibc's __errno_location is `mov GOT(%rip),%rax; add %fs:0,%rax; ret`
+ * (after an endbr64 with CET): errno lies at the thread pointer plus the
+ * offset ld.so wrote into that GOT slot. Given the function's first
+ * ARCH_ERRNO_CODE_LEN bytes of code, read at address fn, returns the GOT
+ * slot's address, or 0 when the code is anything else (then the errno
+ * location comes from a remote call of __errno_location).
+ */
+#define ARCH_ERRNO_CODE_LEN 24
+unsigned long arch_errno_got_slot(const unsigned char *code, unsigned long fn);
 
 /* The number of the system call the thread was stopped in (orig_rax), or
  * -1 when it was not in one. */
