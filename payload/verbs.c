@@ -11,6 +11,7 @@
 #include "baseline_job.h"
 #include "pyhot_patch.h"
 #include "verb_exec.h"
+#include "verb_interrupt.h"
 #include "verb_stack.h"
 #include "verb_status.h"
 
@@ -58,6 +59,7 @@ const struct pyhot_verb pyhot_verbs[] = {
 	{ "rollback", PYHOT_VERB_PYTHON, pyhot_patch_rollback },
 	{ "stack",   PYHOT_VERB_PYTHON, pyhot_verb_stack },
 	{ "exec",    PYHOT_VERB_PYTHON, pyhot_verb_exec },
+	{ "interrupt", PYHOT_VERB_PYTHON, pyhot_verb_interrupt },
 	{ NULL, PYHOT_VERB_AGENT, NULL },
 };
 
