@@ -17,10 +17,17 @@ if mode == "sigint-ignored":
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 elif mode == "sigint-own":
     def on_sigint(signum, frame):
-        print("own handler ran", flush=True)
+        say("own handler ran")
     signal.signal(signal.SIGINT, on_sigint)
 else:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def say(line):
+    """One write per line: print() writes the newline apart, and two
+    threads' lines would mix."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def wait_go():
@@ -30,28 +37,28 @@ def wait_go():
 
 def spin():
     wait_go()
-    print("spinning", flush=True)
+    say("spinning")
     try:
         n = 0
         while True:
             n += 1
     except KeyboardInterrupt:
-        print("spinner caught KeyboardInterrupt", flush=True)
+        say("spinner caught KeyboardInterrupt")
 
 
 r, w = os.pipe()
 
 
 def reader():
-    print("reading", flush=True)
+    say("reading")
     try:
         data = os.read(r, 1)
         total = 0
         for i in range(200000):   # Python again: a stray exception would fire here
             total += i
-        print("reader got %r, then counted to %d" % (data, total), flush=True)
+        say("reader got %r, then counted to %d" % (data, total))
     except BaseException as e:
-        print("ERROR reader got %s" % type(e).__name__, flush=True)
+        say("ERROR reader got %s" % type(e).__name__)
 
 
 def tick_forever():
@@ -60,7 +67,7 @@ def tick_forever():
         if mode == "blocked" and n == 5 and os.path.exists(go + ".unblock"):
             os.write(w, b"x")
         n = n + 1 if n < 5 else 5
-        print("tick", flush=True)
+        say("tick")
         time.sleep(0.05)
 
 
@@ -68,16 +75,16 @@ if mode == "spin":
     threading.Thread(target=spin, name="spinner", daemon=True).start()
 elif mode == "blocked":
     threading.Thread(target=reader, name="reader", daemon=True).start()
-print("ready", flush=True)
+say("ready")
 wait_go()
 try:
     if mode in ("sleep", "sigint-ignored", "sigint-own"):
-        print("sleeping", flush=True)
+        say("sleeping")
         time.sleep(3600)
     elif mode == "regex":
-        print("matching", flush=True)
+        say("matching")
         re.match(r"(a+)+$", "a" * 40 + "b")   # catastrophic backtracking
-        print("ERROR the regex ended on its own", flush=True)
+        say("ERROR the regex ended on its own")
 except KeyboardInterrupt:
-    print("main caught KeyboardInterrupt", flush=True)
+    say("main caught KeyboardInterrupt")
 tick_forever()
