@@ -374,7 +374,9 @@ int cli_cmd_stack(struct cli_ctx *c, struct pyhot_err *err)
 			 "within %.1f s; native stacks shown, Python frames not read",
 			 (int)a->pid, a->timeout_ms / 1000.0);
 		pyhot_err_hint(err, "pid %d is unchanged; a thread holds the GIL in C code: "
-			       "retry when it is back in Python, or raise --timeout", (int)a->pid);
+			       "retry when it is back in Python, or raise --timeout; when it "
+			       "is the main thread, pyhot interrupt %d stops that call "
+			       "(SIGINT)", (int)a->pid, (int)a->pid);
 		show_native(c);
 	}
 	if (resp)

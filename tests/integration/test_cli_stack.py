@@ -76,6 +76,7 @@ def test_stack_of_a_target_stuck_in_c(target, tmp_path):
     assert r.rc == 124, r
     assert "did not reach a safe point" in r.out and "Python frames were not read" in r.out, r
     assert "pyhot: stack: pid %d did not reach a safe point" % t.pid in r.err, r
+    assert "pyhot interrupt %d stops that call" % t.pid in r.err, r
     assert 'Thread "' in r.out and "(tid %d, main, state" % t.pid in r.out, r
     assert "sleep" in r.out, r     # libc sleep() called through ctypes
 
