@@ -30,7 +30,8 @@
  * runs no Python is blocked in C: SIGINT is what reaches it. */
 #define INT_BLOCKED_MS 100.0
 #define INT_POLL_US 10000
-/* The bound of the withdrawal once --timeout is spent. */
+/* The bound of one check or withdrawal: each needs its own safe point,
+ * however little of --timeout is left. */
 #define INT_WITHDRAW_MS 2000u
 
 /* The builtin exception classes of CPython 3.8 to 3.13; the agent checks
@@ -134,6 +135,21 @@ static int process_gone(pid_t pid)
 	return !p || (p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
+/* Whether the process ends within ms (it may be finalizing: its agent
+ * closes and its main thread leaves Python before it is gone). */
+static int gone_soon(pid_t pid, unsigned int ms)
+{
+	unsigned int waited = 0;
+
+	while (!process_gone(pid)) {
+		if (waited >= ms)
+			return 0;
+		usleep(INT_POLL_US);
+		waited += INT_POLL_US / 1000;
+	}
+	return 1;
+}
+
 /* "file:line in function" of a frame object, or NULL. */
 static const char *frame_str(struct json_object *fr, char *buf, size_t len)
 {
@@ -195,9 +211,17 @@ static void report_after(struct intr *in, struct json_object *resp)
 		cli_out_info(in->c->out, "  pid %d has exited since", (int)in->pid);
 		return;
 	}
+	if (member_bool(th, "main") && !member_bool(th, "alive") &&
+	    gone_soon(in->pid, INT_WITHDRAW_MS)) {
+		report_after(in, NULL);
+		return;
+	}
 	doc_set(in, "exited", json_object_new_boolean(0));
 	doc_set(in, "after", th ? json_object_get(th) : NULL);
-	if (!member_bool(th, "alive"))
+	if (member_bool(th, "main") && !member_bool(th, "alive"))
+		cli_out_info(in->c->out, "  the main thread runs no Python code now: "
+			     "pid %d may be exiting", (int)in->pid);
+	else if (!member_bool(th, "alive"))
 		cli_out_info(in->c->out, "  the thread has ended since");
 	else if (frame_str(member(th, "frame"), buf, sizeof(buf)))
 		cli_out_info(in->c->out, "  it is now at %s", buf);
@@ -221,7 +245,7 @@ static int finish_delivered(struct intr *in, struct json_object *resp,
 		report_after(in, NULL);
 	} else if (icall(in, "where", INT_WITHDRAW_MS, &where, &e) == 0) {
 		report_after(in, where);
-	} else if (process_gone(in->pid)) {
+	} else if (gone_soon(in->pid, INT_WITHDRAW_MS)) {
 		report_after(in, NULL);
 	} else {
 		/* The thread has ended: its name names nothing any more. */
@@ -334,7 +358,7 @@ static int signal_path(struct intr *in, const char *handler, const char *before,
 	}
 	if (resp)
 		json_object_put(resp);
-	if (process_gone(pid)) {
+	if (gone_soon(pid, INT_WITHDRAW_MS)) {
 		doc_set(in, "delivered", json_object_new_boolean(1));
 		report_after(in, NULL);
 		return 0;
@@ -402,11 +426,11 @@ static int async_path(struct intr *in, struct json_object *sent, struct pyhot_er
 	doc_set(in, "thread", json_object_get(th));
 	doc_set(in, "before", json_object_get(member(th, "frame")));
 	for (;;) {
-		r = icall(in, "check", left_ms(in), &resp, err);
+		r = icall(in, "check", INT_WITHDRAW_MS, &resp, err);
 		if (r < 0) {
 			if (resp)
 				json_object_put(resp);
-			if (process_gone(in->pid)) {
+			if (gone_soon(in->pid, INT_WITHDRAW_MS)) {
 				doc_set(in, "delivered", json_object_new_boolean(1));
 				report_after(in, NULL);
 				return 0;

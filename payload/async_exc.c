@@ -16,6 +16,7 @@ typedef void tstate_t;
 static struct {
 	int learnt;               /* 1: ok, -1: failed for good */
 	long off;                 /* offset of async_exc in a thread state */
+	long id_off;              /* offset of thread_id, or -1 */
 	PyObject *marker;         /* owned, kept: a class of ours */
 	interp_t *(*interp_head)(void);
 	interp_t *(*interp_next)(interp_t *);
@@ -103,6 +104,15 @@ static void learn(void)
 		return;
 	}
 	ax.off = off;
+	/* thread_id follows async_exc in 3.8 to 3.13: look a few words on. */
+	ax.id_off = -1;
+	for (off = ax.off + (long)sizeof(void *); off <= ax.off + 8 * (long)sizeof(void *);
+	     off += (long)sizeof(void *)) {
+		if (*(const unsigned long *)(ts + off) == me) {
+			ax.id_off = off;
+			break;
+		}
+	}
 	got = take_own_pending();
 	if (got == ax.marker)
 		ax.learnt = 1;
@@ -197,4 +207,22 @@ void pyhot_async_exc_release(struct pyhot_async_exc *a)
 	Py_CLEAR(a->exc);
 	a->tstate = NULL;
 	a->ident = 0;
+}
+
+unsigned long pyhot_async_exc_main_ident(void)
+{
+	interp_t *in, *main = NULL;
+	tstate_t *ts, *oldest = NULL;
+
+	if (!ax.learnt)
+		learn();
+	if (ax.learnt < 0 || ax.id_off < 0)
+		return 0;
+	/* Both lists grow at their head: the oldest interpreter is the main
+	 * one, and its oldest thread state the main thread's. */
+	for (in = ax.interp_head(); in; in = ax.interp_next(in))
+		main = in;
+	for (ts = main ? ax.thread_head(main) : NULL; ts; ts = ax.thread_next(ts))
+		oldest = ts;
+	return oldest ? *(const unsigned long *)((const char *)oldest + ax.id_off) : 0;
 }

@@ -43,6 +43,13 @@ int pyhot_async_exc_pending(const struct pyhot_async_exc *a);
  */
 int pyhot_async_exc_withdraw(struct pyhot_async_exc *a);
 
+/* The main thread's ident read from the oldest thread state of the main
+ * interpreter (its thread_id field, found next to async_exc on our own
+ * thread state): for when neither a pending call nor threading told it.
+ * 0 when it cannot be read. The caller checks it names a thread with
+ * Python frames. */
+unsigned long pyhot_async_exc_main_ident(void);
+
 /* Drop a's reference (after delivery or withdrawal). */
 void pyhot_async_exc_release(struct pyhot_async_exc *a);
 

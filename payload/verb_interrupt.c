@@ -89,6 +89,16 @@ static void list_names(PyObject *active, PyObject *frames, char *buf, size_t siz
 	}
 }
 
+/* The main thread's ident: as the other verbs know it, else from its
+ * thread state (a program that never imported threading, whose main
+ * thread is blocked). */
+static unsigned long main_ident(void)
+{
+	unsigned long id = pyhot_main_thread_ident();
+
+	return id ? id : pyhot_async_exc_main_ident();
+}
+
 /* Find the thread by name (threading's), by native id, or by ident. */
 static int resolve_spec(const char *spec, PyObject *frames, PyObject *active,
 			unsigned long *ident, char *why, size_t size)
@@ -102,7 +112,7 @@ static int resolve_spec(const char *spec, PyObject *frames, PyObject *active,
 	v = strtoull(spec, &end, 10);
 	if (*spec && !*end) {
 		if (v == (unsigned long long)getpid()) {
-			*ident = pyhot_main_thread_ident();
+			*ident = main_ident();
 			return *ident ? 0 : -1;
 		}
 		while (active && PyDict_Next(active, &pos, &key, &th)) {
@@ -145,7 +155,7 @@ static int resolve(const char *spec, PyObject *frames, PyObject *active,
 		   struct target *t, char *why, size_t size)
 {
 	PyObject *key;            /* owned */
-	unsigned long main = pyhot_main_thread_ident();
+	unsigned long main = main_ident();
 
 	memset(t, 0, sizeof(*t));
 	t->tid = -1;

@@ -112,3 +112,24 @@ def test_no_sigint_where_it_would_not_raise(stuck, mode, why):
     assert why in r.err and "nothing sent" in r.err, r
     assert "own handler ran" not in t.output()
     assert t.proc.poll() is None
+
+
+def test_main_thread_of_a_program_without_threading(procs, python):
+    """No threading module to name the main thread, which sleeps (no pending
+    call runs on it): the agent reads it from the oldest thread state. The
+    KeyboardInterrupt is not caught: the program ends as on Ctrl-C."""
+    import signal
+    import subprocess
+    # (Debian's python3.11 imports threading at start-up: forget it.)
+    p = procs([python, "-c", "import sys, time; sys.modules.pop('threading', None); "
+               "print('ready', flush=True); time.sleep(3600)"],
+              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert p.stdout.readline() == "ready\n"
+    r = pyhot("interrupt", p.pid, json_out=True)
+    assert r.rc == 0, r
+    i = r.json["interrupt"]
+    assert i["delivered"] is True and i["thread"]["main"] is True, r
+    assert i["before"]["function"] == "<module>", r
+    assert p.wait(timeout=30) != 0
+    assert p.stderr.read().rstrip().endswith("KeyboardInterrupt")
