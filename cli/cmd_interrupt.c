@@ -63,6 +63,7 @@ struct intr {
 	pid_t pid;
 	const char *exc;
 	double start, deadline;   /* seconds, CLOCK_MONOTONIC */
+	char id[32];              /* the agent's number of what was sent */
 	char who[300];            /* 'thread "x" (tid 42)' */
 	char at[600];
 	const char *before;       /* where it was when sent (at), or NULL */
@@ -111,6 +112,8 @@ static int icall(struct intr *in, const char *op, unsigned int tmo_ms,
 	if (a->thread)
 		r |= pyhot_client_req_add(&req, "thread", a->thread);
 	r |= pyhot_client_req_add(&req, "exception", in->exc);
+	if (in->id[0])
+		r |= pyhot_client_req_add(&req, "id", in->id);
 	r |= pyhot_client_req_add(&req, "timeout_ms", tmo);
 	r |= pyhot_client_req_add(&req, "run_timeout_ms", tmo);
 	if (r < 0)
@@ -420,6 +423,7 @@ static int async_path(struct intr *in, struct json_object *sent, struct pyhot_er
 	const char *who = in->who;
 	int r;
 
+	snprintf(in->id, sizeof(in->id), "%lld", cli_json_int(sent, "id"));
 	in->before = frame_str(member(th, "frame"), in->at, sizeof(in->at));
 	thread_str(th, in->who, sizeof(in->who));
 	doc_set(in, "method", json_object_new_string("async-exception"));

@@ -14,8 +14,11 @@
 #include "pyutil.h"
 #include "safepoint.h"
 
-/* The exception sent last, until it is known to be raised or withdrawn. */
+/* The exception sent last, until it is known to be raised or withdrawn,
+ * and its number: a check or withdrawal names the one it means, so that
+ * two commands at once never take each other's. */
 static struct pyhot_async_exc sent;
+static unsigned long sent_id;
 
 /* The thread a request names. */
 struct target {
@@ -293,6 +296,7 @@ static int op_send(const struct pyhot_req *req, const struct target *t,
 	if (pyhot_async_exc_send(&sent, t->ident, cls, why, sizeof(why)) < 0)
 		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, getpid(), "interrupt",
 				     "cannot send %s: %s", name, why);
+	jsonw_key_int(out, "id", (long long)++sent_id);
 	jsonw_key_str(out, "exception", name);
 	jsonw_key_bool(out, "withdrew_earlier", earlier);
 	return 0;
@@ -322,9 +326,10 @@ int pyhot_verb_interrupt(const struct pyhot_req *req, struct jsonw *out,
 
 	op = op ? op : "";
 	if ((strcmp(op, "check") == 0 || strcmp(op, "withdraw") == 0)) {
-		if (!sent.exc) {
-			r = pyhot_err_set(err, PYHOT_ERR_FAILED, 0, getpid(), "interrupt",
-					  "no exception sent by pyhot interrupt is known here");
+		if (!sent.exc || pyhot_req_get_ulong(req, "id", 0) != (long)sent_id) {
+			r = pyhot_err_set(err, PYHOT_ERR_UNCERTAIN, 0, getpid(), "interrupt",
+					  "the exception is no longer followed here: a later "
+					  "pyhot interrupt withdrew or replaced it");
 			goto out;
 		}
 		snprintf(spec, sizeof(spec), "%lu", sent.ident);

@@ -11,8 +11,10 @@
  *   op=send      check the thread and the class, then send: the class
  *                becomes the thread's pending async exception. An earlier
  *                send still pending is withdrawn first ("withdrew_earlier").
- *   op=check     is the exception sent last still pending?
+ *                The answer's "id" numbers it.
+ *   op=check     is the exception sent last ("id" given back) still pending?
  *   op=withdraw  withdraw it when it is still pending ("withdrawn").
+ *                Both fail ("uncertain") when a later send replaced it.
  *   op=where     only describe the thread.
  * Answer: "thread": {"ident", "tid", "name", "main", "alive", "frame"
  * ({"file","line","function"} of its innermost Python frame, or null)},
