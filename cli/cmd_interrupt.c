@@ -368,11 +368,11 @@ static int signal_path(struct intr *in, const char *handler, const char *before,
 	}
 	doc_set(in, "delivered", json_object_new_boolean(0));
 	pyhot_err_set(err, PYHOT_ERR_UNCERTAIN, 0, pid, "interrupt", "SIGINT was sent to "
-		      "the main thread of pid %d, which is still held in C code: %s",
-		      (int)pid, e.msg);
-	pyhot_err_hint(err, "a signal cannot be withdrawn: its handler runs when that C "
-		       "code checks for signals or returns to Python; the stacks: pyhot "
-		       "stack %d", (int)pid);
+		      "the main thread of pid %d, and no safe point came after it: the "
+		      "main thread is held in C code, still or again (%s)", (int)pid, e.msg);
+	pyhot_err_hint(err, "pyhot cannot tell whether its handler ran; if not, it runs "
+		       "when that C code checks for signals or returns to Python (a "
+		       "signal cannot be withdrawn); the stacks: pyhot stack %d", (int)pid);
 	return -PYHOT_ERR_UNCERTAIN;
 }
 
