@@ -376,6 +376,16 @@ static int signal_path(struct intr *in, const char *handler, const char *before,
 	return -PYHOT_ERR_UNCERTAIN;
 }
 
+/* The withdrawal got no answer: the exception may still be pending. */
+static int withdraw_failed(struct intr *in, struct pyhot_err *err)
+{
+	err->kind = PYHOT_ERR_UNCERTAIN;
+	err->hint[0] = '\0';
+	pyhot_err_hint(err, "the %s sent to %s could not be withdrawn: it is raised "
+		       "when that thread next runs Python", in->exc, in->who);
+	return -PYHOT_ERR_UNCERTAIN;
+}
+
 /* The exception was not taken in time: withdraw it and say why. */
 static int not_taken(struct intr *in, struct json_object *th, struct pyhot_err *err)
 {
@@ -388,10 +398,7 @@ static int not_taken(struct intr *in, struct json_object *th, struct pyhot_err *
 	if (r < 0) {
 		if (resp)
 			json_object_put(resp);
-		err->kind = PYHOT_ERR_UNCERTAIN;
-		pyhot_err_hint(err, "the %s sent to %s could not be withdrawn: it is "
-			       "raised when that thread next runs Python", in->exc, who);
-		return -PYHOT_ERR_UNCERTAIN;
+		return withdraw_failed(in, err);
 	}
 	if (!member_bool(resp, "withdrawn")) {
 		r = finish_delivered(in, resp, err);
@@ -406,10 +413,16 @@ static int not_taken(struct intr *in, struct json_object *th, struct pyhot_err *
 		      "interrupted", who, (int)in->pid, in->c->args->timeout_ms / 1000.0,
 		      frame_str(member(th, "frame"), at, sizeof(at)) ? ", called at " : "",
 		      frame_str(member(th, "frame"), at, sizeof(at)) ? at : "");
-	pyhot_err_hint(err, "the %s was withdrawn before that thread saw it: pid %d is "
-		       "unchanged. Only a main thread can be interrupted in C code (by "
-		       "SIGINT); this one runs on until its call returns", in->exc,
-		       (int)in->pid);
+	if (member_bool(th, "main"))
+		pyhot_err_hint(err, "the %s was withdrawn before that thread saw it: pid %d "
+			       "is unchanged. A main thread held in C is interrupted only by "
+			       "SIGINT, which raises KeyboardInterrupt: retry without "
+			       "--exception", in->exc, (int)in->pid);
+	else
+		pyhot_err_hint(err, "the %s was withdrawn before that thread saw it: pid %d "
+			       "is unchanged. Only a main thread can be interrupted in C code "
+			       "(by SIGINT); this one runs on until its call returns",
+			       in->exc, (int)in->pid);
 	return -PYHOT_ERR_FAILED;
 }
 
@@ -472,7 +485,7 @@ static int async_path(struct intr *in, struct json_object *sent, struct pyhot_er
 	if (resp)
 		json_object_put(resp);
 	if (r < 0)
-		return r;
+		return withdraw_failed(in, err);
 	return signal_path(in, handler, in->before, err);
 }
 
@@ -534,8 +547,9 @@ static int run(struct intr *in, struct pyhot_err *err)
 			err->hint[0] = '\0';
 			pyhot_err_hint(err, "nothing was sent: a thread holds the GIL in C "
 				       "code, and only the main thread can be interrupted there "
-				       "(by SIGINT); pyhot stack %d shows the native stacks",
-				       (int)a->pid);
+				       "(by SIGINT; without a safe point it is known by its tid "
+				       "%d only, or with no --thread); pyhot stack %d shows the "
+				       "native stacks", (int)a->pid, (int)a->pid);
 		}
 		return -(int)e.kind;
 	}

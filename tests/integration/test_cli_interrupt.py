@@ -133,3 +133,19 @@ def test_main_thread_of_a_program_without_threading(procs, python):
     assert i["before"]["function"] == "<module>", r
     assert p.wait(timeout=30) != 0
     assert p.stderr.read().rstrip().endswith("KeyboardInterrupt")
+
+
+def test_main_thread_in_c_takes_only_keyboardinterrupt(stuck):
+    """A main thread blocked in C is reached by SIGINT only, which raises
+    KeyboardInterrupt: another class is withdrawn unseen."""
+    t = stuck("sleep")
+    t.wait_for("^sleeping")
+    r = pyhot("interrupt", t.pid, "--exception", "RuntimeError", "--timeout", "1",
+              json_out=True)
+    assert r.rc == 1, r
+    assert r.json["interrupt"]["withdrawn"] is True, r
+    assert "retry without --exception" in r.err, r
+    r = pyhot("interrupt", t.pid)
+    assert r.rc == 0, r
+    t.wait_for("^main caught KeyboardInterrupt")
+    assert "RuntimeError" not in t.output()
