@@ -317,6 +317,37 @@ static int sigint_usable(struct intr *in, const char *handler, int had_sp,
 	return 0;
 }
 
+/* Samples of the main thread's system call: one waiting for the GIL wakes
+ * every switch interval and runs a moment between its waits. */
+#define INT_FUTEX_SAMPLES 20
+#define INT_FUTEX_GAP_US 1000
+
+/*
+ * The main thread waits in futex(): for the GIL (or for a lock of C code).
+ * A SIGINT would not wake it for good, as the wait goes on after the
+ * handler, and would fire later in whatever it runs next. Seen when some
+ * samples show futex() and none another system call (a thread running C
+ * code shows "running", one in sleep() nanosleep).
+ */
+static int main_in_futex(pid_t pid)
+{
+	char path[96], buf[256], *end;
+	int i, futex = 0, other = 0;
+	long nr;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid, (int)pid);
+	for (i = 0; i < INT_FUTEX_SAMPLES && !other; i++) {
+		cli_read_text(path, buf, sizeof(buf), 0);
+		nr = strtol(buf, &end, 10);
+		if (end != buf && nr == SYS_futex)
+			futex++;
+		else if (end != buf && nr >= 0)
+			other++;
+		usleep(INT_FUTEX_GAP_US);
+	}
+	return futex > 0 && !other;
+}
+
 /*
  * The main thread is held in C: send SIGINT to it (tgkill: a signal to the
  * process may land on another thread and leave the main one asleep) and
@@ -334,6 +365,16 @@ static int signal_path(struct intr *in, const char *handler, const char *before,
 	r = sigint_usable(in, handler, handler != NULL, err);
 	if (r < 0)
 		return r;
+	if (!handler && main_in_futex(pid)) {
+		pyhot_err_set(err, PYHOT_ERR_TIMEOUT, 0, pid, "interrupt", "no safe point "
+			      "in pid %d, and its main thread waits in futex(): another "
+			      "thread holds the GIL in C code, and a SIGINT would not free "
+			      "it: nothing sent", (int)pid);
+		pyhot_err_hint(err, "pyhot stack %d shows which thread holds the GIL; a "
+			       "non-main thread in C cannot be interrupted: pid %d is "
+			       "unchanged", (int)pid, (int)pid);
+		return -PYHOT_ERR_TIMEOUT;
+	}
 	if (syscall(SYS_tgkill, (int)pid, (int)pid, SIGINT) < 0) {
 		int saved = errno;
 

@@ -149,3 +149,20 @@ def test_main_thread_in_c_takes_only_keyboardinterrupt(stuck):
     assert r.rc == 0, r
     t.wait_for("^main caught KeyboardInterrupt")
     assert "RuntimeError" not in t.output()
+
+
+def test_gil_held_by_another_thread_sends_nothing(stuck):
+    """A worker holds the GIL in C: no thread can be reached. Neither the
+    worker nor the main thread (which waits for the GIL) is sent anything,
+    and once the worker returns both run on without an exception."""
+    t = stuck("gil-worker")
+    t.wait_for("^holding")
+    r = pyhot("interrupt", t.pid, "--thread", "holder", "--timeout", "1", json_out=True)
+    assert r.rc == 124, r
+    assert "nothing was sent" in r.err, r
+    r = pyhot("interrupt", t.pid, "--timeout", "1", json_out=True)
+    assert r.rc == 124, r
+    assert "its main thread waits in futex(): another thread holds the GIL" in r.err, r
+    t.wait_for("^released", timeout=20)
+    t.assert_working()
+    assert "caught" not in t.output()

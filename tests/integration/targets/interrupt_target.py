@@ -71,8 +71,19 @@ def tick_forever():
         time.sleep(0.05)
 
 
+def hold_gil():
+    """libc sleep() through PyDLL: a C call that keeps the GIL."""
+    import ctypes
+    wait_go()
+    say("holding")
+    ctypes.PyDLL(None).sleep(4)
+    say("released")
+
+
 if mode == "spin":
     threading.Thread(target=spin, name="spinner", daemon=True).start()
+elif mode == "gil-worker":
+    threading.Thread(target=hold_gil, name="holder", daemon=True).start()
 elif mode == "blocked":
     threading.Thread(target=reader, name="reader", daemon=True).start()
 say("ready")
