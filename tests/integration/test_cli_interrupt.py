@@ -94,10 +94,14 @@ def test_bad_input_changes_nothing(stuck, tmp_path):
     assert r.rc == 1 and "UnicodeDecodeError cannot be raised without arguments" in r.err, r
     t.assert_working(more=0)
     assert "caught" not in t.output()
-    # The spinner never saw any of it: a real interrupt still finds it spinning.
-    r = pyhot("interrupt", t.pid, "--thread", "spinner", "--exception", "SystemExit")
+    # The spinner never saw any of it: a real interrupt still finds it
+    # spinning, named by its thread id this time.
+    j = pyhot("stack", t.pid, json_out=True)
+    [tid] = [th["tid"] for th in j.json["threads"] if th["name"] == "spinner"]
+    r = pyhot("interrupt", t.pid, "--thread", tid, "--exception", "SystemExit")
     assert r.rc == 0, r
-    assert "SystemExit raised at its next bytecode" in r.out, r
+    assert 'interrupted thread "spinner" (tid %d) of pid %d: SystemExit raised at its ' \
+        "next bytecode\n  it was at %s:" % (tid, t.pid, SCRIPT) in r.out, r
 
 
 @pytest.mark.parametrize("mode, why", [
