@@ -100,7 +100,10 @@ static void learn(void)
 			break;
 	}
 	if (off == TSTATE_SCAN_MAX) {
-		PyThreadState_SetAsyncExc(me, NULL);
+		/* Not found (cannot be): raise it here, which also empties
+		 * the field and clears the flag. */
+		Py_XDECREF(run_pass());
+		PyErr_Clear();
 		return;
 	}
 	ax.off = off;
@@ -117,6 +120,21 @@ static void learn(void)
 	if (got == ax.marker)
 		ax.learnt = 1;
 	Py_XDECREF(got);
+	PyErr_Clear();
+}
+
+/* Empty the pending exception of thread ident, then clear the flag
+ * CPython leaves set (3.8 to 3.12) by taking our marker on our own thread,
+ * unless our own thread has an exception of the program's pending (raising
+ * it clears the flag too). */
+static void clear_pending(unsigned long ident)
+{
+	unsigned long me = PyThread_get_thread_ident();
+	const void *own = PyThreadState_Get();
+
+	PyThreadState_SetAsyncExc(ident, NULL);
+	if (field(own) == NULL && PyThreadState_SetAsyncExc(me, ax.marker) == 1)
+		Py_XDECREF(take_own_pending());
 	PyErr_Clear();
 }
 
@@ -165,7 +183,7 @@ int pyhot_async_exc_send(struct pyhot_async_exc *a, unsigned long ident,
 	}
 	a->tstate = tstate_holding(ax.marker);
 	if (!a->tstate) {
-		pyhot_async_exc_withdraw(a);
+		clear_pending(ident);
 		snprintf(why, size, "the state of thread %lu was not found", ident);
 		return -1;
 	}
@@ -183,22 +201,12 @@ int pyhot_async_exc_pending(const struct pyhot_async_exc *a)
 
 int pyhot_async_exc_withdraw(struct pyhot_async_exc *a)
 {
-	unsigned long me = PyThread_get_thread_ident();
-	const void *own = PyThreadState_Get();
-	PyObject *got;
 	int pending = a->tstate && tstate_listed(a->tstate) &&
 		      (field(a->tstate) == a->exc || field(a->tstate) == ax.marker);
 
 	if (!pending)
 		return 0;
-	PyThreadState_SetAsyncExc(a->ident, NULL);
-	/* Clear the flag CPython left set, unless our own thread has an
-	 * exception of the program's pending (it clears it when raised). */
-	if (field(own) == NULL && PyThreadState_SetAsyncExc(me, ax.marker) == 1) {
-		got = take_own_pending();
-		Py_XDECREF(got);
-	}
-	PyErr_Clear();
+	clear_pending(a->ident);
 	return 1;
 }
 
