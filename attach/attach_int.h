@@ -120,6 +120,14 @@ void attach_elf_close(struct attach_elf *e);
 int attach_elf_lookup(struct attach_elf *e, const char *name,
 		      unsigned long *value, unsigned long *size) PYHOT_MUST_CHECK;
 
+/* The name of the function whose symbol (.symtab first, then .dynsym; a
+ * function symbol with a size) holds the link-time address vaddr, and its
+ * start in *start; NULL when no symbol holds it (a static function of a
+ * stripped file). Never the nearest symbol below: that one names another
+ * function. The name lives as long as e. */
+const char *attach_elf_func_at(struct attach_elf *e, unsigned long vaddr,
+			       unsigned long *start);
+
 /* The page-aligned p_vaddr of the first PT_LOAD: a mapping with file offset
  * 0 starts at this address plus the load bias. */
 unsigned long attach_elf_first_load(const struct attach_elf *e);

@@ -165,6 +165,61 @@ int attach_elf_lookup(struct attach_elf *e, const char *name,
 	return found ? 0 : -1;
 }
 
+/* The function of one symbol table (SHT_SYMTAB or SHT_DYNSYM) whose
+ * [st_value, st_value + st_size) holds vaddr; NULL when none does. A
+ * symbol without a size says nothing about where its function ends. */
+static const char *func_in_table(struct attach_elf *e, Elf_Scn *scn,
+				 unsigned long vaddr, unsigned long *start)
+{
+	Elf_Data *data;
+	GElf_Shdr sh;
+	GElf_Sym sym;
+	size_t i, n;
+
+	if (!gelf_getshdr(scn, &sh) || sh.sh_entsize == 0)
+		return NULL;
+	data = elf_getdata(scn, NULL);
+	if (!data)
+		return NULL;
+	n = sh.sh_size / sh.sh_entsize;
+	for (i = 1; i < n; i++) {
+		if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF ||
+		    sym.st_size == 0)
+			continue;
+		if (GELF_ST_TYPE(sym.st_info) != STT_FUNC &&
+		    GELF_ST_TYPE(sym.st_info) != STT_GNU_IFUNC)
+			continue;
+		if (vaddr < sym.st_value || vaddr - sym.st_value >= sym.st_size)
+			continue;
+		*start = sym.st_value;
+		return elf_strptr(e->elf, sh.sh_link, sym.st_name);
+	}
+	return NULL;
+}
+
+const char *attach_elf_func_at(struct attach_elf *e, unsigned long vaddr,
+			       unsigned long *start)
+{
+	static const Elf64_Word order[] = { SHT_SYMTAB, SHT_DYNSYM };
+	Elf_Scn *scn;
+	GElf_Shdr sh;
+	const char *name;
+	size_t k;
+
+	/* .symtab first: it has the static functions .dynsym leaves out. */
+	for (k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
+		scn = NULL;
+		while ((scn = elf_nextscn(e->elf, scn)) != NULL) {
+			if (!gelf_getshdr(scn, &sh) || sh.sh_type != order[k])
+				continue;
+			name = func_in_table(e, scn, vaddr, start);
+			if (name && *name)
+				return name;
+		}
+	}
+	return NULL;
+}
+
 unsigned long attach_elf_first_load(const struct attach_elf *e)
 {
 	return e->first_load;

@@ -2,11 +2,11 @@
 #include "pyhot_attach.h"
 #include "attach_int.h"
 #include "attach_thread.h"
+#include "attach_names.h"
 #include "attach_unwind.h"
 #include "pyhot_log.h"
 
 #include <errno.h>
-#include <libunwind-ptrace.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,24 +38,6 @@ static void out_add(struct outbuf *o, const char *fmt, ...)
 	o->off += (size_t)n;
 	if (o->off >= o->len)
 		o->off = o->len - 1;
-}
-
-/* The path of the mapping holding ip, from maps text read before the stop
- * (reading /proc while the thread is stopped would only lengthen it). */
-static void map_of(const char *maps, unsigned long ip, char *path, size_t len)
-{
-	struct attach_map m;
-	const char *cur = maps;
-	int r;
-
-	snprintf(path, len, "?");
-	while (maps && (r = attach_maps_next(&cur, &m)) != 0) {
-		if (r > 0 && ip >= m.start && ip < m.end) {
-			if (m.pathlen)
-				snprintf(path, len, "%.*s", (int)m.pathlen, m.path);
-			return;
-		}
-	}
 }
 
 struct collect {
@@ -107,31 +89,21 @@ out_sigmask:
 	return ret;
 }
 
-/* One line a frame into o. Names come from the ELF files, through
- * libunwind-ptrace, with the thread running again. */
+/* One line a frame into o, with the thread running again: names come from
+ * the ELF files (names.c), read from the maps text of before the stop. */
 static void print_frames(pid_t pid, const char *maps, const struct collect *c,
 			 struct outbuf *o)
 {
-	unw_addr_space_t as;
-	unw_word_t off;
-	char name[256], fn[200], map[256];
-	void *upt;
+	struct attach_names *names = attach_names_new(pid, maps);
+	char name[256], map[256];
 	int i;
 
-	as = unw_create_addr_space(&_UPT_accessors, 0);
-	upt = as ? _UPT_create(pid) : NULL;
 	for (i = 0; i < c->n; i++) {
-		map_of(maps, c->ips[i], map, sizeof(map));
-		if (upt && _UPT_get_proc_name(as, c->ips[i], fn, sizeof(fn), &off, upt) == 0)
-			snprintf(name, sizeof(name), "%s+0x%lx", fn, (unsigned long)off);
-		else
-			snprintf(name, sizeof(name), "??");
+		attach_names_get(names, c->ips[i], i > 0, name, sizeof(name), map,
+				 sizeof(map));
 		out_add(o, "#%-2d 0x%016lx in %s (%s)\n", i, c->ips[i], name, map);
 	}
-	if (upt)
-		_UPT_destroy(upt);
-	if (as)
-		unw_destroy_addr_space(as);
+	attach_names_free(names);
 }
 
 int pyhot_native_stack(pid_t pid, pid_t tid, char *buf, size_t len,

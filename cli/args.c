@@ -17,7 +17,7 @@
 		  CMD_BIT(CLI_CMD_DETACH) | CMD_BIT(CLI_CMD_REFRESH) | \
 		  CMD_BIT(CLI_CMD_PS) | CMD_BIT(CLI_CMD_STACK) | \
 		  CMD_BIT(CLI_CMD_WATCH) | CMD_BIT(CLI_CMD_EXEC) | \
-		  CMD_BIT(CLI_CMD_ROLLBACK))
+		  CMD_BIT(CLI_CMD_ROLLBACK) | CMD_BIT(CLI_CMD_INTERRUPT))
 
 enum {
 	OPT_JSON = 256,
@@ -27,6 +27,8 @@ enum {
 	OPT_LEAKS,
 	OPT_HISTORY,
 	OPT_RERUN,
+	OPT_THREAD,
+	OPT_EXCEPTION,
 };
 
 struct cli_opt {
@@ -73,6 +75,13 @@ static const struct cli_opt opts[] = {
 	  "an agent already there too", CMD_BIT(CLI_CMD_ATTACH) },
 	{ "code", 'c', required_argument, "CODE",
 	  "run CODE (instead of a FILE)", CMD_BIT(CLI_CMD_EXEC) },
+	{ "thread", OPT_THREAD, required_argument, "NAME|TID",
+	  "the thread to interrupt: its name (threading's) or its thread id, as "
+	  "pyhot stack shows them (default: the main thread)",
+	  CMD_BIT(CLI_CMD_INTERRUPT) },
+	{ "exception", OPT_EXCEPTION, required_argument, "NAME",
+	  "the builtin exception class to raise (default: KeyboardInterrupt)",
+	  CMD_BIT(CLI_CMD_INTERRUPT) },
 	{ NULL, 0, 0, NULL, NULL, 0 },
 };
 
@@ -149,6 +158,15 @@ static const struct cli_cmd_info cmds[CLI_CMD_COUNT] = {
 		"now. The rollback is recorded as a generation; a second rollback goes\n"
 		"further back. The file on disk is not touched: pyhot refresh applies it\n"
 		"again." },
+	[CLI_CMD_INTERRUPT] = { "interrupt", "<pid>",
+		"end a stuck thread's current work by raising an exception in it",
+		"Raise an exception (default KeyboardInterrupt) in a thread of <pid> (default\n"
+		"the main thread) at its next bytecode, and say where the thread is after.\n"
+		"A main thread held in C code that checks for signals (time.sleep, select,\n"
+		"a long regular expression) is sent SIGINT instead, when its handler is\n"
+		"Python's default one. A thread that does not run Python within --timeout\n"
+		"(blocked in C) is not interrupted: the exception is withdrawn, nothing\n"
+		"changes, exit 1. Attaches first when needed." },
 };
 
 const char *cli_cmd_name(enum cli_cmd cmd)
@@ -324,6 +342,14 @@ static int apply_option(struct cli_args *a, enum cli_cmd cmd, int c, char *arg,
 		if (parse_history(arg, &a->history) < 0)
 			return usage_error(err, cmd, "--history wants a number of generations "
 					   "from 1 to 100000, not '%s'", arg);
+		return 0;
+	case OPT_THREAD:
+		if (!*arg)
+			return usage_error(err, cmd, "%s", "--thread wants a name or a thread id");
+		a->thread = arg;
+		return 0;
+	case OPT_EXCEPTION:
+		a->exception = arg;
 		return 0;
 	case OPT_TIMEOUT:
 		if (cli_parse_timeout(arg, &a->timeout_ms) < 0)

@@ -34,6 +34,7 @@ enum cli_cmd {
 	CLI_CMD_WATCH,
 	CLI_CMD_EXEC,
 	CLI_CMD_ROLLBACK,
+	CLI_CMD_INTERRUPT,
 	CLI_CMD_COUNT
 };
 
@@ -61,6 +62,8 @@ struct cli_args {
 	const char *to;             /* rollback --to N (digits, checked) */
 	int leaks;                  /* status --leaks */
 	unsigned int history;       /* attach --history N; 0: the agent's default */
+	const char *thread;         /* interrupt --thread NAME|TID; NULL: main */
+	const char *exception;      /* interrupt --exception NAME; NULL: default */
 };
 
 #define CLI_DEFAULT_TIMEOUT_MS 5000u
@@ -225,6 +228,8 @@ int cli_cmd_rollback(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 int cli_cmd_stack(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 int cli_cmd_watch(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 int cli_cmd_exec(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
+/* interrupt: attaches first when needed (cmd_interrupt.c). */
+int cli_cmd_interrupt(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 /* ps takes no pid and no cli_ctx (cmd_ps.c). */
 int cli_cmd_ps(const struct cli_args *a, struct cli_out *o,
 	       struct pyhot_err *err) PYHOT_MUST_CHECK;

@@ -87,6 +87,88 @@ static void print_stacks(FILE *f, struct json_object *resp, int color)
 		fputs("no thread runs Python code\n", f);
 }
 
+/* 'thread "MainThread" (tid 4242)' for the thread whose ident is ident,
+ * from the threads of the answer. */
+static void loop_thread(char *buf, size_t len, struct json_object *threads,
+			struct json_object *ident)
+{
+	size_t i, n;
+
+	snprintf(buf, len, "a thread without Python frames");
+	if (!ident || !json_object_is_type(ident, json_type_int)) {
+		snprintf(buf, len, "no thread: the loop is not running");
+		return;
+	}
+	n = threads && json_object_is_type(threads, json_type_array) ?
+	    json_object_array_length(threads) : 0;
+	for (i = 0; i < n; i++) {
+		struct json_object *t = json_object_array_get_idx(threads, i), *v;
+
+		if (!json_object_object_get_ex(t, "ident", &v) ||
+		    json_object_get_uint64(v) != json_object_get_uint64(ident))
+			continue;
+		snprintf(buf, len, "thread \"%s\" (tid %lld)", cli_json_str(t, "name") ?: "?",
+			 cli_json_int(t, "tid"));
+		return;
+	}
+}
+
+/* One task: its name, coroutine and await chain, outermost first. */
+static void print_task(FILE *f, struct json_object *task, int color)
+{
+	struct json_object *aw = NULL, *v;
+	const char *on = cli_json_str(task, "waiting_on");
+	size_t j, n;
+
+	fprintf(f, "  %sTask \"%s\" (coroutine %s%s):%s\n", cli_color(color, "bold"),
+		cli_json_str(task, "name") ?: "?", cli_json_str(task, "coroutine") ?: "?",
+		json_object_object_get_ex(task, "current", &v) && json_object_get_boolean(v) ?
+		", running now" : "", cli_color(color, "reset"));
+	json_object_object_get_ex(task, "awaits", &aw);
+	n = aw && json_object_is_type(aw, json_type_array) ? json_object_array_length(aw) : 0;
+	for (j = 0; j < n; j++) {
+		struct json_object *fr = json_object_array_get_idx(aw, j);
+		const char *src = cli_json_str(fr, "source");
+
+		fprintf(f, "    File \"%s\", line %lld, in %s\n", cli_json_str(fr, "file") ?: "?",
+			cli_json_int(fr, "line"), cli_json_str(fr, "function") ?: "?");
+		if (src && *src)
+			fprintf(f, "      %s\n", src);
+	}
+	if (on)
+		fprintf(f, "    waiting on %s\n", on);
+}
+
+/* The asyncio event loops of the answer and their tasks. */
+static void print_loops(FILE *f, struct json_object *resp, int color)
+{
+	struct json_object *loops = NULL, *threads = NULL, *tasks, *v;
+	size_t i, j, n, nt;
+	char where[300];
+
+	json_object_object_get_ex(resp, "asyncio", &loops);
+	json_object_object_get_ex(resp, "threads", &threads);
+	n = loops && json_object_is_type(loops, json_type_array) ?
+	    json_object_array_length(loops) : 0;
+	for (i = 0; i < n; i++) {
+		struct json_object *l = json_object_array_get_idx(loops, i);
+
+		tasks = NULL;
+		json_object_object_get_ex(l, "tasks", &tasks);
+		nt = tasks && json_object_is_type(tasks, json_type_array) ?
+		     json_object_array_length(tasks) : 0;
+		json_object_object_get_ex(l, "thread", &v);
+		loop_thread(where, sizeof(where), threads, v);
+		fprintf(f, "\n%sEvent loop %s, in %s: %zu task%s%s\n", cli_color(color, "bold"),
+			cli_json_str(l, "loop") ?: "?", where, nt, nt == 1 ? "" : "s",
+			cli_color(color, "reset"));
+		for (j = 0; j < nt; j++)
+			print_task(f, json_object_array_get_idx(tasks, j), color);
+		if (json_object_object_get_ex(l, "tasks_cut", &v) && json_object_get_boolean(v))
+			fputs("  ... (more tasks not shown)\n", f);
+	}
+}
+
 /* The state letter of a thread from its stat line. */
 static char task_state(pid_t pid, pid_t tid)
 {
@@ -277,9 +359,13 @@ int cli_cmd_stack(struct cli_ctx *c, struct pyhot_err *err)
 			cli_out_set(c->out, "threads", json_object_get(v));
 		if (json_object_object_get_ex(resp, "via", &v))
 			cli_out_set(c->out, "via", json_object_get(v));
+		if (json_object_object_get_ex(resp, "asyncio", &v))
+			cli_out_set(c->out, "asyncio", json_object_get(v));
 		cli_out_set(c->out, "python_frames_read", json_object_new_boolean(1));
-		if (!c->out->json && !c->out->quiet)
+		if (!c->out->json && !c->out->quiet) {
 			print_stacks(stdout, resp, c->out->color_out);
+			print_loops(stdout, resp, c->out->color_out);
+		}
 	} else if (err->kind == PYHOT_ERR_TIMEOUT) {
 		/* The agent's words speak of its request; ours of what was shown. */
 		err->msg[0] = '\0';
@@ -288,7 +374,9 @@ int cli_cmd_stack(struct cli_ctx *c, struct pyhot_err *err)
 			 "within %.1f s; native stacks shown, Python frames not read",
 			 (int)a->pid, a->timeout_ms / 1000.0);
 		pyhot_err_hint(err, "pid %d is unchanged; a thread holds the GIL in C code: "
-			       "retry when it is back in Python, or raise --timeout", (int)a->pid);
+			       "retry when it is back in Python, or raise --timeout; when it "
+			       "is the main thread, pyhot interrupt %d stops that call "
+			       "(SIGINT)", (int)a->pid, (int)a->pid);
 		show_native(c);
 	}
 	if (resp)

@@ -383,8 +383,9 @@ int cli_agent_call(struct cli_ctx *c, const char *verb, const char *const *kv,
 		/* The agent's hint speaks of its request key; ours of --timeout. */
 		err->hint[0] = '\0';
 		pyhot_err_hint(err, "pid %d is unchanged; its main thread holds the GIL in C "
-			       "code: wait until it returns to Python and retry, or raise "
-			       "--timeout", (int)pid);
+			       "code: wait until it returns to Python and retry, raise "
+			       "--timeout, or stop that call with pyhot interrupt %d "
+			       "(SIGINT: what Ctrl-C would do)", (int)pid, (int)pid);
 		report_stuck(c);
 	}
 	return r;

@@ -20,6 +20,7 @@ static cmd_fn command(enum cli_cmd cmd)
 	case CLI_CMD_WATCH:   return cli_cmd_watch;
 	case CLI_CMD_EXEC:    return cli_cmd_exec;
 	case CLI_CMD_ROLLBACK: return cli_cmd_rollback;
+	case CLI_CMD_INTERRUPT: return cli_cmd_interrupt;
 	default:              return NULL;
 	}
 }

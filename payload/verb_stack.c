@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include "asyncio_tasks.h"
 #include "pythreads.h"
 #include "pyutil.h"
 #include "safepoint.h"
@@ -192,6 +193,7 @@ int pyhot_verb_stack(const struct pyhot_req *req, struct jsonw *out,
 
 	jsonw_key_str(out, "via", pyhot_sp_via_name(pyhot_sp_current_via()));
 	threads_write(out, frames, active, getline);
+	pyhot_asyncio_write(out, getline);
 	Py_XDECREF(getline);
 	Py_XDECREF(linecache);
 	Py_XDECREF(active);

@@ -15,7 +15,8 @@
  *   -> "threads": [{"ident", "tid" (native id or null), "name" (or null),
  *        "main": bool, "daemon": bool|null, "frames": [{"file", "line",
  *        "function", "source"}] (oldest call first, as in a traceback),
- *        "truncated": bool}], "via": "pending-call"|"gil-thread".
+ *        "truncated": bool}], "via": "pending-call"|"gil-thread",
+ *      "asyncio": the tasks of every event loop (asyncio_tasks.h).
  * Thread names come from threading._active (read without its lock, which the
  * interrupted code may hold); source lines from linecache. Never fails
  * because of one unreadable frame or thread: the field is null.

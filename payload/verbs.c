@@ -12,6 +12,7 @@
 #include "pyhot_proto.h"
 #include "pyhot_patch.h"
 #include "verb_exec.h"
+#include "verb_interrupt.h"
 #include "verb_stack.h"
 #include "verb_status.h"
 
@@ -66,6 +67,7 @@ const struct pyhot_verb pyhot_verbs[] = {
 	{ "rollback", PYHOT_VERB_PYTHON, pyhot_patch_rollback },
 	{ "stack",   PYHOT_VERB_PYTHON, pyhot_verb_stack },
 	{ "exec",    PYHOT_VERB_PYTHON, pyhot_verb_exec },
+	{ "interrupt", PYHOT_VERB_PYTHON, pyhot_verb_interrupt },
 	{ NULL, PYHOT_VERB_AGENT, NULL },
 };
 

@@ -115,6 +115,7 @@ def test_main_thread_stuck_in_c_holding_the_gil(target, tmp_path):
     assert r.rc == 124, r
     assert "the main thread (tid %d) is stuck in C, holding the GIL:" % t.pid in r.err, r
     assert "--timeout" in r.err.split("hint:")[1], r
+    assert "pyhot interrupt %d" % t.pid in r.err.split("hint:")[1], r
     assert t.proc.poll() is None
 
 

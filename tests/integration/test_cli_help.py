@@ -8,7 +8,8 @@ import pytest
 
 from conftest import REPO, pyhot
 
-COMMANDS = ["attach", "status", "detach", "refresh", "rollback", "ps", "stack", "watch", "exec"]
+COMMANDS = ["attach", "status", "detach", "refresh", "rollback", "ps", "stack", "watch", "exec",
+            "interrupt"]
 MAN = os.path.join(REPO, "man", "pyhot.1")
 
 

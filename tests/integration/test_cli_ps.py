@@ -113,6 +113,9 @@ def test_bash_completion(target):
     assert "--dry-run" not in complete("stack", "--")
     assert str(t.pid) in complete("stack", "")
     assert str(t.pid) in complete("exec", str(t.pid)[0])
+    assert {"--thread", "--exception"} <= complete("interrupt", str(t.pid), "--")
+    assert str(t.pid) in complete("interrupt", str(t.pid), "--thread", "")
+    assert "KeyboardInterrupt" in complete("interrupt", "--exception", "K")
 
 
 def test_ps_as_another_user(target):

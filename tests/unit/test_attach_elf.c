@@ -129,6 +129,29 @@ static void test_malloc_range(void **state)
 	free(text);
 }
 
+/* The function holding an address, never the nearest symbol below it. */
+static void test_func_at(void **state)
+{
+	struct attach_elf *e = NULL;
+	struct attach_map m;
+	struct pyhot_err err;
+	unsigned long v, sz, start = 0;
+	const char *name;
+	char *text = NULL;
+
+	assert_int_equal(self_map("libc.so.6", &m, &text), 0);
+	pyhot_err_init(&err);
+	assert_int_equal(attach_elf_open_mapped(getpid(), &m, &e, &err), 0);
+	assert_int_equal(attach_elf_lookup(e, "malloc", &v, &sz), 0);
+	name = attach_elf_func_at(e, v + sz / 2, &start);
+	assert_non_null(name);
+	assert_int_equal(start, v);         /* malloc, or an alias of it */
+	/* The ELF header is in no function. */
+	assert_null(attach_elf_func_at(e, attach_elf_first_load(e), &start));
+	attach_elf_close(e);
+	free(text);
+}
+
 static void test_build_id(void **state)
 {
 	struct attach_elf *e = NULL;
@@ -183,6 +206,7 @@ int main(void)
 		cmocka_unit_test(test_libc_symbols),
 		cmocka_unit_test(test_small_library),
 		cmocka_unit_test(test_malloc_range),
+		cmocka_unit_test(test_func_at),
 		cmocka_unit_test(test_build_id),
 		cmocka_unit_test(test_open_errors),
 	};

@@ -62,6 +62,29 @@ static void test_refresh_modules(void **state)
 	assert_string_equal(a.modules[1], "app.models");
 }
 
+static void test_interrupt_options(void **state)
+{
+	struct cli_args a;
+	struct pyhot_err e;
+
+	pyhot_err_init(&e);
+	assert_int_equal(PARSE(&a, &e, "interrupt", "42", "--thread", "worker-1",
+			       "--exception=SystemExit"), 0);
+	assert_int_equal(a.cmd, CLI_CMD_INTERRUPT);
+	assert_int_equal(a.pid, 42);
+	assert_string_equal(a.thread, "worker-1");
+	assert_string_equal(a.exception, "SystemExit");
+	pyhot_err_init(&e);
+	assert_int_equal(PARSE(&a, &e, "interrupt", "42"), 0);
+	assert_null(a.thread);
+	assert_null(a.exception);
+	pyhot_err_init(&e);
+	assert_int_equal(PARSE(&a, &e, "interrupt", "42", "--thread="), -PYHOT_ERR_USAGE);
+	assert_non_null(strstr(e.msg, "--thread wants a name or a thread id"));
+	pyhot_err_init(&e);
+	assert_int_equal(PARSE(&a, &e, "stack", "42", "--thread", "x"), -PYHOT_ERR_USAGE);
+}
+
 static void test_help_forms(void **state)
 {
 	struct cli_args a;
@@ -200,6 +223,7 @@ int main(void)
 		cmocka_unit_test(test_attach_pid),
 		cmocka_unit_test(test_common_options),
 		cmocka_unit_test(test_refresh_modules),
+		cmocka_unit_test(test_interrupt_options),
 		cmocka_unit_test(test_help_forms),
 		cmocka_unit_test(test_usage_errors),
 		cmocka_unit_test(test_json_seen_on_usage_error),
