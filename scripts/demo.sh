@@ -63,7 +63,7 @@ step "2. the service answers"
 run curl -s "$url/"
 run curl -s "$url/hello/world"
 
-step "3. pyhot attach: load the agent into the running process (one thread borrowed for well under a millisecond)"
+step "3. pyhot attach: load the agent into the running process (one thread borrowed for a few milliseconds)"
 run "$pyhot" attach "$pid" || die "attach failed"
 
 step "4. pyhot status: a round trip through a safe point in the interpreter"
