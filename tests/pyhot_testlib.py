@@ -198,6 +198,15 @@ def start_target(argv, env=None, write_bytecode=True, pdeathsig=False, **popen_k
     return p
 
 
+def proc_state(pid):
+    """The state letter of pid (/proc/PID/stat: R, S, T...), "" once gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
+
+
 def stop_target(p, files=()):
     """Kill p if it still runs (SIGCONT too: it may be stopped), reap it
     (10 s at most), close its pipes and files, and remove its socket."""

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from conftest import (BUILD, DEFAULT_PY, OLD_INTERPRETERS, PYHOT, TARGET_PY, pyhot,
-                      NOBODY, pyhot_for_nobody, sock_path, wait_until)
+                      NOBODY, proc_state, pyhot_for_nobody, sock_path, wait_until)
 
 
 def refused(r, code, *needles):
@@ -194,10 +194,8 @@ def test_payload_swapped_during_the_attach_is_refused(target, tmp_path):
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          universal_newlines=True)
     try:
-        def stopped():
-            with open("/proc/%d/stat" % p.pid) as fh:
-                return fh.read().rsplit(")", 1)[1].split()[0] == "T"
-        wait_until(stopped, what="pyhot stopped before it opens the payload")
+        wait_until(lambda: proc_state(p.pid) == "T",
+                   what="pyhot stopped before it opens the payload")
         os.rename(other, payload)
         p.send_signal(signal.SIGCONT)
         out, err = p.communicate(timeout=30)

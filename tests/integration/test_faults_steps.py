@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, DEFAULT_PY, pyhot
+from conftest import BUILD, DEFAULT_PY, proc_state, pyhot, wait_until
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "targets", "faults"))
@@ -37,11 +37,7 @@ def hooked_attach(pid, hook, cont=None):
     if cont:
         deadline = time.monotonic() + 10
         while p.poll() is None and time.monotonic() < deadline:
-            try:
-                with open("/proc/%d/stat" % p.pid) as f:
-                    if f.read().rsplit(")", 1)[1].split()[0] == "T":
-                        break
-            except OSError:
+            if proc_state(p.pid) in ("T", ""):
                 break
             time.sleep(0.002)
         time.sleep(0.02)
@@ -153,16 +149,11 @@ def test_stopped_pyhot_does_not_hold_the_thread(tmp_path):
         try:
             # Wait for the attach to end in its own stop: the watchdog's
             # "stopping again" (or, without one, the step's stop).
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                with open("/proc/%d/stat" % p.pid) as f:
-                    if f.read().rsplit(")", 1)[1].split()[0] == "T":
-                        break
-                time.sleep(0.002)
+            wait_until(lambda: proc_state(p.pid) == "T", step=0.002,
+                       what="pyhot stopped")
             stop_from = time.monotonic()
             time.sleep(1.0)
-            with open("/proc/%d/stat" % p.pid) as f:
-                still = f.read().rsplit(")", 1)[1].split()[0]
+            still = proc_state(p.pid)
             window = [b for b in beats if b >= stop_from]
             p.send_signal(signal.SIGCONT)
             _, err = p.communicate(timeout=20)
