@@ -630,7 +630,7 @@ void *pyhot_agent_main(void *arg)
 	pthread_setname_np(pthread_self(), "pyhot-agent");
 	pthread_once(&conns_atfork_once, conns_atfork_register);
 	atomic_store(&pyhot_agent.stop_requested, 0);
-	pyhot_baseline_soon();
+	pyhot_baseline_soon(pyhot_agent.forked_from != 0);
 	while (!atomic_load(&pyhot_agent.stop_requested) || conns_after_detach()) {
 		agent_round();
 	}

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent_state.h"
+#include "fork_child.h"
 #include "pyhot_patch.h"
 #include "pyhot_proto.h"
 #include "safepoint.h"
@@ -47,6 +48,7 @@ static void take(int wait)
 	if (PyErr_Occurred()) {
 		PyErr_Clear();   /* the engine must leave none; never let one escape */
 	}
+	pyhot_fork_hook_register();
 	atomic_store(&baseline_taken, 1);
 }
 
@@ -99,11 +101,14 @@ static void *baseline_thread(void *arg)
 	return NULL;
 }
 
-void pyhot_baseline_soon(void)
+void pyhot_baseline_soon(int keep)
 {
 	pthread_attr_t attr;
 	pthread_t t;
 
+	if (keep && atomic_load(&baseline_taken)) {
+		return;
+	}
 	atomic_store(&baseline_started, 0);
 	atomic_store(&baseline_taken, 0);
 	/* A thread of its own, so that the agent serves requests meanwhile;

@@ -40,11 +40,19 @@ static int atfork_rc;
 /*
  * In a forked child there is no agent thread: forget the parent's agent so
  * that a later boot in the child starts one for the child's pid. Close the
- * inherited descriptors but never unlink the parent's socket.
+ * inherited descriptors but never unlink the parent's socket. Remember
+ * whether the parent's agent was serving: the child's after-fork hook
+ * (fork_child.c) then boots the child's own. Baselines and history are
+ * the engine's, in memory the child has a copy of: left as they are.
  */
 static void atfork_child(void)
 {
 	int fd = atomic_exchange(&pyhot_agent.conn_fd, -1);
+	pid_t parent = pyhot_agent.pid;
+
+	pyhot_agent.forked_from =
+		atomic_load(&pyhot_agent.state) == PYHOT_AGENT_RUNNING &&
+		!atomic_load(&pyhot_agent.stop_requested) ? parent : 0;
 
 	if (fd >= 0) {
 		close(fd);
@@ -54,6 +62,7 @@ static void atfork_child(void)
 		pyhot_agent.listen_fd = -1;
 	}
 	pyhot_agent.pid = 0;
+	atomic_store(&pyhot_agent.stop_requested, 0);
 	pthread_mutex_init(&pyhot_agent.lock, NULL);
 	pyhot_sp_atfork_child();
 	atomic_store(&pyhot_agent.state, PYHOT_AGENT_IDLE);
@@ -218,7 +227,8 @@ static int agent_claim(void)
 	}
 }
 
-static int boot(const char *arg)
+/* forked_from: the parent's pid for a forked child's agent, 0 otherwise. */
+static int boot(const char *arg, pid_t forked_from)
 {
 	char sock[sizeof(pyhot_agent.sock)];
 	sigset_t all, old;
@@ -240,6 +250,7 @@ static int boot(const char *arg)
 		return rc;
 	}
 	pyhot_agent.pid = getpid();
+	pyhot_agent.forked_from = forked_from;
 
 	rc = sock_dir_prepare(sock);
 	if (rc < 0) {
@@ -281,13 +292,40 @@ out_release:
 	return rc;
 }
 
+int pyhot_boot_forked_wanted(void)
+{
+	return pyhot_agent.forked_from != 0 &&
+	       atomic_load(&pyhot_agent.state) == PYHOT_AGENT_IDLE;
+}
+
+int pyhot_boot_forked(void)
+{
+	char arg[16 + sizeof(pyhot_agent.sock)], dir[64];
+	int n;
+
+	snprintf(dir, sizeof(dir), PYHOT_SOCK_DIR_FMT, (unsigned int)geteuid());
+	n = snprintf(arg, sizeof(arg), "sock=%s/" PYHOT_SOCK_NAME_FMT, dir,
+		     (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof(arg)) {
+		return -ENAMETOOLONG;
+	}
+	/* The history limit is the parent's, already in the engine. */
+	return boot(arg, pyhot_agent.forked_from);
+}
+
+/* An attach, or the package's start_agent(): a baseline of its own. */
+static int boot_attach(const char *arg)
+{
+	return boot(arg, 0);
+}
+
 int pyhot_boot(const char *arg)
 {
 	int saved_errno = errno;
 	/* Another copy of the payload loaded first (the pyhot package's
 	 * extension) holds the process's agent: boot that one. */
 	ptrdiff_t delta = pyhot_copies_first_delta();
-	int rc = delta ? PYHOT_COPIES_AT(boot, delta)(arg) : boot(arg);
+	int rc = delta ? PYHOT_COPIES_AT(boot_attach, delta)(arg) : boot_attach(arg);
 
 	errno = saved_errno;
 	return rc;

@@ -1,0 +1,678 @@
+/* multi.c: one command over several processes at once (see multi.h). */
+#include "multi.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <json.h>
+
+#include "proctree.h"
+
+/* One process's step: a child of ours running the one-process command. */
+struct step {
+	pid_t pid;                  /* the target */
+	pid_t child;                /* ours, 0 once reaped (or never started) */
+	int fd[2];                  /* its stdout and stderr; -1 when closed */
+	char *text[2];              /* what it wrote there */
+	size_t len[2];
+	int code;                   /* its exit code */
+	int json;                   /* it was run with --json: */
+	struct json_object *doc;    /* its document, or NULL */
+};
+
+int cli_multi_wanted(const struct cli_args *a)
+{
+	return CLI_CMD_MULTI(a->cmd) && (a->npids > 1 || a->tree);
+}
+
+int cli_multi_exit_code(const int *codes, size_t n)
+{
+	size_t i;
+	int first = 0;
+
+	for (i = 0; i < n; i++) {
+		if (codes[i] == PYHOT_ERR_UNCERTAIN)
+			return PYHOT_ERR_UNCERTAIN;
+		if (!first)
+			first = codes[i];
+	}
+	return first;
+}
+
+/* ----- Which processes ----- */
+
+static int has_pid(const pid_t *list, size_t n, pid_t pid)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (list[i] == pid)
+			return 1;
+	return 0;
+}
+
+/* A CPython process pyhot could look at (not a zombie). */
+static int is_python(pid_t pid)
+{
+	struct pyhot_target t;
+	struct pyhot_err e;
+
+	pyhot_err_init(&e);
+	return pyhot_target_inspect(pid, &t, &e) == 0 && t.py_major > 0 &&
+	       t.state != 'Z' && t.state != 'X';
+}
+
+/* The pids given, then --tree's root and its Python descendants, each
+ * once, in that order. */
+static int targets(const struct cli_args *a, pid_t *out, size_t *n,
+		   struct pyhot_err *err)
+{
+	pid_t *pids = NULL, *ppids = NULL, *desc;
+	size_t np = 0, nd, i;
+	int r;
+
+	*n = 0;
+	for (i = 0; i < a->npids; i++)
+		if (!has_pid(out, *n, a->pids[i]))
+			out[(*n)++] = a->pids[i];
+	if (!a->tree)
+		return 0;
+	if (kill(a->tree, 0) < 0 && errno == ESRCH)
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, ESRCH, a->tree, "tree",
+				     "pid %d does not exist", (int)a->tree);
+	if (!has_pid(out, *n, a->tree) && *n < CLI_MAX_PIDS)
+		out[(*n)++] = a->tree;
+	r = cli_proc_list(&pids, &ppids, &np, err);
+	if (r < 0)
+		return r;
+	desc = calloc(np ? np : 1, sizeof(*desc));
+	if (!desc) {
+		r = pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, 0, "tree", "out of memory");
+		goto out_free;
+	}
+	nd = cli_proc_descendants(pids, ppids, np, a->tree, desc, np);
+	for (i = 0; i < nd && *n < CLI_MAX_PIDS; i++)
+		if (!has_pid(out, *n, desc[i]) && is_python(desc[i]))
+			out[(*n)++] = desc[i];
+	free(desc);
+out_free:
+	free(pids);
+	free(ppids);
+	return r;
+}
+
+/* ----- Running steps in children of ours ----- */
+
+/* The one-process command, as main() runs it, in the child. */
+static int run_here(const struct cli_args *b, cli_cmd_fn fn)
+{
+	struct pyhot_err err;
+	struct cli_out o;
+	struct cli_ctx c;
+	int code = 0, r;
+
+	pyhot_err_init(&err);
+	cli_out_init(&o, b);
+	r = cli_ctx_init(&c, b, &o, &err);
+	if (r == 0)
+		r = fn(&c, &err);
+	if (r < 0)
+		code = cli_out_error(&o, &err);
+	code = cli_out_finish(&o, code);
+	cli_out_release(&o);
+	fflush(stdout);
+	fflush(stderr);
+	return code;
+}
+
+static int step_start(struct step *s, const struct cli_args *b, cli_cmd_fn fn,
+		      struct pyhot_err *err)
+{
+	int out[2], errp[2];
+
+	s->fd[0] = s->fd[1] = -1;
+	s->json = b->json;
+	if (pipe2(out, O_CLOEXEC) < 0)
+		goto out_errno;
+	if (pipe2(errp, O_CLOEXEC) < 0) {
+		close(out[0]);
+		close(out[1]);
+		goto out_errno;
+	}
+	fflush(NULL);
+	s->child = fork();
+	if (s->child == 0) {
+		dup2(out[1], 1);
+		dup2(errp[1], 2);
+		_exit(run_here(b, fn));
+	}
+	close(out[1]);
+	close(errp[1]);
+	if (s->child < 0) {
+		s->child = 0;
+		close(out[0]);
+		close(errp[0]);
+		goto out_errno;
+	}
+	s->fd[0] = out[0];
+	s->fd[1] = errp[0];
+	return 0;
+out_errno:
+	return pyhot_err_set(err, PYHOT_ERR_FAILED, errno, s->pid, "multi",
+			     "pid %d: fork(): %s", (int)s->pid, strerror(errno));
+}
+
+/* Read what is there on one of a step's pipes; close it at its end. */
+static void step_read(struct step *s, int which)
+{
+	char buf[65536], *t;
+	ssize_t n = read(s->fd[which], buf, sizeof(buf));
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		close(s->fd[which]);
+		s->fd[which] = -1;
+		return;
+	}
+	t = realloc(s->text[which], s->len[which] + (size_t)n + 1);
+	if (!t)
+		return;   /* the output is cut; the exit code still tells */
+	memcpy(t + s->len[which], buf, (size_t)n);
+	s->len[which] += (size_t)n;
+	t[s->len[which]] = '\0';
+	s->text[which] = t;
+}
+
+/* Read every step's output until each has closed both pipes, then reap. */
+static void steps_collect(struct step *s, size_t n)
+{
+	struct pollfd *pfd = calloc(2 * n + 1, sizeof(*pfd));
+	size_t i, k, open_fds;
+	int st, w;
+
+	for (;;) {
+		open_fds = 0;
+		for (i = 0; pfd && i < n; i++)
+			for (w = 0; w < 2; w++)
+				if (s[i].fd[w] >= 0) {
+					pfd[open_fds].fd = s[i].fd[w];
+					pfd[open_fds].events = POLLIN;
+					open_fds++;
+				}
+		if (!open_fds)
+			break;
+		if (poll(pfd, open_fds, -1) < 0 && errno != EINTR)
+			break;
+		for (k = 0; k < open_fds; k++) {
+			if (!pfd[k].revents)
+				continue;
+			for (i = 0; i < n; i++)
+				for (w = 0; w < 2; w++)
+					if (s[i].fd[w] == pfd[k].fd)
+						step_read(&s[i], w);
+		}
+	}
+	free(pfd);
+	for (i = 0; i < n; i++) {
+		for (w = 0; w < 2; w++)
+			if (s[i].fd[w] >= 0)
+				close(s[i].fd[w]);
+		if (!s[i].child)
+			continue;
+		while (waitpid(s[i].child, &st, 0) < 0 && errno == EINTR)
+			;
+		s[i].code = WIFEXITED(st) ? WEXITSTATUS(st) : PYHOT_ERR_FAILED;
+		s[i].child = 0;
+		if (s[i].json && s[i].text[0])
+			s[i].doc = json_tokener_parse(s[i].text[0]);
+	}
+}
+
+static void step_release(struct step *s)
+{
+	free(s->text[0]);
+	free(s->text[1]);
+	if (s->doc)
+		json_object_put(s->doc);
+	memset(s, 0, sizeof(*s));
+}
+
+/*
+ * Run fn in every step's process at once, with the arguments b (pid set
+ * per step). A step that could not start has code 1 and its reason in
+ * its stderr text.
+ */
+static void steps_run(struct step *s, size_t n, const struct cli_args *b, cli_cmd_fn fn)
+{
+	struct cli_args mine;
+	struct pyhot_err err;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		mine = *b;
+		mine.pid = s[i].pid;
+		mine.npids = 0;
+		mine.tree = 0;
+		pyhot_err_init(&err);
+		if (step_start(&s[i], &mine, fn, &err) < 0) {
+			s[i].code = PYHOT_ERR_FAILED;
+			s[i].text[1] = strdup(err.msg);
+		}
+	}
+	steps_collect(s, n);
+}
+
+/* ----- Reporting ----- */
+
+static struct json_object *doc_get(struct json_object *doc, const char *key)
+{
+	struct json_object *v = NULL;
+
+	if (doc && json_object_object_get_ex(doc, key, &v))
+		return v;
+	return NULL;
+}
+
+/* The message of a step's error, from its document or its stderr. */
+static const char *step_message(const struct step *s)
+{
+	const char *m = cli_json_str(doc_get(s->doc, "error"), "message");
+
+	if (m)
+		return m;
+	if (s->text[1] && *s->text[1])
+		return s->text[1];
+	return "no answer (the step ended without a report)";
+}
+
+static struct json_object *entry_new(const struct step *s)
+{
+	struct json_object *e = json_object_new_object();
+
+	json_object_object_add(e, "pid", json_object_new_int(s->pid));
+	json_object_object_add(e, "ppid", json_object_new_int(cli_proc_ppid(s->pid)));
+	return e;
+}
+
+static void fail_summary(struct pyhot_err *err, const char *cmd, int code,
+			 const struct step *s, size_t n, const char *what)
+{
+	char pids[256];
+	size_t i, bad = 0, len = 0;
+
+	pids[0] = '\0';
+	for (i = 0; i < n; i++) {
+		if (!s[i].code)
+			continue;
+		bad++;
+		if (len + 16 < sizeof(pids))
+			len += (size_t)snprintf(pids + len, sizeof(pids) - len, "%s%d",
+						len ? ", " : "", (int)s[i].pid);
+	}
+	pyhot_err_set(err, (enum pyhot_errkind)code, 0, 0, cmd,
+		      "%s: failed in %zu of %zu processes (pid %s)%s", cmd, bad, n, pids,
+		      what);
+}
+
+/* ----- status, rollback, exec: each process on its own ----- */
+
+static int multi_each(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
+		      struct step *s, size_t n, struct pyhot_err *err)
+{
+	struct json_object *arr = json_object_new_array(), *e;
+	int *codes = calloc(n, sizeof(*codes)), code;
+	size_t i;
+
+	steps_run(s, n, a, fn);
+	for (i = 0; i < n; i++) {
+		codes[i] = s[i].code;
+		if (o->json) {
+			e = s[i].doc ? json_object_get(s[i].doc) : entry_new(&s[i]);
+			json_object_object_del(e, "format");
+			json_object_object_add(e, "pid", json_object_new_int(s[i].pid));
+			json_object_object_add(e, "ppid",
+					       json_object_new_int(cli_proc_ppid(s[i].pid)));
+			json_object_object_add(e, "exit", json_object_new_int(s[i].code));
+			if (!s[i].doc)
+				json_object_object_add(e, "error", json_object_new_string(
+					step_message(&s[i])));
+			json_object_array_add(arr, e);
+			continue;
+		}
+		if (!o->quiet)
+			printf("%s== pid %d ==%s\n", cli_color(o->color_out, "bold"),
+			       (int)s[i].pid, cli_color(o->color_out, "reset"));
+		if (s[i].text[0])
+			fputs(s[i].text[0], stdout);
+		fflush(stdout);
+		if (s[i].text[1])
+			fputs(s[i].text[1], stderr);
+	}
+	cli_out_set(o, "processes", arr);
+	code = cli_multi_exit_code(codes, n);
+	free(codes);
+	if (!code)
+		return 0;
+	fail_summary(err, cli_cmd_name(a->cmd), code, s, n,
+		     "; each one's error is above; the others are done");
+	pyhot_err_hint(err, "the report per process says what happened in each");
+	return -code;
+}
+
+/* ----- refresh: plan everywhere, apply everywhere, or undo ----- */
+
+enum outcome {
+	OUT_PLANNED,        /* --dry-run: its plan */
+	OUT_PLAN_FAILED,    /* its plan failed: nothing applied anywhere */
+	OUT_NOT_APPLIED,    /* its plan was fine; another's was not */
+	OUT_REFRESHED,      /* applied and kept */
+	OUT_FAILED,         /* the refresh failed there: nothing changed there */
+	OUT_ROLLED_BACK,    /* applied, then undone because another failed */
+	OUT_ROLLBACK_FAILED /* applied; undoing it failed: it runs the new code */
+};
+
+static const char *const outcome_names[] = {
+	"planned", "plan-failed", "not-applied", "refreshed", "failed",
+	"rolled-back", "rollback-failed",
+};
+
+struct proc_report {
+	enum outcome outcome;
+	int code;
+	struct json_object *modules;   /* borrowed from a step's document */
+	struct json_object *error;     /* borrowed, or NULL */
+	struct json_object *undo;      /* owned array of rollback documents */
+	char undo_msg[PYHOT_ERR_MSG_MAX];
+};
+
+/* The modules of a refresh document that a generation was recorded for. */
+static size_t generations(struct json_object *doc, const char **mods, size_t max)
+{
+	struct json_object *arr = doc_get(doc, "modules"), *m;
+	size_t i, n = 0, len = arr ? json_object_array_length(arr) : 0;
+
+	for (i = 0; i < len && n < max; i++) {
+		m = json_object_array_get_idx(arr, i);
+		if (doc_get(m, "generation") && cli_json_str(m, "module"))
+			mods[n++] = cli_json_str(m, "module");
+	}
+	return n;
+}
+
+/* Undo the refresh in every process where it was applied (s[i].code 0):
+ * one rollback per module it recorded a generation for, all at once. */
+static void undo_applied(const struct cli_args *a, struct step *s, size_t n,
+			 struct proc_report *rep)
+{
+	const char *mods[CLI_MAX_MODULES];
+	struct step *u = calloc(n * CLI_MAX_MODULES, sizeof(*u));
+	size_t *owner = calloc(n * CLI_MAX_MODULES, sizeof(*owner));
+	struct cli_args b = *a;
+	size_t i, j, k, nu = 0, nm;
+
+	if (!u || !owner) {
+		free(u);
+		free(owner);
+		for (i = 0; i < n; i++)
+			if (rep[i].outcome == OUT_REFRESHED) {
+				rep[i].outcome = OUT_ROLLBACK_FAILED;
+				snprintf(rep[i].undo_msg, sizeof(rep[i].undo_msg),
+					 "out of memory");
+			}
+		return;
+	}
+	b.cmd = CLI_CMD_ROLLBACK;
+	b.json = 1;
+	b.dry_run = 0;
+	b.to = NULL;
+	b.nmodules = 1;
+	for (i = 0; i < n; i++) {
+		if (rep[i].outcome != OUT_REFRESHED)
+			continue;
+		rep[i].outcome = OUT_ROLLED_BACK;
+		rep[i].undo = json_object_new_array();
+		nm = generations(s[i].doc, mods, CLI_MAX_MODULES);
+		for (j = 0; j < nm; j++) {
+			b.modules[0] = mods[j];
+			u[nu].pid = s[i].pid;
+			owner[nu] = i;
+			/* one module per child: start it now, collect all below */
+			{
+				struct cli_args mine = b;
+				struct pyhot_err err;
+
+				mine.pid = s[i].pid;
+				mine.npids = 0;
+				mine.tree = 0;
+				pyhot_err_init(&err);
+				if (step_start(&u[nu], &mine, cli_cmd_rollback, &err) < 0) {
+					u[nu].code = PYHOT_ERR_FAILED;
+					u[nu].text[1] = strdup(err.msg);
+				}
+			}
+			nu++;
+		}
+	}
+	steps_collect(u, nu);
+	for (k = 0; k < nu; k++) {
+		i = owner[k];
+		if (u[k].doc)
+			json_object_array_add(rep[i].undo, json_object_get(u[k].doc));
+		if (u[k].code && rep[i].outcome == OUT_ROLLED_BACK) {
+			rep[i].outcome = OUT_ROLLBACK_FAILED;
+			snprintf(rep[i].undo_msg, sizeof(rep[i].undo_msg), "%s",
+				 step_message(&u[k]));
+		}
+		step_release(&u[k]);
+	}
+	free(u);
+	free(owner);
+}
+
+static void report_text(const struct cli_out *o, const struct step *s,
+			const struct proc_report *r, int dry_run)
+{
+	int pid = (int)s->pid;
+	const char *msg = r->error ? cli_json_str(r->error, "message") : NULL;
+
+	switch (r->outcome) {
+	case OUT_PLANNED:
+	case OUT_REFRESHED:
+		if (!o->quiet) {
+			struct json_object *resp = json_object_new_object();
+
+			json_object_object_add(resp, "modules", json_object_get(r->modules));
+			json_object_object_add(resp, "dry_run",
+					       json_object_new_boolean(dry_run));
+			cli_fmt_refresh(stdout, resp, s->pid, o->verbose, o->color_out);
+			json_object_put(resp);
+		}
+		return;
+	case OUT_NOT_APPLIED:
+		if (!o->quiet)
+			printf("pid %d: planned, not applied (a plan failed elsewhere); "
+			       "unchanged\n", pid);
+		return;
+	case OUT_ROLLED_BACK:
+		if (!o->quiet)
+			printf("pid %d: applied, then rolled back (the refresh failed "
+			       "elsewhere); it runs the code it ran before\n", pid);
+		return;
+	case OUT_PLAN_FAILED:
+		fprintf(stderr, "pid %d: plan failed: %s\n", pid, msg ? msg : step_message(s));
+		return;
+	case OUT_FAILED:
+		fprintf(stderr, "pid %d: refresh failed: %s; unchanged\n", pid,
+			msg ? msg : step_message(s));
+		return;
+	case OUT_ROLLBACK_FAILED:
+		fprintf(stderr, "pid %d: applied, and the rollback failed: %s; it runs "
+			"the new code (pyhot status %d lists its generations)\n", pid,
+			r->undo_msg, pid);
+		return;
+	}
+}
+
+static struct json_object *report_json(const struct step *s, const struct proc_report *r)
+{
+	struct json_object *e = entry_new(s);
+
+	json_object_object_add(e, "outcome", json_object_new_string(
+		outcome_names[r->outcome]));
+	json_object_object_add(e, "exit", json_object_new_int(r->code));
+	json_object_object_add(e, "modules", r->modules ? json_object_get(r->modules)
+							 : json_object_new_array());
+	if (r->error)
+		json_object_object_add(e, "error", json_object_get(r->error));
+	if (r->undo)
+		json_object_object_add(e, "rollback", json_object_get(r->undo));
+	if (r->outcome == OUT_ROLLBACK_FAILED)
+		json_object_object_add(e, "rollback_error",
+				       json_object_new_string(r->undo_msg));
+	return e;
+}
+
+/* What the whole refresh returns, with err set when it did not succeed. */
+static int refresh_verdict(const struct step *plan, const struct step *apply, size_t n,
+			   const struct proc_report *rep, struct pyhot_err *err)
+{
+	int *codes = calloc(n, sizeof(*codes)), code, undone = 0, stuck = 0;
+	const struct step *failed = apply ? apply : plan;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		codes[i] = failed[i].code;
+		undone += rep[i].outcome == OUT_ROLLED_BACK;
+		stuck += rep[i].outcome == OUT_ROLLBACK_FAILED;
+	}
+	code = cli_multi_exit_code(codes, n);
+	free(codes);
+	if (!code)
+		return 0;
+	if (!apply) {
+		fail_summary(err, "refresh", code, plan, n,
+			     ": the plan failed; nothing was applied in any process");
+		pyhot_err_hint(err, "fix the error and run pyhot refresh again");
+	} else if (stuck) {
+		code = PYHOT_ERR_UNCERTAIN;
+		fail_summary(err, "refresh", code, apply, n, "");
+		pyhot_err_hint(err, "%d process(es) could not be rolled back and run the "
+			       "new code, the others the old: see the report above", stuck);
+	} else {
+		fail_summary(err, "refresh", code, apply, n, "");
+		pyhot_err_hint(err, "%d process(es) that had applied it were rolled back: "
+			       "every process runs the code it ran before", undone);
+	}
+	return -code;
+}
+
+static int multi_refresh(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
+			 struct step *plan, struct step *apply, size_t n,
+			 struct pyhot_err *err)
+{
+	struct proc_report *rep = calloc(n, sizeof(*rep));
+	struct json_object *arr;
+	struct cli_args b = *a;
+	size_t i, bad = 0;
+	int r, applied = 0;
+
+	b.json = 1;
+	b.dry_run = 1;
+	steps_run(plan, n, &b, fn);
+	for (i = 0; i < n; i++) {
+		bad += plan[i].code != 0;
+		rep[i].code = plan[i].code;
+		rep[i].modules = doc_get(plan[i].doc, "modules");
+		rep[i].error = doc_get(plan[i].doc, "error");
+		rep[i].outcome = plan[i].code ? OUT_PLAN_FAILED
+			       : bad || a->dry_run ? OUT_PLANNED : OUT_REFRESHED;
+	}
+	if (bad) {
+		for (i = 0; i < n; i++)
+			if (rep[i].outcome != OUT_PLAN_FAILED)
+				rep[i].outcome = OUT_NOT_APPLIED;
+	} else if (!a->dry_run) {
+		b.dry_run = 0;
+		steps_run(apply, n, &b, fn);
+		applied = 1;
+		for (i = 0; i < n; i++) {
+			rep[i].code = apply[i].code;
+			rep[i].modules = doc_get(apply[i].doc, "modules");
+			rep[i].error = doc_get(apply[i].doc, "error");
+			rep[i].outcome = apply[i].code ? OUT_FAILED : OUT_REFRESHED;
+			bad += apply[i].code != 0;
+		}
+		if (bad)
+			undo_applied(a, apply, n, rep);
+	}
+	arr = json_object_new_array();
+	for (i = 0; i < n; i++) {
+		if (o->json)
+			json_object_array_add(arr, report_json(&plan[i], &rep[i]));
+		else
+			report_text(o, &plan[i], &rep[i], a->dry_run);
+	}
+	cli_out_set(o, "processes", arr);
+	cli_out_set(o, "dry_run", json_object_new_boolean(a->dry_run));
+	r = refresh_verdict(plan, applied ? apply : NULL, n, rep, err);
+	if (!r && !o->json && !o->quiet)
+		printf("%s %zu processes together\n", a->dry_run ? "planned in" : "refreshed",
+		       n);
+	for (i = 0; i < n; i++)
+		if (rep[i].undo)
+			json_object_put(rep[i].undo);
+	free(rep);
+	return r;
+}
+
+int cli_multi_run(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
+		  struct pyhot_err *err)
+{
+	pid_t pids[CLI_MAX_PIDS];
+	struct step *plan = NULL, *apply = NULL;
+	struct json_object *list;
+	size_t n = 0, i;
+	int r;
+
+	if (a->cmd == CLI_CMD_EXEC && a->file && strcmp(a->file, "-") == 0)
+		return pyhot_err_set(err, PYHOT_ERR_USAGE, 0, 0, "exec", "exec: standard "
+				     "input (-) can go to one process only");
+	r = targets(a, pids, &n, err);
+	if (r < 0)
+		return r;
+	plan = calloc(n, sizeof(*plan));
+	apply = calloc(n, sizeof(*apply));
+	if (!plan || !apply) {
+		r = pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, 0, "multi", "out of memory");
+		goto out_free;
+	}
+	list = json_object_new_array();
+	for (i = 0; i < n; i++) {
+		plan[i].pid = apply[i].pid = pids[i];
+		json_object_array_add(list, json_object_new_int(pids[i]));
+	}
+	if (o->doc)
+		json_object_object_del(o->doc, "pid");
+	cli_out_set(o, "pids", list);
+	cli_out_verbose(o, "%zu processes", n);
+	if (a->cmd == CLI_CMD_REFRESH)
+		r = multi_refresh(a, o, fn, plan, apply, n, err);
+	else
+		r = multi_each(a, o, fn, plan, n, err);
+	for (i = 0; i < n; i++) {
+		step_release(&plan[i]);
+		step_release(&apply[i]);
+	}
+out_free:
+	free(plan);
+	free(apply);
+	return r;
+}
