@@ -2,6 +2,7 @@
 #include "multi.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <poll.h>
@@ -15,16 +16,23 @@
 
 #include "proctree.h"
 
-/* One process's step: a child of ours running the one-process command. */
+/*
+ * One process's step: a child of ours running the one-process command.
+ * A two-phase step (refresh) runs its dry run, writes that document, and
+ * waits on its go pipe: 'a' runs the refresh with the same context (no
+ * second inspection), anything else ends it.
+ */
 struct step {
 	pid_t pid;                  /* the target */
 	pid_t child;                /* ours, 0 once reaped (or never started) */
 	int fd[2];                  /* its stdout and stderr; -1 when closed */
+	int go;                     /* two-phase: the go pipe's end, or -1 */
 	char *text[2];              /* what it wrote there */
 	size_t len[2];
-	int code;                   /* its exit code */
+	int code;                   /* its exit code (of its last document) */
 	int json;                   /* it was run with --json: */
-	struct json_object *doc;    /* its document, or NULL */
+	struct json_object *doc;    /* its (first) document, or NULL */
+	struct json_object *doc2;   /* two-phase: the second, or NULL */
 };
 
 int cli_multi_wanted(const struct cli_args *a)
@@ -58,15 +66,43 @@ static int has_pid(const pid_t *list, size_t n, pid_t pid)
 	return 0;
 }
 
-/* A CPython process pyhot could look at (not a zombie). */
-static int is_python(pid_t pid)
+/* A CPython process pyhot could look at (not a zombie). A child that runs
+ * the same executable as a Python root is one (a forked worker) without a
+ * look at its memory map; any other is inspected. */
+static int is_python(pid_t pid, const char *root_exe)
 {
 	struct pyhot_target t;
 	struct pyhot_err e;
+	char path[64], exe[PATH_MAX];
+	ssize_t len;
 
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	len = readlink(path, exe, sizeof(exe) - 1);
+	if (len > 0 && root_exe[0]) {
+		exe[len] = '\0';
+		if (strcmp(exe, root_exe) == 0)
+			return cli_proc_ppid(pid) != 0;   /* still there */
+	}
 	pyhot_err_init(&e);
 	return pyhot_target_inspect(pid, &t, &e) == 0 && t.py_major > 0 &&
 	       t.state != 'Z' && t.state != 'X';
+}
+
+/* The executable of root when root is a CPython process, else "". */
+static void python_exe(pid_t root, char *exe, size_t size)
+{
+	struct pyhot_target t;
+	struct pyhot_err e;
+	char path[64];
+	ssize_t len;
+
+	exe[0] = '\0';
+	pyhot_err_init(&e);
+	if (pyhot_target_inspect(root, &t, &e) < 0 || !t.py_major)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)root);
+	len = readlink(path, exe, size - 1);
+	exe[len > 0 ? len : 0] = '\0';
 }
 
 /* The pids given, then --tree's root and its Python descendants, each
@@ -74,9 +110,10 @@ static int is_python(pid_t pid)
 static int targets(const struct cli_args *a, pid_t *out, size_t *n,
 		   struct pyhot_err *err)
 {
-	pid_t *pids = NULL, *ppids = NULL, *desc;
-	size_t np = 0, nd, i;
-	int r;
+	pid_t desc[CLI_MAX_PIDS * 4];
+	char root_exe[PATH_MAX];
+	size_t i;
+	int nd;
 
 	*n = 0;
 	for (i = 0; i < a->npids; i++)
@@ -89,81 +126,110 @@ static int targets(const struct cli_args *a, pid_t *out, size_t *n,
 				     "pid %d does not exist", (int)a->tree);
 	if (!has_pid(out, *n, a->tree) && *n < CLI_MAX_PIDS)
 		out[(*n)++] = a->tree;
-	r = cli_proc_list(&pids, &ppids, &np, err);
-	if (r < 0)
-		return r;
-	desc = calloc(np ? np : 1, sizeof(*desc));
-	if (!desc) {
-		r = pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, 0, "tree", "out of memory");
-		goto out_free;
-	}
-	nd = cli_proc_descendants(pids, ppids, np, a->tree, desc, np);
-	for (i = 0; i < nd && *n < CLI_MAX_PIDS; i++)
-		if (!has_pid(out, *n, desc[i]) && is_python(desc[i]))
+	nd = cli_proc_tree(a->tree, desc, sizeof(desc) / sizeof(desc[0]), err);
+	if (nd < 0)
+		return nd;
+	python_exe(a->tree, root_exe, sizeof(root_exe));
+	for (i = 0; i < (size_t)nd && *n < CLI_MAX_PIDS; i++)
+		if (!has_pid(out, *n, desc[i]) && is_python(desc[i], root_exe))
 			out[(*n)++] = desc[i];
-	free(desc);
-out_free:
-	free(pids);
-	free(ppids);
-	return r;
+	return 0;
 }
 
 /* ----- Running steps in children of ours ----- */
 
-/* The one-process command, as main() runs it, in the child. */
-static int run_here(const struct cli_args *b, cli_cmd_fn fn)
+/* The command on a context (r: what cli_ctx_init() returned, err its
+ * error), as main() runs it: its report printed (with --json, one line),
+ * its exit code returned. */
+static int run_on(struct cli_ctx *c, int r, const struct cli_args *b, cli_cmd_fn fn,
+		  struct pyhot_err *err)
 {
-	struct pyhot_err err;
 	struct cli_out o;
-	struct cli_ctx c;
-	int code = 0, r;
+	int code = 0;
 
-	pyhot_err_init(&err);
 	cli_out_init(&o, b);
-	r = cli_ctx_init(&c, b, &o, &err);
+	c->out = &o;
 	if (r == 0)
-		r = fn(&c, &err);
+		r = fn(c, err);
 	if (r < 0)
-		code = cli_out_error(&o, &err);
+		code = cli_out_error(&o, err);
 	code = cli_out_finish(&o, code);
 	cli_out_release(&o);
+	c->out = NULL;
 	fflush(stdout);
 	fflush(stderr);
 	return code;
 }
 
-static int step_start(struct step *s, const struct cli_args *b, cli_cmd_fn fn,
-		      struct pyhot_err *err)
+/* In the child: the one-process command; with go >= 0, its dry run, then
+ * the real one on the same context if the parent says 'a'. */
+static int run_here(struct cli_args *b, cli_cmd_fn fn, int go)
 {
-	int out[2], errp[2];
+	struct pyhot_err err;
+	struct cli_ctx c;
+	int code, r;
+	char ch = 0;
 
-	s->fd[0] = s->fd[1] = -1;
+	pyhot_err_init(&err);
+	r = cli_ctx_init(&c, b, NULL, &err);   /* it only keeps the out */
+	code = run_on(&c, r, b, fn, &err);
+	if (go < 0 || code)
+		return code;
+	while (read(go, &ch, 1) < 0 && errno == EINTR)
+		;
+	if (ch != 'a')
+		return code;
+	b->dry_run = 0;
+	pyhot_err_init(&err);
+	return run_on(&c, 0, b, fn, &err);
+}
+
+static int step_start(struct step *s, const struct cli_args *b, cli_cmd_fn fn,
+		      int two_phase, struct pyhot_err *err)
+{
+	int out[2], errp[2], go[2] = { -1, -1 };
+	struct cli_args mine = *b;
+
+	s->fd[0] = s->fd[1] = s->go = -1;
 	s->json = b->json;
 	if (pipe2(out, O_CLOEXEC) < 0)
 		goto out_errno;
-	if (pipe2(errp, O_CLOEXEC) < 0) {
-		close(out[0]);
-		close(out[1]);
-		goto out_errno;
-	}
+	if (pipe2(errp, O_CLOEXEC) < 0)
+		goto out_close_out;
+	if (two_phase && pipe2(go, O_CLOEXEC) < 0)
+		goto out_close_err;
 	fflush(NULL);
 	s->child = fork();
 	if (s->child == 0) {
 		dup2(out[1], 1);
 		dup2(errp[1], 2);
-		_exit(run_here(b, fn));
+		mine.pid = s->pid;
+		mine.npids = 0;
+		mine.tree = 0;
+		_exit(run_here(&mine, fn, go[0]));
 	}
 	close(out[1]);
 	close(errp[1]);
+	if (go[0] >= 0)
+		close(go[0]);
 	if (s->child < 0) {
 		s->child = 0;
 		close(out[0]);
 		close(errp[0]);
+		if (go[1] >= 0)
+			close(go[1]);
 		goto out_errno;
 	}
 	s->fd[0] = out[0];
 	s->fd[1] = errp[0];
+	s->go = go[1];
 	return 0;
+out_close_err:
+	close(errp[0]);
+	close(errp[1]);
+out_close_out:
+	close(out[0]);
+	close(out[1]);
 out_errno:
 	return pyhot_err_set(err, PYHOT_ERR_FAILED, errno, s->pid, "multi",
 			     "pid %d: fork(): %s", (int)s->pid, strerror(errno));
@@ -191,8 +257,41 @@ static void step_read(struct step *s, int which)
 	s->text[which] = t;
 }
 
-/* Read every step's output until each has closed both pipes, then reap. */
-static void steps_collect(struct step *s, size_t n)
+/* Whether a step has written want documents (lines) on stdout. */
+static int step_has_docs(const struct step *s, int want)
+{
+	const char *p = s->text[0];
+	int n = 0;
+
+	while (p && (p = strchr(p, '\n'))) {
+		n++;
+		p++;
+	}
+	return n >= want;
+}
+
+/* The document that starts at text (one line), or NULL. */
+static struct json_object *doc_parse(const char *text)
+{
+	const char *nl;
+	char *line;
+	struct json_object *doc;
+
+	if (!text || !*text)
+		return NULL;
+	nl = strchr(text, '\n');
+	line = strndup(text, nl ? (size_t)(nl - text) : strlen(text));
+	doc = line ? json_tokener_parse(line) : NULL;
+	free(line);
+	return doc;
+}
+
+/*
+ * Read the steps' output. want 0: until each has closed both pipes, then
+ * reap them (code: the exit status); want 1: until each has written its
+ * first document or ended (code: the document's "exit").
+ */
+static void steps_collect(struct step *s, size_t n, int want)
 {
 	struct pollfd *pfd = calloc(2 * n + 1, sizeof(*pfd));
 	size_t i, k, open_fds;
@@ -202,7 +301,7 @@ static void steps_collect(struct step *s, size_t n)
 		open_fds = 0;
 		for (i = 0; pfd && i < n; i++)
 			for (w = 0; w < 2; w++)
-				if (s[i].fd[w] >= 0) {
+				if (s[i].fd[w] >= 0 && !(want && step_has_docs(&s[i], want))) {
 					pfd[open_fds].fd = s[i].fd[w];
 					pfd[open_fds].events = POLLIN;
 					open_fds++;
@@ -222,17 +321,48 @@ static void steps_collect(struct step *s, size_t n)
 	}
 	free(pfd);
 	for (i = 0; i < n; i++) {
+		if (want && step_has_docs(&s[i], want)) {
+			s[i].doc = s[i].json ? doc_parse(s[i].text[0]) : NULL;
+			s[i].code = (int)cli_json_int(s[i].doc, "exit");
+			continue;
+		}
 		for (w = 0; w < 2; w++)
-			if (s[i].fd[w] >= 0)
+			if (s[i].fd[w] >= 0) {
 				close(s[i].fd[w]);
+				s[i].fd[w] = -1;
+			}
+		if (s[i].go >= 0) {
+			close(s[i].go);
+			s[i].go = -1;
+		}
 		if (!s[i].child)
 			continue;
 		while (waitpid(s[i].child, &st, 0) < 0 && errno == EINTR)
 			;
 		s[i].code = WIFEXITED(st) ? WEXITSTATUS(st) : PYHOT_ERR_FAILED;
 		s[i].child = 0;
-		if (s[i].json && s[i].text[0])
-			s[i].doc = json_tokener_parse(s[i].text[0]);
+		if (!s[i].json)
+			continue;
+		if (!s[i].doc) {
+			s[i].doc = doc_parse(s[i].text[0]);
+		} else if (!s[i].doc2 && strchr(s[i].text[0], '\n')) {
+			s[i].doc2 = doc_parse(strchr(s[i].text[0], '\n') + 1);
+		}
+	}
+}
+
+/* Two-phase steps that wrote their dry run: go on ('a') or stop. */
+static void steps_go(struct step *s, size_t n, int apply)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (s[i].go < 0)
+			continue;
+		if (apply && write(s[i].go, "a", 1) != 1)
+			s[i].code = PYHOT_ERR_FAILED;
+		close(s[i].go);
+		s[i].go = -1;
 	}
 }
 
@@ -242,32 +372,30 @@ static void step_release(struct step *s)
 	free(s->text[1]);
 	if (s->doc)
 		json_object_put(s->doc);
+	if (s->doc2)
+		json_object_put(s->doc2);
 	memset(s, 0, sizeof(*s));
 }
 
 /*
- * Run fn in every step's process at once, with the arguments b (pid set
- * per step). A step that could not start has code 1 and its reason in
+ * Start fn in every step's process at once, with the arguments b; with
+ * two_phase, each stops after its dry run (steps_collect(.., 1), then
+ * steps_go()). A step that could not start has code 1 and its reason in
  * its stderr text.
  */
-static void steps_run(struct step *s, size_t n, const struct cli_args *b, cli_cmd_fn fn)
+static void steps_start(struct step *s, size_t n, const struct cli_args *b,
+			cli_cmd_fn fn, int two_phase)
 {
-	struct cli_args mine;
 	struct pyhot_err err;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		mine = *b;
-		mine.pid = s[i].pid;
-		mine.npids = 0;
-		mine.tree = 0;
 		pyhot_err_init(&err);
-		if (step_start(&s[i], &mine, fn, &err) < 0) {
+		if (step_start(&s[i], b, fn, two_phase, &err) < 0) {
 			s[i].code = PYHOT_ERR_FAILED;
 			s[i].text[1] = strdup(err.msg);
 		}
 	}
-	steps_collect(s, n);
 }
 
 /* ----- Reporting ----- */
@@ -331,7 +459,8 @@ static int multi_each(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn
 	int *codes = calloc(n, sizeof(*codes)), code;
 	size_t i;
 
-	steps_run(s, n, a, fn);
+	steps_start(s, n, a, fn, 0);
+	steps_collect(s, n, 0);
 	for (i = 0; i < n; i++) {
 		codes[i] = s[i].code;
 		if (o->json) {
@@ -439,29 +568,22 @@ static void undo_applied(const struct cli_args *a, struct step *s, size_t n,
 			continue;
 		rep[i].outcome = OUT_ROLLED_BACK;
 		rep[i].undo = json_object_new_array();
-		nm = generations(s[i].doc, mods, CLI_MAX_MODULES);
+		nm = generations(s[i].doc2, mods, CLI_MAX_MODULES);
 		for (j = 0; j < nm; j++) {
+			struct pyhot_err err;
+
 			b.modules[0] = mods[j];
 			u[nu].pid = s[i].pid;
 			owner[nu] = i;
-			/* one module per child: start it now, collect all below */
-			{
-				struct cli_args mine = b;
-				struct pyhot_err err;
-
-				mine.pid = s[i].pid;
-				mine.npids = 0;
-				mine.tree = 0;
-				pyhot_err_init(&err);
-				if (step_start(&u[nu], &mine, cli_cmd_rollback, &err) < 0) {
-					u[nu].code = PYHOT_ERR_FAILED;
-					u[nu].text[1] = strdup(err.msg);
-				}
+			pyhot_err_init(&err);
+			if (step_start(&u[nu], &b, cli_cmd_rollback, 0, &err) < 0) {
+				u[nu].code = PYHOT_ERR_FAILED;
+				u[nu].text[1] = strdup(err.msg);
 			}
 			nu++;
 		}
 	}
-	steps_collect(u, nu);
+	steps_collect(u, nu, 0);
 	for (k = 0; k < nu; k++) {
 		i = owner[k];
 		if (u[k].doc)
@@ -541,42 +663,49 @@ static struct json_object *report_json(const struct step *s, const struct proc_r
 }
 
 /* What the whole refresh returns, with err set when it did not succeed. */
-static int refresh_verdict(const struct step *plan, const struct step *apply, size_t n,
-			   const struct proc_report *rep, struct pyhot_err *err)
+static int refresh_verdict(const struct step *s, size_t n, const struct proc_report *rep,
+			   int applied, struct pyhot_err *err)
 {
 	int *codes = calloc(n, sizeof(*codes)), code, undone = 0, stuck = 0;
-	const struct step *failed = apply ? apply : plan;
+	struct step *bad = calloc(n, sizeof(*bad));
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		codes[i] = failed[i].code;
+		codes[i] = rep[i].code;
+		bad[i].pid = s[i].pid;
+		bad[i].code = rep[i].code;
 		undone += rep[i].outcome == OUT_ROLLED_BACK;
 		stuck += rep[i].outcome == OUT_ROLLBACK_FAILED;
 	}
 	code = cli_multi_exit_code(codes, n);
 	free(codes);
-	if (!code)
+	if (!code) {
+		free(bad);
 		return 0;
-	if (!apply) {
-		fail_summary(err, "refresh", code, plan, n,
+	}
+	if (!applied) {
+		fail_summary(err, "refresh", code, bad, n,
 			     ": the plan failed; nothing was applied in any process");
 		pyhot_err_hint(err, "fix the error and run pyhot refresh again");
 	} else if (stuck) {
 		code = PYHOT_ERR_UNCERTAIN;
-		fail_summary(err, "refresh", code, apply, n, "");
+		fail_summary(err, "refresh", code, bad, n, "");
 		pyhot_err_hint(err, "%d process(es) could not be rolled back and run the "
 			       "new code, the others the old: see the report above", stuck);
 	} else {
-		fail_summary(err, "refresh", code, apply, n, "");
+		fail_summary(err, "refresh", code, bad, n, "");
 		pyhot_err_hint(err, "%d process(es) that had applied it were rolled back: "
 			       "every process runs the code it ran before", undone);
 	}
+	free(bad);
 	return -code;
 }
 
+/* Plan in every process (each step's dry run), then, when every plan
+ * succeeded, apply in every one (the same steps go on, on the context
+ * they made); undo where it was applied when it failed somewhere. */
 static int multi_refresh(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
-			 struct step *plan, struct step *apply, size_t n,
-			 struct pyhot_err *err)
+			 struct step *s, size_t n, struct pyhot_err *err)
 {
 	struct proc_report *rep = calloc(n, sizeof(*rep));
 	struct json_object *arr;
@@ -586,43 +715,44 @@ static int multi_refresh(const struct cli_args *a, struct cli_out *o, cli_cmd_fn
 
 	b.json = 1;
 	b.dry_run = 1;
-	steps_run(plan, n, &b, fn);
+	steps_start(s, n, &b, fn, !a->dry_run);
+	steps_collect(s, n, 1);
 	for (i = 0; i < n; i++) {
-		bad += plan[i].code != 0;
-		rep[i].code = plan[i].code;
-		rep[i].modules = doc_get(plan[i].doc, "modules");
-		rep[i].error = doc_get(plan[i].doc, "error");
-		rep[i].outcome = plan[i].code ? OUT_PLAN_FAILED
-			       : bad || a->dry_run ? OUT_PLANNED : OUT_REFRESHED;
+		bad += s[i].code != 0;
+		rep[i].code = s[i].code;
+		rep[i].outcome = s[i].code ? OUT_PLAN_FAILED : OUT_PLANNED;
 	}
-	if (bad) {
-		for (i = 0; i < n; i++)
-			if (rep[i].outcome != OUT_PLAN_FAILED)
-				rep[i].outcome = OUT_NOT_APPLIED;
-	} else if (!a->dry_run) {
-		b.dry_run = 0;
-		steps_run(apply, n, &b, fn);
+	steps_go(s, n, !bad && !a->dry_run);
+	steps_collect(s, n, 0);
+	for (i = 0; i < n; i++) {
+		rep[i].modules = doc_get(s[i].doc, "modules");
+		rep[i].error = doc_get(s[i].doc, "error");
+		if (bad && rep[i].outcome != OUT_PLAN_FAILED)
+			rep[i].outcome = OUT_NOT_APPLIED;
+	}
+	if (!bad && !a->dry_run) {
 		applied = 1;
 		for (i = 0; i < n; i++) {
-			rep[i].code = apply[i].code;
-			rep[i].modules = doc_get(apply[i].doc, "modules");
-			rep[i].error = doc_get(apply[i].doc, "error");
-			rep[i].outcome = apply[i].code ? OUT_FAILED : OUT_REFRESHED;
-			bad += apply[i].code != 0;
+			/* no second document: the step died after its plan */
+			rep[i].code = !s[i].doc2 && !s[i].code ? PYHOT_ERR_FAILED : s[i].code;
+			rep[i].modules = doc_get(s[i].doc2, "modules");
+			rep[i].error = doc_get(s[i].doc2, "error");
+			rep[i].outcome = rep[i].code ? OUT_FAILED : OUT_REFRESHED;
+			bad += rep[i].code != 0;
 		}
 		if (bad)
-			undo_applied(a, apply, n, rep);
+			undo_applied(a, s, n, rep);
 	}
 	arr = json_object_new_array();
 	for (i = 0; i < n; i++) {
 		if (o->json)
-			json_object_array_add(arr, report_json(&plan[i], &rep[i]));
+			json_object_array_add(arr, report_json(&s[i], &rep[i]));
 		else
-			report_text(o, &plan[i], &rep[i], a->dry_run);
+			report_text(o, &s[i], &rep[i], a->dry_run);
 	}
 	cli_out_set(o, "processes", arr);
 	cli_out_set(o, "dry_run", json_object_new_boolean(a->dry_run));
-	r = refresh_verdict(plan, applied ? apply : NULL, n, rep, err);
+	r = refresh_verdict(s, n, rep, applied, err);
 	if (!r && !o->json && !o->quiet)
 		printf("%s %zu processes together\n", a->dry_run ? "planned in" : "refreshed",
 		       n);
@@ -637,7 +767,7 @@ int cli_multi_run(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
 		  struct pyhot_err *err)
 {
 	pid_t pids[CLI_MAX_PIDS];
-	struct step *plan = NULL, *apply = NULL;
+	struct step *steps = NULL;
 	struct json_object *list;
 	size_t n = 0, i;
 	int r;
@@ -648,15 +778,14 @@ int cli_multi_run(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
 	r = targets(a, pids, &n, err);
 	if (r < 0)
 		return r;
-	plan = calloc(n, sizeof(*plan));
-	apply = calloc(n, sizeof(*apply));
-	if (!plan || !apply) {
+	steps = calloc(n ? n : 1, sizeof(*steps));
+	if (!steps) {
 		r = pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, 0, "multi", "out of memory");
 		goto out_free;
 	}
 	list = json_object_new_array();
 	for (i = 0; i < n; i++) {
-		plan[i].pid = apply[i].pid = pids[i];
+		steps[i].pid = pids[i];
 		json_object_array_add(list, json_object_new_int(pids[i]));
 	}
 	if (o->doc)
@@ -664,15 +793,12 @@ int cli_multi_run(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
 	cli_out_set(o, "pids", list);
 	cli_out_verbose(o, "%zu processes", n);
 	if (a->cmd == CLI_CMD_REFRESH)
-		r = multi_refresh(a, o, fn, plan, apply, n, err);
+		r = multi_refresh(a, o, fn, steps, n, err);
 	else
-		r = multi_each(a, o, fn, plan, n, err);
-	for (i = 0; i < n; i++) {
-		step_release(&plan[i]);
-		step_release(&apply[i]);
-	}
+		r = multi_each(a, o, fn, steps, n, err);
+	for (i = 0; i < n; i++)
+		step_release(&steps[i]);
 out_free:
-	free(plan);
-	free(apply);
+	free(steps);
 	return r;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cmd_util.h"
@@ -106,4 +107,59 @@ size_t cli_proc_descendants(const pid_t *pids, const pid_t *ppids, size_t n,
 			return got;
 		parent = out[done++];
 	}
+}
+
+/* The children of pid's threads, from /proc/PID/task/TID/children
+ * (CONFIG_PROC_CHILDREN), appended to out. -1 when the kernel has none. */
+static int children_of(pid_t pid, pid_t *out, size_t *got, size_t max)
+{
+	char path[96], text[4096], *p, *end;
+	struct dirent *de;
+	pid_t tid, kid;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	if (access(path, R_OK) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return 0;   /* gone meanwhile */
+	while ((de = readdir(d)) && *got < max) {
+		if (cli_parse_pid(de->d_name, &tid) < 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)tid);
+		cli_read_text(path, text, sizeof(text), 0);
+		for (p = text; *p && *got < max; p = end) {
+			long v = strtol(p, &end, 10);
+
+			if (end == p)
+				break;
+			kid = (pid_t)v;
+			if (kid > 0)
+				out[(*got)++] = kid;
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+int cli_proc_tree(pid_t root, pid_t *out, size_t max, struct pyhot_err *err)
+{
+	pid_t *pids = NULL, *ppids = NULL;
+	size_t got = 0, done = 0, n = 0;
+	int r;
+
+	if (children_of(root, out, &got, max) == 0) {
+		while (done < got)
+			(void)children_of(out[done++], out, &got, max);
+		return (int)got;
+	}
+	r = cli_proc_list(&pids, &ppids, &n, err);
+	if (r < 0)
+		return r;
+	got = cli_proc_descendants(pids, ppids, n, root, out, max);
+	free(pids);
+	free(ppids);
+	return (int)got;
 }

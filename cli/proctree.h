@@ -32,4 +32,13 @@ int cli_proc_list(pid_t **pids, pid_t **ppids, size_t *n,
 size_t cli_proc_descendants(const pid_t *pids, const pid_t *ppids, size_t n,
 			    pid_t root, pid_t *out, size_t max);
 
+/*
+ * The descendants of root, breadth first, into out (at most max): read
+ * from the children files of root's threads and theirs when the kernel
+ * has them (only the tree is read), else from every process's parent.
+ * Returns how many, or a negative error code with err set.
+ */
+int cli_proc_tree(pid_t root, pid_t *out, size_t max,
+		  struct pyhot_err *err) PYHOT_MUST_CHECK;
+
 #endif /* PYHOT_PROCTREE_H */

@@ -7,12 +7,11 @@ baselines and history; subprocess's fork+exec gets none."""
 import os
 
 from conftest import pyhot
-from tree_helpers import Prefork, agents
+from tree_helpers import agents, prefork  # noqa: F401 - the fixture
 
 
-def test_refresh_tree_reaches_workers_forked_before_and_after_the_attach(
-        target, python, tmp_path):
-    s = Prefork(target, python, tmp_path, workers=2)
+def test_refresh_tree_reaches_workers_forked_before_and_after_the_attach(prefork):
+    s = prefork(2)
     r = pyhot("attach", s.master.pid)
     assert r.rc == 0, r
     late = s.fork()
@@ -31,8 +30,8 @@ def test_refresh_tree_reaches_workers_forked_before_and_after_the_attach(
     s.master.assert_working(more=0)
 
 
-def test_forked_child_keeps_the_parents_baselines_and_history(target, python, tmp_path):
-    s = Prefork(target, python, tmp_path, workers=0)
+def test_forked_child_keeps_the_parents_baselines_and_history(prefork):
+    s = prefork(0)
     assert pyhot("attach", s.master.pid).rc == 0
     s.write("v2")
     r = pyhot("refresh", s.master.pid, "app")
@@ -55,8 +54,8 @@ def test_forked_child_keeps_the_parents_baselines_and_history(target, python, tm
     assert s.ask(child) == "v2"
 
 
-def test_broken_file_changes_no_process(target, python, tmp_path):
-    s = Prefork(target, python, tmp_path, workers=2)
+def test_broken_file_changes_no_process(prefork):
+    s = prefork(2)
     assert pyhot("attach", s.master.pid).rc == 0
     s.fork()
     s.write("v2", text="def answer(:\n    return 'v2'\n")
@@ -71,8 +70,8 @@ def test_broken_file_changes_no_process(target, python, tmp_path):
     assert s.answers() == {pid: "v1" for pid in s.pids}
 
 
-def test_worker_that_fails_to_apply_rolls_every_process_back(target, python, tmp_path):
-    s = Prefork(target, python, tmp_path, workers=2)
+def test_worker_that_fails_to_apply_rolls_every_process_back(prefork):
+    s = prefork(2)
     assert pyhot("attach", s.master.pid).rc == 0
     late = s.fork()
     bad = s.pids[1]
@@ -97,8 +96,8 @@ def test_worker_that_fails_to_apply_rolls_every_process_back(target, python, tmp
     assert s.answers() == {pid: "v2" for pid in s.pids}
 
 
-def test_subprocess_fork_exec_gets_no_agent(target, python, tmp_path):
-    s = Prefork(target, python, tmp_path, workers=0)
+def test_subprocess_fork_exec_gets_no_agent(prefork):
+    s = prefork(0)
     assert pyhot("attach", s.master.pid).rc == 0
     code = ("import subprocess, sys\n"
             "ps = [subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],"

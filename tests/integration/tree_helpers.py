@@ -2,9 +2,14 @@
 prefork_target.py) in a temporary directory, asked over each process's own
 socket which code it runs."""
 import os
+import signal
 import socket
+import time
+
+import pytest
 
 from conftest import TARGETS, pyhot
+from pyhot_testlib import remove_socket
 
 PREFORK = os.path.join(TARGETS, "prefork_target.py")
 
@@ -93,6 +98,45 @@ class Prefork:
 
     def fail_in(self, pid):
         open(os.path.join(self.dir, "fail-%d" % pid), "w").close()
+
+
+    def kill_workers(self):
+        """Kill the workers (the master's children, not ours: the master
+        reaps them, or init once the master is killed) and remove their
+        agents' sockets; wait until they are gone or zombies."""
+        for pid in self.pids[1:]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        for pid in self.pids[1:]:
+            while time.monotonic() < deadline and _alive(pid):
+                time.sleep(0.01)
+            remove_socket(pid)
+
+
+def _alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def prefork(target, python, tmp_path):
+    """prefork(workers=2, pool=False): a Prefork on the test's interpreter;
+    its workers are killed before the master (the target fixture's)."""
+    made = []
+
+    def make(workers=2, pool=False):
+        made.append(Prefork(target, python, tmp_path, workers=workers, pool=pool))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.kill_workers()
 
 
 def agents(pids):
