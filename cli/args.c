@@ -617,7 +617,7 @@ void cli_help_print(FILE *f, enum cli_cmd cmd)
 			char left[48];
 
 			snprintf(left, sizeof(left), "%s %s", cmds[i].name, cmds[i].args);
-			fprintf(f, "  %-26s %s\n", left, cmds[i].summary);
+			fprintf(f, "  %-30s %s\n", left, cmds[i].summary);
 		}
 		fputs("\noptions:\n", f);
 		print_options(f, CLI_CMD_NONE);
