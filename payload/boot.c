@@ -29,6 +29,7 @@
 #include "pyhot_patch.h"
 #include "pyhot_proto.h"
 #include "safepoint.h"
+#include "sockfile.h"
 
 /* The agent thread's stack: it runs no Python (handlers that do run on the
  * main thread or a GIL thread). */
@@ -147,29 +148,6 @@ static int sock_dir_prepare(const char *sock)
 	return 0;
 }
 
-/* Is the socket file at path left over by an agent that is gone? Only a
- * socket of ours that refuses connections is. */
-static int sock_is_stale(const struct sockaddr_un *sa)
-{
-	struct stat st;
-	int fd, stale;
-
-	if (lstat(sa->sun_path, &st) < 0) {
-		return errno == ENOENT;
-	}
-	if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
-		return 0;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		return 0;
-	}
-	stale = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 &&
-		errno == ECONNREFUSED;
-	close(fd);
-	return stale;
-}
-
 /* Bind and listen on path, 0600. Returns the listening fd or -errno. */
 static int sock_listen(const char *path, struct stat *bound)
 {
@@ -182,7 +160,7 @@ static int sock_listen(const char *path, struct stat *bound)
 		return -errno;
 	}
 	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	if (rc < 0 && errno == EADDRINUSE && sock_is_stale(&sa)) {
+	if (rc < 0 && errno == EADDRINUSE && pyhot_sock_is_stale(&sa)) {
 		unlink(sa.sun_path);
 		rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	}

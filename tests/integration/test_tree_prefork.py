@@ -5,9 +5,11 @@ changes no process; a worker that fails to apply rolls every process back;
 a child forked after the attach has an agent of its own with the parent's
 baselines and history; subprocess's fork+exec gets none."""
 import os
+import signal
+import time
 
 from conftest import pyhot
-from tree_helpers import agents, prefork  # noqa: F401 - the fixture
+from tree_helpers import _alive, agents, prefork  # noqa: F401 - the fixture
 
 
 def test_refresh_tree_reaches_workers_forked_before_and_after_the_attach(prefork):
@@ -114,3 +116,33 @@ def test_subprocess_fork_exec_gets_no_agent(prefork):
     finally:
         for k in kids:
             os.kill(k, 9)
+
+
+def test_detached_parent_forks_children_without_agent(prefork):
+    s = prefork(0)
+    assert pyhot("attach", s.master.pid).rc == 0
+    assert pyhot("detach", s.master.pid).rc == 0
+    child = s.fork()
+    assert agents([s.master.pid, child]) == {s.master.pid: False, child: False}
+    # Attached again, the next child has one.
+    assert pyhot("attach", s.master.pid).rc == 0
+    late = s.fork()
+    assert agents([late]) == {late: True}
+
+
+def test_sockets_of_exited_workers_are_removed(prefork):
+    s = prefork(0)
+    assert pyhot("attach", s.master.pid).rc == 0
+    gone = s.fork()
+    path = "/tmp/pyhot-%d/agent-%d.sock" % (os.geteuid(), gone)
+    assert os.path.exists(path)
+    os.kill(gone, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _alive(gone) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert os.path.exists(path)          # nothing removed it when it died
+    s.fork()                             # the next worker's agent does
+    deadline = time.monotonic() + 10
+    while os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not os.path.exists(path)

@@ -63,10 +63,12 @@ class Prefork:
                     break
 
     def fork(self):
-        """One more worker, forked now; its pid."""
+        """One more worker, forked now; its pid, once it serves (it has run
+        Python since the fork: its after-fork hooks have run)."""
         self.master.proc.stdin.write("fork\n")
         self.master.proc.stdin.flush()
         self._take_workers(1)
+        self.ask(self.pids[-1])
         return self.pids[-1]
 
     def ask(self, pid):

@@ -13,7 +13,7 @@ With "pool", the workers are a multiprocessing.Pool (fork start method)
 whose tasks each serve the socket of their process.
 
 A connection gets app.answer() and is closed. Workers end when the master
-does (they look every 0.2 s).
+does (PR_SET_PDEATHSIG, and they look every 0.2 s).
 """
 import os
 import socket
@@ -64,10 +64,20 @@ def orphaned():
     return os.getppid() != MASTER
 
 
+def die_with_master():
+    """SIGKILL when the master goes (a Pool also forks replacements for
+    killed workers, which would wait for tasks for ever)."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, 9)   # PR_SET_PDEATHSIG, SIGKILL
+    if orphaned():
+        os._exit(0)
+
+
 def fork_worker():
     pid = os.fork()
     if pid == 0:
         try:
+            die_with_master()
             serve(listen(), orphaned)
         finally:
             os._exit(0)
@@ -79,7 +89,7 @@ def pool_task(_):
     """One per Pool process: serve its socket until the master is gone."""
     say("worker", os.getpid())
     serve(listen(), orphaned)
-    return os.getpid()
+    os._exit(0)
 
 
 def main():
@@ -89,16 +99,25 @@ def main():
     if POOL:
         import multiprocessing
         ctx = multiprocessing.get_context("fork")
-        pool = ctx.Pool(WORKERS)
+        pool = ctx.Pool(WORKERS, initializer=die_with_master)
         pool.map_async(pool_task, range(WORKERS), chunksize=1)
     else:
         for _ in range(WORKERS):
             fork_worker()
     say("ready")
-    for line in sys.stdin:
-        if line.strip() == "fork":
-            fork_worker()
-    os._exit(0)
+    # os.read, not sys.stdin: a Pool forks replacement workers from a
+    # thread of its own, and a child forked while this thread holds
+    # sys.stdin's lock would hang in multiprocessing's _close_stdin().
+    pending = b""
+    while True:
+        chunk = os.read(0, 4096)
+        if not chunk:
+            os._exit(0)
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            if line.strip() == b"fork":
+                fork_worker()
 
 
 main()
