@@ -446,8 +446,8 @@ static void fail_summary(struct pyhot_err *err, const char *cmd, int code,
 						len ? ", " : "", (int)s[i].pid);
 	}
 	pyhot_err_set(err, (enum pyhot_errkind)code, 0, 0, cmd,
-		      "%s: failed in %zu of %zu processes (pid %s)%s", cmd, bad, n, pids,
-		      what);
+		      "%s: failed in %zu of %zu processes (%s %s)%s", cmd, bad, n,
+		      bad > 1 ? "pids" : "pid", pids, what);
 }
 
 /* ----- status, rollback, exec: each process on its own ----- */
@@ -470,9 +470,15 @@ static int multi_each(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn
 			json_object_object_add(e, "ppid",
 					       json_object_new_int(cli_proc_ppid(s[i].pid)));
 			json_object_object_add(e, "exit", json_object_new_int(s[i].code));
-			if (!s[i].doc)
-				json_object_object_add(e, "error", json_object_new_string(
+			if (!s[i].doc) {
+				struct json_object *je = json_object_new_object();
+
+				json_object_object_add(je, "kind", json_object_new_string(
+					pyhot_errkind_name(PYHOT_ERR_FAILED)));
+				json_object_object_add(je, "message", json_object_new_string(
 					step_message(&s[i])));
+				json_object_object_add(e, "error", je);
+			}
 			json_object_array_add(arr, e);
 			continue;
 		}
