@@ -123,8 +123,8 @@ static const struct cli_cmd_info cmds[CLI_CMD_COUNT] = {
 	[CLI_CMD_PS] = { "ps", "",
 		"list the Python processes pyhot can attach to",
 		"List the CPython processes on this machine that pyhot can attach to: pid,\n"
-		"user, interpreter version, whether an agent answers in it, and the command\n"
-		"line. Python processes pyhot cannot attach to are listed after them with\n"
+		"parent pid, user, interpreter version, whether an agent answers in it, and\n"
+		"the command line (--tree: each under its parent). Python processes pyhot cannot attach to are listed after them with\n"
 		"the reason (another user, traced, stopped, a zombie, opted out, too old).\n"
 		"Nothing is stopped or traced; agents are asked with a ping only." },
 	[CLI_CMD_STACK] = { "stack", "<pid>",
