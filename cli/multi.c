@@ -446,7 +446,7 @@ static void fail_summary(struct pyhot_err *err, const char *cmd, int code,
 						len ? ", " : "", (int)s[i].pid);
 	}
 	pyhot_err_set(err, (enum pyhot_errkind)code, 0, 0, cmd,
-		      "%s: failed in %zu of %zu processes (%s %s)%s", cmd, bad, n,
+		      "failed in %zu of %zu processes (%s %s)%s", bad, n,
 		      bad > 1 ? "pids" : "pid", pids, what);
 }
 
