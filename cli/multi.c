@@ -124,15 +124,19 @@ static int targets(const struct cli_args *a, pid_t *out, size_t *n,
 	if (kill(a->tree, 0) < 0 && errno == ESRCH)
 		return pyhot_err_set(err, PYHOT_ERR_FAILED, ESRCH, a->tree, "tree",
 				     "pid %d does not exist", (int)a->tree);
-	if (!has_pid(out, *n, a->tree) && *n < CLI_MAX_PIDS)
+	python_exe(a->tree, root_exe, sizeof(root_exe));
+	/* The root itself only when it is Python (a shell or a supervisor
+	 * above the service is not), unless no process of the tree is. */
+	if (root_exe[0] && !has_pid(out, *n, a->tree) && *n < CLI_MAX_PIDS)
 		out[(*n)++] = a->tree;
 	nd = cli_proc_tree(a->tree, desc, sizeof(desc) / sizeof(desc[0]), err);
 	if (nd < 0)
 		return nd;
-	python_exe(a->tree, root_exe, sizeof(root_exe));
 	for (i = 0; i < (size_t)nd && *n < CLI_MAX_PIDS; i++)
 		if (!has_pid(out, *n, desc[i]) && is_python(desc[i], root_exe))
 			out[(*n)++] = desc[i];
+	if (!*n)
+		out[(*n)++] = a->tree;   /* its step says what it is */
 	return 0;
 }
 
