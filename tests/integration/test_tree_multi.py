@@ -4,8 +4,12 @@ the parent pid and the tree; status, exec and rollback with several pids;
 the exit code when processes differ."""
 import os
 import re
+import signal
+import subprocess
+import time
 
 from conftest import pyhot
+from pyhot_testlib import die_with_parent, remove_socket
 from tree_helpers import prefork  # noqa: F401 - the fixture
 
 
@@ -93,3 +97,30 @@ def test_bad_pids_and_stdin_change_nothing(prefork):
     r = pyhot("exec", s.master.pid, s.pids[1], "-")
     assert r.rc == 2 and "one process only" in r.err, r
     assert s.answers() == {pid: "v1" for pid in s.pids}
+
+
+def test_tree_of_a_shell_takes_its_python_children_only(python):
+    sh = subprocess.Popen(["sh", "-c", '"$0" -c "import time; time.sleep(60)" & '
+                           '"$0" -c "import time; time.sleep(60)" & wait', python],
+                          preexec_fn=die_with_parent)
+    kids = []
+    try:
+        deadline = time.monotonic() + 15
+        while len(kids) < 2 and time.monotonic() < deadline:
+            with open("/proc/%d/task/%d/children" % (sh.pid, sh.pid)) as f:
+                kids = sorted(int(k) for k in f.read().split())
+            time.sleep(0.02)
+        assert len(kids) == 2
+        r = pyhot("exec", "--tree", sh.pid, "-c", "import os; os.getppid()", json_out=True)
+        assert r.rc == 0, r
+        assert sorted(r.json["pids"]) == kids, r
+        assert all(p["ppid"] == sh.pid for p in r.json["processes"]), r
+    finally:
+        for k in kids:
+            try:
+                os.kill(k, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            remove_socket(k)
+        sh.kill()
+        sh.wait()
