@@ -100,16 +100,16 @@ def test_bad_pids_and_stdin_change_nothing(prefork):
 
 
 def test_tree_of_a_shell_takes_its_python_children_only(python):
-    sh = subprocess.Popen(["sh", "-c", '"$0" -c "import time; time.sleep(60)" & '
-                           '"$0" -c "import time; time.sleep(60)" & wait', python],
+    code = "import time; print('ready', flush=True); time.sleep(60)"
+    sh = subprocess.Popen(["sh", "-c", '"$0" -c "%s" & "$0" -c "%s" & wait' % (code, code),
+                           python], stdout=subprocess.PIPE, universal_newlines=True,
                           preexec_fn=die_with_parent)
     kids = []
     try:
-        deadline = time.monotonic() + 15
-        while len(kids) < 2 and time.monotonic() < deadline:
-            with open("/proc/%d/task/%d/children" % (sh.pid, sh.pid)) as f:
-                kids = sorted(int(k) for k in f.read().split())
-            time.sleep(0.02)
+        # Both have said ready: they run Python (not sh, not the loader).
+        assert [sh.stdout.readline(), sh.stdout.readline()] == ["ready\n"] * 2
+        with open("/proc/%d/task/%d/children" % (sh.pid, sh.pid)) as f:
+            kids = sorted(int(k) for k in f.read().split())
         assert len(kids) == 2
         r = pyhot("exec", "--tree", sh.pid, "-c", "import os; os.getppid()", json_out=True)
         assert r.rc == 0, r
@@ -124,3 +124,4 @@ def test_tree_of_a_shell_takes_its_python_children_only(python):
             remove_socket(k)
         sh.kill()
         sh.wait()
+        sh.stdout.close()
