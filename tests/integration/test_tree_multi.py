@@ -100,7 +100,7 @@ def test_bad_pids_and_stdin_change_nothing(prefork):
 
 
 def test_tree_of_a_shell_takes_its_python_children_only(python):
-    code = "import time; print('ready', flush=True); time.sleep(60)"
+    code = "import os, time; os.write(1, b'ready\\n'); time.sleep(60)"
     sh = subprocess.Popen(["sh", "-c", '"$0" -c "%s" & "$0" -c "%s" & wait' % (code, code),
                            python], stdout=subprocess.PIPE, universal_newlines=True,
                           preexec_fn=die_with_parent)
