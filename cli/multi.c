@@ -3,37 +3,16 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <json.h>
 
 #include "proctree.h"
-
-/*
- * One process's step: a child of ours running the one-process command.
- * A two-phase step (refresh) runs its dry run, writes that document, and
- * waits on its go pipe: 'a' runs the refresh with the same context (no
- * second inspection), anything else ends it.
- */
-struct step {
-	pid_t pid;                  /* the target */
-	pid_t child;                /* ours, 0 once reaped (or never started) */
-	int fd[2];                  /* its stdout and stderr; -1 when closed */
-	int go;                     /* two-phase: the go pipe's end, or -1 */
-	char *text[2];              /* what it wrote there */
-	size_t len[2];
-	int code;                   /* its exit code (of its last document) */
-	int json;                   /* it was run with --json: */
-	struct json_object *doc;    /* its (first) document, or NULL */
-	struct json_object *doc2;   /* two-phase: the second, or NULL */
-};
+#include "steps.h"
 
 int cli_multi_wanted(const struct cli_args *a)
 {
@@ -140,268 +119,6 @@ static int targets(const struct cli_args *a, pid_t *out, size_t *n,
 	return 0;
 }
 
-/* ----- Running steps in children of ours ----- */
-
-/* The command on a context (r: what cli_ctx_init() returned, err its
- * error), as main() runs it: its report printed (with --json, one line),
- * its exit code returned. */
-static int run_on(struct cli_ctx *c, int r, const struct cli_args *b, cli_cmd_fn fn,
-		  struct pyhot_err *err)
-{
-	struct cli_out o;
-	int code = 0;
-
-	cli_out_init(&o, b);
-	c->out = &o;
-	if (r == 0)
-		r = fn(c, err);
-	if (r < 0)
-		code = cli_out_error(&o, err);
-	code = cli_out_finish(&o, code);
-	cli_out_release(&o);
-	c->out = NULL;
-	fflush(stdout);
-	fflush(stderr);
-	return code;
-}
-
-/* In the child: the one-process command; with go >= 0, its dry run, then
- * the real one on the same context if the parent says 'a'. */
-static int run_here(struct cli_args *b, cli_cmd_fn fn, int go)
-{
-	struct pyhot_err err;
-	struct cli_ctx c;
-	int code, r;
-	char ch = 0;
-
-	pyhot_err_init(&err);
-	r = cli_ctx_init(&c, b, NULL, &err);   /* it only keeps the out */
-	code = run_on(&c, r, b, fn, &err);
-	if (go < 0 || code)
-		return code;
-	while (read(go, &ch, 1) < 0 && errno == EINTR)
-		;
-	if (ch != 'a')
-		return code;
-	b->dry_run = 0;
-	pyhot_err_init(&err);
-	return run_on(&c, 0, b, fn, &err);
-}
-
-static int step_start(struct step *s, const struct cli_args *b, cli_cmd_fn fn,
-		      int two_phase, struct pyhot_err *err)
-{
-	int out[2], errp[2], go[2] = { -1, -1 };
-	struct cli_args mine = *b;
-
-	s->fd[0] = s->fd[1] = s->go = -1;
-	s->json = b->json;
-	if (pipe2(out, O_CLOEXEC) < 0)
-		goto out_errno;
-	if (pipe2(errp, O_CLOEXEC) < 0)
-		goto out_close_out;
-	if (two_phase && pipe2(go, O_CLOEXEC) < 0)
-		goto out_close_err;
-	fflush(NULL);
-	s->child = fork();
-	if (s->child == 0) {
-		dup2(out[1], 1);
-		dup2(errp[1], 2);
-		mine.pid = s->pid;
-		mine.npids = 0;
-		mine.tree = 0;
-		_exit(run_here(&mine, fn, go[0]));
-	}
-	close(out[1]);
-	close(errp[1]);
-	if (go[0] >= 0)
-		close(go[0]);
-	if (s->child < 0) {
-		s->child = 0;
-		close(out[0]);
-		close(errp[0]);
-		if (go[1] >= 0)
-			close(go[1]);
-		goto out_errno;
-	}
-	s->fd[0] = out[0];
-	s->fd[1] = errp[0];
-	s->go = go[1];
-	return 0;
-out_close_err:
-	close(errp[0]);
-	close(errp[1]);
-out_close_out:
-	close(out[0]);
-	close(out[1]);
-out_errno:
-	return pyhot_err_set(err, PYHOT_ERR_FAILED, errno, s->pid, "multi",
-			     "pid %d: fork(): %s", (int)s->pid, strerror(errno));
-}
-
-/* Read what is there on one of a step's pipes; close it at its end. */
-static void step_read(struct step *s, int which)
-{
-	char buf[65536], *t;
-	ssize_t n = read(s->fd[which], buf, sizeof(buf));
-
-	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return;
-	if (n <= 0) {
-		close(s->fd[which]);
-		s->fd[which] = -1;
-		return;
-	}
-	t = realloc(s->text[which], s->len[which] + (size_t)n + 1);
-	if (!t)
-		return;   /* the output is cut; the exit code still tells */
-	memcpy(t + s->len[which], buf, (size_t)n);
-	s->len[which] += (size_t)n;
-	t[s->len[which]] = '\0';
-	s->text[which] = t;
-}
-
-/* Whether a step has written want documents (lines) on stdout. */
-static int step_has_docs(const struct step *s, int want)
-{
-	const char *p = s->text[0];
-	int n = 0;
-
-	while (p && (p = strchr(p, '\n'))) {
-		n++;
-		p++;
-	}
-	return n >= want;
-}
-
-/* The document that starts at text (one line), or NULL. */
-static struct json_object *doc_parse(const char *text)
-{
-	const char *nl;
-	char *line;
-	struct json_object *doc;
-
-	if (!text || !*text)
-		return NULL;
-	nl = strchr(text, '\n');
-	line = strndup(text, nl ? (size_t)(nl - text) : strlen(text));
-	doc = line ? json_tokener_parse(line) : NULL;
-	free(line);
-	return doc;
-}
-
-/*
- * Read the steps' output. want 0: until each has closed both pipes, then
- * reap them (code: the exit status); want 1: until each has written its
- * first document or ended (code: the document's "exit").
- */
-static void steps_collect(struct step *s, size_t n, int want)
-{
-	struct pollfd *pfd = calloc(2 * n + 1, sizeof(*pfd));
-	size_t i, k, open_fds;
-	int st, w;
-
-	for (;;) {
-		open_fds = 0;
-		for (i = 0; pfd && i < n; i++)
-			for (w = 0; w < 2; w++)
-				if (s[i].fd[w] >= 0 && !(want && step_has_docs(&s[i], want))) {
-					pfd[open_fds].fd = s[i].fd[w];
-					pfd[open_fds].events = POLLIN;
-					open_fds++;
-				}
-		if (!open_fds)
-			break;
-		if (poll(pfd, open_fds, -1) < 0 && errno != EINTR)
-			break;
-		for (k = 0; k < open_fds; k++) {
-			if (!pfd[k].revents)
-				continue;
-			for (i = 0; i < n; i++)
-				for (w = 0; w < 2; w++)
-					if (s[i].fd[w] == pfd[k].fd)
-						step_read(&s[i], w);
-		}
-	}
-	free(pfd);
-	for (i = 0; i < n; i++) {
-		if (want && step_has_docs(&s[i], want)) {
-			s[i].doc = s[i].json ? doc_parse(s[i].text[0]) : NULL;
-			s[i].code = (int)cli_json_int(s[i].doc, "exit");
-			continue;
-		}
-		for (w = 0; w < 2; w++)
-			if (s[i].fd[w] >= 0) {
-				close(s[i].fd[w]);
-				s[i].fd[w] = -1;
-			}
-		if (s[i].go >= 0) {
-			close(s[i].go);
-			s[i].go = -1;
-		}
-		if (!s[i].child)
-			continue;
-		while (waitpid(s[i].child, &st, 0) < 0 && errno == EINTR)
-			;
-		s[i].code = WIFEXITED(st) ? WEXITSTATUS(st) : PYHOT_ERR_FAILED;
-		s[i].child = 0;
-		if (!s[i].json)
-			continue;
-		if (!s[i].doc) {
-			s[i].doc = doc_parse(s[i].text[0]);
-		} else if (!s[i].doc2 && strchr(s[i].text[0], '\n')) {
-			s[i].doc2 = doc_parse(strchr(s[i].text[0], '\n') + 1);
-		}
-	}
-}
-
-/* Two-phase steps that wrote their dry run: go on ('a') or stop. */
-static void steps_go(struct step *s, size_t n, int apply)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		if (s[i].go < 0)
-			continue;
-		if (apply && write(s[i].go, "a", 1) != 1)
-			s[i].code = PYHOT_ERR_FAILED;
-		close(s[i].go);
-		s[i].go = -1;
-	}
-}
-
-static void step_release(struct step *s)
-{
-	free(s->text[0]);
-	free(s->text[1]);
-	if (s->doc)
-		json_object_put(s->doc);
-	if (s->doc2)
-		json_object_put(s->doc2);
-	memset(s, 0, sizeof(*s));
-}
-
-/*
- * Start fn in every step's process at once, with the arguments b; with
- * two_phase, each stops after its dry run (steps_collect(.., 1), then
- * steps_go()). A step that could not start has code 1 and its reason in
- * its stderr text.
- */
-static void steps_start(struct step *s, size_t n, const struct cli_args *b,
-			cli_cmd_fn fn, int two_phase)
-{
-	struct pyhot_err err;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		pyhot_err_init(&err);
-		if (step_start(&s[i], b, fn, two_phase, &err) < 0) {
-			s[i].code = PYHOT_ERR_FAILED;
-			s[i].text[1] = strdup(err.msg);
-		}
-	}
-}
-
 /* ----- Reporting ----- */
 
 static struct json_object *doc_get(struct json_object *doc, const char *key)
@@ -413,19 +130,7 @@ static struct json_object *doc_get(struct json_object *doc, const char *key)
 	return NULL;
 }
 
-/* The message of a step's error, from its document or its stderr. */
-static const char *step_message(const struct step *s)
-{
-	const char *m = cli_json_str(doc_get(s->doc, "error"), "message");
-
-	if (m)
-		return m;
-	if (s->text[1] && *s->text[1])
-		return s->text[1];
-	return "no answer (the step ended without a report)";
-}
-
-static struct json_object *entry_new(const struct step *s)
+static struct json_object *entry_new(const struct cli_step *s)
 {
 	struct json_object *e = json_object_new_object();
 
@@ -435,7 +140,7 @@ static struct json_object *entry_new(const struct step *s)
 }
 
 static void fail_summary(struct pyhot_err *err, const char *cmd, int code,
-			 const struct step *s, size_t n, const char *what)
+			 const struct cli_step *s, size_t n, const char *what)
 {
 	char pids[256];
 	size_t i, bad = 0, len = 0;
@@ -457,14 +162,14 @@ static void fail_summary(struct pyhot_err *err, const char *cmd, int code,
 /* ----- status, rollback, exec: each process on its own ----- */
 
 static int multi_each(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
-		      struct step *s, size_t n, struct pyhot_err *err)
+		      struct cli_step *s, size_t n, struct pyhot_err *err)
 {
 	struct json_object *arr = json_object_new_array(), *e;
 	int *codes = calloc(n, sizeof(*codes)), code;
 	size_t i;
 
-	steps_start(s, n, a, fn, 0);
-	steps_collect(s, n, 0);
+	cli_steps_start(s, n, a, fn, 0);
+	cli_steps_collect(s, n, 0);
 	for (i = 0; i < n; i++) {
 		codes[i] = s[i].code;
 		if (o->json) {
@@ -480,7 +185,7 @@ static int multi_each(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn
 				json_object_object_add(je, "kind", json_object_new_string(
 					pyhot_errkind_name(PYHOT_ERR_FAILED)));
 				json_object_object_add(je, "message", json_object_new_string(
-					step_message(&s[i])));
+					cli_step_message(&s[i])));
 				json_object_object_add(e, "error", je);
 			}
 			json_object_array_add(arr, e);
@@ -548,11 +253,11 @@ static size_t generations(struct json_object *doc, const char **mods, size_t max
 
 /* Undo the refresh in every process where it was applied (s[i].code 0):
  * one rollback per module it recorded a generation for, all at once. */
-static void undo_applied(const struct cli_args *a, struct step *s, size_t n,
+static void undo_applied(const struct cli_args *a, struct cli_step *s, size_t n,
 			 struct proc_report *rep)
 {
 	const char *mods[CLI_MAX_MODULES];
-	struct step *u = calloc(n * CLI_MAX_MODULES, sizeof(*u));
+	struct cli_step *u = calloc(n * CLI_MAX_MODULES, sizeof(*u));
 	size_t *owner = calloc(n * CLI_MAX_MODULES, sizeof(*owner));
 	struct cli_args b = *a;
 	size_t i, j, k, nu = 0, nm;
@@ -586,14 +291,14 @@ static void undo_applied(const struct cli_args *a, struct step *s, size_t n,
 			u[nu].pid = s[i].pid;
 			owner[nu] = i;
 			pyhot_err_init(&err);
-			if (step_start(&u[nu], &b, cli_cmd_rollback, 0, &err) < 0) {
+			if (cli_step_start(&u[nu], &b, cli_cmd_rollback, 0, &err) < 0) {
 				u[nu].code = PYHOT_ERR_FAILED;
 				u[nu].text[1] = strdup(err.msg);
 			}
 			nu++;
 		}
 	}
-	steps_collect(u, nu, 0);
+	cli_steps_collect(u, nu, 0);
 	for (k = 0; k < nu; k++) {
 		i = owner[k];
 		if (u[k].doc)
@@ -601,15 +306,15 @@ static void undo_applied(const struct cli_args *a, struct step *s, size_t n,
 		if (u[k].code && rep[i].outcome == OUT_ROLLED_BACK) {
 			rep[i].outcome = OUT_ROLLBACK_FAILED;
 			snprintf(rep[i].undo_msg, sizeof(rep[i].undo_msg), "%s",
-				 step_message(&u[k]));
+				 cli_step_message(&u[k]));
 		}
-		step_release(&u[k]);
+		cli_step_release(&u[k]);
 	}
 	free(u);
 	free(owner);
 }
 
-static void report_text(const struct cli_out *o, const struct step *s,
+static void report_text(const struct cli_out *o, const struct cli_step *s,
 			const struct proc_report *r, int dry_run)
 {
 	int pid = (int)s->pid;
@@ -639,11 +344,11 @@ static void report_text(const struct cli_out *o, const struct step *s,
 			       "elsewhere); it runs the code it ran before\n", pid);
 		return;
 	case OUT_PLAN_FAILED:
-		fprintf(stderr, "pid %d: plan failed: %s\n", pid, msg ? msg : step_message(s));
+		fprintf(stderr, "pid %d: plan failed: %s\n", pid, msg ? msg : cli_step_message(s));
 		return;
 	case OUT_FAILED:
 		fprintf(stderr, "pid %d: refresh failed: %s; unchanged\n", pid,
-			msg ? msg : step_message(s));
+			msg ? msg : cli_step_message(s));
 		return;
 	case OUT_ROLLBACK_FAILED:
 		fprintf(stderr, "pid %d: applied, and the rollback failed: %s; it runs "
@@ -653,7 +358,7 @@ static void report_text(const struct cli_out *o, const struct step *s,
 	}
 }
 
-static struct json_object *report_json(const struct step *s, const struct proc_report *r)
+static struct json_object *report_json(const struct cli_step *s, const struct proc_report *r)
 {
 	struct json_object *e = entry_new(s);
 
@@ -673,11 +378,11 @@ static struct json_object *report_json(const struct step *s, const struct proc_r
 }
 
 /* What the whole refresh returns, with err set when it did not succeed. */
-static int refresh_verdict(const struct step *s, size_t n, const struct proc_report *rep,
+static int refresh_verdict(const struct cli_step *s, size_t n, const struct proc_report *rep,
 			   int applied, struct pyhot_err *err)
 {
 	int *codes = calloc(n, sizeof(*codes)), code, undone = 0, stuck = 0;
-	struct step *bad = calloc(n, sizeof(*bad));
+	struct cli_step *bad = calloc(n, sizeof(*bad));
 	size_t i;
 
 	for (i = 0; i < n; i++) {
@@ -715,7 +420,7 @@ static int refresh_verdict(const struct step *s, size_t n, const struct proc_rep
  * succeeded, apply in every one (the same steps go on, on the context
  * they made); undo where it was applied when it failed somewhere. */
 static int multi_refresh(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
-			 struct step *s, size_t n, struct pyhot_err *err)
+			 struct cli_step *s, size_t n, struct pyhot_err *err)
 {
 	struct proc_report *rep = calloc(n, sizeof(*rep));
 	struct json_object *arr;
@@ -725,15 +430,15 @@ static int multi_refresh(const struct cli_args *a, struct cli_out *o, cli_cmd_fn
 
 	b.json = 1;
 	b.dry_run = 1;
-	steps_start(s, n, &b, fn, !a->dry_run);
-	steps_collect(s, n, 1);
+	cli_steps_start(s, n, &b, fn, !a->dry_run);
+	cli_steps_collect(s, n, 1);
 	for (i = 0; i < n; i++) {
 		bad += s[i].code != 0;
 		rep[i].code = s[i].code;
 		rep[i].outcome = s[i].code ? OUT_PLAN_FAILED : OUT_PLANNED;
 	}
-	steps_go(s, n, !bad && !a->dry_run);
-	steps_collect(s, n, 0);
+	cli_steps_go(s, n, !bad && !a->dry_run);
+	cli_steps_collect(s, n, 0);
 	for (i = 0; i < n; i++) {
 		rep[i].modules = doc_get(s[i].doc, "modules");
 		rep[i].error = doc_get(s[i].doc, "error");
@@ -777,7 +482,7 @@ int cli_multi_run(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
 		  struct pyhot_err *err)
 {
 	pid_t pids[CLI_MAX_PIDS];
-	struct step *steps = NULL;
+	struct cli_step *steps = NULL;
 	struct json_object *list;
 	size_t n = 0, i;
 	int r;
@@ -807,7 +512,7 @@ int cli_multi_run(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
 	else
 		r = multi_each(a, o, fn, steps, n, err);
 	for (i = 0; i < n; i++)
-		step_release(&steps[i]);
+		cli_step_release(&steps[i]);
 out_free:
 	free(steps);
 	return r;

@@ -2,10 +2,10 @@
  * multi.h: one command over several processes at once: status, refresh,
  * rollback and exec with several pids or --tree PID. Private to cli/.
  *
- * Each process is served by a child of ours that runs the one-process
- * command (its cmd_*.c function, with its own cli_ctx) with its output in
- * pipes, so that every agent is asked at the same time and nothing of the
- * one-process code is copied. A refresh is all or nothing over the
+ * Each process is served by a step (steps.h): a child of ours that runs
+ * the one-process command (its cmd_*.c function, with its own cli_ctx)
+ * with its output in pipes, so that every agent is asked at the same time
+ * and nothing of the one-process code is copied. A refresh is all or nothing over the
  * processes: a dry run in every one first (nothing is applied unless every
  * plan succeeds), then the refresh in every one; when one of those fails,
  * the processes already changed are rolled back (the rollback verb, for
@@ -17,8 +17,7 @@
 #define PYHOT_MULTI_H
 
 #include "cli.h"
-
-typedef int (*cli_cmd_fn)(struct cli_ctx *c, struct pyhot_err *err);
+#include "steps.h"
 
 /* Whether a names several processes (CLI_CMD_MULTI with more than one pid,
  * or --tree PID, even when the tree is one process). */
