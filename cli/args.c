@@ -13,6 +13,8 @@
 #include <string.h>
 
 #define CMD_BIT(c) (1u << (c))
+#define MULTI_CMDS (CMD_BIT(CLI_CMD_STATUS) | CMD_BIT(CLI_CMD_REFRESH) | \
+		    CMD_BIT(CLI_CMD_ROLLBACK) | CMD_BIT(CLI_CMD_EXEC))
 #define ALL_CMDS (CMD_BIT(CLI_CMD_ATTACH) | CMD_BIT(CLI_CMD_STATUS) | \
 		  CMD_BIT(CLI_CMD_DETACH) | CMD_BIT(CLI_CMD_REFRESH) | \
 		  CMD_BIT(CLI_CMD_PS) | CMD_BIT(CLI_CMD_STACK) | \
@@ -29,6 +31,7 @@ enum {
 	OPT_RERUN,
 	OPT_THREAD,
 	OPT_EXCEPTION,
+	OPT_TREE,
 };
 
 struct cli_opt {
@@ -82,6 +85,12 @@ static const struct cli_opt opts[] = {
 	{ "exception", OPT_EXCEPTION, required_argument, "NAME",
 	  "the builtin exception class to raise (default: KeyboardInterrupt)",
 	  CMD_BIT(CLI_CMD_INTERRUPT) },
+	{ "tree", OPT_TREE, required_argument, "PID",
+	  "PID and its Python descendants too (with the pids given, if any); "
+	  "all at once, refresh all or nothing", MULTI_CMDS },
+	{ "tree", OPT_TREE, no_argument, NULL,
+	  "show the processes as a tree: children under their parent",
+	  CMD_BIT(CLI_CMD_PS) },
 	{ NULL, 0, 0, NULL, NULL, 0 },
 };
 
@@ -102,7 +111,7 @@ static const struct cli_cmd_info cmds[CLI_CMD_COUNT] = {
 		"agent that is already there, and wait until it answers. One thread of the\n"
 		"target is borrowed for well under a millisecond; no other thread stops.\n"
 		"Prints the interpreter version and where the agent listens." },
-	[CLI_CMD_STATUS] = { "status", "<pid>",
+	[CLI_CMD_STATUS] = { "status", "<pid>...",
 		"show the interpreter, its main thread and the agent",
 		"Ask the agent in <pid> for a status report through a safe point: the\n"
 		"interpreter version and build, the state of the main thread (how the safe\n"
@@ -114,7 +123,7 @@ static const struct cli_cmd_info cmds[CLI_CMD_COUNT] = {
 		"stop the agent and remove its socket",
 		"Stop the agent thread in <pid> and remove its socket. The payload stays\n"
 		"mapped (it is never unloaded); a later attach starts the agent again." },
-	[CLI_CMD_REFRESH] = { "refresh", "<pid> [module...]",
+	[CLI_CMD_REFRESH] = { "refresh", "<pid>... [module...]",
 		"patch changed modules in place (attaches first when needed)",
 		"Compare the source files of the target's modules with what they were\n"
 		"when they were loaded and patch the changed functions, classes and values\n"
@@ -123,8 +132,8 @@ static const struct cli_cmd_info cmds[CLI_CMD_COUNT] = {
 	[CLI_CMD_PS] = { "ps", "",
 		"list the Python processes pyhot can attach to",
 		"List the CPython processes on this machine that pyhot can attach to: pid,\n"
-		"user, interpreter version, whether an agent answers in it, and the command\n"
-		"line. Python processes pyhot cannot attach to are listed after them with\n"
+		"parent pid, user, interpreter version, whether an agent answers in it, and\n"
+		"the command line (--tree: each under its parent). Python processes pyhot cannot attach to are listed after them with\n"
 		"the reason (another user, traced, stopped, a zombie, opted out, too old).\n"
 		"Nothing is stopped or traced; agents are asked with a ping only." },
 	[CLI_CMD_STACK] = { "stack", "<pid>",
@@ -141,7 +150,7 @@ static const struct cli_cmd_info cmds[CLI_CMD_COUNT] = {
 		"file is saved, after 100 ms without further writes. Prints each result\n"
 		"with a time stamp; a failed refresh is reported and watching goes on.\n"
 		"Ctrl-C stops it (exit 0). Attaches first when needed." },
-	[CLI_CMD_EXEC] = { "exec", "<pid> (-c CODE|FILE)",
+	[CLI_CMD_EXEC] = { "exec", "<pid>... (-c CODE|FILE)",
 		"run Python code in the process and show its output",
 		"Run CODE, or the Python file FILE (\"-\": standard input), in <pid> at a\n"
 		"safe point, in a fresh namespace whose __name__ is \"__pyhot_exec__\".\n"
@@ -149,7 +158,7 @@ static const struct cli_cmd_info cmds[CLI_CMD_COUNT] = {
 		"not used), followed by the repr of a final expression, as in the REPL;\n"
 		"an exception prints its traceback and exits 1. Attaches first when\n"
 		"needed." },
-	[CLI_CMD_ROLLBACK] = { "rollback", "<pid> <module>",
+	[CLI_CMD_ROLLBACK] = { "rollback", "<pid>... <module>",
 		"undo the newest refresh of a module (or go back to --to N)",
 		"Undo the newest refresh of <module> still applied in <pid>, or every\n"
 		"refresh after generation N with --to N, all or nothing: the functions,\n"
@@ -335,6 +344,14 @@ static int apply_option(struct cli_args *a, enum cli_cmd cmd, int c, char *arg,
 	case OPT_RERUN:
 		a->rerun = 1;
 		return 0;
+	case OPT_TREE:
+		if (cmd == CLI_CMD_PS) {
+			a->ps_tree = 1;
+			return 0;
+		}
+		if (cli_parse_pid(arg, &a->tree) < 0)
+			return usage_error(err, cmd, "--tree wants a process id, not '%s'", arg);
+		return 0;
 	case OPT_LEAKS:
 		a->leaks = 1;
 		return 0;
@@ -464,6 +481,27 @@ static int parse_pid_cmd_operands(struct cli_args *a, enum cli_cmd cmd,
 	}
 }
 
+/* "<pid>... rest" of the commands that take several: the leading words
+ * that are numbers are pids (none with --tree PID); a->pid is the first. */
+static int parse_multi_pids(struct cli_args *a, enum cli_cmd cmd, struct operands *o,
+			    struct pyhot_err *err)
+{
+	pid_t pid;
+
+	for (; o->i < o->n && cli_parse_pid(o->v[o->i], &pid) == 0; o->i++) {
+		if (a->npids == CLI_MAX_PIDS)
+			return usage_error(err, cmd, "more than %d pids", CLI_MAX_PIDS);
+		a->pids[a->npids++] = pid;
+	}
+	if (!a->npids && !a->tree) {
+		if (o->i < o->n)
+			return usage_error(err, cmd, "'%s' is not a process id", o->v[o->i]);
+		return usage_error(err, cmd, "%s", "missing <pid> (or --tree PID)");
+	}
+	a->pid = a->npids ? a->pids[0] : a->tree;
+	return parse_pid_cmd_operands(a, cmd, o, err);
+}
+
 /* The operands of cmd: none for ps, a command name for help, a pid and
  * what the command takes after it for the others. */
 static int parse_operands(struct cli_args *a, enum cli_cmd cmd, struct operands *o,
@@ -481,6 +519,8 @@ static int parse_operands(struct cli_args *a, enum cli_cmd cmd, struct operands 
 	default:
 		break;
 	}
+	if (CLI_CMD_MULTI(cmd))
+		return parse_multi_pids(a, cmd, o, err);
 	if (o->i >= o->n)
 		return usage_error(err, cmd, "%s", "missing <pid>");
 	if (cli_parse_pid(o->v[o->i], &a->pid) < 0)
@@ -603,7 +643,7 @@ void cli_help_print(FILE *f, enum cli_cmd cmd)
 			char left[48];
 
 			snprintf(left, sizeof(left), "%s %s", cmds[i].name, cmds[i].args);
-			fprintf(f, "  %-26s %s\n", left, cmds[i].summary);
+			fprintf(f, "  %-30s %s\n", left, cmds[i].summary);
 		}
 		fputs("\noptions:\n", f);
 		print_options(f, CLI_CMD_NONE);

@@ -39,6 +39,11 @@ enum cli_cmd {
 };
 
 #define CLI_MAX_MODULES 64
+#define CLI_MAX_PIDS 256
+
+/* Commands that take several pids and --tree PID (multi.c). */
+#define CLI_CMD_MULTI(cmd) ((cmd) == CLI_CMD_STATUS || (cmd) == CLI_CMD_REFRESH || \
+			    (cmd) == CLI_CMD_ROLLBACK || (cmd) == CLI_CMD_EXEC)
 
 /* The parsed command line. Strings point into argv. */
 struct cli_args {
@@ -46,7 +51,11 @@ struct cli_args {
 	enum cli_cmd help_for;      /* "pyhot help CMD", "pyhot CMD --help" */
 	int help;                   /* print help for help_for and exit 0 */
 	int version;
-	pid_t pid;
+	pid_t pid;                  /* the first pid given (or --tree's) */
+	size_t npids;               /* pids given, in order (CLI_CMD_MULTI) */
+	pid_t pids[CLI_MAX_PIDS];
+	pid_t tree;                 /* --tree PID: it and its Python descendants */
+	int ps_tree;                /* ps --tree */
 	int json;
 	int verbose;
 	int quiet;

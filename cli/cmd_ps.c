@@ -5,7 +5,6 @@
  */
 #include "cli.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -18,12 +17,14 @@
 
 #include "client.h"
 #include "cmd_util.h"
+#include "proctree.h"
 
 #define PS_PING_MS 1000u
 #define PS_CMDLINE_MAX 4096
 
 struct ps_entry {
 	struct pyhot_target t;
+	pid_t ppid;
 	int attachable;
 	int agent;                 /* an agent answered a ping */
 	const char *agent_state;   /* "answers", "none", "not-answering",
@@ -165,6 +166,7 @@ static int ps_one(pid_t pid, struct ps_entry *e)
 	memset(e, 0, sizeof(*e));
 	pyhot_err_init(&err);
 	r = pyhot_target_inspect(pid, &e->t, &err);
+	e->ppid = cli_proc_ppid(pid);
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	cli_read_text(path, e->cmdline, sizeof(e->cmdline), 1);
 	if (r < 0) {
@@ -210,6 +212,7 @@ static struct json_object *entry_json(const struct ps_entry *e)
 
 	version_of(&e->t, v, sizeof(v));
 	json_object_object_add(o, "pid", json_object_new_int(e->t.pid));
+	json_object_object_add(o, "ppid", json_object_new_int(e->ppid));
 	json_object_object_add(o, "user", json_object_new_string(e->user));
 	json_object_object_add(o, "uid", json_object_new_int((int)e->t.uid));
 	json_object_object_add(o, "python", e->t.py_major ? json_object_new_string(v) : NULL);
@@ -260,13 +263,16 @@ static const char *agent_word(const struct ps_entry *e)
 	return e->attachable ? "no" : "-";
 }
 
-static void print_entry(const struct ps_entry *e, int color, int verbose)
+/* One process; tree: the branch drawn before its pid ("" in a list). */
+static void print_entry(const struct ps_entry *e, const char *tree, int color,
+			int verbose)
 {
-	char v[32], cmd[PS_CMDLINE_MAX + 4];
+	char v[32], cmd[PS_CMDLINE_MAX + 4], pid[96];
 
 	version_of(&e->t, v, sizeof(v));
 	cli_ps_one_line(e->cmdline, cmd, sizeof(cmd), verbose ? 0 : 100);
-	printf("%-7d %-10.10s %-7s %s%-6s%s %s\n", (int)e->t.pid, e->user, v,
+	snprintf(pid, sizeof(pid), "%s%d", tree, (int)e->t.pid);
+	printf("%-7s %-7d %-10.10s %-7s %s%-6s%s %s\n", pid, (int)e->ppid, e->user, v,
 	       cli_color(color && e->agent, "green"),
 	       e->agent ? "yes" : agent_word(e),
 	       cli_color(color && e->agent, "reset"), cmd);
@@ -275,55 +281,62 @@ static void print_entry(const struct ps_entry *e, int color, int verbose)
 		       cli_color(color, "reset"));
 }
 
-static int cmp_pid(const void *a, const void *b)
+/* Whether e's parent is listed in the same part (attachable or not): then
+ * e is drawn under it. */
+static int listed_parent(const struct ps_entry *list, size_t n,
+			 const struct ps_entry *e, int pass)
 {
-	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+	size_t i;
 
-	return (x > y) - (x < y);
+	for (i = 0; i < n; i++)
+		if (list[i].t.pid == e->ppid && list[i].attachable == !pass)
+			return 1;
+	return 0;
+}
+
+/* e, then its children of the same part below it, one level deeper; a
+ * child that shares its parent with others says how many they are. */
+static void print_tree(const struct ps_entry *list, size_t n, const struct ps_entry *e,
+		       int depth, int pass, const struct cli_out *o)
+{
+	char branch[64];
+	size_t i, kids = 0;
+
+	snprintf(branch, sizeof(branch), "%*s%s", depth > 1 ? 2 * (depth - 1) : 0, "",
+		 depth ? "`-" : "");
+	print_entry(e, branch, o->color_out, o->verbose);
+	if (depth > 8)
+		return;
+	for (i = 0; i < n; i++)
+		kids += list[i].ppid == e->t.pid && list[i].attachable == !pass;
+	if (kids > 1)
+		printf("%*s(%zu children of %d)\n", 2 * depth + 2, "", kids, (int)e->t.pid);
+	for (i = 0; i < n; i++)
+		if (list[i].ppid == e->t.pid && list[i].attachable == !pass &&
+		    list[i].t.pid != e->t.pid)
+			print_tree(list, n, &list[i], depth + 1, pass, o);
 }
 
 int cli_cmd_ps(const struct cli_args *a, struct cli_out *o, struct pyhot_err *err)
 {
 	struct json_object *arr;
 	struct ps_entry *e, *list = NULL;
-	struct dirent *de;
 	struct timespec t0, t1;
-	pid_t *pids = NULL, self = getpid(), pid;
-	size_t npids = 0, cap = 0, n = 0, i, nok = 0;
-	DIR *d;
+	pid_t *pids = NULL, *ppids = NULL, self = getpid();
+	size_t npids = 0, n = 0, i, nok = 0;
 	int pass;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	d = opendir("/proc");
-	if (!d)
-		return pyhot_err_set(err, PYHOT_ERR_FAILED, errno, 0, "ps",
-				     "opendir('/proc'): %s", strerror(errno));
-	while ((de = readdir(d))) {
-		if (cli_parse_pid(de->d_name, &pid) < 0 || pid == self)
-			continue;
-		if (npids == cap) {
-			pid_t *np = realloc(pids, (cap ? cap * 2 : 256) * sizeof(*pids));
-
-			if (!np) {
-				closedir(d);
-				free(pids);
-				return pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, 0, "ps",
-						     "out of memory");
-			}
-			pids = np;
-			cap = cap ? cap * 2 : 256;
-		}
-		pids[npids++] = pid;
-	}
-	closedir(d);
-	qsort(pids, npids, sizeof(*pids), cmp_pid);
+	if (cli_proc_list(&pids, &ppids, &npids, err) < 0)
+		return -PYHOT_ERR_FAILED;
+	free(ppids);   /* read again per listed process, next to its other fields */
 	list = calloc(npids ? npids : 1, sizeof(*list));
 	if (!list) {
 		free(pids);
 		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, 0, "ps", "out of memory");
 	}
 	for (i = 0; i < npids; i++)
-		if (ps_one(pids[i], &list[n]))
+		if (pids[i] != self && ps_one(pids[i], &list[n]))
 			n++;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	cli_out_verbose(o, "looked at %zu processes in %.1f ms", npids,
@@ -338,8 +351,8 @@ int cli_cmd_ps(const struct cli_args *a, struct cli_out *o, struct pyhot_err *er
 	cli_out_set(o, "processes", arr);
 	if (!o->json && !o->quiet) {
 		if (nok)
-			printf("%-7s %-10s %-7s %-6s %s\n", "PID", "USER", "PYTHON", "AGENT",
-			       "COMMAND");
+			printf("%-7s %-7s %-10s %-7s %-6s %s\n", "PID", "PPID", "USER",
+			       "PYTHON", "AGENT", "COMMAND");
 		else
 			printf("no Python process pyhot can attach to\n");
 		for (pass = 0; pass < 2; pass++) {
@@ -347,8 +360,10 @@ int cli_cmd_ps(const struct cli_args *a, struct cli_out *o, struct pyhot_err *er
 				printf("\ncannot attach to:\n");
 			for (i = 0; i < n; i++) {
 				e = &list[i];
-				if (e->attachable == !pass)
-					print_entry(e, o->color_out, o->verbose);
+				if (e->attachable == !pass && !a->ps_tree)
+					print_entry(e, "", o->color_out, o->verbose);
+				else if (e->attachable == !pass && !listed_parent(list, n, e, pass))
+					print_tree(list, n, e, 0, pass, o);
 			}
 		}
 	}

@@ -1,5 +1,6 @@
 /* main.c: the pyhot command. Parses, runs one command, reports. */
 #include "cli.h"
+#include "multi.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -7,9 +8,7 @@
 
 #include <json.h>
 
-typedef int (*cmd_fn)(struct cli_ctx *c, struct pyhot_err *err);
-
-static cmd_fn command(enum cli_cmd cmd)
+static cli_cmd_fn command(enum cli_cmd cmd)
 {
 	switch (cmd) {
 	case CLI_CMD_ATTACH:  return cli_cmd_attach;
@@ -70,6 +69,8 @@ int main(int argc, char **argv)
 	}
 	if (a.cmd == CLI_CMD_PS) {
 		r = cli_cmd_ps(&a, &o, &err);
+	} else if (cli_multi_wanted(&a)) {
+		r = cli_multi_run(&a, &o, command(a.cmd), &err);
 	} else {
 		r = cli_ctx_init(&c, &a, &o, &err);
 		if (r == 0)

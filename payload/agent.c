@@ -21,6 +21,7 @@
 #include "pyhot_proto.h"
 #include "request.h"
 #include "safepoint.h"
+#include "sockfile.h"
 #include "verbs.h"
 
 /* Connections read at once. Past them, up to AGENT_MAX_BUSY more are read
@@ -630,7 +631,12 @@ void *pyhot_agent_main(void *arg)
 	pthread_setname_np(pthread_self(), "pyhot-agent");
 	pthread_once(&conns_atfork_once, conns_atfork_register);
 	atomic_store(&pyhot_agent.stop_requested, 0);
-	pyhot_baseline_soon();
+	pyhot_baseline_soon(pyhot_agent.forked_from != 0);
+	if (pyhot_agent.forked_from) {
+		/* Workers come and go; nothing removes the sockets of those
+		 * that exited. Here, off the host's threads. */
+		(void)pyhot_sock_sweep_dead(pyhot_agent.sock);
+	}
 	while (!atomic_load(&pyhot_agent.stop_requested) || conns_after_detach()) {
 		agent_round();
 	}

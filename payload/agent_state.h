@@ -32,6 +32,9 @@ struct pyhot_agent {
 	_Atomic int state;          /* enum pyhot_agent_state */
 	atomic_int stop_requested;  /* "detach": stop after this request */
 	pid_t pid;                  /* getpid() when the agent started */
+	pid_t forked_from;          /* in a child forked while the parent's
+				     * agent served: the parent's pid (its
+				     * baselines and history are ours), else 0 */
 	int listen_fd;              /* -1 when not listening */
 	_Atomic int conn_fd;        /* the connection being answered, or -1 (the
 				     * others are agent.c's, which closes them

@@ -12,6 +12,7 @@
 
 #include "agent_state.h"
 #include "clock.h"
+#include "fork_child.h"
 #include "pyhot_patch.h"
 #include "pyhot_proto.h"
 #include "safepoint.h"
@@ -82,6 +83,8 @@ static void list_once(void)
 	if (!bl_pass) {
 		note(&err);
 	}
+	/* The first safe point: children forked from now on get an agent. */
+	pyhot_fork_hook_register();
 	atomic_store(&bl_step, BL_LISTED);
 }
 
@@ -210,11 +213,16 @@ static void *baseline_thread(void *arg)
 	return NULL;
 }
 
-void pyhot_baseline_soon(void)
+void pyhot_baseline_soon(int keep)
 {
 	pthread_attr_t attr;
 	pthread_t t;
 
+	/* A forked child keeps the baseline it inherited (a pass the parent
+	 * was taking is taken up again: pyhot_baseline_atfork_child()). */
+	if (keep && atomic_load(&bl_step) == BL_KEPT) {
+		return;
+	}
 	/* A new boot (after a detach) records the modules imported while
 	 * no agent ran. A pass still under way serves this boot too. */
 	if (atomic_load(&bl_step) == BL_KEPT) {

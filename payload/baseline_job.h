@@ -10,9 +10,12 @@
  * Start the baseline job of this boot: a short-lived thread of its own runs
  * it through pyhot_sp_call() (by pending call or GIL thread, within
  * PYHOT_DEFAULT_TIMEOUT_MS) while the agent serves requests. Agent thread,
- * when it starts.
+ * when it starts. keep: the agent of a forked child, whose baseline (and
+ * import watch) the parent had taken: it stays, and no job starts; one the
+ * parent was still taking at the fork is taken again (its thread is gone).
+ * The same job registers the after-fork hook (fork_child.h).
  */
-void pyhot_baseline_soon(void);
+void pyhot_baseline_soon(int keep);
 
 /*
  * Take the baseline unless this boot already took it (or is taking it).

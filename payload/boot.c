@@ -30,6 +30,7 @@
 #include "pyhot_patch.h"
 #include "pyhot_proto.h"
 #include "safepoint.h"
+#include "sockfile.h"
 
 /* The agent thread's stack: it runs no Python (handlers that do run on the
  * main thread or a GIL thread). */
@@ -41,11 +42,19 @@ static int atfork_rc;
 /*
  * In a forked child there is no agent thread: forget the parent's agent so
  * that a later boot in the child starts one for the child's pid. Close the
- * inherited descriptors but never unlink the parent's socket.
+ * inherited descriptors but never unlink the parent's socket. Remember
+ * whether the parent's agent was serving: the child's after-fork hook
+ * (fork_child.c) then boots the child's own. Baselines and history are
+ * the engine's, in memory the child has a copy of: left as they are.
  */
 static void atfork_child(void)
 {
 	int fd = atomic_exchange(&pyhot_agent.conn_fd, -1);
+	pid_t parent = pyhot_agent.pid;
+
+	pyhot_agent.forked_from =
+		atomic_load(&pyhot_agent.state) == PYHOT_AGENT_RUNNING &&
+		!atomic_load(&pyhot_agent.stop_requested) ? parent : 0;
 
 	if (fd >= 0) {
 		close(fd);
@@ -55,6 +64,7 @@ static void atfork_child(void)
 		pyhot_agent.listen_fd = -1;
 	}
 	pyhot_agent.pid = 0;
+	atomic_store(&pyhot_agent.stop_requested, 0);
 	pthread_mutex_init(&pyhot_agent.lock, NULL);
 	pyhot_sp_atfork_child();
 	pyhot_baseline_atfork_child();
@@ -140,29 +150,6 @@ static int sock_dir_prepare(const char *sock)
 	return 0;
 }
 
-/* Is the socket file at path left over by an agent that is gone? Only a
- * socket of ours that refuses connections is. */
-static int sock_is_stale(const struct sockaddr_un *sa)
-{
-	struct stat st;
-	int fd, stale;
-
-	if (lstat(sa->sun_path, &st) < 0) {
-		return errno == ENOENT;
-	}
-	if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
-		return 0;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		return 0;
-	}
-	stale = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 &&
-		errno == ECONNREFUSED;
-	close(fd);
-	return stale;
-}
-
 /* Bind and listen on path, 0600. Returns the listening fd or -errno. */
 static int sock_listen(const char *path, struct stat *bound)
 {
@@ -175,7 +162,7 @@ static int sock_listen(const char *path, struct stat *bound)
 		return -errno;
 	}
 	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	if (rc < 0 && errno == EADDRINUSE && sock_is_stale(&sa)) {
+	if (rc < 0 && errno == EADDRINUSE && pyhot_sock_is_stale(&sa)) {
 		unlink(sa.sun_path);
 		rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	}
@@ -247,7 +234,8 @@ static void close_boot_memfd(const char *arg)
 	}
 }
 
-static int boot(const char *arg)
+/* forked_from: the parent's pid for a forked child's agent, 0 otherwise. */
+static int boot(const char *arg, pid_t forked_from)
 {
 	char sock[sizeof(pyhot_agent.sock)];
 	sigset_t all, old;
@@ -270,6 +258,7 @@ static int boot(const char *arg)
 		return rc;
 	}
 	pyhot_agent.pid = getpid();
+	pyhot_agent.forked_from = forked_from;
 
 	rc = sock_dir_prepare(sock);
 	if (rc < 0) {
@@ -311,13 +300,40 @@ out_release:
 	return rc;
 }
 
+int pyhot_boot_forked_wanted(void)
+{
+	return pyhot_agent.forked_from != 0 &&
+	       atomic_load(&pyhot_agent.state) == PYHOT_AGENT_IDLE;
+}
+
+int pyhot_boot_forked(void)
+{
+	char arg[16 + sizeof(pyhot_agent.sock)], dir[64];
+	int n;
+
+	snprintf(dir, sizeof(dir), PYHOT_SOCK_DIR_FMT, (unsigned int)geteuid());
+	n = snprintf(arg, sizeof(arg), "sock=%s/" PYHOT_SOCK_NAME_FMT, dir,
+		     (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof(arg)) {
+		return -ENAMETOOLONG;
+	}
+	/* The history limit is the parent's, already in the engine. */
+	return boot(arg, pyhot_agent.forked_from);
+}
+
+/* An attach, or the package's start_agent(): a baseline of its own. */
+static int boot_attach(const char *arg)
+{
+	return boot(arg, 0);
+}
+
 int pyhot_boot(const char *arg)
 {
 	int saved_errno = errno;
 	/* Another copy of the payload loaded first (the pyhot package's
 	 * extension) holds the process's agent: boot that one. */
 	ptrdiff_t delta = pyhot_copies_first_delta();
-	int rc = delta ? PYHOT_COPIES_AT(boot, delta)(arg) : boot(arg);
+	int rc = delta ? PYHOT_COPIES_AT(boot_attach, delta)(arg) : boot_attach(arg);
 
 	errno = saved_errno;
 	return rc;

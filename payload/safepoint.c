@@ -123,6 +123,8 @@ void pyhot_sp_atfork_child(void)
 	gil_waiter.in_round = 0;
 	pyhot_switch_interval_atfork_child();
 	atomic_store(&current_via, PYHOT_SP_NONE);
+	/* The thread that forked is the child's main thread now. */
+	atomic_store(&main_ident, 0);
 }
 
 static struct sp_job *job_new(const struct pyhot_verb *verb,

@@ -57,6 +57,13 @@ one-function `pyhot refresh` against tests/integration/targets/
 safepoint_target.py whose main thread runs Python alone, sleeps or is
 blocked in select(), beside `pyhot --version`. The goal: the safe point
 adds under 1 ms to the command.
+Then process trees (--tree-runs N, default 20; --no-tree skips it): a
+prefork server (tests/integration/targets/prefork_target.py) whose master
+is attached and then forks 8 workers (each gets its agent at the fork):
+the median wall time of `pyhot refresh --tree MASTER app` (all nine
+processes, planned everywhere then applied everywhere) beside
+`pyhot refresh MASTER app` (the master alone), one function changed each
+time, and their ratio. The goal: at most 2.
 Figures only, no assertions.
 """
 import argparse
@@ -715,6 +722,10 @@ def main():
                     help="attach rows side by side with the pyhot of these build "
                     "directories (make bench-compare REF=rev builds one)")
     ap.add_argument("--compare-runs", type=int, default=10)
+    ap.add_argument("--tree-runs", type=int,
+                    default=int(os.environ.get("BENCH_TREE_RUNS", "20")),
+                    help="process-tree rows: refreshes of each kind")
+    ap.add_argument("--no-tree", action="store_true", help="skip the process-tree rows")
     args = ap.parse_args()
     if not os.access(PYHOT, os.X_OK):
         sys.exit("bench: no %s; run make first" % PYHOT)
@@ -794,6 +805,8 @@ def main():
     if args.compare:
         bench_compare(args.python, [os.path.dirname(PYHOT)] +
                       [os.path.abspath(b) for b in args.compare], max(1, args.compare_runs))
+    if not args.no_tree:
+        bench_tree(args.python, max(1, args.tree_runs), failures)
     if failures:
         print("\n%d failed runs:" % len(failures))
         for f in failures[:10]:
@@ -922,6 +935,59 @@ def bench_compare(python, builds, runs):
             print("  %-44s" % ("%s, %s" % (what, kind)) + "".join("%12.2f" % m for m in ms) +
                   "".join("%11.2fx" % ratio(ms[0], m) for m in ms[1:]))
         print("    (%s)" % label)
+
+
+TREE_TARGET = os.path.join(REPO, "tests", "integration", "targets", "prefork_target.py")
+TREE_WORKERS = 8
+
+
+def bench_tree(python, runs, failures):
+    """Median wall ms of `pyhot refresh --tree` over a master and 8 workers
+    forked after the attach, beside a refresh of the master alone."""
+    tmp = tempfile.mkdtemp(prefix="pyhot-bench-tree-")
+    app = os.path.join(tmp, "app.py")
+    write(app, "def answer():\n    return 0\n")
+    p = subprocess.Popen([python, TREE_TARGET, tmp, "0"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, universal_newlines=True, bufsize=1)
+    workers = []
+    try:
+        if p.stdout.readline().strip() != "ready":
+            failures.append("tree: the prefork target did not start")
+            return
+        subprocess.run([PYHOT, "attach", str(p.pid)], stdout=subprocess.DEVNULL, check=True)
+        for _ in range(TREE_WORKERS):
+            p.stdin.write("fork\n")
+            p.stdin.flush()
+            workers.append(int(p.stdout.readline().split()[1]))
+        one, tree, version = [], [], 0
+        for i in range(runs + 1):
+            for argv, out in (([PYHOT, "refresh", str(p.pid), "app"], one),
+                              ([PYHOT, "refresh", "--tree", str(p.pid), "app"], tree)):
+                version += 1
+                write(app, "def answer():\n    return %d\n" % version)
+                wall, r = timed(argv)
+                if r.returncode:
+                    failures.append("tree: %s: exit %d: %s" % (
+                        " ".join(argv[1:]), r.returncode, r.stderr.strip()[-200:]))
+                elif i:   # the first of each is a warm-up
+                    out.append(wall)
+        if one and tree:
+            a, b = statistics.median(one), statistics.median(tree)
+            print("\nprocess trees (median wall ms of %d refreshes, one function changed)"
+                  % len(tree))
+            print("  %-46s %10.2f" % ("pyhot refresh, the master alone", a))
+            print("  %-46s %10.2f" % ("pyhot refresh --tree, master + %d workers"
+                                      % TREE_WORKERS, b))
+            print("  %-46s %9.2fx (goal: at most 2x)" % ("--tree / one process", b / a))
+    finally:
+        for w in workers:
+            try:
+                os.kill(w, 9)
+            except OSError:
+                pass
+        p.kill()
+        p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def ratio(a, b):

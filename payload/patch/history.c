@@ -35,6 +35,7 @@ struct gen {
 	struct pyhot_ops undo;    /* applied: the ops, with what they replaced */
 	char *before;             /* applied: the baseline it replaced, or NULL */
 	size_t before_len;
+	int before_trusted;       /* ... and whether that one was trusted */
 	size_t bytes;             /* what this record holds, roughly */
 	struct gen *newer;
 };
@@ -468,6 +469,11 @@ long pyhot_history_record(const char *module, const char *file,
 		memcpy(g->before, before, before_len);
 		g->before[before_len] = '\0';
 		g->before_len = before_len;
+		/* An untrusted baseline (read after an edit) must come back
+		 * untrusted, or the next refresh would take the file for what
+		 * runs and find nothing to do. */
+		g->before_trusted = !pyhot_baseline_find(module) ||
+				    pyhot_baseline_find(module)->trusted;
 		sha256_hex(before, before_len, g->before_hash);
 	}
 	if (changes_copy(g, ch, nch) < 0 || pyhot_ops_take(ops, tag, &g->undo) < 0) {
@@ -682,8 +688,8 @@ static int rollback_record(struct rollback *rb)
 	struct gen *undone = rb->oldest_undone, *g, *top;
 
 	if (undone->before) {
-		if (pyhot_baseline_put(rb->module, h->file, undone->before,
-				       undone->before_len) < 0) {
+		if (pyhot_baseline_put_ex(rb->module, h->file, undone->before,
+					  undone->before_len, undone->before_trusted) < 0) {
 			return -1;
 		}
 	} else {

@@ -21,7 +21,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from inproc_helpers import Target, connect_as_other_uid, median  # noqa: E402
-from pyhot_testlib import INTERPRETERS, PAYLOAD, exchange, frame, request  # noqa: E402
+from pyhot_testlib import (INTERPRETERS, PAYLOAD, exchange, frame, remove_socket,  # noqa: E402
+                           request, sock_path)
 
 PYTHONS = [path for _, path in INTERPRETERS]
 NAMES = dict((path, name) for name, path in INTERPRETERS)
@@ -218,23 +219,28 @@ def test_detach_then_boot_again(target):
     exits_cleanly(t)
 
 
-def test_forked_child_has_no_agent_and_boots_its_own(target):
+def test_forked_child_has_an_agent_of_its_own(target):
     t = target
     child_sock = os.path.join(t.dir, "sock", "agent-child.sock")
     stop = os.path.join(t.dir, "child.stop")
+    assert t.request("status")["ok"] is True   # the after-fork hook is registered
     t.send("fork", child_sock, stop)
     seen = {}
     while "CHILD" not in seen or "END" not in seen:
         line = t.readline()
         seen[line.split()[0]] = line
     _, child_pid, rc = seen["CHILD"].split()
-    # 0 = STARTED: the child did not think its parent's agent was its own.
-    assert rc == "0"
-    assert int(seen["END"].split()[2]) == int(child_pid)
+    child_pid = int(child_pid)
+    # 1 = RUNNING: the child's own agent, booted by the after-fork hook
+    # (docs/trees.md), not its parent's (that one is not in the child).
+    assert rc == "1"
+    assert int(seen["END"].split()[2]) == child_pid
+    own = sock_path(child_pid)
     try:
-        r = request(child_sock, "status")
+        assert not os.path.exists(child_sock)
+        r = request(own, "status")
         assert r["ok"] is True, r
-        assert r["agent"]["pid"] == int(child_pid)
+        assert r["agent"]["pid"] == child_pid
         assert r["main_thread"]["frame"]["line"] > 0
         # The parent's socket was not touched by the child.
         assert os.path.exists(t.sock)
@@ -243,6 +249,7 @@ def test_forked_child_has_no_agent_and_boots_its_own(target):
         open(stop, "w").close()
     assert t.run("reap") == "[0]"
     assert t.request("status")["ok"] is True
+    remove_socket(child_pid)
     exits_cleanly(t)
 
 

@@ -85,6 +85,30 @@ static void test_interrupt_options(void **state)
 	assert_int_equal(PARSE(&a, &e, "stack", "42", "--thread", "x"), -PYHOT_ERR_USAGE);
 }
 
+static void test_several_pids_and_tree(void **state)
+{
+	struct cli_args a;
+	struct pyhot_err e;
+
+	pyhot_err_init(&e);
+	assert_int_equal(PARSE(&a, &e, "refresh", "10", "11", "12", "app", "lib"), 0);
+	assert_int_equal(a.npids, 3);
+	assert_int_equal(a.pids[2], 12);
+	assert_int_equal(a.pid, 10);
+	assert_int_equal(a.nmodules, 2);
+	assert_string_equal(a.modules[0], "app");
+	assert_int_equal(PARSE(&a, &e, "rollback", "--tree", "7", "app"), 0);
+	assert_int_equal(a.npids, 0);
+	assert_int_equal(a.tree, 7);
+	assert_int_equal(a.pid, 7);
+	assert_string_equal(a.modules[0], "app");
+	assert_int_equal(PARSE(&a, &e, "ps", "--tree"), 0);
+	assert_true(a.ps_tree);
+	assert_int_equal(PARSE(&a, &e, "exec", "3", "4", "-c", "1"), 0);
+	assert_int_equal(a.npids, 2);
+	assert_string_equal(a.code, "1");
+}
+
 static void test_help_forms(void **state)
 {
 	struct cli_args a;
@@ -131,7 +155,15 @@ static void test_usage_errors(void **state)
 	pyhot_err_init(&e);
 	expect_usage(PARSE(&a, &e, "frobnicate", "1"), &e, "unknown command 'frobnicate'");
 	pyhot_err_init(&e);
-	expect_usage(PARSE(&a, &e, "status", "1", "2"), &e, "unexpected argument '2'");
+	expect_usage(PARSE(&a, &e, "status", "1", "x2"), &e, "unexpected argument 'x2'");
+	pyhot_err_init(&e);
+	expect_usage(PARSE(&a, &e, "attach", "1", "2"), &e, "unexpected argument '2'");
+	pyhot_err_init(&e);
+	expect_usage(PARSE(&a, &e, "refresh", "--tree", "x"), &e, "--tree wants a process id");
+	pyhot_err_init(&e);
+	expect_usage(PARSE(&a, &e, "refresh", "app"), &e, "'app' is not a process id");
+	pyhot_err_init(&e);
+	expect_usage(PARSE(&a, &e, "stack", "--tree", "1"), &e, "unknown option");
 	pyhot_err_init(&e);
 	expect_usage(PARSE(&a, &e, "status", "--bogus", "1"), &e, "unknown option '--bogus'");
 	pyhot_err_init(&e);
@@ -201,7 +233,7 @@ static void test_help_from_table(void **state)
 	char *t;
 
 	t = help_text(CLI_CMD_REFRESH);
-	assert_non_null(strstr(t, "usage: pyhot refresh [options] <pid> [module...]"));
+	assert_non_null(strstr(t, "usage: pyhot refresh [options] <pid>... [module...]"));
 	assert_non_null(strstr(t, "--dry-run"));
 	assert_non_null(strstr(t, "--timeout=SECONDS"));
 	assert_non_null(strstr(t, "124"));
@@ -212,7 +244,7 @@ static void test_help_from_table(void **state)
 	free(t);
 	t = help_text(CLI_CMD_NONE);
 	assert_non_null(strstr(t, "attach <pid>"));
-	assert_non_null(strstr(t, "refresh <pid> [module...]"));
+	assert_non_null(strstr(t, "refresh <pid>... [module...]"));
 	assert_non_null(strstr(t, "PYHOT_TRACE"));
 	free(t);
 }
@@ -224,6 +256,7 @@ int main(void)
 		cmocka_unit_test(test_common_options),
 		cmocka_unit_test(test_refresh_modules),
 		cmocka_unit_test(test_interrupt_options),
+		cmocka_unit_test(test_several_pids_and_tree),
 		cmocka_unit_test(test_help_forms),
 		cmocka_unit_test(test_usage_errors),
 		cmocka_unit_test(test_json_seen_on_usage_error),

@@ -108,7 +108,7 @@ static void test_help_lists_the_commands(void **state)
 	assert_non_null(strstr(t, "\n  ps "));
 	assert_non_null(strstr(t, "\n  stack <pid> "));
 	assert_non_null(strstr(t, "\n  watch <pid> [path...] "));
-	assert_non_null(strstr(t, "\n  exec <pid> (-c CODE|FILE) "));
+	assert_non_null(strstr(t, "\n  exec <pid>... (-c CODE|FILE) "));
 	free(t);
 	t = NULL;
 	f = open_memstream(&t, &n);

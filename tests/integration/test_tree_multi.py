@@ -1,0 +1,127 @@
+"""Several processes in one command, on every interpreter: a
+multiprocessing.Pool (fork start method) refreshed with --tree; ps shows
+the parent pid and the tree; status, exec and rollback with several pids;
+the exit code when processes differ."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+from conftest import pyhot
+from pyhot_testlib import die_with_parent, remove_socket
+from tree_helpers import prefork  # noqa: F401 - the fixture
+
+
+def test_refresh_tree_over_a_multiprocessing_pool(prefork):
+    s = prefork(3, pool=True)
+    assert set(s.answers().values()) == {"v1"}
+    s.write("v2")
+    r = pyhot("refresh", "--tree", s.master.pid, "app", json_out=True)
+    assert r.rc == 0, r
+    got = {p["pid"]: p["outcome"] for p in r.json["processes"]}
+    for pid in s.pids:
+        assert got.get(pid) == "refreshed", r
+    assert s.answers() == {pid: "v2" for pid in s.pids}
+
+
+def test_ps_shows_the_parent_and_the_tree(prefork):
+    s = prefork(2)
+    assert pyhot("attach", s.master.pid).rc == 0
+    late = s.fork()
+    r = pyhot("ps", json_out=True)
+    assert r.rc == 0, r
+    by = {p["pid"]: p for p in r.json["processes"]}
+    for pid in s.pids[1:]:
+        assert by[pid]["ppid"] == s.master.pid, r
+    assert by[s.master.pid]["ppid"] == os.getpid() and by[late]["agent"], r
+    t = pyhot("ps", "--tree")
+    assert t.rc == 0, t
+    lines = t.out.splitlines()
+    assert lines[0].split()[:2] == ["PID", "PPID"], t
+    master = [i for i, l in enumerate(lines) if re.match(r"^ *(`-)?%d " % s.master.pid, l)]
+    assert master, t
+    below = lines[master[0] + 1:master[0] + 5]
+    assert "(3 children of %d)" % s.master.pid in below[0], t
+    for pid, line in zip(s.pids[1:], below[1:]):
+        assert re.match(r"^ *`-%d +%d " % (pid, s.master.pid), line), t
+    assert below[3].split()[4] == "yes", t     # the late worker has an agent
+
+
+def test_status_exec_rollback_with_several_pids(prefork):
+    s = prefork(2)
+    assert pyhot("attach", s.master.pid).rc == 0
+    w1, w2 = s.pids[1], s.pids[2]
+    r = pyhot("exec", s.master.pid, w1, w2, "-c", "import os, app; app.answer(), os.getpid()")
+    assert r.rc == 0, r
+    for pid in s.pids:
+        assert "== pid %d ==\n('v1', %d)" % (pid, pid) in r.out, r
+
+    s.write("v2")
+    assert pyhot("refresh", "--tree", s.master.pid).rc == 0
+    r = pyhot("status", "--tree", s.master.pid, json_out=True)
+    assert r.rc == 0, r
+    assert [p["pid"] for p in r.json["processes"]] == s.pids, r
+    for p in r.json["processes"]:
+        assert p["ok"] and p["status"]["history"]["generations"][0]["module"] == "app", r
+
+    r = pyhot("rollback", w1, w2, "app", json_out=True)
+    assert r.rc == 0, r
+    assert [p["pid"] for p in r.json["processes"]] == [w1, w2], r
+    assert s.answers() == {s.master.pid: "v2", w1: "v1", w2: "v1"}
+
+
+def test_processes_that_differ_give_the_first_failure(prefork):
+    s = prefork(1)
+    assert pyhot("attach", s.master.pid).rc == 0
+    w = s.pids[1]
+    r = pyhot("exec", s.master.pid, w, "-c",
+              "import os\nif os.getpid() == %d: raise ValueError('only here')" % w,
+              json_out=True)
+    assert r.rc == 1, r
+    ok = {p["pid"]: p["exit"] for p in r.json["processes"]}
+    assert ok == {s.master.pid: 0, w: 1}, r
+    t = pyhot("exec", s.master.pid, w, "-c",
+              "import os\nif os.getpid() == %d: raise ValueError('only here')" % w)
+    assert t.rc == 1, t
+    assert "ValueError: only here" in t.err, t
+    assert "failed in 1 of 2 processes (pid %d)" % w in t.err, t
+
+
+def test_bad_pids_and_stdin_change_nothing(prefork):
+    s = prefork(1)
+    r = pyhot("status", s.master.pid, "x1")
+    assert r.rc == 2, r
+    r = pyhot("refresh", "--tree", "0")
+    assert r.rc == 2 and "--tree wants a process id" in r.err, r
+    r = pyhot("exec", s.master.pid, s.pids[1], "-")
+    assert r.rc == 2 and "one process only" in r.err, r
+    assert s.answers() == {pid: "v1" for pid in s.pids}
+
+
+def test_tree_of_a_shell_takes_its_python_children_only(python):
+    code = "import os, time; os.write(1, b'ready\\n'); time.sleep(60)"
+    sh = subprocess.Popen(["sh", "-c", '"$0" -c "%s" & "$0" -c "%s" & wait' % (code, code),
+                           python], stdout=subprocess.PIPE, universal_newlines=True,
+                          preexec_fn=die_with_parent)
+    kids = []
+    try:
+        # Both have said ready: they run Python (not sh, not the loader).
+        assert [sh.stdout.readline(), sh.stdout.readline()] == ["ready\n"] * 2
+        with open("/proc/%d/task/%d/children" % (sh.pid, sh.pid)) as f:
+            kids = sorted(int(k) for k in f.read().split())
+        assert len(kids) == 2
+        r = pyhot("exec", "--tree", sh.pid, "-c", "import os; os.getppid()", json_out=True)
+        assert r.rc == 0, r
+        assert sorted(r.json["pids"]) == kids, r
+        assert all(p["ppid"] == sh.pid for p in r.json["processes"]), r
+    finally:
+        for k in kids:
+            try:
+                os.kill(k, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            remove_socket(k)
+        sh.kill()
+        sh.wait()
+        sh.stdout.close()
