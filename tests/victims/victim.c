@@ -97,6 +97,32 @@ static atomic_uint futex_word;
 static atomic_int eintr[T_N];
 static volatile unsigned long busy_counter;
 
+/* Each thread puts this in its errno before it blocks and finds it there
+ * after a call that succeeded: the injector (and what it loads) must give
+ * the borrowed thread its errno back. */
+#define ERRNO_SENTINEL 4242
+
+static void errno_check(const char *who)
+{
+	if (errno != ERRNO_SENTINEL)
+		fail("%s: errno changed to %d (%s) across the injection", who, errno,
+		     strerror(errno));
+}
+
+/* A blocked call that failed: EINTR is counted (the caller reports it),
+ * any other errno is a failure of its own (a restarted call whose number
+ * was left at -EINTR returns ENOSYS). */
+static void call_failed(int k, const char *what)
+{
+	int e = errno;
+
+	if (e == EINTR)
+		atomic_fetch_add(&eintr[k], 1);
+	else
+		fail("%s: %s failed: %s", tname[k], what, strerror(e));
+	errno = ERRNO_SENTINEL;
+}
+
 #ifdef __x86_64__
 /*
  * long regs_read(int fd, void *buf, const void *pat, void *ymm_out,
@@ -201,7 +227,7 @@ static void regs_thread_body(int fd)
 
 static void *thread_main(void *arg)
 {
-	int k = (int)(intptr_t)arg, fd = wake_pipe[k][0], ep;
+	int k = (int)(intptr_t)arg, fd = wake_pipe[k][0], ep, r;
 	struct timespec ts = { 0, 200 * 1000 * 1000 };
 	struct epoll_event ev;
 	struct pollfd pfd;
@@ -219,10 +245,10 @@ static void *thread_main(void *arg)
 		}
 		break;
 	case T_READ:
-		while (read(fd, &c, 1) < 0) {
-			if (errno == EINTR)
-				atomic_fetch_add(&eintr[k], 1);
-		}
+		errno = ERRNO_SENTINEL;
+		while (read(fd, &c, 1) < 0)
+			call_failed(k, "read");
+		errno_check(tname[k]);
 		break;
 	case T_FUTEX:
 		while (!atomic_load(&quit)) {
@@ -234,25 +260,34 @@ static void *thread_main(void *arg)
 	case T_POLL:
 		pfd.fd = fd;
 		pfd.events = POLLIN;
-		while (poll(&pfd, 1, -1) < 0) {
-			if (errno == EINTR)
-				atomic_fetch_add(&eintr[k], 1);
-		}
+		errno = ERRNO_SENTINEL;
+		while (poll(&pfd, 1, -1) < 0)
+			call_failed(k, "poll");
+		errno_check(tname[k]);
 		break;
 	case T_EPOLL:
 		ep = epoll_create1(EPOLL_CLOEXEC);
 		ev.events = EPOLLIN;
 		ev.data.fd = fd;
 		epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-		while (epoll_wait(ep, &ev, 1, -1) < 0) {
-			if (errno == EINTR)
-				atomic_fetch_add(&eintr[k], 1);
+		errno = ERRNO_SENTINEL;
+		r = epoll_wait(ep, &ev, 1, -1);
+		while (r != 1 || ev.data.fd != fd) {
+			if (r < 0)
+				call_failed(k, "epoll_wait");
+			else
+				fail("epoll: epoll_wait returned %d (fd %d), not fd %d ready",
+				     r, ev.data.fd, fd);
+			r = epoll_wait(ep, &ev, 1, -1);
 		}
+		errno_check(tname[k]);
 		close(ep);
 		break;
 	case T_BUSY:
+		errno = ERRNO_SENTINEL;
 		while (!atomic_load(&quit))
 			busy_counter++;
+		errno_check(tname[k]);
 		break;
 	case T_REGS:
 		regs_thread_body(fd);
@@ -319,10 +354,15 @@ static int run_threads(void)
 	fflush(stdout);
 
 	/* The main thread is a blocked read too. */
+	errno = ERRNO_SENTINEL;
 	while (read(0, line, sizeof(line)) < 0) {
 		if (errno == EINTR)
 			e++;
+		else
+			fail("main: read failed: %s", strerror(errno));
+		errno = ERRNO_SENTINEL;
 	}
+	errno_check("main");
 	atomic_store(&quit, 1);
 	for (k = 0; k < T_N; k++) {
 		if (write(wake_pipe[k][1], "q", 1) != 1)
