@@ -12,7 +12,12 @@
  *                    blocking read that holds a pattern in general and
  *                    vector registers
  *   victim malloc    one thread doing nothing but malloc and free
+ *   victim deep      two threads blocked in read() with a function the
+ *                    injector needs the locks of further up the stack:
+ *                    one in dlopen() (libblock.so's constructor reads), one
+ *                    in fork() (its atfork handler reads)
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -27,6 +32,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -416,6 +422,90 @@ static int run_malloc(void)
 	return 0;
 }
 
+static int deep_pipe[2][2];
+static atomic_int deep_tid[2];
+static atomic_int in_fork;
+static char block_lib[512];
+
+/* The atfork handler of the fork thread: it blocks inside fork(). */
+static void deep_prepare(void)
+{
+	char c;
+
+	if (atomic_load(&in_fork) && read(deep_pipe[1][0], &c, 1) < 0)
+		fail("fork: read in the atfork handler: %s", strerror(errno));
+}
+
+static void *deep_main(void *arg)
+{
+	int k = (int)(intptr_t)arg;
+	void *h;
+	pid_t child;
+
+	atomic_store(&deep_tid[k], gettid_());
+	if (k == 0) {
+		h = dlopen(block_lib, RTLD_NOW);
+		if (!h)
+			fail("dlopen('%s'): %s", block_lib, dlerror());
+		return NULL;
+	}
+	atomic_store(&in_fork, 1);
+	child = fork();
+	if (child == 0)
+		_exit(0);
+	atomic_store(&in_fork, 0);
+	if (child < 0 || waitpid(child, NULL, 0) != child)
+		fail("fork: %s", strerror(errno));
+	return NULL;
+}
+
+static int run_deep(const char *argv0)
+{
+	char line[64], env[32];
+	const char *slash = strrchr(argv0, '/');
+	pthread_t th[2];
+	int k;
+
+	snprintf(block_lib, sizeof(block_lib), "%.*slibblock.so",
+		 slash ? (int)(slash - argv0 + 1) : 0, argv0);
+	for (k = 0; k < 2; k++) {
+		if (pipe2(deep_pipe[k], O_CLOEXEC) < 0) {
+			printf("fail: setup\n");
+			return 1;
+		}
+	}
+	snprintf(env, sizeof(env), "%d", deep_pipe[0][0]);
+	setenv("VICTIM_BLOCK_FD", env, 1);
+	pthread_atfork(deep_prepare, NULL, NULL);
+	for (k = 0; k < 2; k++) {
+		if (pthread_create(&th[k], NULL, deep_main, (void *)(intptr_t)k) != 0) {
+			printf("fail: setup\n");
+			return 1;
+		}
+	}
+	while (!atomic_load(&deep_tid[0]) || !atomic_load(&deep_tid[1]))
+		usleep(1000);
+	/* Let both reach their read. */
+	usleep(50000);
+	printf("ready main=%d dlopen=%d fork=%d\n", (int)getpid(),
+	       atomic_load(&deep_tid[0]), atomic_load(&deep_tid[1]));
+	fflush(stdout);
+	while (read(0, line, sizeof(line)) < 0 && errno == EINTR)
+		;
+	for (k = 0; k < 2; k++) {
+		if (write(deep_pipe[k][1], "q", 1) != 1)
+			fail("wake %d", k);
+	}
+	for (k = 0; k < 2; k++)
+		pthread_join(th[k], NULL);
+	if (atomic_load(&failures)) {
+		printf("fail: %s\n", fail_msg);
+		return 1;
+	}
+	printf("ok\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	alarm(ALARM_S);
@@ -424,6 +514,8 @@ int main(int argc, char **argv)
 		return run_threads();
 	if (argc > 1 && strcmp(argv[1], "malloc") == 0)
 		return run_malloc();
-	fprintf(stderr, "usage: victim threads|malloc\n");
+	if (argc > 1 && strcmp(argv[1], "deep") == 0)
+		return run_deep(argv[0]);
+	fprintf(stderr, "usage: victim threads|malloc|deep\n");
 	return 2;
 }
