@@ -205,7 +205,18 @@ $(B)/tests/victims/%.so: tests/victims/%.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -D_GNU_SOURCE -O1 -g -Wall -shared -fPIC -o $@ $< -pthread
 
-$(B)/tests/pyhot-engine-test.so: $(PAYLOAD_OBJS) $(call pic,tests/engine/shim.c)
+# The engine test build has the apply's test hook (ops.h, -DPYHOT_TEST_HOOKS):
+# an apply made to fail at a chosen op, for the undo tests. The payload
+# never has it.
+ENGINE_HOOK_OBJS := $(B)/tests/pic-hooks/payload/patch/ops.o $(B)/tests/pic-hooks/tests/engine/shim.o
+
+$(B)/tests/pic-hooks/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(INC_PAYLOAD) $(PY_CFLAGS) -DPy_LIMITED_API=0x03080000 -DPYHOT_PAYLOAD \
+		-DPYHOT_TEST_HOOKS -fPIC -fvisibility=hidden $(CFLAGS) $(PAYLOAD_SAN) -c -o $@ $<
+
+$(B)/tests/pyhot-engine-test.so: $(filter-out $(call pic,payload/patch/ops.c),$(PAYLOAD_OBJS)) \
+		$(ENGINE_HOOK_OBJS)
 	$(CC) -shared $(CFLAGS) -o $@ $^ -Wl,-z,nodelete -pthread
 
 check: deps
