@@ -15,27 +15,19 @@ test's Python process by ctypes, the GIL held, as at a safe point.
   ops up to all of them: each time both modules are exactly as before,
   the error says the apply failed and nothing changed; then the refresh
   goes through."""
-import importlib.util
 import json
 import os
 import subprocess
 
 import pytest
 
-from conftest import BUILD, INTERPRETERS, REPO
+from conftest import BUILD, INTERPRETERS
 from pyhot_testlib import target_env
+from test_scenarios import SCENARIOS, runner   # the scenario runner, loaded once
 
 ENGINE_SO = os.path.join(BUILD, "tests", "pyhot-engine-test.so")
 pytestmark = pytest.mark.skipif(not os.path.exists(ENGINE_SO),
                                 reason="build/tests/pyhot-engine-test.so not built")
-
-_spec = importlib.util.spec_from_file_location(
-    "run_scenarios", os.path.join(REPO, "tests", "engine", "run_scenarios.py"))
-runner = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(runner)
-
-SCENARIOS = (runner.parse(os.path.join(REPO, "tests", "scenarios", "scenarios.md")) +
-             runner.parse(os.path.join(REPO, "tests", "engine", "extra.md")))
 
 
 @pytest.mark.parametrize("python", [pytest.param(p, id=n) for n, p in INTERPRETERS])
