@@ -34,6 +34,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #define ALARM_S 120
@@ -319,11 +320,26 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-static atomic_int usr1_count;
+static atomic_int usr1_count, usr1_on_call;
+/* Where the main thread's stack is while it waits in read(): a handler
+ * interrupting that read finds the stack pointer a few hundred bytes
+ * below; one that interrupts a remote call of the injector, which runs
+ * below the red zone and the injector's data, finds it kilobytes below.
+ * The injector blocks signals during its calls: that must never happen. */
+static volatile uintptr_t main_sp_mark;
 
-static void on_usr1(int sig)
+static void on_usr1(int sig, siginfo_t *si, void *ctx)
 {
+#ifdef __x86_64__
+	const ucontext_t *uc = ctx;
+	uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#else
+	uintptr_t sp = 0;
+#endif
+
 	atomic_fetch_add(&usr1_count, 1);
+	if (main_sp_mark && sp < main_sp_mark && main_sp_mark - sp > 4096)
+		atomic_fetch_add(&usr1_on_call, 1);
 }
 
 static int run_threads(void)
@@ -338,8 +354,8 @@ static int run_threads(void)
 	 * borrow it: the handler must run as usual, and SA_RESTART keeps its
 	 * read() going. */
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_usr1;
-	sa.sa_flags = SA_RESTART;
+	sa.sa_sigaction = on_usr1;
+	sa.sa_flags = SA_RESTART | SA_SIGINFO;
 	sigaction(SIGUSR1, &sa, NULL);
 	mask_set(T_N, &want);
 	for (k = 0; k < T_N; k++) {
@@ -360,6 +376,7 @@ static int run_threads(void)
 	fflush(stdout);
 
 	/* The main thread is a blocked read too. */
+	main_sp_mark = (uintptr_t)line;
 	errno = ERRNO_SENTINEL;
 	while (read(0, line, sizeof(line)) < 0) {
 		if (errno == EINTR)
@@ -378,8 +395,12 @@ static int run_threads(void)
 	syscall(SYS_futex, &futex_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	for (k = 0; k < T_N; k++)
 		pthread_join(th[k], NULL);
+	main_sp_mark = 0;
 	if (e)
 		fail("main: read saw EINTR %d times", e);
+	if (atomic_load(&usr1_on_call))
+		fail("main: the SIGUSR1 handler ran on top of a remote call %d times",
+		     atomic_load(&usr1_on_call));
 	for (k = 0; k < T_N; k++) {
 		if (atomic_load(&eintr[k]))
 			fail("%s: saw EINTR %d times", tname[k], atomic_load(&eintr[k]));
