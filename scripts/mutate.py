@@ -39,6 +39,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -170,19 +171,26 @@ def selector_cmd(tree, sel):
 
 
 def run_selector(tree, sel, log):
-    """(passed, seconds) for one selector; a timeout counts as a failure."""
+    """(passed, seconds) for one selector; a timeout counts as a failure.
+    The selector runs in a process group of its own, killed whole on a
+    timeout or when this script is interrupted: nothing is left behind."""
     argv, env = selector_cmd(tree, sel)
     t0 = time.monotonic()
     log.write("\n$ %s\n" % " ".join(shlex.quote(a) for a in argv))
     log.flush()
+    p = subprocess.Popen(argv, cwd=tree, env=env, stdin=subprocess.DEVNULL,
+                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        r = subprocess.run(argv, cwd=tree, env=env, stdin=subprocess.DEVNULL,
-                           stdout=log, stderr=subprocess.STDOUT,
-                           timeout=SELECTOR_TIMEOUT, start_new_session=True)
-        ok = r.returncode == 0
+        ok = p.wait(timeout=SELECTOR_TIMEOUT) == 0
     except subprocess.TimeoutExpired:
         log.write("\n(timed out after %d s)\n" % SELECTOR_TIMEOUT)
         ok = False
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)   # stragglers of a finished one too
+        except ProcessLookupError:
+            pass
+        p.wait()
     return ok, time.monotonic() - t0
 
 
@@ -219,7 +227,12 @@ def revert(tree, m, orig):
         f.write(orig)
 
 
+def on_term(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main():
+    signal.signal(signal.SIGTERM, on_term)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--catalogue", default=os.path.join(REPO, "tests", "mutations.toml"))
     ap.add_argument("--only", help="comma-separated mutation ids")
