@@ -31,7 +31,9 @@ refresh is made to fail at the end of its apply through the engine's test
 hook (pyhot_test_apply_fail_after(), ops.h): it must fail, say so, leave no
 exception set, and leave the module exactly as the snapshot (as for a
 rollback, below) took it; the `before` block holds again; then the
-scenario goes on as usual.
+scenario goes on as usual, and its first rollback is made to fail the same
+way (the refresh's inverse ops done, then undone): the module must be as
+it was after the refresh.
 
 Dry run: before the scenario's refresh, a dry run of it must report the
 same change lines (action, kind, name) and counts as the refresh then does
@@ -495,6 +497,25 @@ def run(sc, pre):
         if "before" in sc:
             rerun("before", dict(ns))
 
+    def failed_rollback():
+        # --apply-fail: the first rollback fails after its last op (the
+        # inverse ops of the refresh, every kind): every one undone
+        result["where"] = "failed rollback"
+        now = Snapshot(m)
+        lib.pyhot_test_apply_fail_after(1 << 30)
+        try:
+            resp = rollback()
+        finally:
+            fired = lib.pyhot_test_apply_fail_after(-1) == -1
+        if resp.get("exception_left_set"):
+            raise AssertionError("engine left a Python exception set (failed rollback)")
+        if not fired or resp.get("ok") or "test hook" not in message(resp):
+            raise AssertionError("the failed rollback was not reported: %s" % resp)
+        diff = now.differences(m)
+        if diff:
+            raise AssertionError("not undone after a failed rollback: " + "; ".join(diff[:6]))
+        result["where"] = "rollback"
+
     def rerun(block, space):
         # Options: norerun (neither block), norerun=before, norerun=after
         if not {"norerun", "norerun=" + block} & set(sc["options"]):
@@ -533,6 +554,8 @@ def run(sc, pre):
             result["where"] = "rollback"
             if not made_one:
                 result.setdefault("notes", []).append("the refresh made no generation")
+            if spec.get("apply_fail") and made_one:
+                failed_rollback()
             stop = roll_back(mark, snap)
             ns2 = dict(ns)
             rerun("before", ns2)
