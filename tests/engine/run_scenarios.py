@@ -473,18 +473,24 @@ def run(sc, pre):
         return not r.get("ok") and ("nothing to roll back" in message(r) or
                                     "not refreshed" in message(r))
 
+    def apply_failing(call):
+        # call() with the test hook set to fail its apply after the last op;
+        # (response, whether the hook fired)
+        lib.pyhot_test_apply_fail_after(1 << 30)
+        try:
+            resp = call()
+        finally:
+            fired = lib.pyhot_test_apply_fail_after(-1) == -1
+        if resp.get("exception_left_set"):
+            raise AssertionError("engine left a Python exception set (%s)" % result["where"])
+        return resp, fired
+
     def failed_apply(ns):
         # --apply-fail: the refresh fails after its last op; every op undone
         result["where"] = "failed apply"
         before = Snapshot(m)
         write(sc["new"])
-        lib.pyhot_test_apply_fail_after(1 << 30)
-        try:
-            resp = refresh()
-        finally:
-            fired = lib.pyhot_test_apply_fail_after(-1) == -1
-        if resp.get("exception_left_set"):
-            raise AssertionError("engine left a Python exception set (failed apply)")
+        resp, fired = apply_failing(refresh)
         if not fired:
             if resp.get("ok"):
                 raise AssertionError("the refresh made no apply")
@@ -502,13 +508,7 @@ def run(sc, pre):
         # inverse ops of the refresh, every kind): every one undone
         result["where"] = "failed rollback"
         now = Snapshot(m)
-        lib.pyhot_test_apply_fail_after(1 << 30)
-        try:
-            resp = rollback()
-        finally:
-            fired = lib.pyhot_test_apply_fail_after(-1) == -1
-        if resp.get("exception_left_set"):
-            raise AssertionError("engine left a Python exception set (failed rollback)")
+        resp, fired = apply_failing(rollback)
         if not fired or resp.get("ok") or "test hook" not in message(resp):
             raise AssertionError("the failed rollback was not reported: %s" % resp)
         diff = now.differences(m)
