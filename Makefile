@@ -6,6 +6,7 @@
 #   make check           install missing Debian packages, build, run every test tier
 #   make faults          the long fault campaign (pyhot killed mid-attach)
 #   make bench           print the benchmark figures
+#   make mutate          the mutation run (docs/mutation.md; not part of check)
 #   make demo            start a real Flask service, attach, patch it, show the change
 #   make install         PREFIX=/usr/local DESTDIR= (PYTHON=... for the pyhot package)
 #   make SANITIZE=address,undefined   sanitizer build (the payload gets UBSan only)
@@ -95,7 +96,7 @@ VICTIMS     += $(patsubst tests/victims/%.c,$(B)/tests/victims/%.so,$(wildcard t
 ENGINE_SO   := $(B)/tests/pyhot-engine-test.so
 
 .PHONY: all deps check check-unit check-live check-integration bench demo \
-	install uninstall clean noopt faults
+	install uninstall clean noopt faults mutate
 .DEFAULT_GOAL := all
 
 all: $(B)/pyhot $(B)/pyhot-payload.so
@@ -221,7 +222,18 @@ $(B)/tests/victims/%.so: tests/victims/%.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -D_GNU_SOURCE -O1 -g -Wall -shared -fPIC -o $@ $< -pthread
 
-$(B)/tests/pyhot-engine-test.so: $(PAYLOAD_OBJS) $(call pic,tests/engine/shim.c)
+# The engine test build has the apply's test hook (ops.h, -DPYHOT_TEST_HOOKS):
+# an apply made to fail at a chosen op, for the undo tests. The payload
+# never has it.
+ENGINE_HOOK_OBJS := $(B)/tests/pic-hooks/payload/patch/ops.o $(B)/tests/pic-hooks/tests/engine/shim.o
+
+$(B)/tests/pic-hooks/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(INC_PAYLOAD) $(PY_CFLAGS) -DPy_LIMITED_API=0x03080000 -DPYHOT_PAYLOAD \
+		-DPYHOT_TEST_HOOKS -fPIC -fvisibility=hidden $(CFLAGS) $(PAYLOAD_SAN) -c -o $@ $<
+
+$(B)/tests/pyhot-engine-test.so: $(filter-out $(call pic,payload/patch/ops.c),$(PAYLOAD_OBJS)) \
+		$(ENGINE_HOOK_OBJS)
 	$(CC) -shared $(CFLAGS) -o $@ $^ -Wl,-z,nodelete -pthread
 
 check: deps
@@ -244,6 +256,13 @@ faults: all $(VICTIMS) $(HOOKS_PYHOT)
 	PYHOT_BUILD=$(CURDIR)/$(B) PYHOT_FAULT_KILLS=600 PYHOT_FAULT_LONG=1 \
 	PYHOT_FAULT_STEP_SIGNALS=kill,stop PYHOT_FAULT_ROUNDS=200 \
 		$(HARNESS_PY) -m pytest -q -s -p no:cacheprovider tests/integration/test_faults_*.py
+
+# The mutation run: each bug of tests/mutations.toml planted in turn in a
+# copy of the tree (this checkout is never changed), rebuilt, and the tests
+# that should see it run; "score KILLED/VALID" at the end. About 20 minutes
+# on two cores. MUTATE_ARGS="--only ID,ID", "--check" (anchors only), ...
+mutate:
+	$(HARNESS_PY) scripts/mutate.py $(MUTATE_ARGS)
 
 bench: deps
 	$(MAKE) all

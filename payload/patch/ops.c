@@ -261,6 +261,26 @@ static void undo_ops(struct pyhot_ops *o, size_t n)
 	}
 }
 
+#ifdef PYHOT_TEST_HOOKS
+long pyhot_ops_test_fail_after = -1;
+#endif
+
+/* The test hook (ops.h): 1, with RuntimeError set, when the apply is to
+ * fail now, with `done` of its n ops done. */
+static int test_fail_now(size_t done, size_t n)
+{
+#ifdef PYHOT_TEST_HOOKS
+	if (pyhot_ops_test_fail_after >= 0 &&
+	    (done >= (size_t)pyhot_ops_test_fail_after || done == n)) {
+		pyhot_ops_test_fail_after = -1;
+		PyErr_Format(PyExc_RuntimeError, "test hook: the apply fails after %zu "
+			     "of %zu ops", done, n);
+		return 1;
+	}
+#endif
+	return 0;
+}
+
 int pyhot_ops_apply(struct pyhot_ops *o)
 {
 	PyObject *t;   /* owned */
@@ -271,9 +291,12 @@ int pyhot_ops_apply(struct pyhot_ops *o)
 	size_t i;
 
 	for (i = 0; i < o->n; i++) {
-		if (do_op(&o->v[i]) < 0) {
+		if (test_fail_now(i, o->n) || do_op(&o->v[i]) < 0) {
 			goto undo;
 		}
+	}
+	if (test_fail_now(i, o->n)) {
+		goto undo;
 	}
 	/* Dropping lru_cache entries cannot be undone and needs no undo:
 	 * done last, once everything else holds. A failure is ignored (the

@@ -60,6 +60,15 @@ int pyhot_ops_add_attr(struct pyhot_ops *o, enum pyhot_op_kind kind,
  * with the failure's exception set. */
 int pyhot_ops_apply(struct pyhot_ops *o);
 
+#ifdef PYHOT_TEST_HOOKS
+/* Test builds only (build/tests/pyhot-engine-test.so; the payload never
+ * has it): when >= 0, the next pyhot_ops_apply() fails with RuntimeError
+ * once it has done this many ops (after all of them when it has fewer),
+ * as a __setattr__ that raises would, and the hook goes back to -1. The
+ * tests check the undo of every op kind with it. */
+extern long pyhot_ops_test_fail_after;
+#endif
+
 /* Move the ops of `from` whose tag is `tag` to the end of `to`, keeping
  * their order and references. */
 int pyhot_ops_take(struct pyhot_ops *from, int tag, struct pyhot_ops *to);

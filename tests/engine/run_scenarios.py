@@ -26,6 +26,15 @@ edit (the agent takes the baseline at its first safe point), then
 the scenario, and every patch()/dry()/refresh() of its code). The trigger is the
 only difference; the scenario code is the same.
 
+--apply-fail (ctypes only): before the scenario's refresh, the same
+refresh is made to fail at the end of its apply through the engine's test
+hook (pyhot_test_apply_fail_after(), ops.h): it must fail, say so, leave no
+exception set, and leave the module exactly as the snapshot (as for a
+rollback, below) took it; the `before` block holds again; then the
+scenario goes on as usual, and its first rollback is made to fail the same
+way (the refresh's inverse ops done, then undone): the module must be as
+it was after the refresh.
+
 Dry run: before the scenario's refresh, a dry run of it must report the
 same change lines (action, kind, name) and counts as the refresh then does
 (`Options: nodrycheck` skips that, for an edit whose statements act beyond
@@ -144,6 +153,8 @@ if spec["via"] == "ctypes":
     lib.pyhot_test_free.argtypes = [ctypes.c_void_p]
     def prime():
         lib.pyhot_test_baseline()
+    lib.pyhot_test_apply_fail_after.restype = ctypes.c_long
+    lib.pyhot_test_apply_fail_after.argtypes = [ctypes.c_long]
     lib.pyhot_test_rollback.restype = ctypes.c_void_p
     lib.pyhot_test_rollback.argtypes = [ctypes.c_char_p, ctypes.c_long, ctypes.c_int]
     def answer(p):
@@ -462,6 +473,49 @@ def run(sc, pre):
         return not r.get("ok") and ("nothing to roll back" in message(r) or
                                     "not refreshed" in message(r))
 
+    def apply_failing(call):
+        # call() with the test hook set to fail its apply after the last op;
+        # (response, whether the hook fired)
+        lib.pyhot_test_apply_fail_after(1 << 30)
+        try:
+            resp = call()
+        finally:
+            fired = lib.pyhot_test_apply_fail_after(-1) == -1
+        if resp.get("exception_left_set"):
+            raise AssertionError("engine left a Python exception set (%s)" % result["where"])
+        return resp, fired
+
+    def failed_apply(ns):
+        # --apply-fail: the refresh fails after its last op; every op undone
+        result["where"] = "failed apply"
+        before = Snapshot(m)
+        write(sc["new"])
+        resp, fired = apply_failing(refresh)
+        if not fired:
+            if resp.get("ok"):
+                raise AssertionError("the refresh made no apply")
+            return   # refused before the apply: nothing to undo
+        if resp.get("ok") or "test hook" not in message(resp):
+            raise AssertionError("the failed apply was not reported: %s" % resp)
+        diff = before.differences(m)
+        if diff:
+            raise AssertionError("not undone after a failed apply: " + "; ".join(diff[:6]))
+        if "before" in sc:
+            rerun("before", dict(ns))
+
+    def failed_rollback():
+        # --apply-fail: the first rollback fails after its last op (the
+        # inverse ops of the refresh, every kind): every one undone
+        result["where"] = "failed rollback"
+        now = Snapshot(m)
+        resp, fired = apply_failing(rollback)
+        if not fired or resp.get("ok") or "test hook" not in message(resp):
+            raise AssertionError("the failed rollback was not reported: %s" % resp)
+        diff = now.differences(m)
+        if diff:
+            raise AssertionError("not undone after a failed rollback: " + "; ".join(diff[:6]))
+        result["where"] = "rollback"
+
     def rerun(block, space):
         # Options: norerun (neither block), norerun=before, norerun=after
         if not {"norerun", "norerun=" + block} & set(sc["options"]):
@@ -481,6 +535,8 @@ def run(sc, pre):
         result["where"] = "before"
         exec(compile(sc.get("before", ""), "<before>", "exec"), ns)
         snap = Snapshot(m) if "before" in sc else None
+        if spec.get("apply_fail"):
+            failed_apply(ns)
         mark = len(gens)
         result["where"] = "refresh"
         write(sc["new"])
@@ -498,6 +554,8 @@ def run(sc, pre):
             result["where"] = "rollback"
             if not made_one:
                 result.setdefault("notes", []).append("the refresh made no generation")
+            if spec.get("apply_fail") and made_one:
+                failed_rollback()
             stop = roll_back(mark, snap)
             ns2 = dict(ns)
             rerun("before", ns2)
@@ -609,6 +667,10 @@ def scenario_timeout(sc, timeout):
     return timeout
 
 
+# --apply-fail (module docstring); the integration test sets it too.
+APPLY_FAIL = False
+
+
 def batches(scs, fresh=False):
     """Split scenarios into the lists that share a child: every scenario
     with Options: isolated (or every one, with fresh) alone, the others
@@ -644,6 +706,7 @@ def _run_child(py, scs, via, timeout):
     results = {}
     with tempfile.TemporaryDirectory(prefix="pyhot-scn-") as tmp:
         spec = {"tmp": tmp, "via": via, "history": history_limit(),
+                "apply_fail": APPLY_FAIL,
                 "so": os.path.join(BUILD, "tests", "pyhot-engine-test.so"),
                 "scenarios": [dict(sc, mod="scn_" + sc["id"].lower()) for sc in scs]}
         by_id = {sc["id"]: sc for sc in scs}
@@ -768,7 +831,14 @@ def main():
     ap.add_argument("-v", action="store_true", help="print tracebacks")
     ap.add_argument("--timeout", type=int, default=60)
     ap.add_argument("--json", help="write all results to this file")
+    ap.add_argument("--apply-fail", action="store_true",
+                    help="first make each refresh fail at the end of its apply "
+                    "(ctypes only): everything must be undone")
     args = ap.parse_args()
+    global APPLY_FAIL
+    APPLY_FAIL = args.apply_fail
+    if APPLY_FAIL and args.via != "ctypes":
+        ap.error("--apply-fail needs --via ctypes")
     pythons = [p for p in args.python or [path for _, path in INTERPRETERS]
                if os.path.exists(p)]
     scs = parse(SCENARIOS)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "jsonw.h"
+#include "ops.h"
 #include "pyhot_err.h"
 #include "pyhot_patch.h"
 #include "request.h"
@@ -24,6 +25,17 @@ EXPORT void *pyhot_test_baseline_list(void);
 EXPORT void pyhot_test_baseline_pin(void *pass);
 EXPORT void pyhot_test_baseline_read(void *pass, int user_only);
 EXPORT int pyhot_test_baseline_keep(void *pass);
+EXPORT long pyhot_test_apply_fail_after(long n);
+
+/* The engine's test hook (ops.h): the next apply fails once it has done n
+ * ops (n < 0: off). Returns the previous setting: -1 when the hook fired. */
+long pyhot_test_apply_fail_after(long n)
+{
+	long was = pyhot_ops_test_fail_after;
+
+	pyhot_ops_test_fail_after = n;
+	return was;
+}
 
 /* Run an engine verb and frame its answer as the agent would. */
 static char *call(int (*fn)(const struct pyhot_req *, struct jsonw *,

@@ -1,13 +1,15 @@
 """pyhot attach / status / detach against real Python processes, on every
 interpreter on the machine, with the main thread in each kind of state."""
 import os
+import signal
 import socket
 import re
 import shutil
 
 import pytest
 
-from conftest import pyhot, sock_path, wait_until
+from conftest import BUILD, pyhot, sock_path, wait_until
+from test_cli_rollback import app, module_src, value_is  # noqa: F401 (a fixture)
 
 MODES = ["busy", "sleep", "join", "select", "threads8"]
 
@@ -150,14 +152,47 @@ def test_trace_log_shows_the_steps(target):
     assert len([l for l in r.err.splitlines() if l.startswith("pyhot trace")]) > 3, r
 
 
-def test_refresh_attaches_first(target):
-    t = target("busy")
-    r = pyhot("refresh", t.pid, json_out=True)
-    # Whatever the engine says, the attach happened and was reported.
-    assert r.json["attach"]["agent"]["socket"] == sock_path(t.pid), r
+def test_refresh_attaches_first(app):
+    """A refresh of a process with no agent attaches first, then refreshes:
+    exit 0, the module changed in the program (which prints its value),
+    and every field the man page gives refresh --json (modules, their
+    changes, generation, safepoint, dry_run, attach) present and right."""
+    t = app()
+    # Edited before any attach: the file is newer than the process, so the
+    # agent compares it with what runs, and the change shows.
+    t.mod.write_text(module_src(2))
+    r = pyhot("refresh", t.pid, "hotmod", json_out=True)
+    assert r.rc == 0 and r.json["ok"] is True, r
+    value_is(t, 2)
+    j = r.json
+    att = j["attach"]
+    assert att["agent"] == {"socket": sock_path(t.pid), "reused": False}, j
+    assert set(att["python"]) == {"version", "static", "exe", "libpython"}, j
+    assert isinstance(att["elapsed_ms"], (int, float)) and att["elapsed_ms"] > 0, j
+    inj = att["inject"]
+    assert set(inj) == {"tid", "stopped_ms", "attempts", "payload_was_mapped",
+                        "boot_ret"}, j
+    assert inj["attempts"] >= 1 and inj["payload_was_mapped"] is False, j
     assert os.path.exists(sock_path(t.pid))
-    wait_until(lambda: t.ticks() > 2, what="ticks")
-    t.assert_working()
+    assert j["dry_run"] is False, j
+    sp = j["safepoint"]
+    assert sp["via"] in ("pending-call", "gil-thread"), j
+    assert sp["wait_ms"] >= 0 and sp["run_ms"] >= 0, j
+    (m,) = j["modules"]
+    assert m["module"] == "hotmod" and m["file"] == str(t.mod), j
+    assert m["generation"] == 1 and m["summary"], j
+    ch = {c["name"]: c for c in m["changes"]}
+    assert ch["hotmod.value"]["action"] == "changed", j
+    assert ch["hotmod.value"]["kind"] == "function", j
+    assert "detail" in ch["hotmod.value"], j
+    # Attached now: the next refresh reuses the agent, injects nothing.
+    t.mod.write_text(module_src(3))
+    r = pyhot("refresh", t.pid, "hotmod", json_out=True)
+    assert r.rc == 0 and r.json["attach"]["agent"]["reused"] is True, r
+    assert "inject" not in r.json["attach"], r
+    assert r.json["modules"][0]["generation"] == 2, r.json
+    value_is(t, 3)
+    t.assert_working(more=0)
 
 
 needs_unshare = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
@@ -192,3 +227,27 @@ def test_read_only_tmp_is_explained(target):
             t.pid, sock_path(t.pid))), r
     assert "writable /tmp" in r.json["error"]["hint"], r
     t.assert_working()
+
+
+def test_agent_that_never_answers_after_the_attach_is_124(target):
+    """The injection works, but the new agent never answers: the target is
+    stopped the moment the command connects to it (an LD_PRELOAD in the
+    command, tests/victims/libstopagent.c). The attach times out: exit 124
+    exactly (not 3: nothing failed to attach), error kind "timeout", and
+    the message says the agent did not read the request."""
+    stopper = os.path.join(BUILD, "tests", "victims", "libstopagent.so")
+    for json_out in (True, False):
+        t = target("sleep")
+        try:
+            r = pyhot("attach", t.pid, "--timeout=1", json_out=json_out,
+                      env={"LD_PRELOAD": stopper, "PYHOT_TEST_STOP_PID": str(t.pid)})
+        finally:
+            os.kill(t.pid, signal.SIGCONT)
+        assert r.rc == 124, r
+        if json_out:
+            assert r.json["error"]["kind"] == "timeout", r
+        else:
+            assert "the agent in pid %d did not read the request" % t.pid in r.err, r
+        # Continued, the agent answers.
+        assert pyhot("status", t.pid).rc == 0
+        t.assert_working()

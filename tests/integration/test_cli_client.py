@@ -194,3 +194,17 @@ def test_agent_in_another_mount_namespace(target):
     assert r.rc == 0, r
     assert r.json["status"]["agent"]["requests"] == 4
 
+
+
+def test_attach_to_an_agent_that_does_not_answer_is_124(fake):
+    """An agent listens but its ping gets no answer in time: the attach
+    reuses nothing, injects nothing, and times out: exit 124 exactly (not
+    3), error kind "timeout", and the hint says the agent did not answer."""
+    t = fake(ping={"ok": True, "pid": 0, "agent_uptime_s": 0.1,
+                   "python_version": "3.11.7", "delay_s": 5})
+    r = pyhot("attach", t.pid, "--timeout=0.5", json_out=True)
+    assert r.rc == 124, r
+    assert r.json["error"]["kind"] == "timeout", r
+    assert "the agent in pid %d read the request but did not answer" % t.pid in \
+        r.json["error"]["hint"], r
+    assert r.elapsed < 4.5, r

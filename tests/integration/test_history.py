@@ -279,6 +279,9 @@ def test_leaks_lists_what_a_user_holds(session):
     assert len(leaks) == 1, leaks
     assert leaks[0]["type"] == "code" and leaks[0]["name"].startswith("f5 ")
     assert leaks[0]["generation"] == 1
+    # Who holds it: sys's dict, reached through the sys module.
+    held = leaks[0]["held_by"]
+    assert held and all(isinstance(h, str) for h in held), leaks
     s.exec("import sys; del sys._old_code")
     assert s.request("status", ("leaks", "1"))["leaks"] == []
 

@@ -124,7 +124,10 @@ static void test_inject_200(void **state)
 /* (b)(c)(d) borrow each kind of thread in turn: parked in nanosleep, read,
  * futex, poll, epoll_wait, running a busy loop, and holding a register
  * pattern across a blocking read. The victim then checks that no call
- * returned EINTR and that registers and signal masks are what they were. */
+ * returned EINTR or failed otherwise (a restarted call must get its own
+ * number back, not ENOSYS), that each call's result is right, that
+ * registers, signal masks and errno are what they were. The probe leaves
+ * errno changed, as dlopen() may: the injector must put it back. */
 static void test_each_thread_kind(void **state)
 {
 	static const char *const kinds[] = { "main", "sleep", "read", "futex", "poll",
@@ -139,6 +142,7 @@ static void test_each_thread_kind(void **state)
 	int round;
 
 	opts_init(&o);
+	o.boot_arg = "clobber-errno";
 	assert_int_equal(victim_start(&v, "threads"), 0);
 	for (round = 0; round < 3; round++) {
 		for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
@@ -276,6 +280,49 @@ static void test_timeout_names_threads(void **state)
 	assert_non_null(strstr(err.msg, want));
 	assert_int_equal(res.attempts, 0);
 	assert_true(err.hint[0] != '\0');
+	victim_finish(&v, last, sizeof(last));
+	if (strncmp(last, "ok", 2) != 0)
+		fail_msg("victim: '%s'", last);
+}
+
+/* Threads whose frame 0 is a plain read() but that are inside dlopen()
+ * (a library constructor blocks) or fork() (an atfork handler blocks)
+ * further up: the stack walk must find that frame and refuse them, with
+ * a timeout that names the function and the frame's depth. */
+static void test_deep_stack(void **state)
+{
+	static const char *const kinds[] = { "dlopen", "fork" };
+	struct pyhot_inject_opts o;
+	struct pyhot_inject_result res;
+	struct pyhot_err err;
+	struct victim v;
+	char last[1200], want[64];
+	const char *frame;
+	size_t i;
+	int r;
+
+	opts_init(&o);
+	assert_int_equal(victim_start(&v, "deep"), 0);
+	for (i = 0; i < 2; i++) {
+		o.tid = victim_tid(&v, kinds[i]);
+		assert_true(o.tid > 0);
+		o.timeout_ms = 100;
+		pyhot_err_init(&err);
+		trace_reset();
+		r = pyhot_inject(v.pid, &o, &res, &err);
+		printf("# %s thread: %s\n", kinds[i], err.msg);
+		if (r != -PYHOT_ERR_TIMEOUT) {
+			victim_kill(&v);
+			fail_msg("inject into the thread in %s returned %d: %s\ntrace:\n%s",
+				 kinds[i], r, err.msg, trace);
+		}
+		snprintf(want, sizeof(want), "tid %d in ", (int)o.tid);
+		assert_non_null(strstr(err.msg, want));
+		frame = strstr(err.msg, "(frame #");
+		assert_non_null(frame);
+		assert_true(atoi(frame + 8) > 0);
+		assert_int_equal(victim_tracer(&v), 0);
+	}
 	victim_finish(&v, last, sizeof(last));
 	if (strncmp(last, "ok", 2) != 0)
 		fail_msg("victim: '%s'", last);
@@ -512,6 +559,7 @@ int main(void)
 		cmocka_unit_test(test_malloc_hammer),
 		cmocka_unit_test(test_signal_storm),
 		cmocka_unit_test(test_timeout_names_threads),
+		cmocka_unit_test(test_deep_stack),
 		cmocka_unit_test(test_kill_after_seize),
 		cmocka_unit_test(test_traced_by_other),
 		cmocka_unit_test(test_other_uid),

@@ -2,7 +2,9 @@
  * test_python.c: pyhot_target_inspect()/check() and pyhot_inject() against
  * the real interpreters of the machine: pyenv's shared builds, Debian's
  * static /usr/bin/python3.11, and the too-old ones that must be refused.
- * An interpreter that is not installed is skipped.
+ * A test whose interpreter is not installed is reported skipped (by
+ * cmocka, and counted), never passed; the last test fails when no
+ * supported interpreter at all was found, and names the missing ones.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,9 @@
 
 #define PY_SCRIPT "import sys; print('ready', flush=True); sys.stdin.readline(); " \
 		  "print('ok', flush=True)"
+
+static int n_found, n_missing, n_supported_found;
+static char missing[512];
 
 /* The path of an installed interpreter matching pattern, or NULL. */
 static const char *find_python(const char *pattern, char *buf, size_t len)
@@ -35,6 +40,25 @@ static const char *find_python(const char *pattern, char *buf, size_t len)
 	snprintf(buf, len, "%s", g.gl_pathv[g.gl_pathc - 1]);
 	globfree(&g);
 	return access(buf, X_OK) == 0 ? buf : NULL;
+}
+
+/* find_python(), counting; a missing interpreter skips the test (cmocka
+ * reports it as skipped, never as passed). */
+static const char *need_python(const char *pattern, int supported, char *buf,
+			       size_t len)
+{
+	size_t n = strlen(missing);
+
+	if (find_python(pattern, buf, len)) {
+		n_found++;
+		n_supported_found += supported;
+		return buf;
+	}
+	n_missing++;
+	snprintf(missing + n, sizeof(missing) - n, "%s%s", n ? ", " : "", pattern);
+	printf("# %s not installed: test skipped\n", pattern);
+	skip();
+	return NULL;
 }
 
 static int start_python(struct victim *v, const char *py, const char *xopt,
@@ -70,10 +94,7 @@ static void inspect_inject(const struct pycase *c)
 	char py[512], probe[512], last[256];
 	int k;
 
-	if (!find_python(c->pattern, py, sizeof(py))) {
-		printf("# %s not installed: skipped\n", c->pattern);
-		return;
-	}
+	need_python(c->pattern, 1, py, sizeof(py));
 	assert_int_equal(start_python(&v, py, NULL, NULL), 0);
 	pyhot_err_init(&err);
 	if (pyhot_target_inspect(v.pid, &t, &err) != 0) {
@@ -117,9 +138,30 @@ static void test_pyenv_38(void **state)
 	inspect_inject(&c);
 }
 
+static void test_pyenv_39(void **state)
+{
+	static const struct pycase c = { "3.9*/bin/python3.9", 9, 0 };
+
+	inspect_inject(&c);
+}
+
+static void test_pyenv_310(void **state)
+{
+	static const struct pycase c = { "3.10*/bin/python3.10", 10, 0 };
+
+	inspect_inject(&c);
+}
+
 static void test_pyenv_311(void **state)
 {
 	static const struct pycase c = { "3.11*/bin/python3.11", 11, 0 };
+
+	inspect_inject(&c);
+}
+
+static void test_pyenv_312(void **state)
+{
+	static const struct pycase c = { "3.12*/bin/python3.12", 12, 0 };
 
 	inspect_inject(&c);
 }
@@ -145,10 +187,7 @@ static void refuse_old(const char *pattern, int major, int minor)
 	struct victim v;
 	char py[512], want[128], last[256];
 
-	if (!find_python(pattern, py, sizeof(py))) {
-		printf("# %s not installed: skipped\n", pattern);
-		return;
-	}
+	need_python(pattern, 0, py, sizeof(py));
 	/* Python 2 has no print(flush=...): its own script. */
 	if (major == 2) {
 		char *argv[] = { py, (char *)(uintptr_t)"-c",
@@ -194,9 +233,8 @@ static void opted_out(const char *xopt, const char *env)
 	struct victim v;
 	char py[512], last[256];
 
-	if (!find_python("3.11*/bin/python3.11", py, sizeof(py)) &&
-	    !find_python("/usr/bin/python3.11", py, sizeof(py)))
-		skip();
+	if (!find_python("3.11*/bin/python3.11", py, sizeof(py)))
+		need_python("/usr/bin/python3.11", 1, py, sizeof(py));
 	assert_int_equal(start_python(&v, py, xopt, env), 0);
 	pyhot_err_init(&err);
 	assert_int_equal(pyhot_target_inspect(v.pid, &t, &err), 0);
@@ -259,11 +297,25 @@ static void test_not_python_and_stopped(void **state)
 		fail_msg("victim: '%s'", last);
 }
 
+/* Last: the count of what ran. No supported interpreter at all means this
+ * file tested nothing of what it names: a failure, not a pass. */
+static void test_interpreters_found(void **state)
+{
+	printf("# interpreters: %d found, %d missing%s%s\n", n_found, n_missing,
+	       n_missing ? ": " : "", missing);
+	if (n_supported_found == 0)
+		fail_msg("no supported interpreter (pyenv 3.8 to 3.13, /usr/bin/python3.11) "
+			 "was found: nothing was tested; install one (make deps)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pyenv_38),
+		cmocka_unit_test(test_pyenv_39),
+		cmocka_unit_test(test_pyenv_310),
 		cmocka_unit_test(test_pyenv_311),
+		cmocka_unit_test(test_pyenv_312),
 		cmocka_unit_test(test_pyenv_313),
 		cmocka_unit_test(test_debian_static_311),
 		cmocka_unit_test(test_refuse_37),
@@ -272,6 +324,7 @@ int main(void)
 		cmocka_unit_test(test_opt_out_env),
 		cmocka_unit_test(test_opt_out_xoption),
 		cmocka_unit_test(test_not_python_and_stopped),
+		cmocka_unit_test(test_interpreters_found),
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);

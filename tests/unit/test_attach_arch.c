@@ -79,12 +79,87 @@ static void test_syscall_classes(void **state)
 	assert_null(arch_syscall_name(SYS_getpid));
 }
 
+#ifdef __x86_64__
+/* The kernel's restart codes, as a thread stopped in a system call shows
+ * them in rax (include/linux/errno.h). */
+#define K_ERESTARTSYS 512
+#define K_ERESTARTNOINTR 513
+#define K_ERESTARTNOHAND 514
+#define K_ERESTART_RESTARTBLOCK 516
+
+static void stopped_in(arch_regs_t *r, long nr, long ret)
+{
+	memset(r, 0x11, sizeof(*r));
+	r->orig_rax = (unsigned long)nr;
+	r->rax = (unsigned long)ret;
+	r->rip = 0x401002;   /* just after its syscall instruction */
+}
+
+/* What a thread resumes with after rt_sigreturn, which clears the kernel's
+ * own restart: a restartable call is rewound (ip on the syscall, rax its
+ * number); with a handler pending, the calls the kernel would fail with
+ * EINTR return -EINTR; restart_syscall is refused; anything else as is. */
+static void test_resume_regs(void **state)
+{
+	static const long codes[] = { K_ERESTARTSYS, K_ERESTARTNOINTR, K_ERESTARTNOHAND,
+				      K_ERESTART_RESTARTBLOCK };
+	arch_regs_t st, r;
+	size_t i;
+
+	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		stopped_in(&st, SYS_read, -codes[i]);
+		assert_int_equal(arch_resume_regs(&st, 0, &r), ARCH_RESUME_RESTART);
+		assert_int_equal(r.rip, 0x401000);
+		assert_int_equal(r.rax, SYS_read);
+		assert_int_equal((long)r.orig_rax, -1);
+		assert_int_equal(r.rdi, st.rdi);
+		assert_int_equal(r.rsp, st.rsp);
+		assert_int_equal(arch_resume_regs(&st, 1, &r),
+				 codes[i] == K_ERESTARTNOHAND || codes[i] == K_ERESTART_RESTARTBLOCK ?
+				 ARCH_RESUME_EINTR : ARCH_RESUME_RESTART);
+		if (codes[i] == K_ERESTARTNOHAND || codes[i] == K_ERESTART_RESTARTBLOCK) {
+			assert_int_equal((long)r.rax, -EINTR);
+			assert_int_equal(r.rip, 0x401002);
+		}
+	}
+	stopped_in(&st, SYS_restart_syscall, -K_ERESTART_RESTARTBLOCK);
+	assert_int_equal(arch_resume_regs(&st, 0, &r), ARCH_RESUME_LOST);
+	stopped_in(&st, SYS_read, 1);          /* the call completed */
+	assert_int_equal(arch_resume_regs(&st, 0, &r), ARCH_RESUME_AS_IS);
+	assert_int_equal(r.rip, 0x401002);
+	assert_int_equal(r.rax, 1);
+	stopped_in(&st, -1, 7);                /* running user code */
+	assert_int_equal(arch_resume_regs(&st, 1, &r), ARCH_RESUME_AS_IS);
+	assert_int_equal(r.rax, 7);
+}
+
+/* The stray-EINTR rewind: ip back over the syscall, rax its number again
+ * (left at -EINTR the call would run as syscall -4: ENOSYS). */
+static void test_rewind_syscall(void **state)
+{
+	arch_regs_t r;
+	unsigned char insn[2] = { 0x0f, 0x05 };
+
+	stopped_in(&r, SYS_epoll_wait, -EINTR);
+	arch_rewind_syscall(&r);
+	assert_int_equal(r.rip, 0x401000);
+	assert_int_equal(r.rax, SYS_epoll_wait);
+	assert_true(arch_is_syscall_insn(insn, sizeof(insn)));
+	insn[1] = 0x04;
+	assert_false(arch_is_syscall_insn(insn, sizeof(insn)));
+}
+#endif
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_setup_call),
 		cmocka_unit_test(test_errno_got_slot),
 		cmocka_unit_test(test_syscall_classes),
+#ifdef __x86_64__
+		cmocka_unit_test(test_resume_regs),
+		cmocka_unit_test(test_rewind_syscall),
+#endif
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

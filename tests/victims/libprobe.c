@@ -3,7 +3,9 @@
  * calls and returns the count, so that a test sees both that it ran and
  * that a reused payload kept its state; with "file=PATH" in the argument
  * it also appends "boot N" to PATH. It saves and restores errno, as the
- * real payload must: it runs on a borrowed thread.
+ * real payload must: it runs on a borrowed thread; with "clobber-errno" in
+ * the argument it leaves errno at EBADMSG instead, as dlopen() may, so
+ * that a test sees whether the injector gives the thread its errno back.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +41,6 @@ int pyhot_boot(const char *arg)
 			}
 		}
 	}
-	errno = saved;
+	errno = arg && strstr(arg, "clobber-errno") ? EBADMSG : saved;
 	return calls;
 }

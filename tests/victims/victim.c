@@ -12,7 +12,12 @@
  *                    blocking read that holds a pattern in general and
  *                    vector registers
  *   victim malloc    one thread doing nothing but malloc and free
+ *   victim deep      two threads blocked in read() with a function the
+ *                    injector needs the locks of further up the stack:
+ *                    one in dlopen() (libblock.so's constructor reads), one
+ *                    in fork() (its atfork handler reads)
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -27,7 +32,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #define ALARM_S 120
@@ -96,6 +103,32 @@ static atomic_int ready_count;
 static atomic_uint futex_word;
 static atomic_int eintr[T_N];
 static volatile unsigned long busy_counter;
+
+/* Each thread puts this in its errno before it blocks and finds it there
+ * after a call that succeeded: the injector (and what it loads) must give
+ * the borrowed thread its errno back. */
+#define ERRNO_SENTINEL 4242
+
+static void errno_check(const char *who)
+{
+	if (errno != ERRNO_SENTINEL)
+		fail("%s: errno changed to %d (%s) across the injection", who, errno,
+		     strerror(errno));
+}
+
+/* A blocked call that failed: EINTR is counted (the caller reports it),
+ * any other errno is a failure of its own (a restarted call whose number
+ * was left at -EINTR returns ENOSYS). */
+static void call_failed(int k, const char *what)
+{
+	int e = errno;
+
+	if (e == EINTR)
+		atomic_fetch_add(&eintr[k], 1);
+	else
+		fail("%s: %s failed: %s", tname[k], what, strerror(e));
+	errno = ERRNO_SENTINEL;
+}
 
 #ifdef __x86_64__
 /*
@@ -201,7 +234,7 @@ static void regs_thread_body(int fd)
 
 static void *thread_main(void *arg)
 {
-	int k = (int)(intptr_t)arg, fd = wake_pipe[k][0], ep;
+	int k = (int)(intptr_t)arg, fd = wake_pipe[k][0], ep, r;
 	struct timespec ts = { 0, 200 * 1000 * 1000 };
 	struct epoll_event ev;
 	struct pollfd pfd;
@@ -219,10 +252,10 @@ static void *thread_main(void *arg)
 		}
 		break;
 	case T_READ:
-		while (read(fd, &c, 1) < 0) {
-			if (errno == EINTR)
-				atomic_fetch_add(&eintr[k], 1);
-		}
+		errno = ERRNO_SENTINEL;
+		while (read(fd, &c, 1) < 0)
+			call_failed(k, "read");
+		errno_check(tname[k]);
 		break;
 	case T_FUTEX:
 		while (!atomic_load(&quit)) {
@@ -234,25 +267,34 @@ static void *thread_main(void *arg)
 	case T_POLL:
 		pfd.fd = fd;
 		pfd.events = POLLIN;
-		while (poll(&pfd, 1, -1) < 0) {
-			if (errno == EINTR)
-				atomic_fetch_add(&eintr[k], 1);
-		}
+		errno = ERRNO_SENTINEL;
+		while (poll(&pfd, 1, -1) < 0)
+			call_failed(k, "poll");
+		errno_check(tname[k]);
 		break;
 	case T_EPOLL:
 		ep = epoll_create1(EPOLL_CLOEXEC);
 		ev.events = EPOLLIN;
 		ev.data.fd = fd;
 		epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-		while (epoll_wait(ep, &ev, 1, -1) < 0) {
-			if (errno == EINTR)
-				atomic_fetch_add(&eintr[k], 1);
+		errno = ERRNO_SENTINEL;
+		r = epoll_wait(ep, &ev, 1, -1);
+		while (r != 1 || ev.data.fd != fd) {
+			if (r < 0)
+				call_failed(k, "epoll_wait");
+			else
+				fail("epoll: epoll_wait returned %d (fd %d), not fd %d ready",
+				     r, ev.data.fd, fd);
+			r = epoll_wait(ep, &ev, 1, -1);
 		}
+		errno_check(tname[k]);
 		close(ep);
 		break;
 	case T_BUSY:
+		errno = ERRNO_SENTINEL;
 		while (!atomic_load(&quit))
 			busy_counter++;
+		errno_check(tname[k]);
 		break;
 	case T_REGS:
 		regs_thread_body(fd);
@@ -278,11 +320,26 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-static atomic_int usr1_count;
+static atomic_int usr1_count, usr1_on_call;
+/* Where the main thread's stack is while it waits in read(): a handler
+ * interrupting that read finds the stack pointer a few hundred bytes
+ * below; one that interrupts a remote call of the injector, which runs
+ * below the red zone and the injector's data, finds it kilobytes below.
+ * The injector blocks signals during its calls: that must never happen. */
+static volatile uintptr_t main_sp_mark;
 
-static void on_usr1(int sig)
+static void on_usr1(int sig, siginfo_t *si, void *ctx)
 {
+#ifdef __x86_64__
+	const ucontext_t *uc = ctx;
+	uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#else
+	uintptr_t sp = 0;
+#endif
+
 	atomic_fetch_add(&usr1_count, 1);
+	if (main_sp_mark && sp < main_sp_mark && main_sp_mark - sp > 4096)
+		atomic_fetch_add(&usr1_on_call, 1);
 }
 
 static int run_threads(void)
@@ -297,8 +354,8 @@ static int run_threads(void)
 	 * borrow it: the handler must run as usual, and SA_RESTART keeps its
 	 * read() going. */
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_usr1;
-	sa.sa_flags = SA_RESTART;
+	sa.sa_sigaction = on_usr1;
+	sa.sa_flags = SA_RESTART | SA_SIGINFO;
 	sigaction(SIGUSR1, &sa, NULL);
 	mask_set(T_N, &want);
 	for (k = 0; k < T_N; k++) {
@@ -319,10 +376,16 @@ static int run_threads(void)
 	fflush(stdout);
 
 	/* The main thread is a blocked read too. */
+	main_sp_mark = (uintptr_t)line;
+	errno = ERRNO_SENTINEL;
 	while (read(0, line, sizeof(line)) < 0) {
 		if (errno == EINTR)
 			e++;
+		else
+			fail("main: read failed: %s", strerror(errno));
+		errno = ERRNO_SENTINEL;
 	}
+	errno_check("main");
 	atomic_store(&quit, 1);
 	for (k = 0; k < T_N; k++) {
 		if (write(wake_pipe[k][1], "q", 1) != 1)
@@ -332,8 +395,12 @@ static int run_threads(void)
 	syscall(SYS_futex, &futex_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	for (k = 0; k < T_N; k++)
 		pthread_join(th[k], NULL);
+	main_sp_mark = 0;
 	if (e)
 		fail("main: read saw EINTR %d times", e);
+	if (atomic_load(&usr1_on_call))
+		fail("main: the SIGUSR1 handler ran on top of a remote call %d times",
+		     atomic_load(&usr1_on_call));
 	for (k = 0; k < T_N; k++) {
 		if (atomic_load(&eintr[k]))
 			fail("%s: saw EINTR %d times", tname[k], atomic_load(&eintr[k]));
@@ -376,6 +443,90 @@ static int run_malloc(void)
 	return 0;
 }
 
+static int deep_pipe[2][2];
+static atomic_int deep_tid[2];
+static atomic_int in_fork;
+static char block_lib[512];
+
+/* The atfork handler of the fork thread: it blocks inside fork(). */
+static void deep_prepare(void)
+{
+	char c;
+
+	if (atomic_load(&in_fork) && read(deep_pipe[1][0], &c, 1) < 0)
+		fail("fork: read in the atfork handler: %s", strerror(errno));
+}
+
+static void *deep_main(void *arg)
+{
+	int k = (int)(intptr_t)arg;
+	void *h;
+	pid_t child;
+
+	atomic_store(&deep_tid[k], gettid_());
+	if (k == 0) {
+		h = dlopen(block_lib, RTLD_NOW);
+		if (!h)
+			fail("dlopen('%s'): %s", block_lib, dlerror());
+		return NULL;
+	}
+	atomic_store(&in_fork, 1);
+	child = fork();
+	if (child == 0)
+		_exit(0);
+	atomic_store(&in_fork, 0);
+	if (child < 0 || waitpid(child, NULL, 0) != child)
+		fail("fork: %s", strerror(errno));
+	return NULL;
+}
+
+static int run_deep(const char *argv0)
+{
+	char line[64], env[32];
+	const char *slash = strrchr(argv0, '/');
+	pthread_t th[2];
+	int k;
+
+	snprintf(block_lib, sizeof(block_lib), "%.*slibblock.so",
+		 slash ? (int)(slash - argv0 + 1) : 0, argv0);
+	for (k = 0; k < 2; k++) {
+		if (pipe2(deep_pipe[k], O_CLOEXEC) < 0) {
+			printf("fail: setup\n");
+			return 1;
+		}
+	}
+	snprintf(env, sizeof(env), "%d", deep_pipe[0][0]);
+	setenv("VICTIM_BLOCK_FD", env, 1);
+	pthread_atfork(deep_prepare, NULL, NULL);
+	for (k = 0; k < 2; k++) {
+		if (pthread_create(&th[k], NULL, deep_main, (void *)(intptr_t)k) != 0) {
+			printf("fail: setup\n");
+			return 1;
+		}
+	}
+	while (!atomic_load(&deep_tid[0]) || !atomic_load(&deep_tid[1]))
+		usleep(1000);
+	/* Let both reach their read. */
+	usleep(50000);
+	printf("ready main=%d dlopen=%d fork=%d\n", (int)getpid(),
+	       atomic_load(&deep_tid[0]), atomic_load(&deep_tid[1]));
+	fflush(stdout);
+	while (read(0, line, sizeof(line)) < 0 && errno == EINTR)
+		;
+	for (k = 0; k < 2; k++) {
+		if (write(deep_pipe[k][1], "q", 1) != 1)
+			fail("wake %d", k);
+	}
+	for (k = 0; k < 2; k++)
+		pthread_join(th[k], NULL);
+	if (atomic_load(&failures)) {
+		printf("fail: %s\n", fail_msg);
+		return 1;
+	}
+	printf("ok\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	alarm(ALARM_S);
@@ -384,6 +535,8 @@ int main(int argc, char **argv)
 		return run_threads();
 	if (argc > 1 && strcmp(argv[1], "malloc") == 0)
 		return run_malloc();
-	fprintf(stderr, "usage: victim threads|malloc\n");
+	if (argc > 1 && strcmp(argv[1], "deep") == 0)
+		return run_deep(argv[0]);
+	fprintf(stderr, "usage: victim threads|malloc|deep\n");
 	return 2;
 }
