@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include "arch.h"
 
@@ -35,6 +36,16 @@ static void test_errno_got_slot(void **state)
 	assert_true(self + off == (unsigned long)(uintptr_t)fn());
 	memset(junk, 0x90, sizeof(junk));
 	assert_true(arch_errno_got_slot(junk, 0x1000) == 0);
+}
+
+/* The watchdog's system calls: the kernel's value, -errno on failure, and
+ * errno untouched. */
+static void test_raw_syscall(void **state)
+{
+	errno = 1234;
+	assert_int_equal(arch_raw_syscall(SYS_getpid, 0, 0, 0, 0), getpid());
+	assert_int_equal(arch_raw_syscall(SYS_close, -1, 0, 0, 0), -EBADF);
+	assert_int_equal(errno, 1234);
 }
 
 static void test_setup_call(void **state)
@@ -155,6 +166,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_setup_call),
 		cmocka_unit_test(test_errno_got_slot),
+		cmocka_unit_test(test_raw_syscall),
 		cmocka_unit_test(test_syscall_classes),
 #ifdef __x86_64__
 		cmocka_unit_test(test_resume_regs),

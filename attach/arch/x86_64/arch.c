@@ -225,6 +225,18 @@ unsigned long arch_get_sp(const arch_regs_t *r)
 	return r->rsp;
 }
 
+long arch_raw_syscall(long nr, long a0, long a1, long a2, long a3)
+{
+	register long r10 __asm__("r10") = a3;
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a0), "S"(a1), "d"(a2), "r"(r10)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
 unsigned long arch_get_tp(const arch_regs_t *r)
 {
 	return r->fs_base;

@@ -35,6 +35,11 @@ typedef struct user_regs_struct arch_regs_t;
 /* The system call a tracer sees at the end of each remote call. */
 #define ARCH_SYS_SIGRETURN 15
 
+/* A system call without libc: no errno written, no TLS touched (for code
+ * that runs on another process's thread-local storage, watchdog.c).
+ * Returns the kernel's value (-errno on failure). */
+long arch_raw_syscall(long nr, long a0, long a1, long a2, long a3);
+
 unsigned long arch_get_ip(const arch_regs_t *r);
 unsigned long arch_get_sp(const arch_regs_t *r);
 /* The thread pointer (fs base): the thread's TLS lies at fixed offsets
