@@ -58,6 +58,7 @@ def test_main_thread_in_a_long_regex(stuck, python):
     i = r.json["interrupt"]
     assert i["method"] == "sigint" and i["delivered"] is True, r
     assert i["after"]["main"] is True and i["after"]["frame"]["file"] == SCRIPT, r
+    assert i["exited"] is False, r
     t.wait_for("^main caught KeyboardInterrupt")
     t.assert_working()
 
@@ -170,3 +171,17 @@ def test_gil_held_by_another_thread_sends_nothing(stuck):
     t.wait_for("^released", timeout=20)
     t.assert_working()
     assert "caught" not in t.output()
+
+
+def test_process_that_exits_on_the_exception(target, tmp_path):
+    """A main thread that does not catch KeyboardInterrupt: the process
+    ends, and the report says so instead of a place in the code."""
+    script = tmp_path / "plain.py"
+    script.write_text("import time\nprint('ready', flush=True)\ntime.sleep(600)\n")
+    t = target(script=str(script))
+    assert pyhot("attach", t.pid).rc == 0
+    r = pyhot("interrupt", t.pid, json_out=True)
+    assert r.rc == 0, r
+    assert r.json["interrupt"]["exited"] is True, r
+    assert "after" not in r.json["interrupt"] or r.json["interrupt"]["after"] is None, r
+    t.proc.wait(timeout=10)

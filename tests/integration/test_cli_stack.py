@@ -178,6 +178,8 @@ def test_stack_shows_asyncio_tasks(target, tmp_path, python):
     [loop] = j.json["asyncio"]
     assert loop["running"] is True and loop["thread"] is not None, loop
     tasks = {task["name"]: task for task in loop["tasks"]}
+    # At most one task is the one running when the stack was taken.
+    assert sum(task["current"] is True for task in loop["tasks"]) <= 1, loop
     assert {"ticker", "queue-worker", "waits-on-ticker"} <= set(tasks), tasks
     assert tasks["waits-on-ticker"]["coroutine"] == "waiter"
     assert "name='ticker'" in tasks["waits-on-ticker"]["waiting_on"], tasks
