@@ -182,6 +182,9 @@ def test_process_that_exits_on_the_exception(target, tmp_path):
     assert pyhot("attach", t.pid).rc == 0
     r = pyhot("interrupt", t.pid, json_out=True)
     assert r.rc == 0, r
-    assert r.json["interrupt"]["exited"] is True, r
-    assert "after" not in r.json["interrupt"] or r.json["interrupt"]["after"] is None, r
+    i = r.json["interrupt"]
+    # Gone when the command looked, or on its way out (a loaded machine can
+    # take longer than the command waits): never a place in the program.
+    if i["exited"] is not True:
+        assert i["after"]["main"] is True and i["after"]["alive"] is False, r
     t.proc.wait(timeout=10)
