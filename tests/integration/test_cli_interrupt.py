@@ -175,7 +175,7 @@ def test_gil_held_by_another_thread_sends_nothing(stuck):
 
 def test_process_that_exits_on_the_exception(target, tmp_path):
     """A main thread that does not catch KeyboardInterrupt: the process
-    ends, and the report says so instead of a place in the code."""
+    ends of it."""
     script = tmp_path / "plain.py"
     script.write_text("import time\nprint('ready', flush=True)\ntime.sleep(600)\n")
     t = target(script=str(script))
@@ -183,8 +183,10 @@ def test_process_that_exits_on_the_exception(target, tmp_path):
     r = pyhot("interrupt", t.pid, json_out=True)
     assert r.rc == 0, r
     i = r.json["interrupt"]
-    # Gone when the command looked, or on its way out (a loaded machine can
-    # take longer than the command waits): never a place in the program.
+    assert i["delivered"] is True, r
+    # Gone when the command looked (exited), or still on its way out: then
+    # "after" is where its shutdown ran (printing the traceback), and the
+    # process ends all the same.
     if i["exited"] is not True:
-        assert i["after"]["main"] is True and i["after"]["alive"] is False, r
-    t.proc.wait(timeout=10)
+        assert i["after"]["main"] is True, r
+    assert t.proc.wait(timeout=10) != 0, r
