@@ -207,6 +207,17 @@ def proc_state(pid):
         return ""
 
 
+def finish(p, timeout=20):
+    """p.communicate(timeout): (stdout, stderr); p killed and reaped when
+    that raises or times out."""
+    try:
+        return p.communicate(timeout=timeout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def stop_target(p, files=()):
     """Kill p if it still runs (SIGCONT too: it may be stopped), reap it
     (10 s at most), close its pipes and files, and remove its socket."""

@@ -43,7 +43,6 @@ struct scan_item {
 	char *file;
 	char *src;                 /* what was read, or NULL */
 	size_t len;
-	struct timespec mtime;
 	size_t blen;               /* the baseline's length (changed scan) */
 	unsigned long long hash;   /* the baseline's (changed scan) */
 	int trusted;               /* the baseline's (changed scan); the
@@ -109,8 +108,8 @@ static void scan_read(struct scan *s)
 
 	Py_BEGIN_ALLOW_THREADS
 	for (i = 0; i < s->n; i++) {
-		s->v[i].r = pyhot_patch_read_file_mtime(s->v[i].file, &s->v[i].src,
-							&s->v[i].len, &s->v[i].mtime);
+		s->v[i].r = pyhot_patch_read_file(s->v[i].file, &s->v[i].src,
+						  &s->v[i].len);
 	}
 	Py_END_ALLOW_THREADS
 }

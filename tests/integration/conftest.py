@@ -26,7 +26,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 from pyhot_testlib import (BUILD, DEFAULT_PY, INTERPRETERS, OLD_INTERPRETERS,  # noqa: E402,F401
-                           PYHOT, REPO, TARGET_PY, die_with_parent, proc_state,
+                           PYHOT, REPO, TARGET_PY, die_with_parent, finish, proc_state,
                            sock_path, start_target, stop_target)
 
 TARGETS = os.path.join(HERE, "targets")

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from conftest import DEFAULT_PY, INTERPRETERS, PYHOT, pyhot
+from conftest import DEFAULT_PY, INTERPRETERS, PYHOT, finish, pyhot
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "targets", "faults"))
@@ -44,12 +44,7 @@ def fault_attach(t, sig, rng):
     if sig in (signal.SIGSTOP, signal.SIGTSTP):
         time.sleep(0.02)
         p.send_signal(signal.SIGKILL if rng.random() < 0.5 else signal.SIGCONT)
-    try:
-        _, err = p.communicate(timeout=20)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    _, err = finish(p)
     return p.returncode, err
 
 

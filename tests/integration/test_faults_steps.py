@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, DEFAULT_PY, proc_state, pyhot, wait_until
+from conftest import BUILD, DEFAULT_PY, finish, proc_state, pyhot, wait_until
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "targets", "faults"))
@@ -43,12 +43,7 @@ def hooked_attach(pid, hook, cont=None):
         time.sleep(0.02)
         if p.poll() is None:
             p.send_signal(cont)
-    try:
-        _, err = p.communicate(timeout=20)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    _, err = finish(p)
     return p.returncode, err
 
 
