@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1169,6 +1170,8 @@ static int find_thread_and_inject(struct inj *in, unsigned int timeout_ms)
 	return -PYHOT_ERR_TIMEOUT;
 }
 
+static pthread_mutex_t inject_lock = PTHREAD_MUTEX_INITIALIZER;
+
 int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 		 struct pyhot_inject_result *res, struct pyhot_err *err)
 {
@@ -1192,6 +1195,10 @@ int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 	in.payload_fd = -1;
 	start = attach_now_ms();
 
+	/* One injection at a time in this process (several processes' commands
+	 * run in threads, cli/steps.h): the watchdog is one static block, and
+	 * ptrace and the SIGCHLD window belong to the calling thread. */
+	pthread_mutex_lock(&inject_lock);
 	ret = inject_prep(&in);
 	if (ret)
 		goto out_free;
@@ -1222,6 +1229,7 @@ out_free:
 	attach_unwinder_free(in.unw);
 	free(in.cands);
 	free(in.forbid);
+	pthread_mutex_unlock(&inject_lock);
 	PYHOT_TRACE("ptrace", "inject pid %d: %s in %.3f ms, %u attempts, longest stop "
 		    "%.3f ms", (int)pid, ret ? "failed" : "done", attach_now_ms() - start,
 		    res->attempts, res->stopped_ms);

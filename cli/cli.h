@@ -111,6 +111,11 @@ struct cli_out {
 	pid_t pid;
 	struct json_object *doc;    /* the --json object, built as we go */
 	char *detail;               /* printed after the error message */
+	/* Where results and errors go: stdout and stderr, or a step's own
+	 * streams when the command runs for one of several processes
+	 * (steps.c). Every command writes through these, never to stdout. */
+	FILE *out;
+	FILE *err;
 };
 
 void cli_out_init(struct cli_out *o, const struct cli_args *a);
@@ -160,6 +165,10 @@ struct cli_ctx {
 				     * not dumpable) but an agent it started
 				     * itself (python -m pyhot run) answers at
 				     * our euid's path: sock is a path of ours */
+	int agent_seen;             /* cli_attach_ensure() found or started the
+				     * agent: a second command on this context
+				     * (a refresh's apply after its dry run,
+				     * steps.h) does not ask again */
 };
 
 /* Send one request to the agent of c (through /proc/PID/root, or directly

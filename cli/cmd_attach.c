@@ -256,7 +256,7 @@ static void wait_baseline(struct cli_ctx *c, double deadline, struct json_object
 			break;
 	}
 	if (*resp && !baseline_ready(*resp))
-		fprintf(stderr, "pyhot: warning: pid %d reached no safe point within "
+		fprintf(c->out->err, "pyhot: warning: pid %d reached no safe point within "
 			"%.1f s: the source of its modules is not recorded yet, and a file "
 			"edited before it is will not be seen as changed\n",
 			(int)c->args->pid, c->args->timeout_ms / 1000.0);
@@ -337,6 +337,10 @@ int cli_attach_ensure(struct cli_ctx *c, int *reused, struct pyhot_err *err)
 	int r;
 
 	*reused = 0;
+	if (c->agent_seen) {
+		*reused = 1;
+		return 0;
+	}
 	memset(&res, 0, sizeof(res));
 	r = pyhot_target_check(&c->t, err);
 	if (r < 0)
@@ -357,6 +361,7 @@ int cli_attach_ensure(struct cli_ctx *c, int *reused, struct pyhot_err *err)
 	report_attach(c, resp, *reused, now_ms() - t0, *reused ? NULL : &res);
 	if (resp)
 		json_object_put(resp);
+	c->agent_seen = 1;
 	return 0;
 }
 

@@ -213,21 +213,21 @@ static void show_output(struct cli_ctx *c, struct json_object *resp)
 		return;
 	}
 	if (nout) {
-		fwrite(out, 1, nout, stdout);
+		fwrite(out, 1, nout, c->out->out);
 		if (out[nout - 1] != '\n' && !value)
-			fputc('\n', stdout);
+			fputc('\n', c->out->out);
 	}
 	if (value) {
 		if (nout && out[nout - 1] != '\n')
-			fputc('\n', stdout);
-		fwrite(value, 1, nval, stdout);
-		fputc('\n', stdout);
+			fputc('\n', c->out->out);
+		fwrite(value, 1, nval, c->out->out);
+		fputc('\n', c->out->out);
 	}
-	fflush(stdout);
+	fflush(c->out->out);
 	if (nerr) {
-		fwrite(errs, 1, nerr, stderr);
+		fwrite(errs, 1, nerr, c->out->err);
 		if (errs[nerr - 1] != '\n')
-			fputc('\n', stderr);
+			fputc('\n', c->out->err);
 	}
 }
 

@@ -7,7 +7,7 @@
 
 /* "generation 7 (usermod); undo: pyhot rollback 123 usermod" per module
  * that a generation was recorded for. */
-static void print_generations(struct json_object *resp, pid_t pid)
+static void print_generations(FILE *f, struct json_object *resp, pid_t pid)
 {
 	struct json_object *mods = NULL, *m, *g;
 	size_t i, n;
@@ -21,7 +21,7 @@ static void print_generations(struct json_object *resp, pid_t pid)
 		if (!json_object_object_get_ex(m, "generation", &g) ||
 		    !json_object_is_type(g, json_type_int))
 			continue;
-		printf("generation %lld (%s); undo: pyhot rollback %d %s\n",
+		fprintf(f, "generation %lld (%s); undo: pyhot rollback %d %s\n",
 		       (long long)json_object_get_int64(g), cli_json_str(m, "module"),
 		       (int)pid, cli_json_str(m, "module"));
 	}
@@ -64,8 +64,8 @@ int cli_cmd_refresh(struct cli_ctx *c, struct pyhot_err *err)
 		if (json_object_object_get_ex(resp, "safepoint", &v))
 			cli_out_set(c->out, "safepoint", json_object_get(v));
 		if (!c->out->json && !c->out->quiet) {
-			cli_fmt_refresh(stdout, resp, a->pid, a->verbose, c->out->color_out);
-			print_generations(resp, a->pid);
+			cli_fmt_refresh(c->out->out, resp, a->pid, a->verbose, c->out->color_out);
+			print_generations(c->out->out, resp, a->pid);
 		}
 	} else if (resp) {
 		struct json_object *e = NULL, *msg = NULL;

@@ -36,7 +36,7 @@ int cli_cmd_rollback(struct cli_ctx *c, struct pyhot_err *err)
 				cli_out_set(c->out, keys[i], json_object_get(v));
 		}
 		if (!c->out->json && !c->out->quiet)
-			cli_fmt_rollback(stdout, resp, a->pid, a->verbose, c->out->color_out);
+			cli_fmt_rollback(c->out->out, resp, a->pid, a->verbose, c->out->color_out);
 	} else if (resp) {
 		struct json_object *e = NULL, *msg = NULL;
 

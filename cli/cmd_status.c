@@ -54,10 +54,10 @@ int cli_cmd_status(struct cli_ctx *c, struct pyhot_err *err)
 
 			json_object_object_del(plain, "history");
 			json_object_object_del(plain, "leaks");
-			cli_fmt_status(stdout, plain, c->args->pid);
+			cli_fmt_status(c->out->out, plain, c->args->pid);
 			json_object_put(plain);
-			cli_fmt_history(stdout, resp, c->args->verbose, c->out->color_out);
-			cli_fmt_leaks(stdout, resp, c->args->pid);
+			cli_fmt_history(c->out->out, resp, c->args->verbose, c->out->color_out);
+			cli_fmt_leaks(c->out->out, resp, c->args->pid);
 		}
 	}
 	if (resp)

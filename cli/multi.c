@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #include <json.h>
 
 #include "proctree.h"
+#include "pyhot_log.h"
 #include "steps.h"
 
 int cli_multi_wanted(const struct cli_args *a)
@@ -430,8 +433,10 @@ static int multi_refresh(const struct cli_args *a, struct cli_out *o, cli_cmd_fn
 
 	b.json = 1;
 	b.dry_run = 1;
+	PYHOT_TRACE("multi", "refresh: %zu processes, planning", n);
 	cli_steps_start(s, n, &b, fn, !a->dry_run);
 	cli_steps_collect(s, n, 1);
+	PYHOT_TRACE("multi", "refresh: planned");
 	for (i = 0; i < n; i++) {
 		bad += s[i].code != 0;
 		rep[i].code = s[i].code;
@@ -439,6 +444,7 @@ static int multi_refresh(const struct cli_args *a, struct cli_out *o, cli_cmd_fn
 	}
 	cli_steps_go(s, n, !bad && !a->dry_run);
 	cli_steps_collect(s, n, 0);
+	PYHOT_TRACE("multi", "refresh: %s", !bad && !a->dry_run ? "applied" : "not applied");
 	for (i = 0; i < n; i++) {
 		rep[i].modules = doc_get(s[i].doc, "modules");
 		rep[i].error = doc_get(s[i].doc, "error");
@@ -482,6 +488,7 @@ int cli_multi_run(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
 		  struct pyhot_err *err)
 {
 	pid_t pids[CLI_MAX_PIDS];
+	sigset_t chld, old_mask;
 	struct cli_step *steps = NULL;
 	struct json_object *list;
 	size_t n = 0, i;
@@ -507,10 +514,20 @@ int cli_multi_run(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
 		json_object_object_del(o->doc, "pid");
 	cli_out_set(o, "pids", list);
 	cli_out_verbose(o, "%zu processes", n);
+	/* SIGCHLD blocked in every thread (the steps inherit the mask): an
+	 * attach sleeps on it in the thread that injects (attach_wait()), and
+	 * one delivered to another thread would be lost to it. */
+	/* One malloc arena: a thread's own arena costs a 64 MB mapping and
+	 * its page faults, more than the steps' few allocations contend. */
+	mallopt(M_ARENA_MAX, 1);
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &chld, &old_mask);
 	if (a->cmd == CLI_CMD_REFRESH)
 		r = multi_refresh(a, o, fn, steps, n, err);
 	else
 		r = multi_each(a, o, fn, steps, n, err);
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	for (i = 0; i < n; i++)
 		cli_step_release(&steps[i]);
 out_free:

@@ -47,6 +47,8 @@ void cli_out_init(struct cli_out *o, const struct cli_args *a)
 	o->quiet = a->quiet;
 	o->cmd = a->cmd;
 	o->pid = a->pid;
+	o->out = stdout;
+	o->err = stderr;
 	o->color_out = !o->json && color_wanted(1);
 	o->color_err = color_wanted(2);
 	if (o->json) {
@@ -92,9 +94,9 @@ void cli_out_info(struct cli_out *o, const char *fmt, ...)
 	if (o->json || o->quiet)
 		return;
 	va_start(ap, fmt);
-	vfprintf(stdout, fmt, ap);
+	vfprintf(o->out, fmt, ap);
 	va_end(ap);
-	fputc('\n', stdout);
+	fputc('\n', o->out);
 }
 
 void cli_out_verbose(struct cli_out *o, const char *fmt, ...)
@@ -104,10 +106,10 @@ void cli_out_verbose(struct cli_out *o, const char *fmt, ...)
 	if (!o->verbose)
 		return;
 	va_start(ap, fmt);
-	fputs("pyhot: ", stderr);
-	vfprintf(stderr, fmt, ap);
+	fputs("pyhot: ", o->err);
+	vfprintf(o->err, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	fputc('\n', o->err);
 }
 
 void cli_out_set(struct cli_out *o, const char *key, struct json_object *val)
@@ -123,12 +125,12 @@ int cli_out_error(struct cli_out *o, const struct pyhot_err *err)
 {
 	int code = err->kind ? (int)err->kind : PYHOT_ERR_FAILED;
 
-	fprintf(stderr, "%spyhot: %s%s\n", cli_color(o->color_err, "red"), err->msg,
+	fprintf(o->err, "%spyhot: %s%s\n", cli_color(o->color_err, "red"), err->msg,
 		cli_color(o->color_err, "reset"));
 	if (o->detail)
-		fputs(o->detail, stderr);
+		fputs(o->detail, o->err);
 	if (err->hint[0])
-		fprintf(stderr, "hint: %s\n", err->hint);
+		fprintf(o->err, "hint: %s\n", err->hint);
 	if (o->doc) {
 		struct json_object *e = json_object_new_object();
 
@@ -163,9 +165,9 @@ int cli_out_finish(struct cli_out *o, int code)
 	json_object_object_add(o->doc, "ok", json_object_new_boolean(code == 0));
 	json_object_object_add(o->doc, "exit", json_object_new_int(code));
 	fputs(json_object_to_json_string_ext(o->doc, JSON_C_TO_STRING_PLAIN |
-					     JSON_C_TO_STRING_NOSLASHESCAPE), stdout);
-	fputc('\n', stdout);
-	fflush(stdout);
+					     JSON_C_TO_STRING_NOSLASHESCAPE), o->out);
+	fputc('\n', o->out);
+	fflush(o->out);
 	return code;
 }
 

@@ -6,7 +6,15 @@
 
 void pyhot_err_init(struct pyhot_err *err)
 {
-	memset(err, 0, sizeof(*err));
+	/* The strings are NUL-terminated: clearing their first bytes is
+	 * enough, and it spares touching 9 KB (a new page or three of a fresh
+	 * thread's stack) for every record made and never used. */
+	err->kind = PYHOT_OK;
+	err->sys_errno = 0;
+	err->pid = 0;
+	err->step[0] = '\0';
+	err->msg[0] = '\0';
+	err->hint[0] = '\0';
 }
 
 int pyhot_err_vset(struct pyhot_err *err, enum pyhot_errkind kind, int sys_errno,
