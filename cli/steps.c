@@ -2,6 +2,7 @@
 #include "steps.h"
 
 #include <errno.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,22 +44,34 @@ static int run_on(struct cli_step *s, int r, struct pyhot_err *err)
 	return code;
 }
 
-/* A step's thread: the first phase makes the context and runs the command
- * (a dry run when two-phase); the second runs it for real on that context. */
+/* A step's thread: it makes the context and runs the command (a dry run
+ * when two-phase); a two-phase step whose dry run succeeded then waits for
+ * cli_steps_go() and runs the command for real on that context. One
+ * thread for both phases: a second thread per process cost as much as the
+ * request it would make. */
 static void *step_main(void *arg)
 {
 	struct cli_step *s = arg;
 	struct pyhot_err err;
+	int go_on;
 
-	if (s->ctx.args) {   /* the second phase */
-		s->args.dry_run = 0;
-		pyhot_err_init(&err);
-		s->code = run_on(s, 0, &err);
-		return NULL;
-	}
 	pyhot_err_init(&s->ctx_err);
 	s->ctx_r = cli_ctx_init(&s->ctx, &s->args, NULL, &s->ctx_err);
 	s->code = run_on(s, s->ctx_r, &s->ctx_err);
+	/* Read before the post: the caller clears awaits_go once it has
+	 * posted go, possibly before we look again. */
+	go_on = s->two_phase && s->code == 0;
+	s->awaits_go = go_on;
+	sem_post(&s->planned);
+	if (!go_on)
+		return NULL;
+	while (sem_wait(&s->go) < 0 && errno == EINTR)
+		;
+	if (!s->apply)
+		return NULL;
+	s->args.dry_run = 0;
+	pyhot_err_init(&err);
+	s->code = run_on(s, 0, &err);
 	return NULL;
 }
 
@@ -109,6 +122,9 @@ static int thread_start(struct cli_step *s, struct pyhot_err *err)
 		}
 		s->stack = m;
 	}
+	if (sem_init(&s->planned, 0, 0) < 0 || sem_init(&s->go, 0, 0) < 0)
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, errno, s->pid, "multi",
+				     "pid %d: sem_init(): %s", (int)s->pid, strerror(errno));
 	e = pthread_attr_init(&attr);
 	if (!e)
 		e = pthread_attr_setstack(&attr, (char *)s->stack + STEP_GUARD_SIZE,
@@ -116,11 +132,47 @@ static int thread_start(struct cli_step *s, struct pyhot_err *err)
 	if (!e)
 		e = pthread_create(&s->thread, &attr, step_main, s);
 	pthread_attr_destroy(&attr);
-	if (e)
-		return pyhot_err_set(err, PYHOT_ERR_FAILED, e, s->pid, "multi",
-				     "pid %d: pthread_create(): %s", (int)s->pid, strerror(e));
-	s->running = 1;
-	return 0;
+	if (!e) {
+		s->running = 1;
+		return 0;
+	}
+	sem_destroy(&s->planned);
+	sem_destroy(&s->go);
+	return pyhot_err_set(err, PYHOT_ERR_FAILED, e, s->pid, "multi",
+			     "pid %d: pthread_create(): %s", (int)s->pid, strerror(e));
+}
+
+/* Wait until the step's first phase is over (its dry run, for two-phase). */
+static void step_wait_planned(struct cli_step *s)
+{
+	if (!s->running || s->planned_seen)
+		return;
+	while (sem_wait(&s->planned) < 0 && errno == EINTR)
+		;
+	s->planned_seen = 1;
+}
+
+/* Let a step that waits for cli_steps_go() go on (apply) or end. */
+static void step_release_go(struct cli_step *s, int apply)
+{
+	step_wait_planned(s);
+	if (!s->running || !s->awaits_go)
+		return;
+	s->apply = apply;
+	s->awaits_go = 0;
+	sem_post(&s->go);
+}
+
+/* End the step's thread: told not to apply if it still waits. */
+static void step_join(struct cli_step *s)
+{
+	if (!s->running)
+		return;
+	step_release_go(s, 0);
+	pthread_join(s->thread, NULL);
+	s->running = 0;
+	sem_destroy(&s->planned);
+	sem_destroy(&s->go);
 }
 
 int cli_step_start(struct cli_step *s, const struct cli_args *b, cli_cmd_fn fn,
@@ -179,10 +231,10 @@ void cli_steps_collect(struct cli_step *s, size_t n, int want)
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		if (s[i].running) {
-			pthread_join(s[i].thread, NULL);
-			s[i].running = 0;
-		}
+		if (want)
+			step_wait_planned(&s[i]);
+		else
+			step_join(&s[i]);
 		step_take_text(&s[i], !want);
 		if (!s[i].json)
 			continue;
@@ -196,28 +248,18 @@ void cli_steps_collect(struct cli_step *s, size_t n, int want)
 }
 
 /* Two-phase steps whose dry run succeeded: the command itself, on the
- * context the dry run made. */
+ * context the dry run made, or nothing. */
 void cli_steps_go(struct cli_step *s, size_t n, int apply)
 {
-	struct pyhot_err err;
 	size_t i;
 
-	for (i = 0; i < n && apply; i++) {
-		if (!s[i].two_phase || s[i].code || !s[i].ctx.args)
-			continue;
-		pyhot_err_init(&err);
-		if (thread_start(&s[i], &err) < 0) {
-			s[i].code = PYHOT_ERR_FAILED;
-			if (s[i].f[1])
-				fprintf(s[i].f[1], "%s\n", err.msg);
-		}
-	}
+	for (i = 0; i < n; i++)
+		step_release_go(&s[i], apply);
 }
 
 void cli_step_release(struct cli_step *s)
 {
-	if (s->running)
-		pthread_join(s->thread, NULL);
+	step_join(s);
 	step_take_text(s, 1);
 	free(s->text[0]);
 	free(s->text[1]);

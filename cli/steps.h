@@ -5,8 +5,9 @@
  * A step is a thread that runs the command's cmd_*.c function on its own
  * cli_ctx, as main() would, with its output into streams of its own (the
  * cli_out's out and err) that the caller prints or parses. A two-phase
- * step (refresh) runs its dry run and ends; cli_steps_go() then runs the
- * refresh on the same context (no second inspection of the target).
+ * step (refresh) runs its dry run and waits; cli_steps_go() then has it
+ * run the refresh on the same context (no second inspection of the
+ * target), or end.
  *
  * Threads, not forked children: a fork per process cost 3 to 4 ms of page
  * copying each on this kind of machine, which made a refresh over nine
@@ -17,6 +18,7 @@
 #define PYHOT_STEPS_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -30,8 +32,13 @@ typedef int (*cli_cmd_fn)(struct cli_ctx *c, struct pyhot_err *err);
 struct cli_step {
 	pid_t pid;                  /* the target (set by the caller) */
 	pthread_t thread;
-	void *stack;                /* its stack and guard (both phases), or NULL */
+	void *stack;                /* its stack and guard, or NULL */
 	int running;                /* thread started and not joined yet */
+	sem_t planned;              /* posted when the first phase is over */
+	sem_t go;                   /* two-phase: posted by cli_steps_go() */
+	int planned_seen;           /* we waited for planned */
+	int awaits_go;              /* set by the thread before planned */
+	int apply;                  /* cli_steps_go()'s word, before go */
 	cli_cmd_fn fn;
 	struct cli_args args;       /* the command's, for this pid */
 	struct cli_ctx ctx;         /* made by the first phase, kept for the second */
