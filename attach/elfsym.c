@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,16 +21,21 @@ struct attach_elf {
 	char path[256];
 };
 
+static int elf_lib_ok;
+
+static void elf_lib_init(void)
+{
+	elf_lib_ok = elf_version(EV_CURRENT) != EV_NONE;
+}
+
+/* libelf's one-time set-up, once per process even with several threads
+ * inspecting at once (cli/steps.h). */
 static int elf_lib_ready(void)
 {
-	static int ready;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-	if (!ready) {
-		if (elf_version(EV_CURRENT) == EV_NONE)
-			return -1;
-		ready = 1;
-	}
-	return 0;
+	pthread_once(&once, elf_lib_init);
+	return elf_lib_ok ? 0 : -1;
 }
 
 int attach_elf_open(const char *path, struct attach_elf **out, pid_t pid,
