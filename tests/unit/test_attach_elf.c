@@ -12,6 +12,9 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +101,76 @@ static void test_libc_symbols(void **state)
 	};
 
 	check_symbols("libc.so.6", "libc.so.6", names, sizeof(names) / sizeof(names[0]));
+}
+
+/* Every function libc exports by default, looked up through its hash
+ * table (the bucket chains of 3000 names), lands where dlsym says. */
+static void test_every_libc_function(void **state)
+{
+	struct attach_elf *e = NULL;
+	struct attach_map m;
+	struct pyhot_err err;
+	unsigned long v, sz, bias;
+	char *text = NULL;
+	Elf *elf;
+	Elf_Scn *scn = NULL, *dynsym = NULL, *versym = NULL;
+	Elf_Data *data, *vdata;
+	GElf_Shdr sh, dsh;
+	GElf_Sym sym;
+	GElf_Versym vs;
+	void *h;
+	size_t i, n, checked = 0;
+	int fd;
+
+	assert_int_equal(self_map("libc.so.6", &m, &text), 0);
+	pyhot_err_init(&err);
+	assert_int_equal(attach_elf_open_mapped(getpid(), &m, &e, &err), 0);
+	bias = m.start - attach_elf_first_load(e);
+	fd = open(strndup(m.path, m.pathlen), O_RDONLY);
+	assert_true(fd >= 0);
+	elf = elf_begin(fd, ELF_C_READ, NULL);
+	assert_non_null(elf);
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		assert_non_null(gelf_getshdr(scn, &sh));
+		if (sh.sh_type == SHT_DYNSYM)
+			dynsym = scn;
+		else if (sh.sh_type == SHT_GNU_versym)
+			versym = scn;
+	}
+	assert_non_null(dynsym);
+	assert_non_null(versym);
+	assert_non_null(gelf_getshdr(dynsym, &dsh));
+	data = elf_getdata(dynsym, NULL);
+	vdata = elf_getdata(versym, NULL);
+	h = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+	assert_non_null(h);
+	n = dsh.sh_size / dsh.sh_entsize;
+	for (i = 1; i < n; i++) {
+		const char *name;
+		void *want;
+
+		assert_non_null(gelf_getsym(data, (int)i, &sym));
+		assert_non_null(gelf_getversym(vdata, (int)i, &vs));
+		if (sym.st_shndx == SHN_UNDEF || GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
+		    GELF_ST_BIND(sym.st_info) == STB_LOCAL || (vs & 0x8000))
+			continue;
+		name = elf_strptr(elf, dsh.sh_link, sym.st_name);
+		want = name ? dlsym(h, name) : NULL;
+		if (!want)
+			continue;
+		if (attach_elf_lookup(e, name, &v, &sz) != 0)
+			fail_msg("libc: no symbol %s", name);
+		if (bias + v != (unsigned long)want)
+			fail_msg("libc: %s at 0x%lx, the loader says %p", name, bias + v, want);
+		checked++;
+	}
+	/* This machine's libc exports well over a thousand functions. */
+	assert_true(checked > 1000);
+	dlclose(h);
+	elf_end(elf);
+	close(fd);
+	attach_elf_close(e);
+	free(text);
 }
 
 static void test_small_library(void **state)
@@ -204,6 +277,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_libc_symbols),
+		cmocka_unit_test(test_every_libc_function),
 		cmocka_unit_test(test_small_library),
 		cmocka_unit_test(test_malloc_range),
 		cmocka_unit_test(test_func_at),
