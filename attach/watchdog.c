@@ -125,7 +125,11 @@ int attach_watchdog_stop(struct attach_watchdog *wd)
 	int continued = 0, status;
 
 	if (wd->pid > 0) {
+		/* Killed, not asked: asking waited for its next look (0.25 ms)
+		 * and for a CPU to run it on, up to a millisecond while the
+		 * target's new agent takes the other CPUs. It holds nothing. */
 		atomic_store(&wd->sh->quit, 1);
+		(void)kill(wd->pid, SIGKILL);
 		while (waitpid(wd->pid, &status, 0) < 0 && errno == EINTR)
 			;
 		wd->pid = -1;
