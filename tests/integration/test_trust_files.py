@@ -77,8 +77,14 @@ def test_exec_output_too_large_says_it_ran(target):
 
 def test_thread_id_is_refused_naming_the_process(target):
     t = target("sleep")
-    tids = [int(x) for x in os.listdir("/proc/%d/task" % t.pid) if int(x) != t.pid]
-    assert tids
+    # The target's second thread may not be started yet when it says ready.
+    tids = []
+    deadline = time.monotonic() + 10
+    while not tids and time.monotonic() < deadline:
+        tids = [int(x) for x in os.listdir("/proc/%d/task" % t.pid) if int(x) != t.pid]
+        if not tids:
+            time.sleep(0.01)
+    assert tids, "pid %d has no second thread after 10 s" % t.pid
     r = pyhot("attach", tids[0], json_out=True)
     assert r.rc == 2, r
     assert r.json["error"]["message"].startswith(
