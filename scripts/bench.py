@@ -824,13 +824,17 @@ def bench_safepoint(runs):
     select(), on 3.8, 3.11 and 3.12, beside `pyhot --version` (start-up) and
     `pyhot attach` of the attached target (start-up, inspection, trust
     checks and one ping: everything of a command but the safe point). The
-    safe point's own cost is status minus that, and the agent's "wait_ms"
-    (queued to running) is printed too."""
+    safe point's cost is status minus that; the agent's "wait_ms" (queued to
+    running) and "run_ms" (the status handler's own work, which a ping does
+    not do: threads, frames, history) are printed too, and status minus
+    ping minus run_ms: what is left of the difference for the safe point
+    itself (its wait, the hand-over of the GIL, and the larger answer)."""
     print("\nsafe point (median wall ms of %d commands; --version: start-up; ping: "
-          "`attach` of an attached target, all of a command but the safe point)" % runs)
-    print("  %-8s %-8s %10s %8s %8s %8s %12s %9s" % (
+          "`attach` of an attached target, all of a command but the safe point; "
+          "run_ms: the status handler's own work)" % runs)
+    print("  %-8s %-8s %10s %8s %8s %8s %12s %9s %8s %12s" % (
         "python", "main", "--version", "ping", "status", "refresh", "status-ping",
-        "wait_ms"))
+        "wait_ms", "run_ms", "-ping-run"))
     for v in SP_PYTHONS:
         py = os.path.join(PYENV_ROOT, "versions", v, "bin", "python" + v.rsplit(".", 1)[0])
         if not os.access(py, os.X_OK):
@@ -845,22 +849,23 @@ def bench_safepoint(runs):
                 p.stdout.readline()
                 subprocess.run([PYHOT, "attach", str(p.pid)], stdout=subprocess.DEVNULL,
                                check=True)
-                ver, ping, st, rf, wait = [], [], [], [], []
+                ver, ping, st, rf, wait, run = [], [], [], [], [], []
                 for i in range(runs):
                     ver.append(timed([PYHOT, "--version"])[0])
                     ping.append(timed([PYHOT, "attach", str(p.pid)])[0])
                     wall, sp = timed([PYHOT, "status", str(p.pid), "--json"])
                     st.append(wall)
                     if sp.returncode == 0:
-                        wait.append(json.loads(sp.stdout)["status"].get(
-                            "safepoint", {}).get("wait_ms", float("nan")))
+                        spi = json.loads(sp.stdout)["status"].get("safepoint", {})
+                        wait.append(spi.get("wait_ms", float("nan")))
+                        run.append(spi.get("run_ms", float("nan")))
                     write(os.path.join(tmp, "spmod.py"), "def f():\n    return %d\n" % (i + 1))
                     rf.append(timed([PYHOT, "refresh", str(p.pid), "spmod"])[0])
                 m = [statistics.median(x) if x else float("nan")
-                     for x in (ver, ping, st, rf, wait)]
-                print("  %-8s %-8s %10.2f %8.2f %8.2f %8.2f %12.2f %9.3f" % (
-                    v.rsplit(".", 1)[0], mode, m[0], m[1], m[2], m[3], m[2] - m[1], m[4]),
-                    flush=True)
+                     for x in (ver, ping, st, rf, wait, run)]
+                print("  %-8s %-8s %10.2f %8.2f %8.2f %8.2f %12.2f %9.3f %8.3f %12.2f" % (
+                    v.rsplit(".", 1)[0], mode, m[0], m[1], m[2], m[3], m[2] - m[1], m[4],
+                    m[5], m[2] - m[1] - m[5]), flush=True)
             finally:
                 p.kill()
                 p.wait()
