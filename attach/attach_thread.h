@@ -101,6 +101,7 @@ int attach_set_regs(pid_t tid, const arch_regs_t *r) PYHOT_MUST_CHECK;
  *   kill-self-at=N     SIGKILL the injector at its Nth step (a ptrace
  *                      request or a stop it waited for, counted from 1)
  *   stop-self-at=N     SIGSTOP it there instead
+ *   int-self-at=N      SIGINT to the whole process there (a Ctrl-C)
  *   count-steps        say on exit how many steps there were
  *   stop-before-payload-open  SIGSTOP the injector just before it opens
  *                      the payload (a test swaps the file meanwhile)

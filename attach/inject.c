@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1171,6 +1172,15 @@ static int find_thread_and_inject(struct inj *in, unsigned int timeout_ms)
 }
 
 static pthread_mutex_t inject_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int inject_quiescing;
+
+void pyhot_inject_quiesce(void)
+{
+	/* The flag first: a thread that gets the lock before us (a mutex is
+	 * not fair) gives it up without starting. */
+	atomic_store(&inject_quiescing, 1);
+	pthread_mutex_lock(&inject_lock);
+}
 
 int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 		 struct pyhot_inject_result *res, struct pyhot_err *err)
@@ -1199,6 +1209,14 @@ int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 	 * run in threads, cli/steps.h): the watchdog is one static block, and
 	 * ptrace and the SIGCHLD window belong to the calling thread. */
 	pthread_mutex_lock(&inject_lock);
+	if (atomic_load(&inject_quiescing)) {
+		pthread_mutex_unlock(&inject_lock);
+		return pyhot_err_set(err, PYHOT_ERR_ATTACH, EINTR, pid, "inject",
+				     "pid %d: not attached: the command is ending on a "
+				     "signal", (int)pid);
+	}
+	res->lock_wait_ms = attach_now_ms() - start;
+	start = attach_now_ms();
 	ret = inject_prep(&in);
 	if (ret)
 		goto out_free;

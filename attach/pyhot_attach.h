@@ -86,6 +86,8 @@ struct pyhot_inject_result {
 				      (1: the first was at a safe point; 0:
 				      none could be stopped) */
 	double stopped_ms;         /* longest time one thread was stopped */
+	double lock_wait_ms;       /* waited for another thread's injection
+				      (one at a time per process) */
 };
 
 /*
@@ -115,6 +117,15 @@ struct pyhot_inject_result {
 int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 		 struct pyhot_inject_result *res,
 		 struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/*
+ * Wait until an injection under way in another thread of this process has
+ * given its thread back, and keep any other from starting; never undone.
+ * For a command with several threads that is about to die of a signal the
+ * injecting thread holds (Ctrl-C, SIGTERM): it dies after the target's
+ * thread is whole again (cli/multi.c).
+ */
+void pyhot_inject_quiesce(void);
 
 /*
  * Write the native stack of thread tid of pid into buf, one frame a line

@@ -52,6 +52,8 @@ void attach_test_step(const char *what)
 		sig = SIGKILL;
 	else if (sscanf(v, "stop-self-at=%u", &at) == 1)
 		sig = SIGSTOP;
+	else if (sscanf(v, "int-self-at=%u", &at) == 1)
+		sig = SIGINT;   /* to the process, as a terminal's Ctrl-C */
 	else
 		return;
 	if (at != steps)
@@ -59,7 +61,10 @@ void attach_test_step(const char *what)
 	PYHOT_TRACE("ptrace", "test hook: signal %d to ourselves at step %u (%s)", sig,
 		    steps, what);
 	fprintf(stderr, "pyhot: test hook: signal %d at step %u (%s)\n", sig, steps, what);
-	raise(sig);
+	if (sig == SIGINT)
+		kill(getpid(), sig);
+	else
+		raise(sig);
 }
 #endif
 

@@ -201,7 +201,6 @@ static int sock_judge(pid_t pid, int dirfd, const char *name, const char *sock,
 	snprintf(why, sizeof(why), "is owned by %s, not by the target's user, %s",
 		 owner, want);
 	return refuse(pid, "agent socket", sock, why, hint, err);
-	return 0;
 }
 
 int pyhot_client_sock_open(pid_t pid, const char *full, const char *sock,

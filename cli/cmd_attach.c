@@ -353,10 +353,13 @@ int cli_attach_ensure(struct cli_ctx *c, int *reused, struct pyhot_err *err)
 	} else {
 		r = inject_agent(c, &res, err);
 		if (r == 0)
-			r = wait_agent(c, &res, t0 + c->args->timeout_ms, &resp, err);
+			/* The timeout counts from our turn: another step's
+			 * injection may have held us (steps.h). */
+			r = wait_agent(c, &res, t0 + res.lock_wait_ms + c->args->timeout_ms,
+				       &resp, err);
 		if (r < 0)
 			return r;
-		wait_baseline(c, t0 + c->args->timeout_ms, &resp);
+		wait_baseline(c, t0 + res.lock_wait_ms + c->args->timeout_ms, &resp);
 	}
 	report_attach(c, resp, *reused, now_ms() - t0, *reused ? NULL : &res);
 	if (resp)

@@ -484,11 +484,71 @@ static int multi_refresh(const struct cli_args *a, struct cli_out *o, cli_cmd_fn
 	return r;
 }
 
+/* ----- Signals while the steps run ----- */
+
+/*
+ * What the steps' threads must not take: SIGCHLD, which the injecting
+ * thread sleeps on (one taken by another thread is lost to it), and what
+ * a terminal or a kill sends, which would end the whole command with it,
+ * a target's thread borrowed in the middle of an injection. A thread of
+ * its own takes those (sigwait), waits for the injection under way to end
+ * and lets the signal do what it does.
+ */
+static void terminal_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGQUIT);
+}
+
+static void *signal_main(void *arg)
+{
+	sigset_t set, one;
+	int sig;
+
+	(void)arg;
+	terminal_signals(&set);
+	while (sigwait(&set, &sig) != 0)
+		;
+	pyhot_inject_quiesce();
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	signal(sig, SIG_DFL);
+	kill(getpid(), sig);
+	pthread_sigmask(SIG_UNBLOCK, &one, NULL);   /* it ends the command here */
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static int signals_take(pthread_t *thread, sigset_t *old_mask)
+{
+	sigset_t set;
+
+	terminal_signals(&set);
+	sigaddset(&set, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &set, old_mask);   /* the steps inherit it */
+	return pthread_create(thread, NULL, signal_main, NULL) == 0 ? 0 : -1;
+}
+
+static void signals_give_back(pthread_t thread, int started, const sigset_t *old_mask)
+{
+	if (started) {
+		pthread_cancel(thread);   /* sigwait() is a cancellation point */
+		pthread_join(thread, NULL);
+	}
+	pthread_sigmask(SIG_SETMASK, old_mask, NULL);
+}
+
 int cli_multi_run(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
 		  struct pyhot_err *err)
 {
 	pid_t pids[CLI_MAX_PIDS];
-	sigset_t chld, old_mask;
+	sigset_t old_mask;
+	pthread_t sig_thread;
+	int sig_started;
 	struct cli_step *steps = NULL;
 	struct json_object *list;
 	size_t n = 0, i;
@@ -520,14 +580,12 @@ int cli_multi_run(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
 	/* One malloc arena: a thread's own arena costs a 64 MB mapping and
 	 * its page faults, more than the steps' few allocations contend. */
 	mallopt(M_ARENA_MAX, 1);
-	sigemptyset(&chld);
-	sigaddset(&chld, SIGCHLD);
-	pthread_sigmask(SIG_BLOCK, &chld, &old_mask);
+	sig_started = signals_take(&sig_thread, &old_mask) == 0;
 	if (a->cmd == CLI_CMD_REFRESH)
 		r = multi_refresh(a, o, fn, steps, n, err);
 	else
 		r = multi_each(a, o, fn, steps, n, err);
-	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+	signals_give_back(sig_thread, sig_started, &old_mask);
 	for (i = 0; i < n; i++)
 		cli_step_release(&steps[i]);
 out_free:

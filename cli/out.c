@@ -182,9 +182,12 @@ static void trace_cb(void *ctx, const char *component, const char *fmt, va_list 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ms = (double)(ts.tv_sec - trace_t0.tv_sec) * 1e3 +
 	     (double)(ts.tv_nsec - trace_t0.tv_nsec) / 1e6;
+	/* One line at a time: several steps may trace at once (steps.h). */
+	flockfile(stderr);
 	fprintf(stderr, "pyhot trace %9.3f ms [%s] ", ms, component);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
+	funlockfile(stderr);
 }
 
 void cli_trace_setup(void)

@@ -8,9 +8,11 @@ import signal
 import subprocess
 import time
 
-from conftest import pyhot
+from conftest import BUILD, pyhot
 from pyhot_testlib import die_with_parent, remove_socket
-from tree_helpers import prefork  # noqa: F401 - the fixture
+from tree_helpers import agents, prefork  # noqa: F401 - the fixture
+
+HOOKS = os.path.join(BUILD, "pyhot-test-hooks")
 
 
 def test_refresh_tree_over_a_multiprocessing_pool(prefork):
@@ -125,3 +127,27 @@ def test_tree_of_a_shell_takes_its_python_children_only(python):
         sh.kill()
         sh.wait()
         sh.stdout.close()
+
+
+def test_ctrl_c_waits_for_the_injection_under_way(prefork):
+    """A Ctrl-C (SIGINT to the command) while one of its threads injects
+    into a process of the tree: the command dies of it, but only once that
+    thread is given back and its agent booted; no other attach starts. The
+    signal goes to the whole command (the test build's int-self-at hook
+    sends it from the injecting thread, as a terminal would to the process):
+    without the command's signal thread, another thread takes it at once
+    and the process in the middle of its attach gets no agent."""
+    s = prefork(2, pool=True)     # three processes, none attached
+    s.write("v2")
+    env = dict(os.environ, PYHOT_TEST_HOOK="int-self-at=3")
+    p = subprocess.run([HOOKS, "refresh", "--tree", str(s.master.pid), "app"], env=env,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    assert p.returncode == -signal.SIGINT, (p.returncode, p.stderr)
+    assert "test hook: signal %d at step 3" % signal.SIGINT in p.stderr, p.stderr
+    have = agents(s.pids)
+    assert sum(1 for v in have.values() if v) == 1, (have, p.stderr)
+    # Every process is whole and still runs the code it ran (nothing applied).
+    assert s.answers() == {pid: "v1" for pid in s.pids}
+    for pid in s.pids:
+        assert pyhot("attach", pid).rc == 0

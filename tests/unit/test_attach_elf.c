@@ -126,7 +126,13 @@ static void test_every_libc_function(void **state)
 	pyhot_err_init(&err);
 	assert_int_equal(attach_elf_open_mapped(getpid(), &m, &e, &err), 0);
 	bias = m.start - attach_elf_first_load(e);
-	fd = open(strndup(m.path, m.pathlen), O_RDONLY);
+	{
+		char *path = strndup(m.path, m.pathlen);
+
+		assert_non_null(path);
+		fd = open(path, O_RDONLY);
+		free(path);
+	}
 	assert_true(fd >= 0);
 	elf = elf_begin(fd, ELF_C_READ, NULL);
 	assert_non_null(elf);
