@@ -53,6 +53,8 @@ struct attach_watchdog_shared {
 };
 
 static struct attach_watchdog_shared shared;
+/* The last child, killed and not reaped yet (attach_watchdog_stop()). */
+static pid_t unreaped = -1;
 static unsigned char watch_stack[WATCH_STACK_SIZE] __attribute__((aligned(16)));
 
 /* The parent's state letter, or 0 when it cannot be read: what follows the
@@ -102,6 +104,15 @@ int attach_watchdog_start(struct attach_watchdog *wd)
 	int n;
 
 	wd->pid = -1;
+	/* The last one is dead (SIGKILL needs no run of user code): reap it
+	 * before its stack and block serve another. */
+	if (unreaped > 0) {
+		int status;
+
+		while (waitpid(unreaped, &status, 0) < 0 && errno == EINTR)
+			;
+		unreaped = -1;
+	}
 	wd->sh = &shared;
 	atomic_store(&shared.quit, 0);
 	atomic_store(&shared.continued, 0);
@@ -125,13 +136,16 @@ int attach_watchdog_stop(struct attach_watchdog *wd)
 	int continued = 0, status;
 
 	if (wd->pid > 0) {
-		/* Killed, not asked: asking waited for its next look (0.25 ms)
-		 * and for a CPU to run it on, up to a millisecond while the
-		 * target's new agent takes the other CPUs. It holds nothing. */
+		/* Killed, not asked, and not waited for: asking waited for its
+		 * next look (0.25 ms), and waiting for its exit for a CPU to run
+		 * it on, 1 to 3 ms while the busy target and its new agent take
+		 * both CPUs. Once SIGKILL is sent it runs no more of its code,
+		 * so nothing of ours is touched after this; the next start (or
+		 * our exit) reaps it. */
 		atomic_store(&wd->sh->quit, 1);
 		(void)kill(wd->pid, SIGKILL);
-		while (waitpid(wd->pid, &status, 0) < 0 && errno == EINTR)
-			;
+		if (waitpid(wd->pid, &status, WNOHANG) != wd->pid)
+			unreaped = wd->pid;
 		wd->pid = -1;
 	}
 	if (wd->sh) {

@@ -39,6 +39,7 @@ enum bl_step {
 
 static atomic_int bl_step;              /* enum bl_step */
 static atomic_int bl_files_claimed;     /* a thread pins and reads */
+static atomic_int bl_hurry;             /* a thread waits for the rest */
 static struct pyhot_baseline_pass *bl_pass;   /* LISTED to KEPT; NULL when the list failed */
 
 static void note(struct pyhot_err *err)
@@ -47,6 +48,76 @@ static void note(struct pyhot_err *err)
 	if (PyErr_Occurred()) {
 		PyErr_Clear();   /* the engine must leave none; never let one escape */
 	}
+}
+
+/* Waiters sleep on bl_cond (CLOCK_MONOTONIC) until bl_step moves: a ping
+ * that waits for the baseline used to poll every 100 us, and each wake-up
+ * took the CPU the reading thread needed. Re-made in a forked child. */
+static pthread_mutex_t bl_lock;
+static pthread_cond_t bl_cond;
+static pthread_once_t bl_once = PTHREAD_ONCE_INIT;
+
+/* After the user's files, the background pass gives the command that
+ * waited for them this long to finish (on two CPUs, with a busy main
+ * thread, its last millisecond queued behind our reading), unless a
+ * thread waits for the rest. */
+#define BL_REST_DELAY_MS 10
+
+static void sync_init(void)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&bl_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&bl_cond, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+/* Wake every sleeper (sleep_until()) to look again. */
+static void wake_all(void)
+{
+	pthread_once(&bl_once, sync_init);
+	pthread_mutex_lock(&bl_lock);
+	pthread_cond_broadcast(&bl_cond);
+	pthread_mutex_unlock(&bl_lock);
+}
+
+static void set_step(int step)
+{
+	atomic_store(&bl_step, step);
+	wake_all();
+}
+
+/* Whether the pass reached step (step >= 0), or, with hurry, a thread
+ * waits for the rest. Under bl_lock or not: both are atomics. */
+static int woken(int step, int hurry)
+{
+	return (step >= 0 && atomic_load(&bl_step) >= step) ||
+	       (hurry && atomic_load(&bl_hurry));
+}
+
+/* Sleep until woken(step, hurry) or ms have passed. Returns woken(). */
+static int sleep_until(int step, int hurry, long ms)
+{
+	struct timespec ts;
+	double until = pyhot_now() + (double)ms / 1000.0, left;
+	int r;
+
+	pthread_once(&bl_once, sync_init);
+	pthread_mutex_lock(&bl_lock);
+	while (!(r = woken(step, hurry)) && (left = until - pyhot_now()) > 0) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += (time_t)left;
+		ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&bl_cond, &bl_lock, &ts);
+	}
+	pthread_mutex_unlock(&bl_lock);
+	return r;
 }
 
 /* Wait, GIL released when held, until the pass reached step. */
@@ -60,9 +131,12 @@ static void wait_step(int step, int gil_held)
 	if (gil_held) {
 		ts = PyEval_SaveThread();
 	}
-	while (atomic_load(&bl_step) < step) {
-		usleep(200);
-	}
+	/* A pass that lets the command finish before it reads the rest
+	 * (files_once()) goes on now. */
+	atomic_store(&bl_hurry, 1);
+	wake_all();
+	while (!sleep_until(step, 0, 100))
+		;
 	if (gil_held) {
 		PyEval_RestoreThread(ts);
 	}
@@ -85,12 +159,12 @@ static void list_once(void)
 	}
 	/* The first safe point: children forked from now on get an agent. */
 	pyhot_fork_hook_register();
-	atomic_store(&bl_step, BL_LISTED);
+	set_step(BL_LISTED);
 }
 
 /* No GIL: pin and read the listed files, unless another thread does (then
  * wait for it). The list must be done. */
-static void files_once(void)
+static void files_once(int background)
 {
 	if (atomic_exchange(&bl_files_claimed, 1)) {
 		wait_step(BL_READ, 0);
@@ -100,11 +174,14 @@ static void files_once(void)
 		pyhot_patch_baseline_pin(bl_pass);
 		pyhot_patch_baseline_read(bl_pass, 1);
 	}
-	atomic_store(&bl_step, BL_USER_READ);
+	set_step(BL_USER_READ);
+	if (background) {
+		(void)sleep_until(-1, 1, BL_REST_DELAY_MS);
+	}
 	if (bl_pass) {
 		pyhot_patch_baseline_read(bl_pass, 0);
 	}
-	atomic_store(&bl_step, BL_READ);
+	set_step(BL_READ);
 }
 
 /* GIL held: keep what was read (the GIL makes it once). */
@@ -120,7 +197,7 @@ static void keep_once(void)
 		note(&err);
 	}
 	bl_pass = NULL;
-	atomic_store(&bl_step, BL_KEPT);
+	set_step(BL_KEPT);
 }
 
 void pyhot_baseline_take_once(void)
@@ -133,7 +210,7 @@ void pyhot_baseline_take_once(void)
 	list_once();
 	if (atomic_load(&bl_step) < BL_READ) {
 		ts = PyEval_SaveThread();
-		files_once();
+		files_once(0);
 		PyEval_RestoreThread(ts);
 	}
 	keep_once();
@@ -148,6 +225,9 @@ void pyhot_baseline_atfork_child(void)
 {
 	int step = atomic_load(&bl_step);
 
+	/* The lock may have been held by a thread the child does not have. */
+	sync_init();
+	atomic_store(&bl_hurry, 0);
 	if (step == BL_LISTING) {
 		/* listing with the GIL given away in the parent: start over */
 		bl_pass = NULL;
@@ -161,12 +241,7 @@ void pyhot_baseline_atfork_child(void)
 
 int pyhot_baseline_wait_ready(long ms)
 {
-	double until = pyhot_now() + (double)ms / 1000.0;
-
-	while (!pyhot_baseline_ready() && pyhot_now() < until) {
-		usleep(100);
-	}
-	return pyhot_baseline_ready();
+	return sleep_until(BL_USER_READ, 0, ms < 0 ? 0 : ms);
 }
 
 /* The job's handler: the baseline is all there is to do. */
@@ -208,7 +283,7 @@ static void *baseline_thread(void *arg)
 	/* Listed (by this job or a request's): the files, without the GIL.
 	 * Not listed (no safe point came): the first request does it all. */
 	if (atomic_load(&bl_step) >= BL_LISTED) {
-		files_once();
+		files_once(1);
 	}
 	return NULL;
 }
@@ -227,6 +302,7 @@ void pyhot_baseline_soon(int keep)
 	 * no agent ran. A pass still under way serves this boot too. */
 	if (atomic_load(&bl_step) == BL_KEPT) {
 		atomic_store(&bl_files_claimed, 0);
+		atomic_store(&bl_hurry, 0);
 		atomic_store(&bl_step, BL_NONE);
 	}
 	/* A thread of its own, so that the agent serves requests meanwhile;
