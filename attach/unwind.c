@@ -19,6 +19,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <libunwind-ptrace.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,6 +294,34 @@ static void warm_up(struct attach_unwinder *u)
 	u->fake_regs = NULL;
 }
 
+/*
+ * The page cache (131 KB) of the last unwinder, kept for the next: freeing
+ * it unmapped it (glibc maps a block that large), and on this kind of
+ * virtual machine the TLB flush of that munmap took 1 to 1.7 ms at the end
+ * of every attach. One spare per process, never given back (the process
+ * ends soon after, or attaches again); empty when two unwinders are freed
+ * at once, the second is then freed for real.
+ */
+static _Atomic(struct page *) spare_cache;
+
+static struct page *cache_get(void)
+{
+	struct page *c = atomic_exchange(&spare_cache, NULL);
+	unsigned int i;
+
+	if (!c)
+		return calloc(CACHE_PAGES, sizeof(*c));
+	for (i = 0; i < CACHE_PAGES; i++)
+		c[i].addr = 0;
+	return c;
+}
+
+static void cache_put(struct page *c)
+{
+	if (c)
+		free(atomic_exchange(&spare_cache, c));
+}
+
 int attach_unwinder_new(pid_t pid, const char *maps, struct attach_unwinder **out)
 {
 	struct attach_unwinder *u;
@@ -307,7 +336,7 @@ int attach_unwinder_new(pid_t pid, const char *maps, struct attach_unwinder **ou
 	if (!u)
 		return -ENOMEM;
 	u->pid = pid;
-	u->cache = calloc(CACHE_PAGES, sizeof(*u->cache));
+	u->cache = cache_get();
 	u->as = unw_create_addr_space(&accessors, 0);
 	if (!u->cache || !u->as) {
 		attach_unwinder_free(u);
@@ -341,7 +370,7 @@ void attach_unwinder_free(struct attach_unwinder *u)
 		return;
 	if (u->as)
 		unw_destroy_addr_space(u->as);
-	free(u->cache);
+	cache_put(u->cache);
 	free(u->objs);
 	free(u);
 }
