@@ -89,10 +89,8 @@ const char *attach_strerror(int e, char *buf, size_t len);
 
 /* ----- The watchdog of a stopped injector (watchdog.c) ----- */
 
-struct attach_watchdog_shared;
 struct attach_watchdog {
-	pid_t pid;                          /* the child, or -1 */
-	struct attach_watchdog_shared *sh;  /* shared with it */
+	pid_t pid;                 /* the child, or -1 */
 };
 
 /* Start a child that continues us (SIGCONT) whenever it sees us stopped.

@@ -113,7 +113,6 @@ int attach_watchdog_start(struct attach_watchdog *wd)
 			;
 		unreaped = -1;
 	}
-	wd->sh = &shared;
 	atomic_store(&shared.quit, 0);
 	atomic_store(&shared.continued, 0);
 	shared.parent = getpid();
@@ -142,16 +141,14 @@ int attach_watchdog_stop(struct attach_watchdog *wd)
 		 * both CPUs. Once SIGKILL is sent it runs no more of its code,
 		 * so nothing of ours is touched after this; the next start (or
 		 * our exit) reaps it. */
-		atomic_store(&wd->sh->quit, 1);
+		atomic_store(&shared.quit, 1);
 		(void)kill(wd->pid, SIGKILL);
 		if (waitpid(wd->pid, &status, WNOHANG) != wd->pid)
 			unreaped = wd->pid;
 		wd->pid = -1;
 	}
-	if (wd->sh) {
-		continued = atomic_load(&wd->sh->continued);
-		wd->sh = NULL;
-	}
+	/* Cleared by the start: only this attach's child sets it. */
+	continued = atomic_exchange(&shared.continued, 0);
 	if (continued) {
 		PYHOT_TRACE("ptrace", "stopped during the attach: the watchdog continued us "
 			    "until the thread was given back; stopping again");

@@ -55,9 +55,8 @@ static void *step_main(void *arg)
 	struct pyhot_err err;
 	int go_on;
 
-	pyhot_err_init(&s->ctx_err);
-	s->ctx_r = cli_ctx_init(&s->ctx, &s->args, NULL, &s->ctx_err);
-	s->code = run_on(s, s->ctx_r, &s->ctx_err);
+	pyhot_err_init(&err);
+	s->code = run_on(s, cli_ctx_init(&s->ctx, &s->args, NULL, &err), &err);
 	/* Read before the post: the caller clears awaits_go once it has
 	 * posted go, possibly before we look again. */
 	go_on = s->two_phase && s->code == 0;

@@ -42,8 +42,6 @@ struct cli_step {
 	cli_cmd_fn fn;
 	struct cli_args args;       /* the command's, for this pid */
 	struct cli_ctx ctx;         /* made by the first phase, kept for the second */
-	int ctx_r;                  /* what cli_ctx_init() returned */
-	struct pyhot_err ctx_err;   /* and its error */
 	int two_phase;              /* a dry run first; cli_steps_go() goes on */
 	FILE *f[2];                 /* its stdout and stderr streams, or NULL */
 	char *text[2];              /* what it wrote there (NUL-terminated) */
