@@ -11,6 +11,7 @@
 #ifndef PYHOT_CLI_H
 #define PYHOT_CLI_H
 
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -169,7 +170,30 @@ struct cli_ctx {
 				     * agent: a second command on this context
 				     * (a refresh's apply after its dry run,
 				     * steps.h) does not ask again */
+	struct cli_gate *attach_gate;   /* several processes (steps.h): after its
+					 * attach, wait for every other's */
+	int gate_passed;
 };
+
+/*
+ * Where the commands of several processes (steps.h) wait after attaching
+ * until every one of them has: an injection borrows a thread of its
+ * target, and the first plans of processes attached before it (tens of
+ * milliseconds of CPU each) kept that thread stopped 20 to 50 ms on two
+ * CPUs. Pass it once per context: cli_ctx_gate_pass().
+ */
+struct cli_gate {
+	pthread_mutex_t lock;
+	pthread_cond_t all_passed;
+	size_t left;                /* contexts still to pass */
+};
+
+void cli_gate_init(struct cli_gate *g, size_t n);
+void cli_gate_destroy(struct cli_gate *g);
+
+/* Count c as passed (once; nothing without a gate), and with wait, sleep
+ * until every context has. */
+void cli_ctx_gate_pass(struct cli_ctx *c, int wait);
 
 /* Send one request to the agent of c (through /proc/PID/root, or directly
  * when c->direct) and read its answer. */

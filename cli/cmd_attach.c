@@ -329,7 +329,7 @@ static void report_attach(struct cli_ctx *c, struct json_object *resp, int reuse
 			     c->sock, elapsed, (int)res->tid, res->stopped_ms);
 }
 
-int cli_attach_ensure(struct cli_ctx *c, int *reused, struct pyhot_err *err)
+static int attach_ensure(struct cli_ctx *c, int *reused, struct pyhot_err *err)
 {
 	struct pyhot_inject_result res;
 	struct json_object *resp = NULL;
@@ -366,6 +366,16 @@ int cli_attach_ensure(struct cli_ctx *c, int *reused, struct pyhot_err *err)
 		json_object_put(resp);
 	c->agent_seen = 1;
 	return 0;
+}
+
+int cli_attach_ensure(struct cli_ctx *c, int *reused, struct pyhot_err *err)
+{
+	int r = attach_ensure(c, reused, err);
+
+	/* Attached or not, no request of ours before the others' attaches
+	 * (several processes: cli_gate). */
+	cli_ctx_gate_pass(c, 1);
+	return r;
 }
 
 int cli_attach_quiet(struct cli_ctx *c, struct pyhot_err *err)

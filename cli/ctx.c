@@ -184,6 +184,36 @@ int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 	return 0;
 }
 
+void cli_gate_init(struct cli_gate *g, size_t n)
+{
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->all_passed, NULL);
+	g->left = n;
+}
+
+void cli_gate_destroy(struct cli_gate *g)
+{
+	pthread_cond_destroy(&g->all_passed);
+	pthread_mutex_destroy(&g->lock);
+}
+
+void cli_ctx_gate_pass(struct cli_ctx *c, int wait)
+{
+	struct cli_gate *g = c->attach_gate;
+
+	if (!g)
+		return;
+	pthread_mutex_lock(&g->lock);
+	if (!c->gate_passed) {
+		c->gate_passed = 1;
+		if (--g->left == 0)
+			pthread_cond_broadcast(&g->all_passed);
+	}
+	while (wait && g->left)
+		pthread_cond_wait(&g->all_passed, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+}
+
 int cli_sock_dir_explain(struct cli_ctx *c, struct pyhot_err *err)
 {
 	char full[PATH_MAX];

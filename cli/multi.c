@@ -169,10 +169,13 @@ static int multi_each(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn
 {
 	struct json_object *arr = json_object_new_array(), *e;
 	int *codes = calloc(n, sizeof(*codes)), code;
+	struct cli_gate gate;
 	size_t i;
 
-	cli_steps_start(s, n, a, fn, 0);
+	cli_gate_init(&gate, n);
+	cli_steps_start(s, n, a, fn, 0, &gate);
 	cli_steps_collect(s, n, 0);
+	cli_gate_destroy(&gate);
 	for (i = 0; i < n; i++) {
 		codes[i] = s[i].code;
 		if (o->json) {
@@ -428,13 +431,15 @@ static int multi_refresh(const struct cli_args *a, struct cli_out *o, cli_cmd_fn
 	struct proc_report *rep = calloc(n, sizeof(*rep));
 	struct json_object *arr;
 	struct cli_args b = *a;
+	struct cli_gate gate;
 	size_t i, bad = 0;
 	int r, applied = 0;
 
 	b.json = 1;
 	b.dry_run = 1;
 	PYHOT_TRACE("multi", "refresh: %zu processes, planning", n);
-	cli_steps_start(s, n, &b, fn, !a->dry_run);
+	cli_gate_init(&gate, n);
+	cli_steps_start(s, n, &b, fn, !a->dry_run, &gate);
 	cli_steps_collect(s, n, 1);
 	PYHOT_TRACE("multi", "refresh: planned");
 	for (i = 0; i < n; i++) {
@@ -444,6 +449,7 @@ static int multi_refresh(const struct cli_args *a, struct cli_out *o, cli_cmd_fn
 	}
 	cli_steps_go(s, n, !bad && !a->dry_run);
 	cli_steps_collect(s, n, 0);
+	cli_gate_destroy(&gate);
 	PYHOT_TRACE("multi", "refresh: %s", !bad && !a->dry_run ? "applied" : "not applied");
 	for (i = 0; i < n; i++) {
 		rep[i].modules = doc_get(s[i].doc, "modules");

@@ -53,10 +53,13 @@ static void *step_main(void *arg)
 {
 	struct cli_step *s = arg;
 	struct pyhot_err err;
-	int go_on;
+	int go_on, r;
 
 	pyhot_err_init(&err);
-	s->code = run_on(s, cli_ctx_init(&s->ctx, &s->args, NULL, &err), &err);
+	r = cli_ctx_init(&s->ctx, &s->args, NULL, &err);
+	s->ctx.attach_gate = s->gate;
+	s->code = run_on(s, r, &err);
+	cli_ctx_gate_pass(&s->ctx, 0);   /* failed before it attached, or never does */
 	/* Read before the post: the caller clears awaits_go once it has
 	 * posted go, possibly before we look again. */
 	go_on = s->two_phase && s->code == 0;
@@ -278,16 +281,19 @@ void cli_step_release(struct cli_step *s)
  * its stderr text.
  */
 void cli_steps_start(struct cli_step *s, size_t n, const struct cli_args *b,
-			cli_cmd_fn fn, int two_phase)
+		     cli_cmd_fn fn, int two_phase, struct cli_gate *gate)
 {
 	struct pyhot_err err;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
+		s[i].gate = gate;
 		pyhot_err_init(&err);
 		if (cli_step_start(&s[i], b, fn, two_phase, &err) < 0) {
 			s[i].code = PYHOT_ERR_FAILED;
 			s[i].text[1] = strdup(err.msg);
+			s[i].ctx.attach_gate = gate;   /* no thread to pass it */
+			cli_ctx_gate_pass(&s[i].ctx, 0);
 		}
 	}
 }

@@ -32,6 +32,7 @@ typedef int (*cli_cmd_fn)(struct cli_ctx *c, struct pyhot_err *err);
 struct cli_step {
 	pid_t pid;                  /* the target (set by the caller) */
 	pthread_t thread;
+	struct cli_gate *gate;      /* where it waits for the others' attaches, or NULL */
 	void *stack;                /* its stack and guard, or NULL */
 	int running;                /* thread started and not joined yet */
 	sem_t planned;              /* posted when the first phase is over */
@@ -58,9 +59,11 @@ int cli_step_start(struct cli_step *s, const struct cli_args *b, cli_cmd_fn fn,
 		   int two_phase, struct pyhot_err *err) PYHOT_MUST_CHECK;
 
 /* cli_step_start() for n steps; one that could not start has code 1 and
- * its reason as its stderr text. */
+ * its reason as its stderr text. With gate (cli_gate_init(gate, n)), each
+ * step's command waits after its attach until every step has attached or
+ * given up (cli.h, struct cli_gate). */
 void cli_steps_start(struct cli_step *s, size_t n, const struct cli_args *b,
-		     cli_cmd_fn fn, int two_phase);
+		     cli_cmd_fn fn, int two_phase, struct cli_gate *gate);
 
 /*
  * Wait for the steps' threads and take their output. want 0: the command
