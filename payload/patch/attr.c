@@ -74,6 +74,18 @@ PyObject *call_method(PyObject *o, const char *name, const char *fmt, ...)
 	return r;
 }
 
+PyObject *pyhot_patch_module(const char *name)
+{
+	PyObject *mods = PyImport_GetModuleDict();   /* borrowed */
+	PyObject *m = mods ? PyDict_GetItemString(mods, name) : NULL;   /* borrowed */
+
+	if (m && PyModule_Check(m)) {
+		Py_INCREF(m);
+		return m;
+	}
+	return PyImport_ImportModule(name);
+}
+
 PyObject *getattr_opt(PyObject *o, const char *name)
 {
 	PyObject *v = pyhot_patch_get_attr(o, name);   /* owned */

@@ -144,7 +144,7 @@ static int watchable(PyObject *o)
 	static PyObject *t_function, *t_code;
 
 	if (!t_function) {
-		PyObject *types = PyImport_ImportModule("types");   /* owned */
+		PyObject *types = pyhot_patch_module("types");   /* owned */
 
 		t_function = types ? pyhot_patch_get_attr(types, "FunctionType") : NULL;
 		t_code = types ? pyhot_patch_get_attr(types, "CodeType") : NULL;
@@ -269,7 +269,7 @@ static void sha256_hex(const char *src, size_t len, char out[65])
 	PyObject *d;   /* owned */
 
 	out[0] = '\0';
-	m = PyImport_ImportModule("hashlib");
+	m = pyhot_patch_module("hashlib");
 	b = m ? PyBytes_FromStringAndSize(src, (Py_ssize_t)len) : NULL;
 	h = b ? call_method(m, "sha256", "(O)", b) : NULL;
 	Py_XDECREF(b);
@@ -310,7 +310,7 @@ static void size_cb(PyObject *o, void *arg)
 static size_t gen_bytes(const struct gen *g)
 {
 	struct size_arg a = { NULL, NULL, 0 };
-	PyObject *sys = PyImport_ImportModule("sys");   /* owned */
+	PyObject *sys = pyhot_patch_module("sys");   /* owned */
 	size_t bytes = sizeof(*g) + g->before_len + g->undo.n * sizeof(struct pyhot_op);
 	size_t i;
 
@@ -851,7 +851,7 @@ static void describe(PyObject *o, char *buf, size_t size)
 static void write_holders(struct jsonw *out, PyObject *o, PyObject *referrers,
 			  PyObject *skip, PyObject *alive_list)
 {
-	PyObject *gc = PyImport_ImportModule("gc");   /* owned */
+	PyObject *gc = pyhot_patch_module("gc");   /* owned */
 	PyObject *mods = PyImport_GetModuleDict();   /* borrowed */
 	Py_ssize_t i, shown = 0;
 
@@ -929,7 +929,7 @@ static void write_holders(struct jsonw *out, PyObject *o, PyObject *referrers,
 /* "leaks": gc.collect(), then every watched object still alive. */
 static int write_leaks(struct jsonw *out)
 {
-	PyObject *gc = PyImport_ImportModule("gc");   /* owned */
+	PyObject *gc = pyhot_patch_module("gc");   /* owned */
 	PyObject *r;   /* owned */
 	PyObject *alive = NULL;   /* owned */
 	PyObject *nums = NULL;   /* owned */

@@ -190,7 +190,7 @@ static int from_this(struct engine *e, PyObject *node, PyObject *pkg)
 {
 	PyObject *mod = pyhot_patch_get_attr(node, "module");   /* owned */
 	PyObject *level = mod ? pyhot_patch_get_attr(node, "level") : NULL;   /* owned */
-	PyObject *util = level ? PyImport_ImportModule("importlib.util") : NULL;   /* owned */
+	PyObject *util = level ? pyhot_patch_module("importlib.util") : NULL;   /* owned */
 	PyObject *rel = NULL;   /* owned */
 	PyObject *full = NULL;   /* owned */
 	long lvl = level ? PyLong_AsLong(level) : -1;

@@ -270,9 +270,9 @@ static int queue_linecache(struct engine *e)
 	if (stat(e->mp->file, &st) == 0) {
 		mtime = (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9;
 	}
-	lc = PyImport_ImportModule("linecache");
+	lc = pyhot_patch_module("linecache");
 	cache = lc ? pyhot_patch_get_attr(lc, "cache") : NULL;
-	util = cache ? PyImport_ImportModule("importlib.util") : NULL;
+	util = cache ? pyhot_patch_module("importlib.util") : NULL;
 	src = util ? PyBytes_FromStringAndSize(e->mp->newsrc, (Py_ssize_t)e->mp->newlen) : NULL;
 	text = src ? call_method(util, "decode_source", "O", src) : NULL;
 	lines = text ? call_method(text, "splitlines", "i", 1) : NULL;

@@ -50,7 +50,7 @@ static PyObject *header_expr(PyObject *ncd)
 		res = PyEval_EvalCode(code, ns, ns);
 	}
 	fn = res ? PyDict_GetItemString(ns, "header") : NULL;
-	ast = fn ? PyImport_ImportModule("ast") : NULL;
+	ast = fn ? pyhot_patch_module("ast") : NULL;
 	expr = ast ? PyObject_CallFunctionObjArgs(fn, ast, ncd, NULL) : NULL;
 	Py_XDECREF(code);
 	Py_XDECREF(ns);

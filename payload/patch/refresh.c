@@ -84,21 +84,27 @@ static int engine_init(struct engine *e, int dry_run)
 	if (!e->built || !e->recompute) {
 		return -1;
 	}
+	/* want[] is grouped by module: one look-up per module, not per name. */
+	m = NULL;
 	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-		m = PyImport_ImportModule(want[i].mod);
-		if (!m) {
-			return -1;
+		if (i == 0 || strcmp(want[i].mod, want[i - 1].mod) != 0) {
+			Py_XDECREF(m);
+			m = pyhot_patch_module(want[i].mod);
+			if (!m) {
+				return -1;
+			}
 		}
 		f = pyhot_patch_get_attr(m, want[i].name);
-		Py_DECREF(m);
 		if (!f) {
+			Py_DECREF(m);
 			return -1;
 		}
 		*(PyObject **)((char *)e + want[i].off) = f;
 	}
+	Py_XDECREF(m);
 	/* the cell type has no public name before 3.8's types.CellType in
 	 * some builds: take it from a cell */
-	m = PyImport_ImportModule("types");
+	m = pyhot_patch_module("types");
 	cell = m ? getattr_opt(m, "CellType") : NULL;
 	Py_XDECREF(m);
 	if (!cell) {

@@ -65,7 +65,7 @@ PyObject *code_referrers(PyObject *pairs, int skip_comprehensions)
 		return codes;   /* nothing to ask the heap about */
 	}
 	args = codes ? PyList_AsTuple(codes) : NULL;
-	gc = args ? PyImport_ImportModule("gc") : NULL;
+	gc = args ? pyhot_patch_module("gc") : NULL;
 	if (gc) {
 		PyObject *gr = pyhot_patch_get_attr(gc, "get_referrers");   /* owned */
 
@@ -292,7 +292,7 @@ static int scan_stack(struct engine *e, struct old_codes *oc, PyObject *top,
 /* Every thread's stack (sys._current_frames()). 0, or -1 error. */
 static int scan_threads(struct engine *e, struct old_codes *oc)
 {
-	PyObject *sys = PyImport_ImportModule("sys");   /* owned */
+	PyObject *sys = pyhot_patch_module("sys");   /* owned */
 	PyObject *frames = sys ? call_method(sys, "_current_frames", NULL) : NULL;   /* owned */
 	PyObject *names = frames ? thread_names() : NULL;   /* owned */
 	PyObject *tid;   /* borrowed */
