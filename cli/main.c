@@ -1,5 +1,6 @@
 /* main.c: the pyhot command. Parses, runs one command, reports. */
 #include "cli.h"
+#include "memory.h"
 #include "multi.h"
 
 #include <signal.h>
@@ -48,6 +49,7 @@ int main(int argc, char **argv)
 	int code = 0, r;
 
 	signal(SIGPIPE, SIG_IGN);
+	cli_memory_prepare(CLI_MEMORY_COMMAND);
 	cli_trace_setup();
 	pyhot_err_init(&err);
 	r = cli_args_parse(&a, argc, argv, &err);
