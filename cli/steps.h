@@ -31,9 +31,12 @@ typedef int (*cli_cmd_fn)(struct cli_ctx *c, struct pyhot_err *err);
 
 struct cli_step {
 	pid_t pid;                  /* the target (set by the caller) */
+	const struct pyhot_target *seen;  /* it as the caller inspected it, or NULL */
 	pthread_t thread;
 	struct cli_gate *gate;      /* where it waits for the others' attaches, or NULL */
 	void *stack;                /* its stack and guard, or NULL */
+	size_t stack_map;           /* non-zero: it unmaps this much from stack (the
+	                             * block of cli_steps_start(), owned by the last) */
 	int running;                /* thread started and not joined yet */
 	sem_t planned;              /* posted when the first phase is over */
 	sem_t go;                   /* two-phase: posted by cli_steps_go() */
