@@ -205,6 +205,12 @@ int cli_ctx_call(struct cli_ctx *c, const struct pyhot_client_req *req,
 int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 		 struct pyhot_err *err) PYHOT_MUST_CHECK;
 
+/* The same with the target as the caller inspected it a moment before
+ * (seen; NULL: inspect it): a --tree command inspects its root to know
+ * whether it is Python, and its step need not again. */
+int cli_ctx_init_seen(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
+		      const struct pyhot_target *seen, struct pyhot_err *err) PYHOT_MUST_CHECK;
+
 /* Send verb with key/value pairs to the agent and check the answer; on an
  * agent error kind "timeout" adds the main thread's native stack (unless
  * --timeout was too short to mean anything), and a request that got no

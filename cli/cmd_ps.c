@@ -6,6 +6,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,14 +38,25 @@ struct ps_entry {
 
 void cli_read_text(const char *path, char *buf, size_t len, int nul_to_space)
 {
-	FILE *f = fopen(path, "re");
+	/* open and read, not stdio: a tree's walk reads one such file per
+	 * thread of every process, and fopen() adds an fstat() and a buffer
+	 * to each. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	size_t n = 0, i;
+	ssize_t got;
 
 	buf[0] = '\0';
-	if (!f)
+	if (fd < 0)
 		return;
-	n = fread(buf, 1, len - 1, f);
-	fclose(f);
+	while (n < len - 1) {
+		got = read(fd, buf + n, len - 1 - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		n += (size_t)got;
+	}
+	close(fd);
 	buf[n] = '\0';
 	if (nul_to_space)
 		for (i = 0; i < n; i++)

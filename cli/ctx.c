@@ -151,6 +151,12 @@ static int ctx_direct(struct cli_ctx *c, pid_t pid)
 int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 		 struct pyhot_err *err)
 {
+	return cli_ctx_init_seen(c, a, o, NULL, err);
+}
+
+int cli_ctx_init_seen(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
+		      const struct pyhot_target *seen, struct pyhot_err *err)
+{
 	unsigned int euid;
 	pid_t nspid;
 	int r;
@@ -161,7 +167,12 @@ int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 	r = check_process(a, err);
 	if (r < 0)
 		return r;
-	r = pyhot_target_inspect(a->pid, &c->t, err);
+	if (seen && seen->pid == a->pid) {
+		c->t = *seen;
+		r = 0;
+	} else {
+		r = pyhot_target_inspect(a->pid, &c->t, err);
+	}
 	if (r < 0 && (err->sys_errno == EACCES || err->sys_errno == EPERM) &&
 	    ctx_direct(c, a->pid) == 0) {
 		pyhot_err_init(err);

@@ -3,9 +3,9 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +13,7 @@
 
 #include <json.h>
 
+#include "memory.h"
 #include "proctree.h"
 #include "pyhot_log.h"
 #include "steps.h"
@@ -70,17 +71,21 @@ static int is_python(pid_t pid, const char *root_exe)
 	       t.state != 'Z' && t.state != 'X';
 }
 
-/* The executable of root when root is a CPython process, else "". */
-static void python_exe(pid_t root, char *exe, size_t size)
+/* The executable of root when root is a CPython process, else ""; *t
+ * what the inspection found (t->pid 0 when it failed). */
+static void python_exe(pid_t root, char *exe, size_t size, struct pyhot_target *t)
 {
-	struct pyhot_target t;
 	struct pyhot_err e;
 	char path[64];
 	ssize_t len;
 
 	exe[0] = '\0';
 	pyhot_err_init(&e);
-	if (pyhot_target_inspect(root, &t, &e) < 0 || !t.py_major)
+	if (pyhot_target_inspect(root, t, &e) < 0) {
+		t->pid = 0;
+		return;
+	}
+	if (!t->py_major)
 		return;
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)root);
 	len = readlink(path, exe, size - 1);
@@ -88,9 +93,9 @@ static void python_exe(pid_t root, char *exe, size_t size)
 }
 
 /* The pids given, then --tree's root and its Python descendants, each
- * once, in that order. */
+ * once, in that order; *root_t the root as inspected (pid 0: none). */
 static int targets(const struct cli_args *a, pid_t *out, size_t *n,
-		   struct pyhot_err *err)
+		   struct pyhot_target *root_t, struct pyhot_err *err)
 {
 	pid_t desc[CLI_MAX_PIDS * 4];
 	char root_exe[PATH_MAX];
@@ -98,6 +103,7 @@ static int targets(const struct cli_args *a, pid_t *out, size_t *n,
 	int nd;
 
 	*n = 0;
+	root_t->pid = 0;
 	for (i = 0; i < a->npids; i++)
 		if (!has_pid(out, *n, a->pids[i]))
 			out[(*n)++] = a->pids[i];
@@ -106,7 +112,7 @@ static int targets(const struct cli_args *a, pid_t *out, size_t *n,
 	if (kill(a->tree, 0) < 0 && errno == ESRCH)
 		return pyhot_err_set(err, PYHOT_ERR_FAILED, ESRCH, a->tree, "tree",
 				     "pid %d does not exist", (int)a->tree);
-	python_exe(a->tree, root_exe, sizeof(root_exe));
+	python_exe(a->tree, root_exe, sizeof(root_exe), root_t);
 	/* The root itself only when it is Python (a shell or a supervisor
 	 * above the service is not), unless no process of the tree is. */
 	if (root_exe[0] && !has_pid(out, *n, a->tree) && *n < CLI_MAX_PIDS)
@@ -388,21 +394,28 @@ static int refresh_verdict(const struct cli_step *s, size_t n, const struct proc
 			   int applied, struct pyhot_err *err)
 {
 	int *codes = calloc(n, sizeof(*codes)), code, undone = 0, stuck = 0;
-	struct cli_step *bad = calloc(n, sizeof(*bad));
+	struct cli_step *bad;   /* a step is large: made only on failure */
 	size_t i;
 
+	if (!codes)
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, 0, "refresh",
+				     "out of memory");
 	for (i = 0; i < n; i++) {
 		codes[i] = rep[i].code;
-		bad[i].pid = s[i].pid;
-		bad[i].code = rep[i].code;
 		undone += rep[i].outcome == OUT_ROLLED_BACK;
 		stuck += rep[i].outcome == OUT_ROLLBACK_FAILED;
 	}
 	code = cli_multi_exit_code(codes, n);
 	free(codes);
-	if (!code) {
-		free(bad);
+	if (!code)
 		return 0;
+	bad = calloc(n, sizeof(*bad));
+	if (!bad)
+		return pyhot_err_set(err, (enum pyhot_errkind)code, ENOMEM, 0, "refresh",
+				     "failed, and out of memory to say where");
+	for (i = 0; i < n; i++) {
+		bad[i].pid = s[i].pid;
+		bad[i].code = rep[i].code;
 	}
 	if (!applied) {
 		fail_summary(err, "refresh", code, bad, n,
@@ -509,6 +522,12 @@ static void terminal_signals(sigset_t *set)
 	sigaddset(set, SIGQUIT);
 }
 
+/* Sent by signals_give_back() to end signal_main(): not a cancellation,
+ * whose first use loads libgcc_s (a quarter of a millisecond). */
+#define SIGNALS_WAKE SIGRTMIN
+
+static atomic_int signals_over;
+
 static void *signal_main(void *arg)
 {
 	sigset_t set, one;
@@ -516,8 +535,15 @@ static void *signal_main(void *arg)
 
 	(void)arg;
 	terminal_signals(&set);
-	while (sigwait(&set, &sig) != 0)
-		;
+	sigaddset(&set, SIGNALS_WAKE);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig != SIGNALS_WAKE)
+			break;
+		if (atomic_load(&signals_over))
+			return NULL;   /* else someone else's: it waits for the end */
+	}
 	pyhot_inject_quiesce();
 	sigemptyset(&one);
 	sigaddset(&one, sig);
@@ -535,14 +561,17 @@ static int signals_take(pthread_t *thread, sigset_t *old_mask)
 
 	terminal_signals(&set);
 	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGNALS_WAKE);
 	pthread_sigmask(SIG_BLOCK, &set, old_mask);   /* the steps inherit it */
+	atomic_store(&signals_over, 0);
 	return pthread_create(thread, NULL, signal_main, NULL) == 0 ? 0 : -1;
 }
 
 static void signals_give_back(pthread_t thread, int started, const sigset_t *old_mask)
 {
 	if (started) {
-		pthread_cancel(thread);   /* sigwait() is a cancellation point */
+		atomic_store(&signals_over, 1);
+		pthread_kill(thread, SIGNALS_WAKE);
 		pthread_join(thread, NULL);
 	}
 	pthread_sigmask(SIG_SETMASK, old_mask, NULL);
@@ -552,6 +581,7 @@ int cli_multi_run(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
 		  struct pyhot_err *err)
 {
 	pid_t pids[CLI_MAX_PIDS];
+	struct pyhot_target root_t;
 	sigset_t old_mask;
 	pthread_t sig_thread;
 	int sig_started;
@@ -563,9 +593,11 @@ int cli_multi_run(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
 	if (a->cmd == CLI_CMD_EXEC && a->file && strcmp(a->file, "-") == 0)
 		return pyhot_err_set(err, PYHOT_ERR_USAGE, 0, 0, "exec", "exec: standard "
 				     "input (-) can go to one process only");
-	r = targets(a, pids, &n, err);
+	r = targets(a, pids, &n, &root_t, err);
 	if (r < 0)
 		return r;
+	/* The steps' heap too, and every step in the one malloc arena. */
+	cli_memory_prepare(CLI_MEMORY_COMMAND + n * CLI_MEMORY_STEP);
 	steps = calloc(n ? n : 1, sizeof(*steps));
 	if (!steps) {
 		r = pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, 0, "multi", "out of memory");
@@ -574,6 +606,7 @@ int cli_multi_run(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
 	list = json_object_new_array();
 	for (i = 0; i < n; i++) {
 		steps[i].pid = pids[i];
+		steps[i].seen = root_t.pid == pids[i] ? &root_t : NULL;
 		json_object_array_add(list, json_object_new_int(pids[i]));
 	}
 	if (o->doc)
@@ -583,9 +616,6 @@ int cli_multi_run(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
 	/* SIGCHLD blocked in every thread (the steps inherit the mask): an
 	 * attach sleeps on it in the thread that injects (attach_wait()), and
 	 * one delivered to another thread would be lost to it. */
-	/* One malloc arena: a thread's own arena costs a 64 MB mapping and
-	 * its page faults, more than the steps' few allocations contend. */
-	mallopt(M_ARENA_MAX, 1);
 	sig_started = signals_take(&sig_thread, &old_mask) == 0;
 	if (a->cmd == CLI_CMD_REFRESH)
 		r = multi_refresh(a, o, fn, steps, n, err);

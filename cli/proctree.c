@@ -110,8 +110,9 @@ size_t cli_proc_descendants(const pid_t *pids, const pid_t *ppids, size_t n,
 }
 
 /* The children of pid's threads, from /proc/PID/task/TID/children
- * (CONFIG_PROC_CHILDREN), appended to out. -1 when the kernel has none. */
-static int children_of(pid_t pid, pid_t *out, size_t *got, size_t max)
+ * (CONFIG_PROC_CHILDREN), appended to out. With check, -1 when the kernel
+ * has no such file. */
+static int children_of(pid_t pid, int check, pid_t *out, size_t *got, size_t max)
 {
 	char path[96], text[4096], *p, *end;
 	struct dirent *de;
@@ -119,7 +120,7 @@ static int children_of(pid_t pid, pid_t *out, size_t *got, size_t max)
 	DIR *d;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
-	if (access(path, R_OK) < 0)
+	if (check && access(path, R_OK) < 0)
 		return -1;
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	d = opendir(path);
@@ -150,9 +151,9 @@ int cli_proc_tree(pid_t root, pid_t *out, size_t max, struct pyhot_err *err)
 	size_t got = 0, done = 0, n = 0;
 	int r;
 
-	if (children_of(root, out, &got, max) == 0) {
+	if (children_of(root, 1, out, &got, max) == 0) {
 		while (done < got)
-			(void)children_of(out[done++], out, &got, max);
+			(void)children_of(out[done++], 0, out, &got, max);
 		return (int)got;
 	}
 	r = cli_proc_list(&pids, &ppids, &n, err);
