@@ -105,13 +105,21 @@ int attach_set_regs(pid_t tid, const arch_regs_t *r) PYHOT_MUST_CHECK;
  *   count-steps        say on exit how many steps there were
  *   stop-before-payload-open  SIGSTOP the injector just before it opens
  *                      the payload (a test swaps the file meanwhile)
+ *   hold-inject-ms=N   each injection holds the injection lock N ms more
+ *                      before it starts (a slow target), so that the
+ *                      attaches of a several-process command queue
  * attach_test_step() marks a step; attach_test_hook() says whether a named
- * hook is on.
+ * hook is on; attach_test_hold() sleeps as hold-inject-ms says.
  */
 #ifdef PYHOT_TEST_HOOKS
 void attach_test_step(const char *what);
 int attach_test_hook(const char *name);
+void attach_test_hold(void);
 #else
+static inline void attach_test_hold(void)
+{
+}
+
 static inline void attach_test_step(const char *what)
 {
 	(void)what;

@@ -1217,6 +1217,7 @@ int pyhot_inject(pid_t pid, const struct pyhot_inject_opts *opts,
 	}
 	res->lock_wait_ms = attach_now_ms() - start;
 	start = attach_now_ms();
+	attach_test_hold();
 	ret = inject_prep(&in);
 	if (ret)
 		goto out_free;

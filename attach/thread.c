@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <time.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,6 +30,20 @@ int attach_test_hook(const char *name)
 	const char *v = getenv(TEST_HOOK_ENV);
 
 	return v && strcmp(v, name) == 0;
+}
+
+void attach_test_hold(void)
+{
+	const char *v = getenv(TEST_HOOK_ENV);
+	struct timespec ts;
+	unsigned int ms;
+
+	if (!v || sscanf(v, "hold-inject-ms=%u", &ms) != 1)
+		return;
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
 }
 
 static unsigned int steps;
