@@ -483,6 +483,12 @@ static int multi_refresh(const struct cli_args *a, struct cli_out *o, cli_cmd_fn
 		if (bad)
 			undo_applied(a, s, n, rep);
 	}
+	/* What a step said on its stderr besides its error (which the
+	 * report gives): its warnings, as the one-process command prints
+	 * them (an agent whose baseline was not recorded in time). */
+	for (i = 0; i < n; i++)
+		if (!rep[i].error && s[i].text[1] && *s[i].text[1])
+			fputs(s[i].text[1], stderr);
 	arr = json_object_new_array();
 	for (i = 0; i < n; i++) {
 		if (o->json)

@@ -10,7 +10,7 @@ import time
 
 from conftest import BUILD, pyhot
 from pyhot_testlib import die_with_parent, remove_socket
-from tree_helpers import agents, prefork  # noqa: F401 - the fixture
+from tree_helpers import APP, agents, prefork  # noqa: F401 - the fixture
 
 HOOKS = os.path.join(BUILD, "pyhot-test-hooks")
 
@@ -151,3 +151,33 @@ def test_ctrl_c_waits_for_the_injection_under_way(prefork):
     assert s.answers() == {pid: "v1" for pid in s.pids}
     for pid in s.pids:
         assert pyhot("attach", pid).rc == 0
+
+
+def test_an_attach_that_waited_for_its_turn_has_its_whole_timeout(prefork, tmp_path):
+    """The attaches of a several-process command take turns (one
+    injection at a time in the command: attach/inject.c's lock). Each
+    still has its whole --timeout from its turn on, not from the command's
+    start. The test build's hold-inject-ms makes every injection hold the
+    turn 0.6 s longer, so the fourth process waits about 1.8 s for its
+    turn under a 1.5 s timeout; the app has 1500 modules of its own, whose
+    files the new agent reads before it says its baseline is ready. Counted
+    from the start, the timeout is spent when the fourth agent first
+    answers: the command does not wait for that baseline and warns that
+    the source of its modules is not recorded."""
+    bulk = tmp_path / "bulk"
+    bulk.mkdir()
+    names = ["m%04d" % i for i in range(1500)]
+    for n in names:
+        (bulk / (n + ".py")).write_text("def f():\n    return %r\n" % n)
+    (bulk / "__init__.py").write_text("".join("from . import %s\n" % n for n in names))
+    s = prefork(3, app=APP % "v1" + "\nimport bulk  # noqa: E402,F401\n")
+    s.write("v2", APP % "v2" + "\nimport bulk  # noqa: E402,F401\n")
+    env = dict(os.environ, PYHOT_TEST_HOOK="hold-inject-ms=600")
+    p = subprocess.run([HOOKS, "refresh", "--tree", str(s.master.pid), "app",
+                        "--timeout", "1.5"], env=env, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=120)
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    assert "warning" not in p.stderr and "warning" not in p.stdout, (p.stdout, p.stderr)
+    assert all(agents(s.pids).values()), p.stdout
+    assert s.answers() == {pid: "v2" for pid in s.pids}

@@ -34,9 +34,9 @@ class Prefork:
     """A master and its workers; .pids is the master first, then the
     workers in the order they were forked."""
 
-    def __init__(self, target, python, tmp_path, workers=2, pool=False):
+    def __init__(self, target, python, tmp_path, workers=2, pool=False, app=None):
         self.dir = str(tmp_path)
-        self.write("v1")
+        self.write("v1", app)
         args = [workers] + (["pool"] if pool else [])
         self.master = target(mode=self.dir, script=PREFORK, python=python, args=args)
         self.pids = [self.master.pid]
@@ -128,12 +128,13 @@ def _alive(pid):
 
 @pytest.fixture
 def prefork(target, python, tmp_path):
-    """prefork(workers=2, pool=False): a Prefork on the test's interpreter;
+    """prefork(workers=2, pool=False, app=None): a Prefork on the test's
+    interpreter (app: the first app.py's text instead of APP's v1);
     its workers are killed before the master (the target fixture's)."""
     made = []
 
-    def make(workers=2, pool=False):
-        made.append(Prefork(target, python, tmp_path, workers=workers, pool=pool))
+    def make(workers=2, pool=False, app=None):
+        made.append(Prefork(target, python, tmp_path, workers=workers, pool=pool, app=app))
         return made[-1]
 
     yield make
