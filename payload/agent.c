@@ -118,6 +118,7 @@ static int verb_at_safepoint(const struct pyhot_verb *verb,
 		jsonw_key_str(w, "via", pyhot_sp_via_name(info.via));
 		jsonw_key_double(w, "wait_ms", info.wait_ms);
 		jsonw_key_double(w, "run_ms", info.run_ms);
+		jsonw_key_double(w, "total_ms", info.total_ms);
 		jsonw_object_end(w);
 	}
 	return rc;

@@ -623,7 +623,7 @@ static enum pyhot_sp_via job_via(struct sp_job *job)
 
 /* The job was claimed: wait up to run_ms for the handler to end and hand
  * its results over. Returns the handler's rc, or -PYHOT_ERR_UNCERTAIN. */
-static int job_finish(struct sp_job *job, long run_ms, char **fields,
+static int job_finish(struct sp_job *job, double t0, long run_ms, char **fields,
 		      struct pyhot_sp_info *info, struct pyhot_err *err)
 {
 	pid_t pid = getpid();
@@ -643,6 +643,7 @@ static int job_finish(struct sp_job *job, long run_ms, char **fields,
 	info->wait_ms = (job->t_started - job->t_queued) * 1000.0;
 	info->run_ms = (job->t_done - job->t_started) * 1000.0;
 	*fields = jsonw_finish(&job->out);
+	info->total_ms = (pyhot_now() - t0) * 1000.0;
 	if (job->rc < 0 && err->kind == PYHOT_OK) {
 		*err = job->err;
 	}
@@ -700,7 +701,7 @@ int pyhot_sp_call(const struct pyhot_verb *verb, const struct pyhot_req *req,
 	}
 
 	if (!job_cancel(job)) {
-		rc = job_finish(job, run_ms, fields, info, err);
+		rc = job_finish(job, t0, run_ms, fields, info, err);
 		goto out;
 	}
 	info->outcome = PYHOT_SP_TIMED_OUT;

@@ -52,6 +52,9 @@ struct pyhot_sp_info {
 	enum pyhot_sp_via via;   /* how it got there; NONE when it never started */
 	double wait_ms;          /* FINISHED: from queueing to the start of the handler */
 	double run_ms;           /* FINISHED: the handler itself */
+	double total_ms;         /* FINISHED: from the call to the results in
+				  * the caller's hands (total - run: what the
+				  * safe point added to the request) */
 };
 
 struct pyhot_sp_opts {
