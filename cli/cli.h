@@ -166,6 +166,7 @@ struct cli_ctx {
 				     * not dumpable) but an agent it started
 				     * itself (python -m pyhot run) answers at
 				     * our euid's path: sock is a path of ours */
+	int no_agent;               /* a request found no agent listening */
 	int agent_seen;             /* cli_attach_ensure() found or started the
 				     * agent: a second command on this context
 				     * (a refresh's apply after its dry run,
@@ -191,6 +192,10 @@ struct cli_gate {
 void cli_gate_init(struct cli_gate *g, size_t n);
 void cli_gate_destroy(struct cli_gate *g);
 
+/* Whether an agent's socket is there for c's target (its path exists and
+ * is a socket; who listens is checked when a request connects). 1 or 0. */
+int cli_ctx_socket_seen(const struct cli_ctx *c);
+
 /* Count c as passed (once; nothing without a gate), and with wait, sleep
  * until every context has. */
 void cli_ctx_gate_pass(struct cli_ctx *c, int wait);
@@ -205,9 +210,10 @@ int cli_ctx_call(struct cli_ctx *c, const struct pyhot_client_req *req,
 int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 		 struct pyhot_err *err) PYHOT_MUST_CHECK;
 
-/* The same with the target as the caller inspected it a moment before
- * (seen; NULL: inspect it): a --tree command inspects its root to know
- * whether it is Python, and its step need not again. */
+/* The same with the target as the caller inspected it (seen; NULL:
+ * inspect it): a --tree command inspects its root to know whether it is
+ * Python, and its step need not again. The state and tracer it gives are
+ * the walk of the tree older (milliseconds); the request checks the rest. */
 int cli_ctx_init_seen(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 		      const struct pyhot_target *seen, struct pyhot_err *err) PYHOT_MUST_CHECK;
 

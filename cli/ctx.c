@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json.h>
@@ -193,6 +194,19 @@ int cli_ctx_init_seen(struct cli_ctx *c, const struct cli_args *a, struct cli_ou
 		    (int)a->pid, c->t.state ? c->t.state : '?', (int)nspid, euid,
 		    c->t.py_major, c->t.py_minor, c->t.py_static ? " static" : "", c->sock);
 	return 0;
+}
+
+int cli_ctx_socket_seen(const struct cli_ctx *c)
+{
+	char full[PATH_MAX];
+	struct stat st;
+	int n;
+
+	if (c->direct)
+		return 1;   /* it answered a ping already (ctx_direct) */
+	n = snprintf(full, sizeof(full), "/proc/%d/root%s", (int)c->args->pid, c->sock);
+	return n > 0 && (size_t)n < sizeof(full) && lstat(full, &st) == 0 &&
+	       S_ISSOCK(st.st_mode);
 }
 
 void cli_gate_init(struct cli_gate *g, size_t n)
@@ -401,6 +415,7 @@ int cli_agent_call(struct cli_ctx *c, const char *verb, const char *const *kv,
 	r = cli_ctx_call(c, &req, io_ms, resp, &e);
 	if (r < 0) {
 		if (pyhot_client_no_agent(&e)) {
+			c->no_agent = 1;
 			pyhot_err_set(err, PYHOT_ERR_FAILED, e.sys_errno, pid, verb,
 				      "pid %d is not attached (no agent at %s)", (int)pid,
 				      c->sock);

@@ -452,6 +452,10 @@ static int multi_refresh(const struct cli_args *a, struct cli_out *o, cli_cmd_fn
 	b.dry_run = 1;
 	PYHOT_TRACE("multi", "refresh: %zu processes, planning", n);
 	cli_gate_init(&gate, n);
+	/* The report is the plans' and the applies': no step needs the
+	 * ping's "attach" fields, unless it carries --history. */
+	for (i = 0; i < n; i++)
+		s[i].assume_agent = !a->history;
 	cli_steps_start(s, n, &b, fn, !a->dry_run, &gate);
 	cli_steps_collect(s, n, 1);
 	PYHOT_TRACE("multi", "refresh: planned");
@@ -487,8 +491,8 @@ static int multi_refresh(const struct cli_args *a, struct cli_out *o, cli_cmd_fn
 	 * report gives): its warnings, as the one-process command prints
 	 * them (an agent whose baseline was not recorded in time). */
 	for (i = 0; i < n; i++)
-		if (!rep[i].error && s[i].text[1] && *s[i].text[1])
-			fputs(s[i].text[1], stderr);
+		if (s[i].warnings)
+			fputs(s[i].warnings, stderr);
 	arr = json_object_new_array();
 	for (i = 0; i < n; i++) {
 		if (o->json)
@@ -542,14 +546,13 @@ static void *signal_main(void *arg)
 	(void)arg;
 	terminal_signals(&set);
 	sigaddset(&set, SIGNALS_WAKE);
-	for (;;) {
-		if (sigwait(&set, &sig) != 0)
-			continue;
-		if (sig != SIGNALS_WAKE)
-			break;
-		if (atomic_load(&signals_over))
-			return NULL;   /* else someone else's: it waits for the end */
-	}
+	while (sigwait(&set, &sig) != 0)
+		;
+	/* Ours comes only once signals_over is set; one before is someone
+	 * else's, whose default ends the command: as the others, it does
+	 * once the injection under way is over. */
+	if (sig == SIGNALS_WAKE && atomic_load(&signals_over))
+		return NULL;
 	pyhot_inject_quiesce();
 	sigemptyset(&one);
 	sigaddset(&one, sig);
@@ -628,8 +631,7 @@ int cli_multi_run(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
 	else
 		r = multi_each(a, o, fn, steps, n, err);
 	signals_give_back(sig_thread, sig_started, &old_mask);
-	for (i = 0; i < n; i++)
-		cli_step_release(&steps[i]);
+	cli_steps_release(steps, n);
 out_free:
 	free(steps);
 	return r;

@@ -10,6 +10,8 @@
 
 #include <json.h>
 
+#include "pyhot_log.h"
+
 /* "error"."message" of a document, or NULL. */
 static const char *error_message(struct json_object *doc)
 {
@@ -23,10 +25,30 @@ static const char *error_message(struct json_object *doc)
 /* The command on a context (r: what cli_ctx_init() returned, err its
  * error), as main() runs it: its report printed into the step's streams
  * (with --json, one line), its exit code returned. */
+/* Keep what the step wrote to its stderr since from: its warnings. */
+static void warnings_take(struct cli_step *s, long from)
+{
+	long to;
+	size_t had = s->warnings ? strlen(s->warnings) : 0;
+	char *w;
+
+	fflush(s->f[1]);
+	to = ftell(s->f[1]);
+	if (from < 0 || to <= from || !s->text[1])
+		return;
+	w = realloc(s->warnings, had + (size_t)(to - from) + 1);
+	if (!w)
+		return;
+	memcpy(w + had, s->text[1] + from, (size_t)(to - from));
+	w[had + (size_t)(to - from)] = '\0';
+	s->warnings = w;
+}
+
 static int run_on(struct cli_step *s, int r, struct pyhot_err *err)
 {
 	struct cli_out o;
 	int code = 0;
+	long from = ftell(s->f[1]);
 
 	cli_out_init(&o, &s->args);
 	o.out = s->f[0];
@@ -34,6 +56,8 @@ static int run_on(struct cli_step *s, int r, struct pyhot_err *err)
 	s->ctx.out = &o;
 	if (r == 0)
 		r = s->fn(&s->ctx, err);
+	/* Before the error's report, which the caller gives its own way. */
+	warnings_take(s, from);
 	if (r < 0)
 		code = cli_out_error(&o, err);
 	code = cli_out_finish(&o, code);
@@ -42,6 +66,27 @@ static int run_on(struct cli_step *s, int r, struct pyhot_err *err)
 	fflush(s->f[0]);
 	fflush(s->f[1]);
 	return code;
+}
+
+/* Its streams made anew, empty (a memory stream cannot be truncated: a
+ * seek back leaves the old bytes after the new ones until it is closed).
+ * 0, or -1 out of memory (then it has none: run_on() must not run). */
+static int streams_renew(struct cli_step *s)
+{
+	int w;
+
+	for (w = 0; w < 2; w++) {
+		if (s->f[w])
+			fclose(s->f[w]);
+		free(s->text[w]);
+		s->text[w] = NULL;
+		s->len[w] = 0;
+		/* The stream keeps these two addresses: the step's own. */
+		s->f[w] = open_memstream(&s->text[w], &s->len[w]);
+	}
+	free(s->warnings);
+	s->warnings = NULL;
+	return s->f[0] && s->f[1] ? 0 : -1;
 }
 
 /* A step's thread: it makes the context and runs the command (a dry run
@@ -53,12 +98,26 @@ static void *step_main(void *arg)
 {
 	struct cli_step *s = arg;
 	struct pyhot_err err;
-	int go_on, r;
+	int go_on, r, assumed;
 
 	pyhot_err_init(&err);
 	r = cli_ctx_init_seen(&s->ctx, &s->args, NULL, s->seen, &err);
 	s->ctx.attach_gate = s->gate;
+	assumed = r == 0 && s->assume_agent && cli_ctx_socket_seen(&s->ctx);
+	if (assumed) {
+		s->ctx.agent_seen = 1;
+		cli_ctx_gate_pass(&s->ctx, 1);
+	}
 	s->code = run_on(s, r, &err);
+	if (assumed && s->code && s->ctx.no_agent && streams_renew(s) == 0) {
+		/* Nobody listened: what it wrote goes, and it starts over. */
+		PYHOT_TRACE("multi", "pid %d: no agent at %s after all", (int)s->pid,
+			    s->ctx.sock);
+		s->ctx.agent_seen = 0;
+		s->ctx.no_agent = 0;
+		pyhot_err_init(&err);
+		s->code = run_on(s, 0, &err);
+	}
 	cli_ctx_gate_pass(&s->ctx, 0);   /* failed before it attached, or never does */
 	/* Read before the post: the caller clears awaits_go once it has
 	 * posted go, possibly before we look again. */
@@ -294,6 +353,7 @@ void cli_step_release(struct cli_step *s)
 	step_take_text(s, 1);
 	free(s->text[0]);
 	free(s->text[1]);
+	free(s->warnings);
 	if (s->stack_map)
 		munmap(s->stack, s->stack_map);
 	if (s->doc)
@@ -301,6 +361,16 @@ void cli_step_release(struct cli_step *s)
 	if (s->doc2)
 		json_object_put(s->doc2);
 	memset(s, 0, sizeof(*s));
+}
+
+void cli_steps_release(struct cli_step *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		step_join(&s[i]);
+	for (i = 0; i < n; i++)
+		cli_step_release(&s[i]);
 }
 
 /*
@@ -316,9 +386,9 @@ void cli_steps_start(struct cli_step *s, size_t n, const struct cli_args *b,
 	char *block = n > 1 ? stacks_map(n) : NULL;
 	size_t i;
 
-	/* The block's first slot is the lowest; the last step, released last
-	 * (multi.c releases in order, after every thread is joined), unmaps
-	 * it from there. Without it each step maps its own. */
+	/* The block's first slot is the lowest; the last step holds it and
+	 * unmaps it, once cli_steps_release() has joined every thread.
+	 * Without it each step maps its own. */
 	for (i = 0; block && i < n; i++)
 		s[i].stack = block + i * STEP_SLOT_SIZE;
 	if (block) {

@@ -36,7 +36,7 @@ struct cli_step {
 	struct cli_gate *gate;      /* where it waits for the others' attaches, or NULL */
 	void *stack;                /* its stack and guard, or NULL */
 	size_t stack_map;           /* non-zero: it unmaps this much from stack (the
-	                             * block of cli_steps_start(), owned by the last) */
+	                             * block of cli_steps_start(): see cli_steps_release()) */
 	int running;                /* thread started and not joined yet */
 	sem_t planned;              /* posted when the first phase is over */
 	sem_t go;                   /* two-phase: posted by cli_steps_go() */
@@ -47,9 +47,13 @@ struct cli_step {
 	struct cli_args args;       /* the command's, for this pid */
 	struct cli_ctx ctx;         /* made by the first phase, kept for the second */
 	int two_phase;              /* a dry run first; cli_steps_go() goes on */
+	int assume_agent;           /* when its socket is there, no ping first (below) */
 	FILE *f[2];                 /* its stdout and stderr streams, or NULL */
 	char *text[2];              /* what it wrote there (NUL-terminated) */
 	size_t len[2];
+	char *warnings;             /* its stderr but its error's report (what
+	                             * the caller prints beside its own report
+	                             * of the step), or NULL */
 	int code;                   /* its exit code (of its last document) */
 	int json;                   /* it was run with --json: */
 	struct json_object *doc;    /* its (first) document, or NULL */
@@ -57,7 +61,14 @@ struct cli_step {
 };
 
 /* Start fn in a thread for s->pid with the arguments b (pid set from s);
- * two_phase as above. 0, or -PYHOT_ERR_FAILED with err set (no thread). */
+ * two_phase as above. 0, or -PYHOT_ERR_FAILED with err set (no thread).
+ *
+ * With s->assume_agent, a step whose target has an agent's socket makes
+ * its first request at once, without the ping that would find the agent
+ * (a third of a tree refresh's requests: its report shows no "attach"),
+ * after the gate (every other step has attached or assumed too). Should
+ * nobody listen there (a stale socket), it runs the command again as
+ * usual: it attaches, then asks. */
 int cli_step_start(struct cli_step *s, const struct cli_args *b, cli_cmd_fn fn,
 		   int two_phase, struct pyhot_err *err) PYHOT_MUST_CHECK;
 
@@ -84,7 +95,12 @@ void cli_steps_go(struct cli_step *s, size_t n, int apply);
  * that it gave no report. */
 const char *cli_step_message(const struct cli_step *s);
 
-/* Free what a step holds (its thread must be joined). */
+/* Free what a step holds, joining its thread first. A step started by
+ * cli_step_start() alone only. */
 void cli_step_release(struct cli_step *s);
+
+/* The same for the n steps of cli_steps_start(): every thread joined
+ * before any stack is unmapped (their stacks are one mapping). */
+void cli_steps_release(struct cli_step *s, size_t n);
 
 #endif /* PYHOT_STEPS_H */

@@ -74,12 +74,31 @@ PyObject *call_method(PyObject *o, const char *name, const char *fmt, ...)
 	return r;
 }
 
+/* Whether m is still running its body (another thread imports it): its
+ * __spec__._initializing, as the import system asks. No hook runs. */
+static int module_initializing(PyObject *m)
+{
+	PyObject *spec = plain_attr(m, "__spec__");   /* owned */
+	PyObject *init = spec ? plain_attr(spec, "_initializing") : NULL;   /* owned */
+	int r = init ? PyObject_IsTrue(init) : 0;
+
+	Py_XDECREF(init);
+	Py_XDECREF(spec);
+	if (r < 0) {
+		PyErr_Clear();
+		r = 1;   /* cannot tell: let the import system decide */
+	}
+	return r;
+}
+
 PyObject *pyhot_patch_module(const char *name)
 {
 	PyObject *mods = PyImport_GetModuleDict();   /* borrowed */
 	PyObject *m = mods ? PyDict_GetItemString(mods, name) : NULL;   /* borrowed */
 
-	if (m && PyModule_Check(m)) {
+	/* A module half imported goes to the import system, which waits for
+	 * the import under way (or gives it to us when it is our own). */
+	if (m && PyModule_Check(m) && !module_initializing(m)) {
 		Py_INCREF(m);
 		return m;
 	}

@@ -34,9 +34,9 @@ int has_attr(PyObject *o, const char *name);
 PyObject *call_method(PyObject *o, const char *name, const char *fmt, ...);
 
 /* The module called name: the one in sys.modules when it is a module
- * object there (no import machinery: PyImport_ImportModule() costs tens of
- * microseconds through __import__ and the module's spec), else imported.
- * New reference, or NULL with an exception. */
+ * object there whose body has run (no import machinery:
+ * PyImport_ImportModule() costs tens of microseconds through __import__),
+ * else imported. New reference, or NULL with an exception. */
 PyObject *pyhot_patch_module(const char *name);
 
 /* getattr that treats a missing attribute as NULL without an error; other

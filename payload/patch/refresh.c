@@ -84,7 +84,7 @@ static int engine_init(struct engine *e, int dry_run)
 	if (!e->built || !e->recompute) {
 		return -1;
 	}
-	/* want[] is grouped by module: one look-up per module, not per name. */
+	/* One look-up per run of names of one module in want[], not per name. */
 	m = NULL;
 	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		if (i == 0 || strcmp(want[i].mod, want[i - 1].mod) != 0) {

@@ -5,11 +5,13 @@ the exit code when processes differ."""
 import os
 import re
 import signal
+import socket
+import stat
 import subprocess
 import time
 
 from conftest import BUILD, pyhot
-from pyhot_testlib import die_with_parent, remove_socket
+from pyhot_testlib import die_with_parent, remove_socket, sock_path
 from tree_helpers import APP, agents, prefork  # noqa: F401 - the fixture
 
 HOOKS = os.path.join(BUILD, "pyhot-test-hooks")
@@ -158,12 +160,13 @@ def test_an_attach_that_waited_for_its_turn_has_its_whole_timeout(prefork, tmp_p
     injection at a time in the command: attach/inject.c's lock). Each
     still has its whole --timeout from its turn on, not from the command's
     start. The test build's hold-inject-ms makes every injection hold the
-    turn 0.6 s longer, so the fourth process waits about 1.8 s for its
-    turn under a 1.5 s timeout; the app has 1500 modules of its own, whose
-    files the new agent reads before it says its baseline is ready. Counted
-    from the start, the timeout is spent when the fourth agent first
-    answers: the command does not wait for that baseline and warns that
-    the source of its modules is not recorded."""
+    turn 0.9 s longer: the third and fourth processes get their turns at
+    1.8 and 2.7 s, their agents at 2.7 and 3.6 s, under a 2.5 s timeout.
+    The app has 1500 modules of its own, whose files a new agent reads
+    before it says its baseline is ready. Counted from the command's
+    start, their timeout is spent when their agents first answer: the
+    command does not wait for their baselines and warns that the source of
+    their modules is not recorded."""
     bulk = tmp_path / "bulk"
     bulk.mkdir()
     names = ["m%04d" % i for i in range(1500)]
@@ -172,12 +175,38 @@ def test_an_attach_that_waited_for_its_turn_has_its_whole_timeout(prefork, tmp_p
     (bulk / "__init__.py").write_text("".join("from . import %s\n" % n for n in names))
     s = prefork(3, app=APP % "v1" + "\nimport bulk  # noqa: E402,F401\n")
     s.write("v2", APP % "v2" + "\nimport bulk  # noqa: E402,F401\n")
-    env = dict(os.environ, PYHOT_TEST_HOOK="hold-inject-ms=600")
+    env = dict(os.environ, PYHOT_TEST_HOOK="hold-inject-ms=900")
     p = subprocess.run([HOOKS, "refresh", "--tree", str(s.master.pid), "app",
-                        "--timeout", "1.5"], env=env, stdin=subprocess.DEVNULL,
+                        "--timeout", "2.5"], env=env, stdin=subprocess.DEVNULL,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        universal_newlines=True, timeout=120)
     assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
     assert "warning" not in p.stderr and "warning" not in p.stdout, (p.stdout, p.stderr)
     assert all(agents(s.pids).values()), p.stdout
+    assert s.answers() == {pid: "v2" for pid in s.pids}
+
+
+def test_a_stale_socket_in_the_tree_is_attached_as_usual(prefork):
+    """A tree refresh asks a process whose agent's socket is there at once,
+    without a ping first (cli/steps.h). A socket file nobody listens on
+    (left by a killed process whose pid came back) must not make that
+    process fail: its step attaches as usual and refreshes it. Without the
+    fall-back the worker's plan fails (connection refused) and nothing is
+    applied anywhere."""
+    s = prefork(2)     # three processes, none attached
+    master, w1, w2 = s.pids
+    assert pyhot("attach", master).rc == 0 and pyhot("attach", w1).rc == 0
+    path = sock_path(w2)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        stale.bind(path)
+        os.chmod(path, 0o600)
+    finally:
+        stale.close()    # the file stays; nobody listens
+    assert stat.S_ISSOCK(os.lstat(path).st_mode)
+    s.write("v2")
+    r = pyhot("refresh", "--tree", master, "app", json_out=True)
+    assert r.rc == 0, r
+    assert [p["outcome"] for p in r.json["processes"]] == ["refreshed"] * 3, r
+    assert agents(s.pids) == {pid: True for pid in s.pids}
     assert s.answers() == {pid: "v2" for pid in s.pids}
