@@ -50,6 +50,15 @@ int pyhot_target_inspect(pid_t pid, struct pyhot_target *t,
 			 struct pyhot_err *err) PYHOT_MUST_CHECK;
 
 /*
+ * Only the /proc/PID/status part of it: pid, state, tracer, uid, nspid and
+ * comm; the rest zero (py_major 0: not looked at). For a command that will
+ * talk to the process's agent and needs no more unless none answers (its
+ * /proc/PID/maps is the costly part of an inspection).
+ */
+int pyhot_target_inspect_status(pid_t pid, struct pyhot_target *t,
+				struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/*
  * Refuse, with a message and a hint, a target that pyhot must not attach to:
  * a zombie, a stopped process, one traced by another tracer (names its pid
  * and comm), not CPython, CPython older than 3.8, or opted out of remote

@@ -216,17 +216,22 @@ static void read_opt_out(struct pyhot_target *t)
 	}
 }
 
-int pyhot_target_inspect(pid_t pid, struct pyhot_target *t, struct pyhot_err *err)
+int pyhot_target_inspect_status(pid_t pid, struct pyhot_target *t,
+				struct pyhot_err *err)
 {
-	int r;
-
 	memset(t, 0, sizeof(*t));
 	t->pid = pid;
 	t->py_minor = -1;
 	if (pid <= 0)
 		return pyhot_err_set(err, PYHOT_ERR_ATTACH, EINVAL, pid, "attach",
 				     "pid %d is not a valid process id", (int)pid);
-	r = read_status(t, err);
+	return read_status(t, err);
+}
+
+int pyhot_target_inspect(pid_t pid, struct pyhot_target *t, struct pyhot_err *err)
+{
+	int r = pyhot_target_inspect_status(pid, t, err);
+
 	if (r < 0)
 		return r;
 	/* A zombie has no exe, maps or memory: the state says it all. */

@@ -155,8 +155,9 @@ int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 	return cli_ctx_init_seen(c, a, o, NULL, err);
 }
 
-int cli_ctx_init_seen(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
-		      const struct pyhot_target *seen, struct pyhot_err *err)
+/* cli_ctx_init_seen(), or with light only what /proc/PID/status says. */
+static int ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
+		    const struct pyhot_target *seen, int light, struct pyhot_err *err)
 {
 	unsigned int euid;
 	pid_t nspid;
@@ -171,6 +172,9 @@ int cli_ctx_init_seen(struct cli_ctx *c, const struct cli_args *a, struct cli_ou
 	if (seen && seen->pid == a->pid) {
 		c->t = *seen;
 		r = 0;
+	} else if (light) {
+		r = pyhot_target_inspect_status(a->pid, &c->t, err);
+		c->t_light = 1;
 	} else {
 		r = pyhot_target_inspect(a->pid, &c->t, err);
 	}
@@ -196,7 +200,19 @@ int cli_ctx_init_seen(struct cli_ctx *c, const struct cli_args *a, struct cli_ou
 	return 0;
 }
 
-int cli_ctx_socket_seen(const struct cli_ctx *c)
+int cli_ctx_init_seen(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
+		      const struct pyhot_target *seen, struct pyhot_err *err)
+{
+	return ctx_init(c, a, o, seen, 0, err);
+}
+
+int cli_ctx_init_light(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
+		       struct pyhot_err *err)
+{
+	return ctx_init(c, a, o, NULL, 1, err);
+}
+
+int cli_ctx_agent_expected(const struct cli_ctx *c)
 {
 	char full[PATH_MAX];
 	struct stat st;
@@ -204,6 +220,10 @@ int cli_ctx_socket_seen(const struct cli_ctx *c)
 
 	if (c->direct)
 		return 1;   /* it answered a ping already (ctx_direct) */
+	/* Stopped, a zombie, traced: the usual way (pyhot_target_check())
+	 * says so at once, where a request would wait for its timeout. */
+	if (strchr("TtZX", c->t.state ? c->t.state : 'T') || c->t.tracer)
+		return 0;
 	n = snprintf(full, sizeof(full), "/proc/%d/root%s", (int)c->args->pid, c->sock);
 	return n > 0 && (size_t)n < sizeof(full) && lstat(full, &st) == 0 &&
 	       S_ISSOCK(st.st_mode);

@@ -98,25 +98,35 @@ static void *step_main(void *arg)
 {
 	struct cli_step *s = arg;
 	struct pyhot_err err;
-	int go_on, r, assumed;
+	int go_on, r, assumed, light;
 
+	/* A step that will ask an agent without a ping needs no more of its
+	 * target than /proc/PID/status, unless none answers. */
+	light = s->assume_agent && !s->seen;
 	pyhot_err_init(&err);
-	r = cli_ctx_init_seen(&s->ctx, &s->args, NULL, s->seen, &err);
+	r = light ? cli_ctx_init_light(&s->ctx, &s->args, NULL, &err)
+		  : cli_ctx_init_seen(&s->ctx, &s->args, NULL, s->seen, &err);
+	assumed = r == 0 && s->assume_agent && cli_ctx_agent_expected(&s->ctx);
+	if (r == 0 && light && !assumed) {
+		pyhot_err_init(&err);
+		r = cli_ctx_init(&s->ctx, &s->args, NULL, &err);
+	}
 	s->ctx.attach_gate = s->gate;
-	assumed = r == 0 && s->assume_agent && cli_ctx_socket_seen(&s->ctx);
 	if (assumed) {
 		s->ctx.agent_seen = 1;
 		cli_ctx_gate_pass(&s->ctx, 1);
 	}
 	s->code = run_on(s, r, &err);
 	if (assumed && s->code && s->ctx.no_agent && streams_renew(s) == 0) {
-		/* Nobody listened: what it wrote goes, and it starts over. */
+		/* Nobody listened: what it wrote goes, and it starts over on a
+		 * whole context (the gate already passed stays passed). */
 		PYHOT_TRACE("multi", "pid %d: no agent at %s after all", (int)s->pid,
 			    s->ctx.sock);
-		s->ctx.agent_seen = 0;
-		s->ctx.no_agent = 0;
 		pyhot_err_init(&err);
-		s->code = run_on(s, 0, &err);
+		r = cli_ctx_init_seen(&s->ctx, &s->args, NULL, s->seen, &err);
+		s->ctx.attach_gate = s->gate;
+		s->ctx.gate_passed = 1;
+		s->code = run_on(s, r, &err);
 	}
 	cli_ctx_gate_pass(&s->ctx, 0);   /* failed before it attached, or never does */
 	/* Read before the post: the caller clears awaits_go once it has

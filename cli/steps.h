@@ -63,8 +63,9 @@ struct cli_step {
 /* Start fn in a thread for s->pid with the arguments b (pid set from s);
  * two_phase as above. 0, or -PYHOT_ERR_FAILED with err set (no thread).
  *
- * With s->assume_agent, a step whose target has an agent's socket makes
- * its first request at once, without the ping that would find the agent
+ * With s->assume_agent, a step whose target has an agent's socket (and is
+ * not stopped or traced) makes its first request at once, reading no more
+ * of it than /proc/PID/status, without the ping that would find the agent
  * (a third of a tree refresh's requests: its report shows no "attach"),
  * after the gate (every other step has attached or assumed too). Should
  * nobody listen there (a stale socket), it runs the command again as

@@ -210,3 +210,27 @@ def test_a_stale_socket_in_the_tree_is_attached_as_usual(prefork):
     assert [p["outcome"] for p in r.json["processes"]] == ["refreshed"] * 3, r
     assert agents(s.pids) == {pid: True for pid in s.pids}
     assert s.answers() == {pid: "v2" for pid in s.pids}
+
+
+def test_a_stopped_process_in_the_tree_is_named_not_waited_for(prefork):
+    """A process of the tree with an agent but stopped (SIGSTOP): its step
+    does not ask the agent at once (a stopped process answers nothing, and
+    the request would wait its whole --timeout); it says the process is
+    stopped and how to resume it, and no process is changed."""
+    s = prefork(2)
+    master, w1, w2 = s.pids
+    for pid in s.pids:
+        assert pyhot("attach", pid).rc == 0
+    s.write("v2")
+    os.kill(w2, signal.SIGSTOP)
+    try:
+        r = pyhot("refresh", "--tree", master, "app", "--timeout", "30", json_out=True)
+    finally:
+        os.kill(w2, signal.SIGCONT)
+    assert r.rc != 0, r
+    by = {p["pid"]: p for p in r.json["processes"]}
+    assert by[w2]["outcome"] == "plan-failed", r
+    assert "pid %d is stopped" % w2 in by[w2]["error"]["message"], r
+    assert "kill -CONT %d" % w2 in by[w2]["error"]["hint"], r
+    assert [by[p]["outcome"] for p in (master, w1)] == ["not-applied"] * 2, r
+    assert s.answers() == {pid: "v1" for pid in s.pids}

@@ -359,7 +359,7 @@ static void test_traced_by_other(void **state)
 {
 	struct pyhot_inject_opts o;
 	struct pyhot_inject_result res;
-	struct pyhot_target t;
+	struct pyhot_target t, ts;
 	struct pyhot_err err;
 	struct victim v;
 	char last[1200], want[128];
@@ -394,6 +394,15 @@ static void test_traced_by_other(void **state)
 	pyhot_err_init(&err);
 	assert_int_equal(pyhot_target_inspect(v.pid, &t, &err), 0);
 	assert_int_equal(t.tracer, tracer);
+	/* The status part alone says the same of it, and nothing more. */
+	assert_int_equal(pyhot_target_inspect_status(v.pid, &ts, &err), 0);
+	assert_int_equal(ts.tracer, tracer);
+	assert_int_equal(ts.uid, t.uid);
+	assert_int_equal(ts.nspid, t.nspid);
+	assert_string_equal(ts.comm, t.comm);
+	assert_int_equal(ts.py_major, 0);
+	assert_string_equal(ts.exe, "");
+	assert_int_equal(ts.payload_base, 0);
 	assert_int_equal(pyhot_target_check(&t, &err), -PYHOT_ERR_ATTACH);
 	snprintf(want, sizeof(want), "attach: pid %d is traced by pid %d (", (int)v.pid,
 		 (int)tracer);
