@@ -19,7 +19,7 @@
 
 /* Microseconds while a job waits. Odd, so that a program is unlikely to
  * have set the same value (which we would then put back). */
-#define PYHOT_SWITCH_INTERVAL_US 199
+#define PYHOT_SWITCH_INTERVAL_US 47
 
 /* Find out, once, how to read and write the interval in this interpreter.
  * GIL held (3.12 is checked by writing through CPython's own setter). Until
