@@ -331,6 +331,7 @@ static void report_text(const struct cli_out *o, const struct cli_step *s,
 {
 	int pid = (int)s->pid;
 	const char *msg = r->error ? cli_json_str(r->error, "message") : NULL;
+	const char *hint = r->error ? cli_json_str(r->error, "hint") : NULL;
 
 	switch (r->outcome) {
 	case OUT_PLANNED:
@@ -357,10 +358,14 @@ static void report_text(const struct cli_out *o, const struct cli_step *s,
 		return;
 	case OUT_PLAN_FAILED:
 		fprintf(stderr, "pid %d: plan failed: %s\n", pid, msg ? msg : cli_step_message(s));
+		if (hint && *hint)   /* what to do there (a stopped process: resume it) */
+			fprintf(stderr, "  hint for pid %d: %s\n", pid, hint);
 		return;
 	case OUT_FAILED:
 		fprintf(stderr, "pid %d: refresh failed: %s; unchanged\n", pid,
 			msg ? msg : cli_step_message(s));
+		if (hint && *hint)
+			fprintf(stderr, "  hint for pid %d: %s\n", pid, hint);
 		return;
 	case OUT_ROLLBACK_FAILED:
 		fprintf(stderr, "pid %d: applied, and the rollback failed: %s; it runs "

@@ -225,8 +225,13 @@ def test_a_stopped_process_in_the_tree_is_named_not_waited_for(prefork):
     os.kill(w2, signal.SIGSTOP)
     try:
         r = pyhot("refresh", "--tree", master, "app", "--timeout", "30", json_out=True)
+        text = pyhot("refresh", "--tree", master, "app", "--timeout", "30")
     finally:
         os.kill(w2, signal.SIGCONT)
+    # The text says it too, with what to do there.
+    assert text.rc == r.rc, text
+    assert "pid %d: plan failed: attach: pid %d is stopped" % (w2, w2) in text.err, text
+    assert "hint for pid %d: resume it first: kill -CONT %d" % (w2, w2) in text.err, text
     assert r.rc != 0, r
     by = {p["pid"]: p for p in r.json["processes"]}
     assert by[w2]["outcome"] == "plan-failed", r
