@@ -50,13 +50,14 @@ int pyhot_target_inspect(pid_t pid, struct pyhot_target *t,
 			 struct pyhot_err *err) PYHOT_MUST_CHECK;
 
 /*
- * Only the /proc/PID/status part of it: pid, state, tracer, uid, nspid and
- * comm; the rest zero (py_major 0: not looked at). For a command that will
- * talk to the process's agent and needs no more unless none answers (its
- * /proc/PID/maps is the costly part of an inspection).
+ * The light part of it: /proc/PID/status (pid, state, tracer, uid, nspid,
+ * comm) and whether it opted out (environ, cmdline); not the executable and
+ * its maps (py_major 0: not looked at), the costly part. For a command
+ * that will talk to the process's agent and needs no more unless none
+ * answers.
  */
-int pyhot_target_inspect_status(pid_t pid, struct pyhot_target *t,
-				struct pyhot_err *err) PYHOT_MUST_CHECK;
+int pyhot_target_inspect_light(pid_t pid, struct pyhot_target *t,
+			       struct pyhot_err *err) PYHOT_MUST_CHECK;
 
 /*
  * Refuse, with a message and a hint, a target that pyhot must not attach to:

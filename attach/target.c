@@ -216,8 +216,8 @@ static void read_opt_out(struct pyhot_target *t)
 	}
 }
 
-int pyhot_target_inspect_status(pid_t pid, struct pyhot_target *t,
-				struct pyhot_err *err)
+/* What every inspection starts with: the pid checked, /proc/PID/status. */
+static int inspect_status(pid_t pid, struct pyhot_target *t, struct pyhot_err *err)
 {
 	memset(t, 0, sizeof(*t));
 	t->pid = pid;
@@ -228,9 +228,19 @@ int pyhot_target_inspect_status(pid_t pid, struct pyhot_target *t,
 	return read_status(t, err);
 }
 
+int pyhot_target_inspect_light(pid_t pid, struct pyhot_target *t,
+			       struct pyhot_err *err)
+{
+	int r = inspect_status(pid, t, err);
+
+	if (r == 0 && t->state != 'Z' && t->state != 'X')
+		read_opt_out(t);
+	return r;
+}
+
 int pyhot_target_inspect(pid_t pid, struct pyhot_target *t, struct pyhot_err *err)
 {
-	int r = pyhot_target_inspect_status(pid, t, err);
+	int r = inspect_status(pid, t, err);
 
 	if (r < 0)
 		return r;

@@ -166,7 +166,7 @@ struct cli_ctx {
 				     * not dumpable) but an agent it started
 				     * itself (python -m pyhot run) answers at
 				     * our euid's path: sock is a path of ours */
-	int t_light;                /* t holds /proc/PID/status only (cli_ctx_init_light) */
+	int t_light;                /* t is pyhot_target_inspect_light()'s only */
 	int no_agent;               /* a request found no agent listening */
 	int agent_seen;             /* cli_attach_ensure() found or started the
 				     * agent: a second command on this context
@@ -195,7 +195,7 @@ void cli_gate_destroy(struct cli_gate *g);
 
 /* Whether c's target should have an agent to ask: its agent's socket is
  * there (who listens is checked when a request connects) and the process
- * is not stopped, a zombie or traced. 1 or 0. */
+ * is not stopped, a zombie, traced or opted out. 1 or 0. */
 int cli_ctx_agent_expected(const struct cli_ctx *c);
 
 /* Count c as passed (once; nothing without a gate), and with wait, sleep
@@ -219,10 +219,9 @@ int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 int cli_ctx_init_seen(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 		      const struct pyhot_target *seen, struct pyhot_err *err) PYHOT_MUST_CHECK;
 
-/* The same with only /proc/PID/status read (c->t_light): enough for the
- * socket path and a request to the agent, not for an attach or a report of
- * the interpreter. A context that needs more is made again with
- * cli_ctx_init(). */
+/* The same with only pyhot_target_inspect_light() (c->t_light): enough
+ * for the socket path and a request to the agent; an attach inspects the
+ * rest first (cmd_attach.c). */
 int cli_ctx_init_light(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 		       struct pyhot_err *err) PYHOT_MUST_CHECK;
 

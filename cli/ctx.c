@@ -173,7 +173,7 @@ static int ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out 
 		c->t = *seen;
 		r = 0;
 	} else if (light) {
-		r = pyhot_target_inspect_status(a->pid, &c->t, err);
+		r = pyhot_target_inspect_light(a->pid, &c->t, err);
 		c->t_light = 1;
 	} else {
 		r = pyhot_target_inspect(a->pid, &c->t, err);
@@ -220,9 +220,11 @@ int cli_ctx_agent_expected(const struct cli_ctx *c)
 
 	if (c->direct)
 		return 1;   /* it answered a ping already (ctx_direct) */
-	/* Stopped, a zombie, traced: the usual way (pyhot_target_check())
-	 * says so at once, where a request would wait for its timeout. */
-	if (strchr("TtZX", c->t.state ? c->t.state : 'T') || c->t.tracer)
+	/* Stopped, a zombie, traced, opted out: the usual way
+	 * (pyhot_target_check()) says so at once, where a request would wait
+	 * for its timeout or go where the one-process command does not. */
+	if (strchr("TtZX", c->t.state ? c->t.state : 'T') || c->t.tracer ||
+	    c->t.opted_out)
 		return 0;
 	n = snprintf(full, sizeof(full), "/proc/%d/root%s", (int)c->args->pid, c->sock);
 	return n > 0 && (size_t)n < sizeof(full) && lstat(full, &st) == 0 &&

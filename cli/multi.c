@@ -458,9 +458,9 @@ static int multi_refresh(const struct cli_args *a, struct cli_out *o, cli_cmd_fn
 	PYHOT_TRACE("multi", "refresh: %zu processes, planning", n);
 	cli_gate_init(&gate, n);
 	/* The report is the plans' and the applies': no step needs the
-	 * ping's "attach" fields, unless it carries --history. */
+	 * ping's "attach" fields. */
 	for (i = 0; i < n; i++)
-		s[i].assume_agent = !a->history;
+		s[i].assume_agent = 1;
 	cli_steps_start(s, n, &b, fn, !a->dry_run, &gate);
 	cli_steps_collect(s, n, 1);
 	PYHOT_TRACE("multi", "refresh: planned");

@@ -11,6 +11,7 @@ import subprocess
 import time
 
 from conftest import BUILD, pyhot
+from inproc_driver import PYPKG
 from pyhot_testlib import die_with_parent, remove_socket, sock_path
 from tree_helpers import APP, agents, prefork  # noqa: F401 - the fixture
 
@@ -212,6 +213,11 @@ def test_a_stale_socket_in_the_tree_is_attached_as_usual(prefork):
     assert s.answers() == {pid: "v2" for pid in s.pids}
 
 
+def proc_state(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
 def test_a_stopped_process_in_the_tree_is_named_not_waited_for(prefork):
     """A process of the tree with an agent but stopped (SIGSTOP): its step
     does not ask the agent at once (a stopped process answers nothing, and
@@ -224,6 +230,10 @@ def test_a_stopped_process_in_the_tree_is_named_not_waited_for(prefork):
     s.write("v2")
     os.kill(w2, signal.SIGSTOP)
     try:
+        deadline = time.monotonic() + 10
+        while proc_state(w2) != "T" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc_state(w2) == "T"
         r = pyhot("refresh", "--tree", master, "app", "--timeout", "30", json_out=True)
         text = pyhot("refresh", "--tree", master, "app", "--timeout", "30")
     finally:
@@ -238,4 +248,27 @@ def test_a_stopped_process_in_the_tree_is_named_not_waited_for(prefork):
     assert "pid %d is stopped" % w2 in by[w2]["error"]["message"], r
     assert "kill -CONT %d" % w2 in by[w2]["error"]["hint"], r
     assert [by[p]["outcome"] for p in (master, w1)] == ["not-applied"] * 2, r
+    assert s.answers() == {pid: "v1" for pid in s.pids}
+
+
+def test_a_tree_that_opted_out_is_refused_as_one_process_is(prefork):
+    """A program that opted out of remote debugging but runs its own agent
+    (python -m pyhot run, forked workers with agents of their own): the
+    one-process refresh refuses each process, and so does the tree refresh,
+    though every agent's socket is there (its ping-less path reads the
+    opt-out too). Nothing changes."""
+    s = prefork(2, env={"PYTHONPATH": PYPKG, "PYTHON_DISABLE_REMOTE_DEBUG": "1"},
+                pyargs=["-m", "pyhot", "run"])
+    deadline = time.monotonic() + 10     # each child's agent starts after its fork
+    while not all(os.path.exists(sock_path(pid)) for pid in s.pids):
+        assert time.monotonic() < deadline, s.pids
+        time.sleep(0.02)
+    s.write("v2")
+    one = pyhot("refresh", s.pids[1], "app")
+    assert one.rc == 3 and "opted out of remote debugging" in one.err, one
+    r = pyhot("refresh", "--tree", s.master.pid, "app", json_out=True)
+    assert r.rc == 3, r
+    for p in r.json["processes"]:
+        assert p["outcome"] == "plan-failed", r
+        assert "opted out of remote debugging" in p["error"]["message"], r
     assert s.answers() == {pid: "v1" for pid in s.pids}

@@ -34,11 +34,13 @@ class Prefork:
     """A master and its workers; .pids is the master first, then the
     workers in the order they were forked."""
 
-    def __init__(self, target, python, tmp_path, workers=2, pool=False, app=None):
+    def __init__(self, target, python, tmp_path, workers=2, pool=False, app=None,
+                 env=None, pyargs=()):
         self.dir = str(tmp_path)
         self.write("v1", app)
         args = [workers] + (["pool"] if pool else [])
-        self.master = target(mode=self.dir, script=PREFORK, python=python, args=args)
+        self.master = target(mode=self.dir, script=PREFORK, python=python, args=args,
+                             env=env, pyargs=pyargs)
         self.pids = [self.master.pid]
         self.seen = 0
         self._take_workers(workers)
@@ -128,13 +130,15 @@ def _alive(pid):
 
 @pytest.fixture
 def prefork(target, python, tmp_path):
-    """prefork(workers=2, pool=False, app=None): a Prefork on the test's
-    interpreter (app: the first app.py's text instead of APP's v1);
+    """prefork(workers=2, pool=False, app=None, env=None, pyargs=()): a
+    Prefork on the test's interpreter (app: the first app.py's text instead
+    of APP's v1; env and pyargs as the target fixture's);
     its workers are killed before the master (the target fixture's)."""
     made = []
 
-    def make(workers=2, pool=False, app=None):
-        made.append(Prefork(target, python, tmp_path, workers=workers, pool=pool, app=app))
+    def make(workers=2, pool=False, app=None, env=None, pyargs=()):
+        made.append(Prefork(target, python, tmp_path, workers=workers, pool=pool, app=app,
+                            env=env, pyargs=pyargs))
         return made[-1]
 
     yield make
