@@ -37,6 +37,8 @@ struct pyhot_target {
 	char exe[PATH_MAX];     /* /proc/PID/exe target, as the target sees it */
 	char libpython[PATH_MAX];    /* mapped libpython path, "" when static */
 	char comm[64];          /* /proc/PID/comm */
+	int light;              /* pyhot_target_inspect_light(): no exe, maps,
+				 * Python or payload fields */
 };
 
 /*
@@ -63,7 +65,8 @@ int pyhot_target_inspect_light(pid_t pid, struct pyhot_target *t,
  * Refuse, with a message and a hint, a target that pyhot must not attach to:
  * a zombie, a stopped process, one traced by another tracer (names its pid
  * and comm), not CPython, CPython older than 3.8, or opted out of remote
- * debugging. Returns 0 or -PYHOT_ERR_ATTACH.
+ * debugging. Returns 0 or -PYHOT_ERR_ATTACH. For a light inspection the
+ * interpreter is not judged (unknown): the rest is.
  */
 int pyhot_target_check(const struct pyhot_target *t,
 		       struct pyhot_err *err) PYHOT_MUST_CHECK;

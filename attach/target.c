@@ -233,6 +233,7 @@ int pyhot_target_inspect_light(pid_t pid, struct pyhot_target *t,
 {
 	int r = inspect_status(pid, t, err);
 
+	t->light = 1;
 	if (r == 0 && t->state != 'Z' && t->state != 'X')
 		read_opt_out(t);
 	return r;
@@ -289,7 +290,8 @@ int pyhot_target_check(const struct pyhot_target *t, struct pyhot_err *err)
 		pyhot_err_hint(err, "resume it first: kill -CONT %d", (int)pid);
 		return -PYHOT_ERR_ATTACH;
 	}
-	if (t->py_major == 0) {
+	/* A light inspection has not looked at the interpreter. */
+	if (!t->light && t->py_major == 0) {
 		pyhot_err_set(err, PYHOT_ERR_ATTACH, 0, pid, "attach",
 			      "pid %d ('%s') is not CPython: no libpython mapped and "
 			      "no Py_Initialize in its executable", (int)pid, t->exe);
@@ -297,7 +299,8 @@ int pyhot_target_check(const struct pyhot_target *t, struct pyhot_err *err)
 			       "of a shell or launcher around it");
 		return -PYHOT_ERR_ATTACH;
 	}
-	if (t->py_major < 3 || (t->py_major == 3 && t->py_minor >= 0 && t->py_minor < 8)) {
+	if (!t->light && (t->py_major < 3 ||
+			  (t->py_major == 3 && t->py_minor >= 0 && t->py_minor < 8))) {
 		pyhot_err_set(err, PYHOT_ERR_ATTACH, 0, pid, "attach",
 			      "pid %d: CPython %d.%d is older than pyhot supports "
 			      "(3.8 or newer)", (int)pid, t->py_major, t->py_minor);

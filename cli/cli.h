@@ -166,7 +166,6 @@ struct cli_ctx {
 				     * not dumpable) but an agent it started
 				     * itself (python -m pyhot run) answers at
 				     * our euid's path: sock is a path of ours */
-	int t_light;                /* t is pyhot_target_inspect_light()'s only */
 	int no_agent;               /* a request found no agent listening */
 	int agent_seen;             /* cli_attach_ensure() found or started the
 				     * agent: a second command on this context
@@ -219,7 +218,7 @@ int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 int cli_ctx_init_seen(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 		      const struct pyhot_target *seen, struct pyhot_err *err) PYHOT_MUST_CHECK;
 
-/* The same with only pyhot_target_inspect_light() (c->t_light): enough
+/* The same with only pyhot_target_inspect_light() (c->t.light): enough
  * for the socket path and a request to the agent; an attach inspects the
  * rest first (cmd_attach.c). */
 int cli_ctx_init_light(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,

@@ -342,13 +342,12 @@ static int attach_ensure(struct cli_ctx *c, int *reused, struct pyhot_err *err)
 		return 0;
 	}
 	memset(&res, 0, sizeof(res));
-	if (c->t_light) {
+	if (c->t.light) {
 		/* A context made for a request alone: the check and the
 		 * attach need the executable and its maps. */
 		r = pyhot_target_inspect(c->args->pid, &c->t, err);
 		if (r < 0)
 			return r;
-		c->t_light = 0;
 	}
 	r = pyhot_target_check(&c->t, err);
 	if (r < 0)

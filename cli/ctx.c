@@ -149,13 +149,7 @@ static int ctx_direct(struct cli_ctx *c, pid_t pid)
 	return 0;
 }
 
-int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
-		 struct pyhot_err *err)
-{
-	return cli_ctx_init_seen(c, a, o, NULL, err);
-}
-
-/* cli_ctx_init_seen(), or with light only what /proc/PID/status says. */
+/* cli_ctx_init_seen(), or with light cli_ctx_init_light(). */
 static int ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 		    const struct pyhot_target *seen, int light, struct pyhot_err *err)
 {
@@ -174,7 +168,6 @@ static int ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out 
 		r = 0;
 	} else if (light) {
 		r = pyhot_target_inspect_light(a->pid, &c->t, err);
-		c->t_light = 1;
 	} else {
 		r = pyhot_target_inspect(a->pid, &c->t, err);
 	}
@@ -200,6 +193,12 @@ static int ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out 
 	return 0;
 }
 
+int cli_ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
+		 struct pyhot_err *err)
+{
+	return ctx_init(c, a, o, NULL, 0, err);
+}
+
 int cli_ctx_init_seen(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 		      const struct pyhot_target *seen, struct pyhot_err *err)
 {
@@ -215,16 +214,17 @@ int cli_ctx_init_light(struct cli_ctx *c, const struct cli_args *a, struct cli_o
 int cli_ctx_agent_expected(const struct cli_ctx *c)
 {
 	char full[PATH_MAX];
+	struct pyhot_err e;
 	struct stat st;
 	int n;
 
 	if (c->direct)
 		return 1;   /* it answered a ping already (ctx_direct) */
-	/* Stopped, a zombie, traced, opted out: the usual way
-	 * (pyhot_target_check()) says so at once, where a request would wait
-	 * for its timeout or go where the one-process command does not. */
-	if (strchr("TtZX", c->t.state ? c->t.state : 'T') || c->t.tracer ||
-	    c->t.opted_out)
+	/* Stopped, a zombie, traced, opted out: the usual way refuses it at
+	 * once (pyhot_target_check()), where a request would wait for its
+	 * timeout or go where the one-process command does not. */
+	pyhot_err_init(&e);
+	if (pyhot_target_check(&c->t, &e) < 0)
 		return 0;
 	n = snprintf(full, sizeof(full), "/proc/%d/root%s", (int)c->args->pid, c->sock);
 	return n > 0 && (size_t)n < sizeof(full) && lstat(full, &st) == 0 &&

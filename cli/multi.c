@@ -149,14 +149,15 @@ static struct json_object *entry_new(const struct cli_step *s)
 }
 
 static void fail_summary(struct pyhot_err *err, const char *cmd, int code,
-			 const struct cli_step *s, size_t n, const char *what)
+			 const struct cli_step *s, const int *codes, size_t n,
+			 const char *what)
 {
 	char pids[256];
 	size_t i, bad = 0, len = 0;
 
 	pids[0] = '\0';
 	for (i = 0; i < n; i++) {
-		if (!s[i].code)
+		if (!codes[i])
 			continue;
 		bad++;
 		if (len + 16 < sizeof(pids))
@@ -214,11 +215,12 @@ static int multi_each(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn
 	}
 	cli_out_set(o, "processes", arr);
 	code = cli_multi_exit_code(codes, n);
+	if (code)
+		fail_summary(err, cli_cmd_name(a->cmd), code, s, codes, n,
+			     "; each one's error is above; the others are done");
 	free(codes);
 	if (!code)
 		return 0;
-	fail_summary(err, cli_cmd_name(a->cmd), code, s, n,
-		     "; each one's error is above; the others are done");
 	pyhot_err_hint(err, "the report per process says what happened in each");
 	return -code;
 }
@@ -399,7 +401,6 @@ static int refresh_verdict(const struct cli_step *s, size_t n, const struct proc
 			   int applied, struct pyhot_err *err)
 {
 	int *codes = calloc(n, sizeof(*codes)), code, undone = 0, stuck = 0;
-	struct cli_step *bad;   /* a step is large: made only on failure */
 	size_t i;
 
 	if (!codes)
@@ -411,32 +412,25 @@ static int refresh_verdict(const struct cli_step *s, size_t n, const struct proc
 		stuck += rep[i].outcome == OUT_ROLLBACK_FAILED;
 	}
 	code = cli_multi_exit_code(codes, n);
-	free(codes);
-	if (!code)
+	if (!code) {
+		free(codes);
 		return 0;
-	bad = calloc(n, sizeof(*bad));
-	if (!bad)
-		return pyhot_err_set(err, (enum pyhot_errkind)code, ENOMEM, 0, "refresh",
-				     "failed, and out of memory to say where");
-	for (i = 0; i < n; i++) {
-		bad[i].pid = s[i].pid;
-		bad[i].code = rep[i].code;
 	}
 	if (!applied) {
-		fail_summary(err, "refresh", code, bad, n,
+		fail_summary(err, "refresh", code, s, codes, n,
 			     ": the plan failed; nothing was applied in any process");
 		pyhot_err_hint(err, "fix the error and run pyhot refresh again");
 	} else if (stuck) {
 		code = PYHOT_ERR_UNCERTAIN;
-		fail_summary(err, "refresh", code, bad, n, "");
+		fail_summary(err, "refresh", code, s, codes, n, "");
 		pyhot_err_hint(err, "%d process(es) could not be rolled back and run the "
 			       "new code, the others the old: see the report above", stuck);
 	} else {
-		fail_summary(err, "refresh", code, bad, n, "");
+		fail_summary(err, "refresh", code, s, codes, n, "");
 		pyhot_err_hint(err, "%d process(es) that had applied it were rolled back: "
 			       "every process runs the code it ran before", undone);
 	}
-	free(bad);
+	free(codes);
 	return -code;
 }
 

@@ -22,9 +22,6 @@ static const char *error_message(struct json_object *doc)
 	return cli_json_str(e, "message");
 }
 
-/* The command on a context (r: what cli_ctx_init() returned, err its
- * error), as main() runs it: its report printed into the step's streams
- * (with --json, one line), its exit code returned. */
 /* Keep what the step wrote to its stderr since from: its warnings. */
 static void warnings_take(struct cli_step *s, long from)
 {
@@ -44,6 +41,9 @@ static void warnings_take(struct cli_step *s, long from)
 	s->warnings = w;
 }
 
+/* The command on a context (r: what cli_ctx_init() returned, err its
+ * error), as main() runs it: its report printed into the step's streams
+ * (with --json, one line), its exit code returned. */
 static int run_on(struct cli_step *s, int r, struct pyhot_err *err)
 {
 	struct cli_out o;
@@ -118,15 +118,14 @@ static void *step_main(void *arg)
 	}
 	s->code = run_on(s, r, &err);
 	if (assumed && s->code && s->ctx.no_agent && streams_renew(s) == 0) {
-		/* Nobody listened: what it wrote goes, and it starts over on a
-		 * whole context (the gate already passed stays passed). */
+		/* Nobody listened: what it wrote goes, and it starts over,
+		 * attaching (which inspects the rest of a light context). */
 		PYHOT_TRACE("multi", "pid %d: no agent at %s after all", (int)s->pid,
 			    s->ctx.sock);
+		s->ctx.agent_seen = 0;
+		s->ctx.no_agent = 0;
 		pyhot_err_init(&err);
-		r = cli_ctx_init_seen(&s->ctx, &s->args, NULL, s->seen, &err);
-		s->ctx.attach_gate = s->gate;
-		s->ctx.gate_passed = 1;
-		s->code = run_on(s, r, &err);
+		s->code = run_on(s, 0, &err);
 	}
 	cli_ctx_gate_pass(&s->ctx, 0);   /* failed before it attached, or never does */
 	/* Read before the post: the caller clears awaits_go once it has
@@ -396,16 +395,13 @@ void cli_steps_start(struct cli_step *s, size_t n, const struct cli_args *b,
 	char *block = n > 1 ? stacks_map(n) : NULL;
 	size_t i;
 
-	/* The block's first slot is the lowest; the last step holds it and
-	 * unmaps it, once cli_steps_release() has joined every thread.
-	 * Without it each step maps its own. */
+	/* The first step holds the block and unmaps it, once
+	 * cli_steps_release() has joined every thread. Without it each step
+	 * maps its own. */
 	for (i = 0; block && i < n; i++)
 		s[i].stack = block + i * STEP_SLOT_SIZE;
-	if (block) {
-		s[n - 1].stack = block;
-		s[0].stack = block + (n - 1) * STEP_SLOT_SIZE;
-		s[n - 1].stack_map = n * STEP_SLOT_SIZE;
-	}
+	if (block)
+		s[0].stack_map = n * STEP_SLOT_SIZE;
 	for (i = 0; i < n; i++) {
 		s[i].gate = gate;
 		pyhot_err_init(&err);

@@ -8,11 +8,10 @@ import signal
 import socket
 import stat
 import subprocess
-import time
 
-from conftest import BUILD, pyhot
+from conftest import BUILD, pyhot, wait_until
 from inproc_driver import PYPKG
-from pyhot_testlib import die_with_parent, remove_socket, sock_path
+from pyhot_testlib import die_with_parent, proc_state, remove_socket, sock_path
 from tree_helpers import APP, agents, prefork  # noqa: F401 - the fixture
 
 HOOKS = os.path.join(BUILD, "pyhot-test-hooks")
@@ -213,11 +212,6 @@ def test_a_stale_socket_in_the_tree_is_attached_as_usual(prefork):
     assert s.answers() == {pid: "v2" for pid in s.pids}
 
 
-def proc_state(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        return f.read().rsplit(")", 1)[1].split()[0]
-
-
 def test_a_stopped_process_in_the_tree_is_named_not_waited_for(prefork):
     """A process of the tree with an agent but stopped (SIGSTOP): its step
     does not ask the agent at once (a stopped process answers nothing, and
@@ -230,10 +224,7 @@ def test_a_stopped_process_in_the_tree_is_named_not_waited_for(prefork):
     s.write("v2")
     os.kill(w2, signal.SIGSTOP)
     try:
-        deadline = time.monotonic() + 10
-        while proc_state(w2) != "T" and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert proc_state(w2) == "T"
+        wait_until(lambda: proc_state(w2) == "T", what="pid %d stopped" % w2)
         r = pyhot("refresh", "--tree", master, "app", "--timeout", "30", json_out=True)
         text = pyhot("refresh", "--tree", master, "app", "--timeout", "30")
     finally:
@@ -259,10 +250,9 @@ def test_a_tree_that_opted_out_is_refused_as_one_process_is(prefork):
     opt-out too). Nothing changes."""
     s = prefork(2, env={"PYTHONPATH": PYPKG, "PYTHON_DISABLE_REMOTE_DEBUG": "1"},
                 pyargs=["-m", "pyhot", "run"])
-    deadline = time.monotonic() + 10     # each child's agent starts after its fork
-    while not all(os.path.exists(sock_path(pid)) for pid in s.pids):
-        assert time.monotonic() < deadline, s.pids
-        time.sleep(0.02)
+    # each child's agent starts after its fork
+    wait_until(lambda: all(os.path.exists(sock_path(pid)) for pid in s.pids),
+               what="the agents of %s" % s.pids)
     s.write("v2")
     one = pyhot("refresh", s.pids[1], "app")
     assert one.rc == 3 and "opted out of remote debugging" in one.err, one

@@ -403,11 +403,16 @@ static void test_traced_by_other(void **state)
 	assert_int_equal(ts.py_major, 0);
 	assert_string_equal(ts.exe, "");
 	assert_int_equal(ts.payload_base, 0);
+	assert_int_equal(ts.light, 1);
 	assert_int_equal(pyhot_target_check(&t, &err), -PYHOT_ERR_ATTACH);
 	snprintf(want, sizeof(want), "attach: pid %d is traced by pid %d (", (int)v.pid,
 		 (int)tracer);
 	assert_memory_equal(err.msg, want, strlen(want));
 	assert_true(err.hint[0] != '\0');
+	/* The light one is judged the same (its interpreter is not). */
+	pyhot_err_init(&err);
+	assert_int_equal(pyhot_target_check(&ts, &err), -PYHOT_ERR_ATTACH);
+	assert_memory_equal(err.msg, want, strlen(want));
 
 	pyhot_err_init(&err);
 	r = pyhot_inject(v.pid, &o, &res, &err);
