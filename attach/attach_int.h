@@ -21,6 +21,8 @@ struct attach_status {
 	char state;               /* first letter of State:, 0 if absent */
 	pid_t tracer;             /* TracerPid */
 	uid_t uid;                /* real uid (first field of Uid:) */
+	uid_t euid;               /* effective uid (its second; uid when absent) */
+	pid_t tgid;               /* Tgid:, 0 if absent */
 	pid_t nspid;              /* last field of NSpid:, 0 if absent */
 	int seccomp;              /* Seccomp: 0 none, 1 strict, 2 filter; -1 absent */
 	unsigned long long cap_eff;  /* CapEff */

@@ -97,6 +97,13 @@ int attach_parse_status(const char *text, struct attach_status *st)
 	st->uid = (uid_t)strtoul(v, &end, 10);
 	if (end == v)
 		return -1;
+	v = end;
+	st->euid = (uid_t)strtoul(v, &end, 10);
+	if (end == v)
+		st->euid = st->uid;
+	v = status_field(text, "Tgid");
+	if (v)
+		st->tgid = (pid_t)strtol(v, NULL, 10);
 	v = status_field(text, "TracerPid");
 	if (v)
 		st->tracer = (pid_t)strtol(v, NULL, 10);

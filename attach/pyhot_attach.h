@@ -27,6 +27,8 @@ struct pyhot_target {
 	pid_t pid;
 	pid_t nspid;            /* the pid as the target sees itself (NSpid) */
 	uid_t uid;              /* real uid of the target */
+	uid_t euid;             /* its effective uid (whose agent socket path) */
+	pid_t tgid;             /* its thread group: pid unless pid is a thread */
 	char state;             /* 'R', 'S', 'D', 'T', 't', 'Z', ... */
 	pid_t tracer;           /* TracerPid, 0 when not traced */
 	int py_major;           /* 3 for CPython 3.x; 0 when not Python */

@@ -100,6 +100,8 @@ static int read_status(struct pyhot_target *t, struct pyhot_err *err)
 	t->state = st.state;
 	t->tracer = st.tracer;
 	t->uid = st.uid;
+	t->euid = st.euid;
+	t->tgid = st.tgid ? st.tgid : pid;
 	t->nspid = st.nspid ? st.nspid : pid;
 	read_comm(pid, t->comm, sizeof(t->comm));
 	return 0;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "client.h"
 #include "pyhot_attach.h"
 #include "pyhot_err.h"
 
@@ -192,6 +193,10 @@ struct cli_gate {
 void cli_gate_init(struct cli_gate *g, size_t n);
 void cli_gate_destroy(struct cli_gate *g);
 
+/* Whether t (inspected, light or whole) has our agent's socket at its
+ * path, seen through /proc/PID/root; who listens is not known. 1 or 0. */
+int cli_target_agent_socket(const struct pyhot_target *t);
+
 /* Whether c's target should have an agent to ask: its agent's socket is
  * there (who listens is checked when a request connects) and the process
  * is not stopped, a zombie, traced or opted out. 1 or 0. */
@@ -223,6 +228,30 @@ int cli_ctx_init_seen(struct cli_ctx *c, const struct cli_args *a, struct cli_ou
  * rest first (cmd_attach.c). */
 int cli_ctx_init_light(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 		       struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/*
+ * cli_agent_call() in three parts, for a thread that has the requests of
+ * several processes under way at once (steps.c): start sends (a usage
+ * error returns -PYHOT_ERR_USAGE with err set and nothing under way);
+ * while call->r is 0, poll call->conn (pyhot_client_conn_events(),
+ * pyhot_client_conn_remaining()) and continue; end closes it and gives
+ * what cli_agent_call() returns. Always end a started call.
+ */
+struct cli_call {
+	struct pyhot_client_conn conn;
+	const char *verb;
+	unsigned int io_ms;         /* the request's deadline */
+	int r;                      /* 0 under way, 1 answered, < 0 failed (e) */
+	struct json_object *resp;   /* the answer, when r is 1 */
+	struct pyhot_err e;
+};
+
+int cli_agent_call_start(struct cli_ctx *c, const char *verb, const char *const *kv,
+			 size_t nkv, unsigned int timeout_ms, struct cli_call *call,
+			 struct pyhot_err *err) PYHOT_MUST_CHECK;
+void cli_call_continue(struct cli_call *call);
+int cli_agent_call_end(struct cli_ctx *c, struct cli_call *call,
+		       struct json_object **resp, struct pyhot_err *err) PYHOT_MUST_CHECK;
 
 /* Send verb with key/value pairs to the agent and check the answer; on an
  * agent error kind "timeout" adds the main thread's native stack (unless
@@ -283,6 +312,25 @@ int cli_cmd_attach(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 int cli_cmd_status(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 int cli_cmd_detach(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 int cli_cmd_refresh(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/*
+ * A command in its two halves, for steps that have the requests of several
+ * processes under way from one thread (steps.c): the key/value pairs of its
+ * request (kv holds CLI_SPLIT_KV_MAX; returns how many), and its report of
+ * the answer into c->out (r and resp: what cli_agent_call() gave; returns
+ * the command's result). The one-process command is the same: attach,
+ * kv, cli_agent_call(), report.
+ */
+#define CLI_SPLIT_KV_MAX (2 * CLI_MAX_MODULES + 4)
+
+struct cli_cmd_split {
+	const char *verb;
+	size_t (*kv)(const struct cli_args *a, const char **kv);
+	int (*report)(struct cli_ctx *c, int r, struct json_object *resp,
+		      struct pyhot_err *err);
+};
+
+extern const struct cli_cmd_split cli_refresh_split;
 int cli_cmd_rollback(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 /* stack, watch, exec: attach first when needed (cmd_stack.c, cmd_watch.c,
  * cmd_exec.c). */

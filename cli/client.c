@@ -140,22 +140,6 @@ static int remaining(long long deadline)
 	return r < 0 ? 0 : (r > 1000000 ? 1000000 : (int)r);
 }
 
-/* Wait for events on fd until the deadline: 1 ready, 0 timed out, -1 error. */
-static int wait_fd(int fd, short events, long long deadline)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-	int r;
-
-	for (;;) {
-		r = poll(&p, 1, remaining(deadline));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		return r > 0 ? 1 : 0;
-	}
-}
-
 /* Connect to the target's agent at full (sock as the target sees it),
  * owned by and served by uid, only once client_trust.c has judged it. */
 static int do_connect(pid_t pid, const char *full, const char *sock, unsigned int uid,
@@ -214,67 +198,6 @@ static int do_connect(pid_t pid, const char *full, const char *sock, unsigned in
 	return 0;
 }
 
-static int write_all(int fd, const unsigned char *buf, size_t len, long long deadline,
-		     pid_t pid, struct pyhot_err *err)
-{
-	size_t done = 0;
-	ssize_t n;
-	int w;
-
-	while (done < len) {
-		n = send(fd, buf + done, len - done, MSG_NOSIGNAL);
-		if (n > 0) {
-			done += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno != EAGAIN)
-			return pyhot_err_set(err, PYHOT_ERR_FAILED, errno, pid, "send",
-					     "send to agent: %s", strerror(errno));
-		w = wait_fd(fd, POLLOUT, deadline);
-		if (w <= 0)
-			return pyhot_err_set(err, PYHOT_ERR_TIMEOUT, ETIMEDOUT, pid, "send",
-					     "the agent in pid %d did not read the request in "
-					     "time", (int)pid);
-	}
-	return 0;
-}
-
-static int read_all(int fd, unsigned char *buf, size_t len, long long deadline,
-		    pid_t pid, struct pyhot_err *err)
-{
-	size_t done = 0;
-	ssize_t n;
-	int w;
-
-	while (done < len) {
-		n = recv(fd, buf + done, len - done, 0);
-		if (n > 0) {
-			done += (size_t)n;
-			continue;
-		}
-		if (n == 0)
-			return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, "receive",
-					     "the agent closed the connection after %zu of %zu bytes",
-					     done, len);
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
-			return pyhot_err_set(err, PYHOT_ERR_FAILED, errno, pid, "receive",
-					     "recv from agent: %s", strerror(errno));
-		w = wait_fd(fd, POLLIN, deadline);
-		if (w < 0)
-			return pyhot_err_set(err, PYHOT_ERR_FAILED, errno, pid, "receive",
-					     "poll: %s", strerror(errno));
-		if (w == 0)
-			return pyhot_err_set(err, PYHOT_ERR_TIMEOUT, ETIMEDOUT, pid, "receive",
-					     "no answer from the agent in pid %d in time",
-					     (int)pid);
-	}
-	return 0;
-}
-
 /* Bytes of our request that the agent has not read yet, 0 when unknown. */
 static int unread_bytes(int fd)
 {
@@ -285,31 +208,129 @@ static int unread_bytes(int fd)
 	return n;
 }
 
-/* Read the answer's length. A timeout says which side was slow: the agent
- * did not read the request (step "send"), or read it and did not answer
- * (step "receive"); ctx.c explains each. */
-static int read_header(int fd, unsigned char hdr[4], long long deadline,
-		       unsigned int timeout_ms, pid_t pid, struct pyhot_err *err)
+/* Send what is left of the request: 0, or -1 with err set (EAGAIN is 0). */
+static int conn_send(struct pyhot_client_conn *c, struct pyhot_err *err)
 {
-	struct pyhot_err e;
+	ssize_t n;
+
+	while (c->sent < c->flen) {
+		n = send(c->fd, c->frame + c->sent, c->flen - c->sent, MSG_NOSIGNAL);
+		if (n > 0) {
+			c->sent += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, errno, c->pid, "send",
+				     "send to agent: %s", strerror(errno));
+	}
+	return 0;
+}
+
+/* Read into buf[*got..len): 1 all there, 0 not yet, -1 with err set. */
+static int conn_recv(struct pyhot_client_conn *c, unsigned char *buf, size_t len,
+		     size_t *got, struct pyhot_err *err)
+{
+	ssize_t n;
+
+	while (*got < len) {
+		n = recv(c->fd, buf + *got, len - *got, 0);
+		if (n > 0) {
+			*got += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, c->pid, "receive",
+					     "the agent closed the connection after %zu of %zu bytes",
+					     *got, len);
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN)
+			return 0;
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, errno, c->pid, "receive",
+				     "recv from agent: %s", strerror(errno));
+	}
+	return 1;
+}
+
+/* The deadline passed: say which side was slow. The agent did not read
+ * the request (step "send"), or read it and did not answer (step
+ * "receive"); ctx.c explains each. */
+static int conn_expired(struct pyhot_client_conn *c, struct pyhot_err *err)
+{
+	if (c->sent < c->flen)
+		return pyhot_err_set(err, PYHOT_ERR_TIMEOUT, ETIMEDOUT, c->pid, "send",
+				     "the agent in pid %d did not read the request in "
+				     "time", (int)c->pid);
+	if (c->hgot == 4)
+		return pyhot_err_set(err, PYHOT_ERR_TIMEOUT, ETIMEDOUT, c->pid, "receive",
+				     "no answer from the agent in pid %d in time",
+				     (int)c->pid);
+	if (unread_bytes(c->fd) > 0)
+		return pyhot_err_set(err, PYHOT_ERR_TIMEOUT, ETIMEDOUT, c->pid, "send",
+				     "the agent in pid %d did not read the request within "
+				     "%.1f s", (int)c->pid, c->timeout_ms / 1000.0);
+	return pyhot_err_set(err, PYHOT_ERR_TIMEOUT, ETIMEDOUT, c->pid, "receive",
+			     "no answer from the agent in pid %d in time: it read the "
+			     "request but did not answer within %.1f s", (int)c->pid,
+			     c->timeout_ms / 1000.0);
+}
+
+short pyhot_client_conn_events(const struct pyhot_client_conn *c)
+{
+	return c->sent < c->flen ? POLLOUT : POLLIN;
+}
+
+int pyhot_client_conn_remaining(const struct pyhot_client_conn *c)
+{
+	return remaining(c->deadline);
+}
+
+int pyhot_client_conn_continue(struct pyhot_client_conn *c, struct json_object **resp,
+			       struct pyhot_err *err)
+{
 	int r;
 
-	pyhot_err_init(&e);
-	r = read_all(fd, hdr, 4, deadline, pid, &e);
+	*resp = NULL;
+	if (conn_send(c, err) < 0)
+		return -PYHOT_ERR_FAILED;
+	r = c->sent < c->flen ? 0 : conn_recv(c, c->hdr, 4, &c->hgot, err);
+	if (r > 0 && !c->body) {
+		c->blen = pyhot_frame_len_decode(c->hdr);
+		if (c->blen == 0 || c->blen > PYHOT_FRAME_MAX)
+			return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, c->pid, "receive",
+					     "bad frame length %u from the agent", c->blen);
+		c->body = malloc(c->blen);
+		if (!c->body)
+			return pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, c->pid, "receive",
+					     "out of memory for %u bytes", c->blen);
+	}
+	if (r > 0)
+		r = conn_recv(c, c->body, c->blen, &c->bgot, err);
+	if (r < 0)
+		return r;
 	if (r == 0)
-		return 0;
-	if (e.kind == PYHOT_ERR_TIMEOUT && unread_bytes(fd) > 0)
-		return pyhot_err_set(err, PYHOT_ERR_TIMEOUT, ETIMEDOUT, pid, "send",
-				     "the agent in pid %d did not read the request within "
-				     "%.1f s", (int)pid, timeout_ms / 1000.0);
-	if (e.kind == PYHOT_ERR_TIMEOUT)
-		return pyhot_err_set(err, PYHOT_ERR_TIMEOUT, ETIMEDOUT, pid, "receive",
-				     "no answer from the agent in pid %d in time: it read the "
-				     "request but did not answer within %.1f s", (int)pid,
-				     timeout_ms / 1000.0);
-	if (err && err->kind == PYHOT_OK)
-		*err = e;
-	return r;
+		return remaining(c->deadline) > 0 ? 0 : conn_expired(c, err);
+	PYHOT_TRACE("socket", "<- pid %d %u bytes in %lld ms: %.*s", (int)c->pid, c->blen,
+		    now_ms() - c->t0, c->blen > 400 ? 400 : (int)c->blen,
+		    (const char *)c->body);
+	*resp = pyhot_client_resp_parse((const char *)c->body, c->blen);
+	if (!*resp)
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, 0, c->pid, "receive",
+				     "the agent's answer is not a JSON object");
+	return 1;
+}
+
+void pyhot_client_conn_close(struct pyhot_client_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->frame);
+	free(c->body);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
 }
 
 struct json_object *pyhot_client_resp_parse(const char *buf, size_t len)
@@ -335,18 +356,26 @@ struct json_object *pyhot_client_resp_parse(const char *buf, size_t len)
 	return o;
 }
 
+int pyhot_client_root_path(pid_t pid, const char *sock, char *full, size_t len,
+			   struct pyhot_err *err)
+{
+	int n = snprintf(full, len, "/proc/%d/root%s", (int)pid, sock);
+
+	if (n < 0 || (size_t)n >= len)
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENAMETOOLONG, pid, "connect",
+				     "socket path too long: %s", sock);
+	return 0;
+}
+
 int pyhot_client_call(pid_t pid, const char *sock, const struct pyhot_client_req *req,
 		      unsigned int timeout_ms, struct json_object **resp,
 		      struct pyhot_err *err)
 {
 	char full[PATH_MAX];
-	int n;
 
 	*resp = NULL;
-	n = snprintf(full, sizeof(full), "/proc/%d/root%s", (int)pid, sock);
-	if (n < 0 || (size_t)n >= sizeof(full))
-		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENAMETOOLONG, pid, "connect",
-				     "socket path too long: %s", sock);
+	if (pyhot_client_root_path(pid, sock, full, sizeof(full), err) < 0)
+		return -PYHOT_ERR_FAILED;
 	return pyhot_client_call_at(pid, full, sock, req, timeout_ms, resp, err);
 }
 
@@ -364,62 +393,60 @@ static int target_uid(pid_t pid, unsigned int *uid, struct pyhot_err *err)
 	return -PYHOT_ERR_FAILED;
 }
 
+int pyhot_client_start(pid_t pid, const char *full, const char *sock,
+		       const struct pyhot_client_req *req, unsigned int timeout_ms,
+		       struct pyhot_client_conn *c, struct pyhot_err *err)
+{
+	unsigned int uid;
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	c->pid = pid;
+	c->timeout_ms = timeout_ms;
+	c->t0 = now_ms();
+	c->deadline = c->t0 + timeout_ms;
+	r = target_uid(pid, &uid, err);
+	if (r < 0)
+		return r;
+	if (pyhot_client_req_encode(req, &c->frame, &c->flen) < 0)
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, pid, "request",
+				     "cannot encode request '%s'", req->verb);
+	r = do_connect(pid, full, sock, uid, c->deadline, &c->fd, err);
+	if (r < 0) {
+		pyhot_client_conn_close(c);
+		return r;
+	}
+	PYHOT_TRACE("socket", "-> pid %d %s (%zu bytes, %zu args)", (int)pid, req->verb,
+		    c->flen, req->nargs);
+	r = conn_send(c, err);
+	if (r < 0)
+		pyhot_client_conn_close(c);
+	return r;
+}
+
 int pyhot_client_call_at(pid_t pid, const char *full, const char *sock,
 			 const struct pyhot_client_req *req, unsigned int timeout_ms,
 			 struct json_object **resp, struct pyhot_err *err)
 {
-	long long t0 = now_ms(), deadline = t0 + timeout_ms;
-	unsigned char *frame = NULL, hdr[4], *body = NULL;
-	size_t flen;
-	uint32_t blen;
-	unsigned int uid;
-	int fd = -1, r;
+	struct pyhot_client_conn c;
+	struct pollfd p;
+	int r;
 
 	*resp = NULL;
-	r = target_uid(pid, &uid, err);
-	if (r < 0)
-		return r;
-	if (pyhot_client_req_encode(req, &frame, &flen) < 0)
-		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, pid, "request",
-				     "cannot encode request '%s'", req->verb);
-	r = do_connect(pid, full, sock, uid, deadline, &fd, err);
-	if (r < 0)
-		goto out_free;
-	PYHOT_TRACE("socket", "-> pid %d %s (%zu bytes, %zu args)", (int)pid, req->verb,
-		    flen, req->nargs);
-	r = write_all(fd, frame, flen, deadline, pid, err);
-	if (r < 0)
-		goto out_close;
-	r = read_header(fd, hdr, deadline, timeout_ms, pid, err);
-	if (r < 0)
-		goto out_close;
-	blen = pyhot_frame_len_decode(hdr);
-	if (blen == 0 || blen > PYHOT_FRAME_MAX) {
-		r = pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, "receive",
-				  "bad frame length %u from the agent", blen);
-		goto out_close;
+	r = pyhot_client_start(pid, full, sock, req, timeout_ms, &c, err);
+	while (r == 0) {
+		p.fd = c.fd;
+		p.events = pyhot_client_conn_events(&c);
+		if (poll(&p, 1, pyhot_client_conn_remaining(&c)) < 0 && errno != EINTR) {
+			r = pyhot_err_set(err, PYHOT_ERR_FAILED, errno, pid, "receive",
+					  "poll: %s", strerror(errno));
+			break;
+		}
+		r = pyhot_client_conn_continue(&c, resp, err);
 	}
-	body = malloc(blen);
-	if (!body) {
-		r = pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, pid, "receive",
-				  "out of memory for %u bytes", blen);
-		goto out_close;
-	}
-	r = read_all(fd, body, blen, deadline, pid, err);
-	if (r < 0)
-		goto out_close;
-	PYHOT_TRACE("socket", "<- pid %d %u bytes in %lld ms: %.*s", (int)pid, blen,
-		    now_ms() - t0, blen > 400 ? 400 : (int)blen, (const char *)body);
-	*resp = pyhot_client_resp_parse((const char *)body, blen);
-	if (!*resp)
-		r = pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, "receive",
-				  "the agent's answer is not a JSON object");
-out_close:
-	close(fd);
-out_free:
-	free(body);
-	free(frame);
-	return r;
+	pyhot_client_conn_close(&c);
+	return r < 0 ? r : 0;
 }
 
 int pyhot_client_no_agent(const struct pyhot_err *err)

@@ -14,6 +14,7 @@
 #define PYHOT_CLIENT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -73,12 +74,51 @@ int pyhot_client_call(pid_t pid, const char *sock, const struct pyhot_client_req
 		      unsigned int timeout_ms, struct json_object **resp,
 		      struct pyhot_err *err) PYHOT_MUST_CHECK;
 
+/* "/proc/PID/root" + sock: where we reach the agent's socket. 0, or
+ * -PYHOT_ERR_FAILED (ENAMETOOLONG) with err set. */
+int pyhot_client_root_path(pid_t pid, const char *sock, char *full, size_t len,
+			   struct pyhot_err *err) PYHOT_MUST_CHECK;
+
 /* The same with the socket's full path on our side (full) given; sock is
  * the name used in messages. The same checks: the directory of full must
  * be the euid of pid's, the listener pid itself. For tests. */
 int pyhot_client_call_at(pid_t pid, const char *full, const char *sock,
 			 const struct pyhot_client_req *req, unsigned int timeout_ms,
 			 struct json_object **resp, struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/*
+ * The same request in steps, for a caller that has several under way in
+ * one thread (steps.c): pyhot_client_start() judges and connects as
+ * pyhot_client_call_at() does and sends what the socket takes at once;
+ * then, whenever poll() finds the connection's fd ready for
+ * pyhot_client_conn_events() or pyhot_client_conn_remaining() is 0,
+ * pyhot_client_conn_continue() goes on: 1 when the answer is whole
+ * (*resp, the caller puts it), 0 not yet, or the errors of
+ * pyhot_client_call() (the deadline counts from the start). Close it
+ * whatever the outcome; after a failed start it is closed already.
+ */
+struct pyhot_client_conn {
+	pid_t pid;
+	int fd;
+	unsigned int timeout_ms;
+	long long t0, deadline;     /* CLOCK_MONOTONIC, ms */
+	unsigned char *frame;       /* the request, flen bytes, sent of them */
+	size_t flen, sent;
+	unsigned char hdr[4];       /* the answer's length, hgot bytes of it */
+	size_t hgot;
+	unsigned char *body;        /* the answer, blen bytes, bgot of them */
+	uint32_t blen;
+	size_t bgot;
+};
+
+int pyhot_client_start(pid_t pid, const char *full, const char *sock,
+		       const struct pyhot_client_req *req, unsigned int timeout_ms,
+		       struct pyhot_client_conn *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
+short pyhot_client_conn_events(const struct pyhot_client_conn *c);
+int pyhot_client_conn_remaining(const struct pyhot_client_conn *c);
+int pyhot_client_conn_continue(struct pyhot_client_conn *c, struct json_object **resp,
+			       struct pyhot_err *err) PYHOT_MUST_CHECK;
+void pyhot_client_conn_close(struct pyhot_client_conn *c);
 
 /* ----- Trust (client_trust.c) ----- */
 

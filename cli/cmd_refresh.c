@@ -27,17 +27,10 @@ static void print_generations(FILE *f, struct json_object *resp, pid_t pid)
 	}
 }
 
-int cli_cmd_refresh(struct cli_ctx *c, struct pyhot_err *err)
+static size_t refresh_kv(const struct cli_args *a, const char **kv)
 {
-	const struct cli_args *a = c->args;
-	const char *kv[2 * CLI_MAX_MODULES + 4];
-	struct json_object *resp = NULL, *v;
 	size_t nkv = 0, i;
-	int reused, r;
 
-	r = cli_attach_ensure(c, &reused, err);
-	if (r < 0)
-		return r;
 	for (i = 0; i < a->nmodules; i++) {
 		kv[nkv++] = "module";
 		kv[nkv++] = a->modules[i];
@@ -50,7 +43,15 @@ int cli_cmd_refresh(struct cli_ctx *c, struct pyhot_err *err)
 		kv[nkv++] = "rerun";
 		kv[nkv++] = "1";
 	}
-	r = cli_agent_call(c, "refresh", kv, nkv, a->timeout_ms, &resp, err);
+	return nkv;
+}
+
+static int refresh_report(struct cli_ctx *c, int r, struct json_object *resp,
+			  struct pyhot_err *err)
+{
+	const struct cli_args *a = c->args;
+	struct json_object *v;
+
 	if (r == 0) {
 		struct json_object *mods = NULL;
 
@@ -86,4 +87,20 @@ int cli_cmd_refresh(struct cli_ctx *c, struct pyhot_err *err)
 	if (resp)
 		json_object_put(resp);
 	return r;
+}
+
+const struct cli_cmd_split cli_refresh_split = { "refresh", refresh_kv, refresh_report };
+
+int cli_cmd_refresh(struct cli_ctx *c, struct pyhot_err *err)
+{
+	const char *kv[CLI_SPLIT_KV_MAX];
+	struct json_object *resp = NULL;
+	int reused, r;
+
+	r = cli_attach_ensure(c, &reused, err);
+	if (r < 0)
+		return r;
+	r = cli_agent_call(c, "refresh", kv, refresh_kv(c->args, kv), c->args->timeout_ms,
+			   &resp, err);
+	return refresh_report(c, r, resp, err);
 }

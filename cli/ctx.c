@@ -8,6 +8,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -73,14 +74,24 @@ static int proc_read(pid_t pid, const char *name, char *buf, size_t len)
  * (no user space at all) are refused here, with what they are. What cannot
  * be read is left to the inspection to explain.
  */
-static int check_process(const struct cli_args *a, struct pyhot_err *err)
+static int check_process(const struct cli_args *a, const struct pyhot_target *t,
+			 struct pyhot_err *err)
 {
 	char text[4096], comm[64] = "";
 	unsigned long flags = 0;
-	pid_t tgid;
+	pid_t tgid = 0;
 
-	if (proc_read(a->pid, "comm", comm, sizeof(comm)) == 0)
-		comm[strcspn(comm, "\n")] = '\0';
+	/* The inspection read its Tgid and comm already. */
+	if (t) {
+		snprintf(comm, sizeof(comm), "%s", t->comm);
+		tgid = t->tgid;
+	} else {
+		if (proc_read(a->pid, "comm", comm, sizeof(comm)) == 0)
+			comm[strcspn(comm, "\n")] = '\0';
+		if (proc_read(a->pid, "status", text, sizeof(text)) != 0 ||
+		    cli_proc_parse_tgid(text, &tgid) != 0)
+			tgid = 0;
+	}
 	if (proc_read(a->pid, "stat", text, sizeof(text)) == 0 &&
 	    cli_proc_parse_stat_flags(text, &flags) == 0 && (flags & CLI_PF_KTHREAD)) {
 		pyhot_err_set(err, PYHOT_ERR_ATTACH, 0, a->pid, "inspect",
@@ -89,8 +100,7 @@ static int check_process(const struct cli_args *a, struct pyhot_err *err)
 		pyhot_err_hint(err, "give the pid of a Python process (pyhot ps lists them)");
 		return -PYHOT_ERR_ATTACH;
 	}
-	if (proc_read(a->pid, "status", text, sizeof(text)) == 0 &&
-	    cli_proc_parse_tgid(text, &tgid) == 0 && tgid != a->pid) {
+	if (tgid && tgid != a->pid) {
 		pyhot_err_set(err, PYHOT_ERR_USAGE, 0, a->pid, "inspect",
 			      "%d is a thread (%s) of pid %d, not a process", (int)a->pid,
 			      comm, (int)tgid);
@@ -109,6 +119,22 @@ int cli_ctx_call(struct cli_ctx *c, const struct pyhot_client_req *req,
 		return pyhot_client_call_at(c->args->pid, c->sock, c->sock, req,
 					    timeout_ms, resp, err);
 	return pyhot_client_call(c->args->pid, c->sock, req, timeout_ms, resp, err);
+}
+
+/* cli_ctx_call() begun (pyhot_client_start()). */
+static int ctx_call_start(struct cli_ctx *c, const struct pyhot_client_req *req,
+			  unsigned int timeout_ms, struct pyhot_client_conn *conn,
+			  struct pyhot_err *err)
+{
+	char full[PATH_MAX];
+
+	if (c->direct)
+		return pyhot_client_start(c->args->pid, c->sock, c->sock, req, timeout_ms,
+					  conn, err);
+	conn->fd = -1;
+	if (pyhot_client_root_path(c->args->pid, c->sock, full, sizeof(full), err) < 0)
+		return -PYHOT_ERR_FAILED;
+	return pyhot_client_start(c->args->pid, full, c->sock, req, timeout_ms, conn, err);
 }
 
 /*
@@ -153,43 +179,45 @@ static int ctx_direct(struct cli_ctx *c, pid_t pid)
 static int ctx_init(struct cli_ctx *c, const struct cli_args *a, struct cli_out *o,
 		    const struct pyhot_target *seen, int light, struct pyhot_err *err)
 {
-	unsigned int euid;
+	struct pyhot_err e;
 	pid_t nspid;
-	int r;
+	int r, refused;
 
 	memset(c, 0, sizeof(*c));
 	c->args = a;
 	c->out = o;
-	r = check_process(a, err);
-	if (r < 0)
-		return r;
+	pyhot_err_init(&e);
 	if (seen && seen->pid == a->pid) {
 		c->t = *seen;
 		r = 0;
 	} else if (light) {
-		r = pyhot_target_inspect_light(a->pid, &c->t, err);
+		r = pyhot_target_inspect_light(a->pid, &c->t, &e);
 	} else {
-		r = pyhot_target_inspect(a->pid, &c->t, err);
+		r = pyhot_target_inspect(a->pid, &c->t, &e);
 	}
-	if (r < 0 && (err->sys_errno == EACCES || err->sys_errno == EPERM) &&
+	/* A kernel thread or a thread's id is refused first, whatever the
+	 * inspection found. */
+	refused = check_process(a, r == 0 ? &c->t : NULL, err);
+	if (refused < 0)
+		return refused;
+	if (r < 0 && (e.sys_errno == EACCES || e.sys_errno == EPERM) &&
 	    ctx_direct(c, a->pid) == 0) {
-		pyhot_err_init(err);
 		PYHOT_TRACE("cli", "pid %d: /proc closed, its own agent at %s",
 			    (int)a->pid, c->sock);
 		return 0;
 	}
-	if (r < 0)
+	if (r < 0) {
+		*err = e;
 		return r;
-	r = pyhot_client_target_euid(a->pid, &euid, err);
-	if (r < 0)
-		return r;
+	}
 	nspid = c->t.nspid > 0 ? c->t.nspid : a->pid;
-	if (pyhot_client_sock_path(c->sock, sizeof(c->sock), euid, nspid) < 0)
+	if (pyhot_client_sock_path(c->sock, sizeof(c->sock), c->t.euid, nspid) < 0)
 		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENAMETOOLONG, a->pid, "connect",
 				     "socket path too long");
 	PYHOT_TRACE("cli", "pid %d: state %c, nspid %d, euid %u, python %d.%d%s, socket %s",
-		    (int)a->pid, c->t.state ? c->t.state : '?', (int)nspid, euid,
-		    c->t.py_major, c->t.py_minor, c->t.py_static ? " static" : "", c->sock);
+		    (int)a->pid, c->t.state ? c->t.state : '?', (int)nspid,
+		    (unsigned int)c->t.euid, c->t.py_major, c->t.py_minor,
+		    c->t.py_static ? " static" : "", c->sock);
 	return 0;
 }
 
@@ -211,12 +239,20 @@ int cli_ctx_init_light(struct cli_ctx *c, const struct cli_args *a, struct cli_o
 	return ctx_init(c, a, o, NULL, 1, err);
 }
 
+int cli_target_agent_socket(const struct pyhot_target *t)
+{
+	char sock[256], full[PATH_MAX];
+	struct stat st;
+
+	return pyhot_client_sock_path(sock, sizeof(sock), t->euid,
+				      t->nspid > 0 ? t->nspid : t->pid) == 0 &&
+	       pyhot_client_root_path(t->pid, sock, full, sizeof(full), NULL) == 0 &&
+	       lstat(full, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
 int cli_ctx_agent_expected(const struct cli_ctx *c)
 {
-	char full[PATH_MAX];
 	struct pyhot_err e;
-	struct stat st;
-	int n;
 
 	if (c->direct)
 		return 1;   /* it answered a ping already (ctx_direct) */
@@ -226,9 +262,7 @@ int cli_ctx_agent_expected(const struct cli_ctx *c)
 	pyhot_err_init(&e);
 	if (pyhot_target_check(&c->t, &e) < 0)
 		return 0;
-	n = snprintf(full, sizeof(full), "/proc/%d/root%s", (int)c->args->pid, c->sock);
-	return n > 0 && (size_t)n < sizeof(full) && lstat(full, &st) == 0 &&
-	       S_ISSOCK(st.st_mode);
+	return cli_target_agent_socket(&c->t);
 }
 
 void cli_gate_init(struct cli_gate *g, size_t n)
@@ -406,20 +440,21 @@ enum cli_slow cli_timeout_explain(struct cli_ctx *c, struct pyhot_err *err, int 
 	return CLI_SLOW_ANSWER;
 }
 
-int cli_agent_call(struct cli_ctx *c, const char *verb, const char *const *kv,
-		   size_t nkv, unsigned int timeout_ms, struct json_object **resp,
-		   struct pyhot_err *err)
+int cli_agent_call_start(struct cli_ctx *c, const char *verb, const char *const *kv,
+			 size_t nkv, unsigned int timeout_ms, struct cli_call *call,
+			 struct pyhot_err *err)
 {
 	struct pyhot_client_req req;
-	struct pyhot_err e;
 	pid_t pid = c->args->pid;
 	char tmo[32];
 	int safe_point = strcmp(verb, "ping") != 0 && strcmp(verb, "detach") != 0;
-	unsigned int io_ms = timeout_ms;
 	size_t i;
-	int r;
 
-	*resp = NULL;
+	memset(call, 0, sizeof(*call));
+	call->conn.fd = -1;
+	call->verb = verb;
+	call->io_ms = timeout_ms;
+	pyhot_err_init(&call->e);
 	pyhot_client_req_init(&req, verb);
 	for (i = 0; i + 1 < nkv; i += 2)
 		if (pyhot_client_req_add(&req, kv[i], kv[i + 1]) < 0)
@@ -431,24 +466,43 @@ int cli_agent_call(struct cli_ctx *c, const char *verb, const char *const *kv,
 			return pyhot_err_set(err, PYHOT_ERR_USAGE, 0, pid, verb,
 					     "too many arguments");
 		/* The agent answers "timeout" itself; leave it room to. */
-		io_ms = timeout_ms + 2000;
+		call->io_ms = timeout_ms + 2000;
 	}
-	pyhot_err_init(&e);
-	r = cli_ctx_call(c, &req, io_ms, resp, &e);
+	call->r = ctx_call_start(c, &req, call->io_ms, &call->conn, &call->e);
+	return 0;
+}
+
+void cli_call_continue(struct cli_call *call)
+{
+	if (call->r == 0)
+		call->r = pyhot_client_conn_continue(&call->conn, &call->resp, &call->e);
+}
+
+int cli_agent_call_end(struct cli_ctx *c, struct cli_call *call,
+		       struct json_object **resp, struct pyhot_err *err)
+{
+	const char *verb = call->verb;
+	pid_t pid = c->args->pid;
+	unsigned int io_ms = call->io_ms;
+	int r = call->r < 0 ? call->r : 0;
+
+	pyhot_client_conn_close(&call->conn);
+	*resp = call->resp;
+	call->resp = NULL;
 	if (r < 0) {
-		if (pyhot_client_no_agent(&e)) {
+		if (pyhot_client_no_agent(&call->e)) {
 			c->no_agent = 1;
-			pyhot_err_set(err, PYHOT_ERR_FAILED, e.sys_errno, pid, verb,
+			pyhot_err_set(err, PYHOT_ERR_FAILED, call->e.sys_errno, pid, verb,
 				      "pid %d is not attached (no agent at %s)", (int)pid,
 				      c->sock);
 			pyhot_err_hint(err, "run: pyhot attach %d", (int)pid);
 			return -PYHOT_ERR_FAILED;
 		}
 		if (err->kind == PYHOT_OK)
-			*err = e;
+			*err = call->e;
 		/* No answer: what was slow is the agent or its socket, not
 		 * the main thread (the agent answers "timeout" for that). */
-		if (e.kind == PYHOT_ERR_TIMEOUT)
+		if (call->e.kind == PYHOT_ERR_TIMEOUT)
 			(void)cli_timeout_explain(c, err, 0, io_ms);
 		return r;
 	}
@@ -467,4 +521,29 @@ int cli_agent_call(struct cli_ctx *c, const char *verb, const char *const *kv,
 		report_stuck(c);
 	}
 	return r;
+}
+
+int cli_agent_call(struct cli_ctx *c, const char *verb, const char *const *kv,
+		   size_t nkv, unsigned int timeout_ms, struct json_object **resp,
+		   struct pyhot_err *err)
+{
+	struct cli_call call;
+	struct pollfd p;
+	int r;
+
+	*resp = NULL;
+	r = cli_agent_call_start(c, verb, kv, nkv, timeout_ms, &call, err);
+	if (r < 0)
+		return r;
+	while (call.r == 0) {
+		p.fd = call.conn.fd;
+		p.events = pyhot_client_conn_events(&call.conn);
+		if (poll(&p, 1, pyhot_client_conn_remaining(&call.conn)) < 0 &&
+		    errno != EINTR)
+			call.r = pyhot_err_set(&call.e, PYHOT_ERR_FAILED, errno, c->args->pid,
+					       "receive", "poll: %s", strerror(errno));
+		else
+			cli_call_continue(&call);
+	}
+	return cli_agent_call_end(c, &call, resp, err);
 }

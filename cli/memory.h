@@ -17,7 +17,7 @@
 #define CLI_MEMORY_COMMAND (128UL * 1024)
 
 /* What a step of a several-process command adds (steps.h). */
-#define CLI_MEMORY_STEP (64UL * 1024)
+#define CLI_MEMORY_STEP (40UL * 1024)
 
 /*
  * One malloc arena (a thread's own costs a 64 MB mapping and its page

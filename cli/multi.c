@@ -3,9 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +70,13 @@ static int is_python(pid_t pid, const char *root_exe)
 }
 
 /* The executable of root when root is a CPython process, else ""; *t
- * what the inspection found (t->pid 0 when it failed). */
+ * what the inspection found (t->pid 0 when it failed). A root with our
+ * agent's socket runs Python (our agent runs nowhere else): its
+ * /proc/PID/status is enough (a light target; its step or its attach
+ * inspects the rest if it must), where a whole inspection reads and parses
+ * its maps, a third of finding the tree. A stale socket of an old process
+ * of that pid only makes the step find nobody there and attach, which
+ * says what the process is. */
 static void python_exe(pid_t root, char *exe, size_t size, struct pyhot_target *t)
 {
 	struct pyhot_err e;
@@ -81,12 +85,19 @@ static void python_exe(pid_t root, char *exe, size_t size, struct pyhot_target *
 
 	exe[0] = '\0';
 	pyhot_err_init(&e);
-	if (pyhot_target_inspect(root, t, &e) < 0) {
+	if (pyhot_target_inspect_light(root, t, &e) < 0) {
 		t->pid = 0;
 		return;
 	}
-	if (!t->py_major)
-		return;
+	if (t->state == 'Z' || t->state == 'X' || !cli_target_agent_socket(t)) {
+		pyhot_err_init(&e);
+		if (pyhot_target_inspect(root, t, &e) < 0) {
+			t->pid = 0;
+			return;
+		}
+		if (!t->py_major)
+			return;
+	}
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)root);
 	len = readlink(path, exe, size - 1);
 	exe[len > 0 ? len : 0] = '\0';
@@ -180,7 +191,7 @@ static int multi_each(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn
 	size_t i;
 
 	cli_gate_init(&gate, n);
-	cli_steps_start(s, n, a, fn, 0, &gate);
+	cli_steps_start(s, n, a, fn, NULL, 0, &gate);
 	cli_steps_collect(s, n, 0);
 	cli_gate_destroy(&gate);
 	for (i = 0; i < n; i++) {
@@ -248,8 +259,22 @@ struct proc_report {
 	struct json_object *modules;   /* borrowed from a step's document */
 	struct json_object *error;     /* borrowed, or NULL */
 	struct json_object *undo;      /* owned array of rollback documents */
-	char undo_msg[PYHOT_ERR_MSG_MAX];
+	char *undo_msg;                /* owned: why the rollback failed, or NULL */
 };
+
+/* Its rollback failed, for why (copied). */
+static void undo_failed(struct proc_report *r, const char *why)
+{
+	r->outcome = OUT_ROLLBACK_FAILED;
+	free(r->undo_msg);
+	r->undo_msg = strdup(why);
+}
+
+/* Why its rollback failed ("" when the copy found no memory). */
+static const char *undo_why(const struct proc_report *r)
+{
+	return r->undo_msg ? r->undo_msg : "";
+}
 
 /* The modules of a refresh document that a generation was recorded for. */
 static size_t generations(struct json_object *doc, const char **mods, size_t max)
@@ -280,11 +305,8 @@ static void undo_applied(const struct cli_args *a, struct cli_step *s, size_t n,
 		free(u);
 		free(owner);
 		for (i = 0; i < n; i++)
-			if (rep[i].outcome == OUT_REFRESHED) {
-				rep[i].outcome = OUT_ROLLBACK_FAILED;
-				snprintf(rep[i].undo_msg, sizeof(rep[i].undo_msg),
-					 "out of memory");
-			}
+			if (rep[i].outcome == OUT_REFRESHED)
+				undo_failed(&rep[i], "out of memory");
 		return;
 	}
 	b.cmd = CLI_CMD_ROLLBACK;
@@ -303,6 +325,7 @@ static void undo_applied(const struct cli_args *a, struct cli_step *s, size_t n,
 
 			b.modules[0] = mods[j];
 			u[nu].pid = s[i].pid;
+			u[nu].signals = s[i].signals;
 			owner[nu] = i;
 			pyhot_err_init(&err);
 			if (cli_step_start(&u[nu], &b, cli_cmd_rollback, 0, &err) < 0) {
@@ -317,11 +340,8 @@ static void undo_applied(const struct cli_args *a, struct cli_step *s, size_t n,
 		i = owner[k];
 		if (u[k].doc)
 			json_object_array_add(rep[i].undo, json_object_get(u[k].doc));
-		if (u[k].code && rep[i].outcome == OUT_ROLLED_BACK) {
-			rep[i].outcome = OUT_ROLLBACK_FAILED;
-			snprintf(rep[i].undo_msg, sizeof(rep[i].undo_msg), "%s",
-				 cli_step_message(&u[k]));
-		}
+		if (u[k].code && rep[i].outcome == OUT_ROLLED_BACK)
+			undo_failed(&rep[i], cli_step_message(&u[k]));
 		cli_step_release(&u[k]);
 	}
 	free(u);
@@ -372,7 +392,7 @@ static void report_text(const struct cli_out *o, const struct cli_step *s,
 	case OUT_ROLLBACK_FAILED:
 		fprintf(stderr, "pid %d: applied, and the rollback failed: %s; it runs "
 			"the new code (pyhot status %d lists its generations)\n", pid,
-			r->undo_msg, pid);
+			undo_why(r), pid);
 		return;
 	}
 }
@@ -392,7 +412,7 @@ static struct json_object *report_json(const struct cli_step *s, const struct pr
 		json_object_object_add(e, "rollback", json_object_get(r->undo));
 	if (r->outcome == OUT_ROLLBACK_FAILED)
 		json_object_object_add(e, "rollback_error",
-				       json_object_new_string(r->undo_msg));
+				       json_object_new_string(undo_why(r)));
 	return e;
 }
 
@@ -455,7 +475,7 @@ static int multi_refresh(const struct cli_args *a, struct cli_out *o, cli_cmd_fn
 	 * ping's "attach" fields. */
 	for (i = 0; i < n; i++)
 		s[i].assume_agent = 1;
-	cli_steps_start(s, n, &b, fn, !a->dry_run, &gate);
+	cli_steps_start(s, n, &b, fn, &cli_refresh_split, !a->dry_run, &gate);
 	cli_steps_collect(s, n, 1);
 	PYHOT_TRACE("multi", "refresh: planned");
 	for (i = 0; i < n; i++) {
@@ -505,84 +525,13 @@ static int multi_refresh(const struct cli_args *a, struct cli_out *o, cli_cmd_fn
 	if (!r && !o->json && !o->quiet)
 		printf("%s %zu processes together\n", a->dry_run ? "planned in" : "refreshed",
 		       n);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if (rep[i].undo)
 			json_object_put(rep[i].undo);
+		free(rep[i].undo_msg);
+	}
 	free(rep);
 	return r;
-}
-
-/* ----- Signals while the steps run ----- */
-
-/*
- * What the steps' threads must not take: SIGCHLD, which the injecting
- * thread sleeps on (one taken by another thread is lost to it), and what
- * a terminal or a kill sends, which would end the whole command with it,
- * a target's thread borrowed in the middle of an injection. A thread of
- * its own takes those (sigwait), waits for the injection under way to end
- * and lets the signal do what it does.
- */
-static void terminal_signals(sigset_t *set)
-{
-	sigemptyset(set);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGTERM);
-	sigaddset(set, SIGHUP);
-	sigaddset(set, SIGQUIT);
-}
-
-/* Sent by signals_give_back() to end signal_main(): not a cancellation,
- * whose first use loads libgcc_s (a quarter of a millisecond). */
-#define SIGNALS_WAKE SIGRTMIN
-
-static atomic_int signals_over;
-
-static void *signal_main(void *arg)
-{
-	sigset_t set, one;
-	int sig;
-
-	(void)arg;
-	terminal_signals(&set);
-	sigaddset(&set, SIGNALS_WAKE);
-	while (sigwait(&set, &sig) != 0)
-		;
-	/* Ours comes only once signals_over is set; one before is someone
-	 * else's, whose default ends the command: as the others, it does
-	 * once the injection under way is over. */
-	if (sig == SIGNALS_WAKE && atomic_load(&signals_over))
-		return NULL;
-	pyhot_inject_quiesce();
-	sigemptyset(&one);
-	sigaddset(&one, sig);
-	signal(sig, SIG_DFL);
-	kill(getpid(), sig);
-	pthread_sigmask(SIG_UNBLOCK, &one, NULL);   /* it ends the command here */
-	for (;;)
-		pause();
-	return NULL;
-}
-
-static int signals_take(pthread_t *thread, sigset_t *old_mask)
-{
-	sigset_t set;
-
-	terminal_signals(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGNALS_WAKE);
-	pthread_sigmask(SIG_BLOCK, &set, old_mask);   /* the steps inherit it */
-	atomic_store(&signals_over, 0);
-	return pthread_create(thread, NULL, signal_main, NULL) == 0 ? 0 : -1;
-}
-
-static void signals_give_back(pthread_t thread, int started, const sigset_t *old_mask)
-{
-	if (started) {
-		atomic_store(&signals_over, 1);
-		pthread_kill(thread, SIGNALS_WAKE);
-		pthread_join(thread, NULL);
-	}
-	pthread_sigmask(SIG_SETMASK, old_mask, NULL);
 }
 
 int cli_multi_run(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
@@ -590,9 +539,7 @@ int cli_multi_run(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
 {
 	pid_t pids[CLI_MAX_PIDS];
 	struct pyhot_target root_t;
-	sigset_t old_mask;
-	pthread_t sig_thread;
-	int sig_started;
+	struct cli_signals signals = { 0 };
 	struct cli_step *steps = NULL;
 	struct json_object *list;
 	size_t n = 0, i;
@@ -615,22 +562,20 @@ int cli_multi_run(const struct cli_args *a, struct cli_out *o, cli_cmd_fn fn,
 	for (i = 0; i < n; i++) {
 		steps[i].pid = pids[i];
 		steps[i].seen = root_t.pid == pids[i] ? &root_t : NULL;
+		steps[i].signals = &signals;
 		json_object_array_add(list, json_object_new_int(pids[i]));
 	}
 	if (o->doc)
 		json_object_object_del(o->doc, "pid");
 	cli_out_set(o, "pids", list);
 	cli_out_verbose(o, "%zu processes", n);
-	/* SIGCHLD blocked in every thread (the steps inherit the mask): an
-	 * attach sleeps on it in the thread that injects (attach_wait()), and
-	 * one delivered to another thread would be lost to it. */
-	sig_started = signals_take(&sig_thread, &old_mask) == 0;
 	if (a->cmd == CLI_CMD_REFRESH)
 		r = multi_refresh(a, o, fn, steps, n, err);
 	else
 		r = multi_each(a, o, fn, steps, n, err);
-	signals_give_back(sig_thread, sig_started, &old_mask);
 	cli_steps_release(steps, n);
+	/* Once every thread has ended: the signals they would have taken. */
+	cli_signals_release(&signals);
 out_free:
 	free(steps);
 	return r;

@@ -2,12 +2,14 @@
  * multi.h: one command over several processes at once: status, refresh,
  * rollback and exec with several pids or --tree PID. Private to cli/.
  *
- * Each process is served by a step (steps.h): a thread of ours that runs
- * the one-process command (its cmd_*.c function, with its own cli_ctx)
- * with its output into streams of its own, so that every agent is asked at
- * the same time and nothing of the one-process code is copied. A refresh
- * is all or nothing over the processes: a dry run in every one first (nothing is applied unless every
- * plan succeeds), then the refresh in every one; when one of those fails,
+ * Each process is served by a step (steps.h): the one-process command
+ * (its cmd_*.c function, with its own cli_ctx) with its output into
+ * streams of its own, in a thread of ours, or for a refresh of a process
+ * that has an agent, its request sent from this thread among the others'
+ * (one poll() for every answer); every agent is asked at the same time and
+ * nothing of the one-process code is copied. A refresh is all or nothing
+ * over the processes: a dry run in every one first (nothing is applied
+ * unless every plan succeeds), then the refresh in every one; when one of those fails,
  * the processes already changed are rolled back (the rollback verb, for
  * each module a generation was recorded for). status, rollback and exec
  * run independently in each process. docs/trees.md has the rules and the

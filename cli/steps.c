@@ -2,6 +2,7 @@
 #include "steps.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,31 +42,42 @@ static void warnings_take(struct cli_step *s, long from)
 	s->warnings = w;
 }
 
-/* The command on a context (r: what cli_ctx_init() returned, err its
- * error), as main() runs it: its report printed into the step's streams
- * (with --json, one line), its exit code returned. */
-static int run_on(struct cli_step *s, int r, struct pyhot_err *err)
+/* A run of the command on the step's context, in halves: its report goes
+ * into the step's streams (with --json, one line) as main() would print
+ * it. */
+static void run_begin(struct cli_step *s)
 {
-	struct cli_out o;
-	int code = 0;
-	long from = ftell(s->f[1]);
+	s->err_from = ftell(s->f[1]);
+	cli_out_init(&s->out, &s->args);
+	s->out.out = s->f[0];
+	s->out.err = s->f[1];
+	s->ctx.out = &s->out;
+}
 
-	cli_out_init(&o, &s->args);
-	o.out = s->f[0];
-	o.err = s->f[1];
-	s->ctx.out = &o;
-	if (r == 0)
-		r = s->fn(&s->ctx, err);
+/* r: what the command returned (err its error). Its exit code. */
+static int run_end(struct cli_step *s, int r, struct pyhot_err *err)
+{
+	int code = 0;
+
 	/* Before the error's report, which the caller gives its own way. */
-	warnings_take(s, from);
+	warnings_take(s, s->err_from);
 	if (r < 0)
-		code = cli_out_error(&o, err);
-	code = cli_out_finish(&o, code);
-	cli_out_release(&o);
+		code = cli_out_error(&s->out, err);
+	code = cli_out_finish(&s->out, code);
+	cli_out_release(&s->out);
 	s->ctx.out = NULL;
 	fflush(s->f[0]);
 	fflush(s->f[1]);
 	return code;
+}
+
+/* The command on the context (r: what making it returned, err its error). */
+static int run_on(struct cli_step *s, int r, struct pyhot_err *err)
+{
+	run_begin(s);
+	if (r == 0)
+		r = s->fn(&s->ctx, err);
+	return run_end(s, r, err);
 }
 
 /* Its streams made anew, empty (a memory stream cannot be truncated: a
@@ -89,44 +101,61 @@ static int streams_renew(struct cli_step *s)
 	return s->f[0] && s->f[1] ? 0 : -1;
 }
 
-/* A step's thread: it makes the context and runs the command (a dry run
- * when two-phase); a two-phase step whose dry run succeeded then waits for
- * cli_steps_go() and runs the command for real on that context. One
- * thread for both phases: a second thread per process cost as much as the
- * request it would make. */
+/*
+ * A step's context. A step that will ask an agent without a ping
+ * (assumed) needs no more of its target than /proc/PID/status, unless
+ * none answers; an inline step's is made by the caller's thread, a
+ * thread's by itself.
+ */
+static void step_context(struct cli_step *s)
+{
+	int light = s->assume_agent && !s->seen;
+	int r;
+
+	pyhot_err_init(&s->err);
+	r = light ? cli_ctx_init_light(&s->ctx, &s->args, NULL, &s->err)
+		  : cli_ctx_init_seen(&s->ctx, &s->args, NULL, s->seen, &s->err);
+	s->assumed = r == 0 && s->assume_agent && cli_ctx_agent_expected(&s->ctx);
+	if (r == 0 && light && !s->assumed) {
+		pyhot_err_init(&s->err);
+		r = cli_ctx_init(&s->ctx, &s->args, NULL, &s->err);
+	}
+	s->ctx.attach_gate = s->gate;
+	if (s->assumed)
+		s->ctx.agent_seen = 1;
+	s->ctx_r = r;
+	s->ctx_made = 1;
+}
+
+/* Nobody listened where its agent's socket was (a stale socket): what it
+ * wrote goes, and it starts over as a step that does not assume, attaching
+ * (which inspects the rest of a light context). 0, or -1 out of memory
+ * (then it has no streams: it must not run again). */
+static int start_over(struct cli_step *s)
+{
+	if (streams_renew(s) < 0)
+		return -1;
+	PYHOT_TRACE("multi", "pid %d: no agent at %s after all", (int)s->pid, s->ctx.sock);
+	s->assumed = 0;
+	s->ctx_r = 0;
+	s->ctx.agent_seen = 0;
+	s->ctx.no_agent = 0;
+	return 0;
+}
+
+/* A step's thread: it makes the context (unless the caller did: an inline
+ * step that starts over, below) and runs the command (a dry run when two-phase); a two-phase step whose dry run
+ * succeeded then waits for cli_steps_go() and runs the command for real
+ * on that context. One thread for both phases: a second thread per
+ * process cost as much as the request it would make. */
 static void *step_main(void *arg)
 {
 	struct cli_step *s = arg;
-	struct pyhot_err err;
-	int go_on, r, assumed, light;
+	int go_on;
 
-	/* A step that will ask an agent without a ping needs no more of its
-	 * target than /proc/PID/status, unless none answers. */
-	light = s->assume_agent && !s->seen;
-	pyhot_err_init(&err);
-	r = light ? cli_ctx_init_light(&s->ctx, &s->args, NULL, &err)
-		  : cli_ctx_init_seen(&s->ctx, &s->args, NULL, s->seen, &err);
-	assumed = r == 0 && s->assume_agent && cli_ctx_agent_expected(&s->ctx);
-	if (r == 0 && light && !assumed) {
-		pyhot_err_init(&err);
-		r = cli_ctx_init(&s->ctx, &s->args, NULL, &err);
-	}
-	s->ctx.attach_gate = s->gate;
-	if (assumed) {
-		s->ctx.agent_seen = 1;
-		cli_ctx_gate_pass(&s->ctx, 1);
-	}
-	s->code = run_on(s, r, &err);
-	if (assumed && s->code && s->ctx.no_agent && streams_renew(s) == 0) {
-		/* Nobody listened: what it wrote goes, and it starts over,
-		 * attaching (which inspects the rest of a light context). */
-		PYHOT_TRACE("multi", "pid %d: no agent at %s after all", (int)s->pid,
-			    s->ctx.sock);
-		s->ctx.agent_seen = 0;
-		s->ctx.no_agent = 0;
-		pyhot_err_init(&err);
-		s->code = run_on(s, 0, &err);
-	}
+	if (!s->ctx_made)
+		step_context(s);
+	s->code = run_on(s, s->ctx_r, &s->err);
 	cli_ctx_gate_pass(&s->ctx, 0);   /* failed before it attached, or never does */
 	/* Read before the post: the caller clears awaits_go once it has
 	 * posted go, possibly before we look again. */
@@ -140,8 +169,8 @@ static void *step_main(void *arg)
 	if (!s->apply)
 		return NULL;
 	s->args.dry_run = 0;
-	pyhot_err_init(&err);
-	s->code = run_on(s, 0, &err);
+	pyhot_err_init(&s->err);
+	s->code = run_on(s, 0, &s->err);
 	return NULL;
 }
 
@@ -221,6 +250,8 @@ static int thread_start(struct cli_step *s, struct pyhot_err *err)
 					     strerror(errno));
 		s->stack_map = STEP_SLOT_SIZE;
 	}
+	if (s->signals)
+		cli_signals_hold(s->signals);
 	if (sem_init(&s->planned, 0, 0) < 0 || sem_init(&s->go, 0, 0) < 0)
 		return pyhot_err_set(err, PYHOT_ERR_FAILED, errno, s->pid, "multi",
 				     "pid %d: sem_init(): %s", (int)s->pid, strerror(errno));
@@ -274,8 +305,10 @@ static void step_join(struct cli_step *s)
 	sem_destroy(&s->go);
 }
 
-int cli_step_start(struct cli_step *s, const struct cli_args *b, cli_cmd_fn fn,
-		   int two_phase, struct pyhot_err *err)
+/* The step's arguments and streams. 0, or -PYHOT_ERR_FAILED with err set
+ * (no streams). */
+static int step_init(struct cli_step *s, const struct cli_args *b, cli_cmd_fn fn,
+		     int two_phase, struct pyhot_err *err)
 {
 	int w;
 
@@ -286,26 +319,126 @@ int cli_step_start(struct cli_step *s, const struct cli_args *b, cli_cmd_fn fn,
 	s->args.pid = s->pid;
 	s->args.npids = 0;
 	s->args.tree = 0;
+	s->call.conn.fd = -1;
 	for (w = 0; w < 2; w++) {
 		s->f[w] = open_memstream(&s->text[w], &s->len[w]);
 		if (!s->f[w]) {
 			pyhot_err_set(err, PYHOT_ERR_FAILED, errno, s->pid, "multi",
 				      "pid %d: open_memstream(): %s", (int)s->pid,
 				      strerror(errno));
-			goto out_close;
+			return -PYHOT_ERR_FAILED;
 		}
 	}
-	if (thread_start(s, err) == 0)
-		return 0;
-out_close:
-	/* No step: the caller puts the reason as its stderr text. */
+	return 0;
+}
+
+/* A step that could not start: no streams; the caller puts the reason as
+ * its stderr text. */
+static void step_init_undo(struct cli_step *s)
+{
+	int w;
+
 	step_take_text(s, 1);
 	for (w = 0; w < 2; w++) {
 		free(s->text[w]);
 		s->text[w] = NULL;
 		s->len[w] = 0;
 	}
+}
+
+int cli_step_start(struct cli_step *s, const struct cli_args *b, cli_cmd_fn fn,
+		   int two_phase, struct pyhot_err *err)
+{
+	if (step_init(s, b, fn, two_phase, err) == 0 && thread_start(s, err) == 0)
+		return 0;
+	step_init_undo(s);
 	return -PYHOT_ERR_FAILED;
+}
+
+/* ----- Inline steps: their requests from the caller's thread ----- */
+
+/* Send an inline step's request (its dry run, or with args.dry_run 0 the
+ * command itself). One that cannot be sent has its report at once. */
+static void inline_send(struct cli_step *s)
+{
+	const char *kv[CLI_SPLIT_KV_MAX];
+	int r;
+
+	run_begin(s);
+	pyhot_err_init(&s->err);
+	r = cli_agent_call_start(&s->ctx, s->split->verb, kv, s->split->kv(&s->args, kv),
+				 s->args.timeout_ms, &s->call, &s->err);
+	if (r < 0) {
+		s->code = run_end(s, r, &s->err);
+		return;
+	}
+	s->calling = 1;
+}
+
+/* Its answer came, or the request failed: the command's report of it. A
+ * dry run that found nobody at the socket starts over in a thread. */
+static void inline_end(struct cli_step *s)
+{
+	struct json_object *resp;
+	struct pyhot_err err;
+	int r;
+
+	r = cli_agent_call_end(&s->ctx, &s->call, &resp, &s->err);
+	s->calling = 0;
+	r = s->split->report(&s->ctx, r, resp, &s->err);
+	s->code = run_end(s, r, &s->err);
+	if (!s->code || !s->ctx.no_agent || s->applying)
+		return;
+	s->inline_call = 0;
+	if (start_over(s) < 0)
+		return;
+	pyhot_err_init(&err);
+	if (thread_start(s, &err) == 0)
+		return;
+	run_begin(s);
+	s->code = run_end(s, -PYHOT_ERR_FAILED, &err);
+}
+
+/* Every inline step's request under way, until each is answered, failed or
+ * past its deadline: one poll() over them all. */
+static void inline_wait(struct cli_step *s, size_t n)
+{
+	struct pollfd pf[CLI_MAX_PIDS];
+	size_t at[CLI_MAX_PIDS], i, k, m;
+	int tmo, w, e;
+
+	for (;;) {
+		m = 0;
+		tmo = -1;
+		for (i = 0; i < n && m < CLI_MAX_PIDS; i++) {
+			if (!s[i].calling)
+				continue;
+			if (s[i].call.r != 0) {
+				inline_end(&s[i]);
+				continue;
+			}
+			pf[m].fd = s[i].call.conn.fd;
+			pf[m].events = pyhot_client_conn_events(&s[i].call.conn);
+			pf[m].revents = 0;
+			at[m++] = i;
+			w = pyhot_client_conn_remaining(&s[i].call.conn);
+			if (tmo < 0 || w < tmo)
+				tmo = w;
+		}
+		if (!m)
+			return;
+		w = poll(pf, m, tmo);
+		e = errno;
+		for (k = 0; k < m; k++) {
+			struct cli_call *c = &s[at[k]].call;
+
+			if (w < 0 && e != EINTR)
+				c->r = pyhot_err_set(&c->e, PYHOT_ERR_FAILED, e, s[at[k]].pid,
+						     "receive", "poll: %s", strerror(e));
+			else if (w <= 0 || pf[k].revents)
+				cli_call_continue(c);
+		}
+	}
 }
 
 /* The document that starts at text (one line), or NULL. */
@@ -329,6 +462,7 @@ void cli_steps_collect(struct cli_step *s, size_t n, int want)
 	const char *nl;
 	size_t i;
 
+	inline_wait(s, n);
 	for (i = 0; i < n; i++) {
 		if (want)
 			step_wait_planned(&s[i]);
@@ -347,18 +481,44 @@ void cli_steps_collect(struct cli_step *s, size_t n, int want)
 }
 
 /* Two-phase steps whose dry run succeeded: the command itself, on the
- * context the dry run made, or nothing. */
+ * context the dry run made, or nothing. The inline steps' requests go
+ * first: they take no thread's time to start. */
 void cli_steps_go(struct cli_step *s, size_t n, int apply)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		step_release_go(&s[i], apply);
+		if (s[i].inline_call && apply && s[i].two_phase && s[i].code == 0) {
+			s[i].applying = 1;
+			s[i].args.dry_run = 0;
+			inline_send(&s[i]);
+		}
+	for (i = 0; i < n; i++)
+		if (!s[i].inline_call)
+			step_release_go(&s[i], apply);
+}
+
+/* The message of a step's error, from its document or its stderr. */
+const char *cli_step_message(const struct cli_step *s)
+{
+	const char *m = error_message(s->doc);
+
+	if (m)
+		return m;
+	if (s->text[1] && *s->text[1])
+		return s->text[1];
+	return "no answer (the step ended without a report)";
 }
 
 void cli_step_release(struct cli_step *s)
 {
 	step_join(s);
+	if (s->calling) {   /* a request left under way */
+		pyhot_client_conn_close(&s->call.conn);
+		if (s->call.resp)
+			json_object_put(s->call.resp);
+		cli_out_release(&s->out);
+	}
 	step_take_text(s, 1);
 	free(s->text[0]);
 	free(s->text[1]);
@@ -386,43 +546,62 @@ void cli_steps_release(struct cli_step *s, size_t n)
  * Start fn in every step's process at once, with the arguments b; with
  * two_phase, each stops after its dry run (cli_steps_collect(.., 1), then
  * cli_steps_go()). A step that could not start has code 1 and its reason in
- * its stderr text.
+ * its stderr text. With split, a step that assumes its agent and finds its
+ * socket is inline (steps.h): its context made here and its request sent
+ * at once, so that its process works while the next context is made. It
+ * passes the gate without waiting: the gate keeps the first plans of new
+ * agents (tens of milliseconds of CPU) from slowing an attach, and an
+ * inline step's agent is an old one (its plan about a millisecond).
  */
 void cli_steps_start(struct cli_step *s, size_t n, const struct cli_args *b,
-		     cli_cmd_fn fn, int two_phase, struct cli_gate *gate)
+		     cli_cmd_fn fn, const struct cli_cmd_split *split, int two_phase,
+		     struct cli_gate *gate)
 {
 	struct pyhot_err err;
-	char *block = n > 1 ? stacks_map(n) : NULL;
-	size_t i;
+	char *block;
+	size_t i, nthreads = 0, k = 0, first = n;
 
-	/* The first step holds the block and unmaps it, once
-	 * cli_steps_release() has joined every thread. Without it each step
-	 * maps its own. */
-	for (i = 0; block && i < n; i++)
-		s[i].stack = block + i * STEP_SLOT_SIZE;
-	if (block)
-		s[0].stack_map = n * STEP_SLOT_SIZE;
 	for (i = 0; i < n; i++) {
 		s[i].gate = gate;
+		s[i].split = split;
 		pyhot_err_init(&err);
-		if (cli_step_start(&s[i], b, fn, two_phase, &err) < 0) {
+		if (step_init(&s[i], b, fn, two_phase, &err) < 0) {
+			step_init_undo(&s[i]);
 			s[i].code = PYHOT_ERR_FAILED;
 			s[i].text[1] = strdup(err.msg);
 			s[i].ctx.attach_gate = gate;   /* no thread to pass it */
 			cli_ctx_gate_pass(&s[i].ctx, 0);
+			continue;
+		}
+		if (split && s[i].assume_agent) {
+			step_context(&s[i]);
+			s[i].inline_call = s[i].assumed;
+		}
+		if (s[i].inline_call) {
+			cli_ctx_gate_pass(&s[i].ctx, 0);
+			inline_send(&s[i]);
+			continue;
+		}
+		if (first == n)
+			first = i;
+		nthreads++;
+	}
+	/* The first thread's step holds the block of stacks and unmaps it,
+	 * once cli_steps_release() has joined every thread. Without it each
+	 * maps its own. */
+	block = nthreads > 1 ? stacks_map(nthreads) : NULL;
+	if (block)
+		s[first].stack_map = nthreads * STEP_SLOT_SIZE;
+	for (i = 0; i < n; i++) {
+		if (s[i].inline_call || !s[i].f[0])
+			continue;
+		if (block)
+			s[i].stack = block + k++ * STEP_SLOT_SIZE;
+		pyhot_err_init(&err);
+		if (thread_start(&s[i], &err) < 0) {
+			run_begin(&s[i]);
+			s[i].code = run_end(&s[i], -PYHOT_ERR_FAILED, &err);
+			cli_ctx_gate_pass(&s[i].ctx, 0);   /* no thread to pass it */
 		}
 	}
 }
-
-/* The message of a step's error, from its document or its stderr. */
-const char *cli_step_message(const struct cli_step *s)
-{
-	const char *m = error_message(s->doc);
-
-	if (m)
-		return m;
-	if (s->text[1] && *s->text[1])
-		return s->text[1];
-	return "no answer (the step ended without a report)";
-}
-

@@ -212,6 +212,60 @@ def test_a_stale_socket_in_the_tree_is_attached_as_usual(prefork):
     assert s.answers() == {pid: "v2" for pid in s.pids}
 
 
+# answer() holds the GIL in C for 2.5 s (libc usleep() through PyDLL) in a
+# process whose pid has a file "stuck-PID" beside the module, once.
+APP_STUCK = '''import ctypes
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def answer():
+    flag = os.path.join(HERE, "stuck-%%d" %% os.getpid())
+    if os.path.exists(flag):
+        os.unlink(flag)
+        ctypes.PyDLL(None).usleep(2500000)
+    return "%s"
+'''
+
+
+def test_a_process_that_holds_the_gil_fails_its_plan_alone(prefork):
+    """The requests of a tree refresh are under way together (cli/steps.h:
+    one thread polls them all), each with its own deadline: a worker whose
+    main thread holds the GIL in C answers "timeout" after --timeout while
+    the others have planned. That worker is named with what to do, the
+    others are not applied, no process changes; the next refresh, once it
+    runs Python again, changes every one."""
+    import threading
+    s = prefork(2, app=APP_STUCK % "v1")
+    master, w1, w2 = s.pids
+    for pid in s.pids:
+        assert pyhot("attach", pid).rc == 0
+    open(os.path.join(s.dir, "stuck-%d" % w2), "w").close()
+    asked = {}
+    t = threading.Thread(target=lambda: asked.update(w2=s.ask(w2)))
+    t.start()
+    try:
+        # In usleep(): clock_nanosleep(2) (230) or nanosleep(2) (35).
+        wait_until(lambda: open("/proc/%d/task/%d/syscall" % (w2, w2)).read().split()[0]
+                   in ("35", "230"), what="pid %d in usleep()" % w2)
+        s.write("v2", APP_STUCK % "v2")
+        r = pyhot("refresh", "--tree", master, "app", "--timeout", "1", json_out=True)
+    finally:
+        t.join()
+    assert asked == {"w2": "v1"}
+    assert r.rc == 124, r
+    by = {p["pid"]: p for p in r.json["processes"]}
+    assert by[w2]["outcome"] == "plan-failed", r
+    assert "no safe point" in by[w2]["error"]["message"], r
+    assert "pyhot interrupt %d" % w2 in by[w2]["error"]["hint"], r
+    assert [by[p]["outcome"] for p in (master, w1)] == ["not-applied"] * 2, r
+    assert s.answers() == {pid: "v1" for pid in s.pids}
+    r = pyhot("refresh", "--tree", master, "app", json_out=True)
+    assert r.rc == 0, r
+    assert s.answers() == {pid: "v2" for pid in s.pids}
+
+
 def test_a_stopped_process_in_the_tree_is_named_not_waited_for(prefork):
     """A process of the tree with an agent but stopped (SIGSTOP): its step
     does not ask the agent at once (a stopped process answers nothing, and

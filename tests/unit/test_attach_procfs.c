@@ -24,7 +24,7 @@ static const char status_fixture[] =
 	"Pid:\t4242\n"
 	"PPid:\t1\n"
 	"TracerPid:\t77\n"
-	"Uid:\t1000\t1000\t1000\t1000\n"
+	"Uid:\t1000\t1001\t1000\t1000\n"
 	"Gid:\t1000\t1000\t1000\t1000\n"
 	"NStgid:\t4242\t12\n"
 	"NSpid:\t4242\t12\n"
@@ -40,6 +40,8 @@ static void test_status(void **state)
 	assert_int_equal(st.state, 'S');
 	assert_int_equal(st.tracer, 77);
 	assert_int_equal(st.uid, 1000);
+	assert_int_equal(st.euid, 1001);
+	assert_int_equal(st.tgid, 4242);
 	assert_int_equal(st.nspid, 12);
 	assert_int_equal(st.seccomp, 2);
 	assert_true((st.cap_eff >> 19) & 1);
@@ -54,6 +56,8 @@ static void test_status_minimal(void **state)
 	assert_int_equal(st.state, 'Z');
 	assert_int_equal(st.tracer, 0);
 	assert_int_equal(st.nspid, 0);
+	assert_int_equal(st.tgid, 0);
+	assert_int_equal(st.euid, 0);
 	assert_int_equal(st.seccomp, -1);
 	assert_int_equal(attach_parse_status("Name:\tx\nUid:\t0\n", &st), -1);
 	assert_int_equal(attach_parse_status("State:\tR (running)\n", &st), -1);

@@ -1,6 +1,8 @@
 /* test_cli_client.c: the agent client against a local socket server
  * (cli/client.c): a round trip, a path longer than sun_path, no listener,
- * a server that never answers, a malformed answer. */
+ * a server that never answers, a malformed answer; two requests under way
+ * from one thread (pyhot_client_start()), answered out of order and in
+ * pieces, and one whose answer stops after its length. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -26,6 +29,9 @@ static char dir[512], full[600];
 struct server {
 	int fd;
 	const char *answer;   /* NULL: accept, read, never answer */
+	int delay_ms;         /* before the answer */
+	int pieces;           /* the length, then the body after another delay_ms */
+	int no_body;          /* the length only, then silence */
 	char got[256];
 	size_t gotlen;
 };
@@ -45,9 +51,15 @@ static void *serve(void *arg)
 			s->gotlen = n;
 	}
 	if (s->answer) {
+		usleep((useconds_t)s->delay_ms * 1000);
 		pyhot_frame_len_encode(hdr, (uint32_t)strlen(s->answer));
 		send(c, hdr, 4, 0);
-		send(c, s->answer, strlen(s->answer), 0);
+		if (s->pieces)
+			usleep((useconds_t)s->delay_ms * 1000);
+		if (s->no_body)
+			usleep(300 * 1000);
+		else
+			send(c, s->answer, strlen(s->answer), 0);
 	} else {
 		usleep(300 * 1000);
 	}
@@ -55,8 +67,9 @@ static void *serve(void *arg)
 	return NULL;
 }
 
-/* Bind a listening socket at full (longer than sun_path): chdir + relative. */
-static int listen_long(void)
+/* Bind a listening socket named name in dir (longer than sun_path):
+ * chdir + relative. */
+static int listen_at(const char *name)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char cwd[1024];
@@ -65,12 +78,17 @@ static int listen_long(void)
 	assert_true(fd >= 0);
 	assert_non_null(getcwd(cwd, sizeof(cwd)));
 	assert_int_equal(chdir(dir), 0);
-	unlink("a.sock");
-	strcpy(sa.sun_path, "a.sock");
+	unlink(name);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", name);
 	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(listen(fd, 4), 0);
 	assert_int_equal(chdir(cwd), 0);
 	return fd;
+}
+
+static int listen_long(void)
+{
+	return listen_at("a.sock");
 }
 
 static int setup(void **state)
@@ -192,6 +210,104 @@ static void test_malformed_answer(void **state)
 	close(s.fd);
 }
 
+/* Wait for every connection in c[0..n) until it is answered or failed;
+ * done[i] records in which order. */
+static void wait_all(struct pyhot_client_conn *c, int *r, struct json_object **resp,
+		     struct pyhot_err *e, size_t n, int *order)
+{
+	struct pollfd pf[4];
+	size_t i, left = n;
+	int next = 0, tmo;
+
+	while (left) {
+		tmo = -1;
+		for (i = 0; i < n; i++) {
+			pf[i].fd = r[i] == 0 ? c[i].fd : -1;
+			pf[i].events = pyhot_client_conn_events(&c[i]);
+			pf[i].revents = 0;
+			if (r[i] == 0 && (tmo < 0 || pyhot_client_conn_remaining(&c[i]) < tmo))
+				tmo = pyhot_client_conn_remaining(&c[i]);
+		}
+		assert_true(poll(pf, n, tmo) >= 0);
+		for (i = 0; i < n; i++) {
+			if (r[i] != 0)
+				continue;
+			r[i] = pyhot_client_conn_continue(&c[i], &resp[i], &e[i]);
+			if (r[i] != 0) {
+				order[i] = next++;
+				left--;
+			}
+		}
+	}
+}
+
+static void test_two_requests_under_way(void **state)
+{
+	struct server s[2] = {
+		{ .answer = "{\"proto\":1,\"ok\":true,\"n\":0}", .delay_ms = 150, .pieces = 1 },
+		{ .answer = "{\"proto\":1,\"ok\":true,\"n\":1}" },
+	};
+	const char *names[2] = { "a.sock", "b.sock" };
+	struct pyhot_client_conn c[2];
+	struct json_object *resp[2] = { NULL, NULL }, *v;
+	struct pyhot_client_req req;
+	struct pyhot_err e[2];
+	char p[700];
+	pthread_t th[2];
+	int r[2], order[2];
+	size_t i;
+
+	pyhot_client_req_init(&req, "ping");
+	for (i = 0; i < 2; i++) {
+		s[i].fd = listen_at(names[i]);
+		pthread_create(&th[i], NULL, serve, &s[i]);
+		snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
+		pyhot_err_init(&e[i]);
+		r[i] = pyhot_client_start(getpid(), p, names[i], &req, 3000, &c[i], &e[i]);
+		assert_int_equal(r[i], 0);
+	}
+	wait_all(c, r, resp, e, 2, order);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(r[i], 1);
+		assert_true(json_object_object_get_ex(resp[i], "n", &v));
+		assert_int_equal(json_object_get_int(v), (int)i);
+		json_object_put(resp[i]);
+		pyhot_client_conn_close(&c[i]);
+		pthread_join(th[i], NULL);
+		close(s[i].fd);
+		assert_int_equal(s[i].gotlen, 5);
+	}
+	/* The slow one was started first and answered last. */
+	assert_int_equal(order[0], 1);
+	assert_int_equal(order[1], 0);
+}
+
+static void test_answer_cut_after_its_length(void **state)
+{
+	struct server s = { .answer = "{\"proto\":1,\"ok\":true}", .no_body = 1 };
+	struct pyhot_client_conn c;
+	struct json_object *resp = NULL;
+	struct pyhot_client_req req;
+	struct pyhot_err e;
+	pthread_t th;
+	int r, order;
+
+	s.fd = listen_long();
+	pthread_create(&th, NULL, serve, &s);
+	pyhot_client_req_init(&req, "status");
+	pyhot_err_init(&e);
+	r = pyhot_client_start(getpid(), full, "/a.sock", &req, 100, &c, &e);
+	assert_int_equal(r, 0);
+	wait_all(&c, &r, &resp, &e, 1, &order);
+	assert_int_equal(r, -PYHOT_ERR_TIMEOUT);
+	assert_string_equal(e.step, "receive");
+	assert_non_null(strstr(e.msg, "no answer from the agent"));
+	assert_null(resp);
+	pyhot_client_conn_close(&c);
+	pthread_join(th, NULL);
+	close(s.fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +315,8 @@ int main(void)
 		cmocka_unit_test(test_no_listener),
 		cmocka_unit_test(test_no_answer_times_out),
 		cmocka_unit_test(test_malformed_answer),
+		cmocka_unit_test(test_two_requests_under_way),
+		cmocka_unit_test(test_answer_cut_after_its_length),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
