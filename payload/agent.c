@@ -340,42 +340,6 @@ static size_t conns_count(size_t *serving)
 	return n;
 }
 
-/* Accept one connection into a free slot. */
-static void conn_accept(void)
-{
-	struct timespec pause = { 0, 100 * 1000 * 1000 };
-	struct conn *c = NULL;
-	size_t i, serving;
-	int fd;
-
-	fd = accept4(pyhot_agent.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (fd < 0) {
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-		    errno == ENOMEM) {
-			nanosleep(&pause, NULL);   /* never spin */
-		}
-		return;
-	}
-	if (!peer_allowed(fd)) {
-		atomic_fetch_add(&pyhot_agent.refused, 1);
-		close(fd);
-		return;
-	}
-	for (i = 0; i < AGENT_SLOTS && !c; i++) {
-		c = conns[i].phase == CONN_FREE ? &conns[i] : NULL;
-	}
-	if (!c) {
-		close(fd);   /* not polled for while the table is full */
-		return;
-	}
-	(void)conns_count(&serving);
-	c->fd = fd;
-	c->phase = CONN_HEADER;
-	c->busy = serving >= AGENT_MAX_CONNS;
-	c->started = c->last = pyhot_now();
-	pyhot_err_init(&c->pre);
-}
-
 /* The request's length is in: check it and make room for the body. */
 static void conn_header_done(struct conn *c)
 {
@@ -427,6 +391,45 @@ static void conn_read(struct conn *c, double now)
 			c->phase = CONN_READY;
 		}
 	}
+}
+
+/* Accept one connection into a free slot. */
+static void conn_accept(void)
+{
+	struct timespec pause = { 0, 100 * 1000 * 1000 };
+	struct conn *c = NULL;
+	size_t i, serving;
+	int fd;
+
+	fd = accept4(pyhot_agent.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			nanosleep(&pause, NULL);   /* never spin */
+		}
+		return;
+	}
+	if (!peer_allowed(fd)) {
+		atomic_fetch_add(&pyhot_agent.refused, 1);
+		close(fd);
+		return;
+	}
+	for (i = 0; i < AGENT_SLOTS && !c; i++) {
+		c = conns[i].phase == CONN_FREE ? &conns[i] : NULL;
+	}
+	if (!c) {
+		close(fd);   /* not polled for while the table is full */
+		return;
+	}
+	(void)conns_count(&serving);
+	c->fd = fd;
+	c->phase = CONN_HEADER;
+	c->busy = serving >= AGENT_MAX_CONNS;
+	c->started = c->last = pyhot_now();
+	pyhot_err_init(&c->pre);
+	/* The client sends its request as soon as it is connected: read it
+	 * now rather than one poll() later. */
+	conn_read(c, c->last);
 }
 
 /* Send what the client's socket takes of the answer, without waiting; close

@@ -18,6 +18,11 @@
 #include <Python.h>
 #include <stddef.h>
 
+/* The interned string name (new reference), or NULL with an exception.
+ * Kept in a table after the first call: asking again costs a hash and a
+ * strcmp(). */
+PyObject *pyhot_patch_name(const char *name);
+
 /* getattr(o, name): new reference, or NULL with an exception. */
 PyObject *pyhot_patch_get_attr(PyObject *o, const char *name);
 

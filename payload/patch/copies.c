@@ -23,7 +23,7 @@
  * lazy proxies). New reference, or NULL (no error). */
 static PyObject *generic_attr(PyObject *o, const char *name)
 {
-	PyObject *key = PyUnicode_InternFromString(name);   /* owned */
+	PyObject *key = pyhot_patch_name(name);   /* owned */
 	PyObject *v = key ? PyObject_GenericGetAttr(o, key) : NULL;   /* owned */
 
 	Py_XDECREF(key);

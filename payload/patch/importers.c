@@ -107,7 +107,7 @@ static int collect_rebound(struct engine *e, struct export_change *x)
 /* The public names before and after; those gained go to x->added. */
 static int collect_public(struct engine *e, struct export_change *x)
 {
-	PyObject *all_name = PyUnicode_InternFromString("__all__");   /* owned */
+	PyObject *all_name = pyhot_patch_name("__all__");   /* owned */
 	PyObject *oldall = NULL;   /* borrowed */
 	PyObject *newpub = NULL;   /* owned */
 	PyObject *gained = NULL;   /* owned */
@@ -312,7 +312,7 @@ static int source_imports(struct engine *e, const char *impname, PyObject *md,
 		return -1;
 	}
 	if (!name) {
-		PyObject *star = PyUnicode_InternFromString("*");   /* owned */
+		PyObject *star = pyhot_patch_name("*");   /* owned */
 		int r = star ? PySet_Contains(*names, star) : -1;
 
 		Py_XDECREF(star);

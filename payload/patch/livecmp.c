@@ -327,8 +327,8 @@ static int trim_class(struct engine *e, PyObject *st, PyObject *live,
 		Py_INCREF(st);
 		*out = st;
 	} else if (r == 0) {
-		*out = PyObject_CallFunctionObjArgs(e->copy, st, NULL);
-		r = *out && PyObject_SetAttrString(*out, "body", body) == 0 ? 0 : -1;
+		*out = node_copy(st);
+		r = *out && set_attr(*out, "body", body) == 0 ? 0 : -1;
 	}
 	Py_XDECREF(nb);
 	Py_XDECREF(name);

@@ -943,8 +943,11 @@ int plan_module(struct engine *e, PyObject *module, struct pyhot_baseline *b)
 	if (p.oi.bound && plan_removed(e, &p) < 0) {
 		goto out;
 	}
+	/* The linecache entry is for tracebacks once the code is in: a dry
+	 * run, whose ops are dropped, spares decoding the source for it
+	 * (importlib's decode_source(), Python code). */
 	if (follow_codes(e) < 0 || plan_overlay(e) < 0 || plan_importers(e) < 0 ||
-	    queue_linecache(e) < 0) {
+	    (!e->dry_run && queue_linecache(e) < 0)) {
 		goto out;
 	}
 	e->mp->flags = e->flags;

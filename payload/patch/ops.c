@@ -66,7 +66,7 @@ int pyhot_ops_add(struct pyhot_ops *o, enum pyhot_op_kind kind,
 int pyhot_ops_add_attr(struct pyhot_ops *o, enum pyhot_op_kind kind,
 		       PyObject *target, const char *name, PyObject *value)
 {
-	PyObject *key = PyUnicode_InternFromString(name);   /* owned */
+	PyObject *key = pyhot_patch_name(name);   /* owned */
 	int rc;
 
 	if (!key) {

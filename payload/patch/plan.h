@@ -44,7 +44,7 @@ struct modplan {
  * are set and cleared by plan_module() (module.c). */
 struct engine {
 	/* stdlib callables and types, owned */
-	PyObject *parse, *dump, *Module, *Pass, *copy, *compile, *get_docstring,
+	PyObject *parse, *dump, *Module, *Pass, *compile, *get_docstring,
 		 *copy_location, *walk;
 	PyObject *t_FunctionDef, *t_AsyncFunctionDef, *t_ClassDef, *t_Name,
 		 *t_Store, *t_Import, *t_ImportFrom, *t_AnnAssign, *t_Lambda, *t_If,

@@ -85,7 +85,7 @@ static int has_parent_hook(PyObject *live)
 
 	for (i = 1; r == 0 && i < n; i++) {
 		PyObject *base = PyTuple_GetItem(mro, i);   /* borrowed */
-		PyObject *name = PyUnicode_InternFromString("__init_subclass__");   /* owned */
+		PyObject *name = pyhot_patch_name("__init_subclass__");   /* owned */
 		PyObject *own = name ? own_attr(base, name) : NULL;   /* owned */
 
 		if (own) {

@@ -35,7 +35,7 @@ static void modplan_release(struct modplan *mp)
 
 static void engine_release(struct engine *e)
 {
-	PyObject **objs[] = { &e->parse, &e->dump, &e->Module, &e->Pass, &e->copy, &e->compile, &e->get_docstring, &e->copy_location, &e->walk, &e->t_FunctionDef, &e->t_AsyncFunctionDef, &e->t_ClassDef, &e->t_Name, &e->t_Store, &e->t_Import, &e->t_ImportFrom, &e->t_AnnAssign, &e->t_If, &e->t_Expr, &e->t_Assign, &e->t_AugAssign, &e->t_Lambda, &e->t_ListComp, &e->t_SetComp, &e->t_DictComp, &e->t_GeneratorExp, &e->t_function, &e->t_code, &e->t_classmethod, &e->t_staticmethod, &e->t_property, &e->t_cell, &e->t_partial, &e->enummeta, &e->modname, &e->fileobj, &e->built, &e->recompute, };   /* owned */
+	PyObject **objs[] = { &e->parse, &e->dump, &e->Module, &e->Pass, &e->compile, &e->get_docstring, &e->copy_location, &e->walk, &e->t_FunctionDef, &e->t_AsyncFunctionDef, &e->t_ClassDef, &e->t_Name, &e->t_Store, &e->t_Import, &e->t_ImportFrom, &e->t_AnnAssign, &e->t_If, &e->t_Expr, &e->t_Assign, &e->t_AugAssign, &e->t_Lambda, &e->t_ListComp, &e->t_SetComp, &e->t_DictComp, &e->t_GeneratorExp, &e->t_function, &e->t_code, &e->t_classmethod, &e->t_staticmethod, &e->t_property, &e->t_cell, &e->t_partial, &e->enummeta, &e->modname, &e->fileobj, &e->built, &e->recompute, };   /* owned */
 	size_t i;
 
 	for (i = 0; i < sizeof(objs) / sizeof(objs[0]); i++) {
@@ -62,7 +62,7 @@ static int engine_init(struct engine *e, int dry_run)
 		W(t_Lambda, "ast", "Lambda"), W(t_ListComp, "ast", "ListComp"),
 		W(t_SetComp, "ast", "SetComp"), W(t_DictComp, "ast", "DictComp"),
 		W(t_GeneratorExp, "ast", "GeneratorExp"),
-		W(copy, "copy", "copy"), W(compile, "builtins", "compile"),
+		W(compile, "builtins", "compile"),
 		W(t_function, "types", "FunctionType"), W(t_code, "types", "CodeType"),
 		W(t_classmethod, "builtins", "classmethod"),
 		W(t_staticmethod, "builtins", "staticmethod"),

@@ -380,10 +380,32 @@ PyObject *code_const(struct engine *e, PyObject *code, PyObject *name)
 	return NULL;
 }
 
+PyObject *node_copy(PyObject *node)
+{
+	PyObject *type = (PyObject *)Py_TYPE(node);   /* borrowed */
+	PyObject *make = pyhot_patch_get_attr(type, "__new__");   /* owned */
+	PyObject *c = make ? PyObject_CallFunctionObjArgs(make, type, NULL) : NULL;   /* owned */
+	PyObject *from = c ? plain_attr(node, "__dict__") : NULL;   /* owned */
+	PyObject *to = from ? plain_attr(c, "__dict__") : NULL;   /* owned */
+	int ok = to && PyDict_Check(from) && PyDict_Check(to) && PyDict_Update(to, from) == 0;
+
+	if (c && !ok && !PyErr_Occurred()) {
+		PyErr_SetString(PyExc_TypeError, "pyhot: an ast node without a __dict__");
+	}
+	Py_XDECREF(make);
+	Py_XDECREF(from);
+	Py_XDECREF(to);
+	if (!ok) {
+		Py_XDECREF(c);
+		return NULL;
+	}
+	return c;
+}
+
 PyObject *node_stripped(struct engine *e, PyObject *node,
 			const char *const *fields)
 {
-	PyObject *c = PyObject_CallFunctionObjArgs(e->copy, node, NULL);   /* owned */
+	PyObject *c = node_copy(node);   /* owned */
 
 	for (; c && *fields; fields++) {
 		PyObject *empty = PyList_New(0);   /* owned */

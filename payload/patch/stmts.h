@@ -41,6 +41,12 @@ PyObject *code_const(struct engine *e, PyObject *code, PyObject *name);
 extern const char *const strip_decorators[];
 extern const char *const strip_class[];
 
+/* copy.copy() of an ast node without the copy module's Python code: a
+ * node of its type made without __init__, given its __dict__ (its fields
+ * and positions: what copy.copy() takes from the node's __reduce__). New
+ * reference, or NULL with an exception. */
+PyObject *node_copy(PyObject *node);
+
 /* A shallow copy of an ast node with the list fields named in fields (NULL
  * terminated) emptied. New reference, or NULL with an exception. */
 PyObject *node_stripped(struct engine *e, PyObject *node,
