@@ -175,6 +175,12 @@ struct cli_ctx {
 	struct cli_gate *attach_gate;   /* several processes (steps.h): after its
 					 * attach, wait for every other's */
 	int gate_passed;
+	int kept;                   /* kept_fd is a connection to its agent that
+				     * the last request asked to keep open
+				     * (cli_call_keep()): the next request goes
+				     * there (pyhot_client_start_on()) */
+	int kept_fd;
+	long long kept_at;          /* when (CLOCK_MONOTONIC ms) */
 };
 
 /*
@@ -194,8 +200,10 @@ void cli_gate_init(struct cli_gate *g, size_t n);
 void cli_gate_destroy(struct cli_gate *g);
 
 /* Whether t (inspected, light or whole) has our agent's socket at its
- * path, seen through /proc/PID/root; who listens is not known. 1 or 0. */
-int cli_target_agent_socket(const struct pyhot_target *t);
+ * path, seen through /proc/PID/root; with fresh, one made since the
+ * process started (not left by an older process of that pid). Who listens
+ * is not known. 1 or 0. */
+int cli_target_agent_socket(const struct pyhot_target *t, int fresh);
 
 /* Whether c's target should have an agent to ask: its agent's socket is
  * there (who listens is checked when a request connects) and the process
@@ -250,6 +258,14 @@ int cli_agent_call_start(struct cli_ctx *c, const char *verb, const char *const 
 			 size_t nkv, unsigned int timeout_ms, struct cli_call *call,
 			 struct pyhot_err *err) PYHOT_MUST_CHECK;
 void cli_call_continue(struct cli_call *call);
+/* An answered call whose request asked the agent to keep the connection
+ * open ("keep": "1") and whose answer says it did ("kept"): c keeps it for
+ * its next request, if that comes within CLI_KEPT_MS (the agent keeps it a
+ * second); cli_ctx_release() closes it if none comes. Nothing otherwise. */
+#define CLI_KEPT_MS 500
+void cli_call_keep(struct cli_ctx *c, struct cli_call *call);
+/* What a context holds: a kept connection. */
+void cli_ctx_release(struct cli_ctx *c);
 int cli_agent_call_end(struct cli_ctx *c, struct cli_call *call,
 		       struct json_object **resp, struct pyhot_err *err) PYHOT_MUST_CHECK;
 
@@ -300,6 +316,8 @@ enum cli_slow cli_timeout_explain(struct cli_ctx *c, struct pyhot_err *err, int 
  * flags (field 9) of /proc/PID/stat. 0, or -1 when absent. */
 int cli_proc_parse_tgid(const char *status_text, pid_t *tgid);
 int cli_proc_parse_stat_flags(const char *stat_text, unsigned long *flags);
+/* Its starttime (field 22): clock ticks since boot. 0, or -1. */
+int cli_proc_parse_stat_start(const char *stat_text, unsigned long long *ticks);
 
 /* ----- Commands (cmd_*.c) ----- */
 
@@ -312,25 +330,6 @@ int cli_cmd_attach(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 int cli_cmd_status(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 int cli_cmd_detach(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 int cli_cmd_refresh(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
-
-/*
- * A command in its two halves, for steps that have the requests of several
- * processes under way from one thread (steps.c): the key/value pairs of its
- * request (kv holds CLI_SPLIT_KV_MAX; returns how many), and its report of
- * the answer into c->out (r and resp: what cli_agent_call() gave; returns
- * the command's result). The one-process command is the same: attach,
- * kv, cli_agent_call(), report.
- */
-#define CLI_SPLIT_KV_MAX (2 * CLI_MAX_MODULES + 4)
-
-struct cli_cmd_split {
-	const char *verb;
-	size_t (*kv)(const struct cli_args *a, const char **kv);
-	int (*report)(struct cli_ctx *c, int r, struct json_object *resp,
-		      struct pyhot_err *err);
-};
-
-extern const struct cli_cmd_split cli_refresh_split;
 int cli_cmd_rollback(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
 /* stack, watch, exec: attach first when needed (cmd_stack.c, cmd_watch.c,
  * cmd_exec.c). */
@@ -342,6 +341,25 @@ int cli_cmd_interrupt(struct cli_ctx *c, struct pyhot_err *err) PYHOT_MUST_CHECK
 /* ps takes no pid and no cli_ctx (cmd_ps.c). */
 int cli_cmd_ps(const struct cli_args *a, struct cli_out *o,
 	       struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/*
+ * A command in its two halves, for steps that have the requests of several
+ * processes under way from one thread (steps.c): the key/value pairs of its
+ * request (kv holds CLI_SPLIT_KV_MAX; returns how many), and its report of
+ * the answer into c->out (r and resp: what cli_agent_call() gave; it puts
+ * resp; returns the command's result). The one-process command is the
+ * same: attach, kv, cli_agent_call(), report.
+ */
+#define CLI_SPLIT_KV_MAX (2 * CLI_MAX_MODULES + 6)   /* kv() leaves 2 for its caller */
+
+struct cli_cmd_split {
+	const char *verb;
+	size_t (*kv)(const struct cli_args *a, const char **kv);
+	int (*report)(struct cli_ctx *c, int r, struct json_object *resp,
+		      struct pyhot_err *err);
+};
+
+extern const struct cli_cmd_split cli_refresh_split;
 
 /* ----- Payload lookup (payload_path.c) ----- */
 

@@ -425,26 +425,98 @@ int pyhot_client_start(pid_t pid, const char *full, const char *sock,
 	return r;
 }
 
+int pyhot_client_start_on(int fd, pid_t pid, const char *full, const char *sock,
+			  const struct pyhot_client_req *req, unsigned int timeout_ms,
+			  struct pyhot_client_conn *c, struct pyhot_err *err)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+	ssize_t n;
+
+	/* Readable before we asked anything: the agent closed it (its second
+	 * was up, or an older agent keeps nothing open). */
+	if (poll(&p, 1, 0) != 0)
+		goto again;
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->pid = pid;
+	c->timeout_ms = timeout_ms;
+	c->t0 = now_ms();
+	c->deadline = c->t0 + timeout_ms;
+	if (pyhot_client_req_encode(req, &c->frame, &c->flen) < 0) {
+		pyhot_client_conn_close(c);
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, pid, "request",
+				     "cannot encode request '%s'", req->verb);
+	}
+	do
+		n = send(fd, c->frame, c->flen, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	/* Closed since: it read nothing of this request. */
+	if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+		free(c->frame);
+		goto again;
+	}
+	if (n < 0 && errno != EAGAIN) {
+		pyhot_err_set(err, PYHOT_ERR_FAILED, errno, pid, "send",
+			      "send to agent: %s", strerror(errno));
+		pyhot_client_conn_close(c);
+		return -PYHOT_ERR_FAILED;
+	}
+	c->sent = n > 0 ? (size_t)n : 0;
+	PYHOT_TRACE("socket", "-> pid %d %s (%zu bytes, %zu args, the same connection)",
+		    (int)pid, req->verb, c->flen, req->nargs);
+	return 0;
+again:
+	close(fd);
+	PYHOT_TRACE("socket", "pid %d: the kept connection was closed; connecting again",
+		    (int)pid);
+	return pyhot_client_start(pid, full, sock, req, timeout_ms, c, err);
+}
+
+int pyhot_client_conn_detach(struct pyhot_client_conn *c)
+{
+	int fd = c->fd;
+
+	if (c->hgot < 4 || c->bgot < c->blen)
+		return -1;
+	c->fd = -1;
+	pyhot_client_conn_close(c);
+	return fd;
+}
+
+int pyhot_client_conn_poll_failed(const struct pyhot_client_conn *c, int e,
+				  struct pyhot_err *err)
+{
+	return pyhot_err_set(err, PYHOT_ERR_FAILED, e, c->pid,
+			     c->sent < c->flen ? "send" : "receive", "poll: %s", strerror(e));
+}
+
+int pyhot_client_conn_wait(struct pyhot_client_conn *c, struct json_object **resp,
+			   struct pyhot_err *err)
+{
+	struct pollfd p;
+	int r = 0;
+
+	while (r == 0) {
+		p.fd = c->fd;
+		p.events = pyhot_client_conn_events(c);
+		if (poll(&p, 1, pyhot_client_conn_remaining(c)) < 0 && errno != EINTR)
+			return pyhot_client_conn_poll_failed(c, errno, err);
+		r = pyhot_client_conn_continue(c, resp, err);
+	}
+	return r;
+}
+
 int pyhot_client_call_at(pid_t pid, const char *full, const char *sock,
 			 const struct pyhot_client_req *req, unsigned int timeout_ms,
 			 struct json_object **resp, struct pyhot_err *err)
 {
 	struct pyhot_client_conn c;
-	struct pollfd p;
 	int r;
 
 	*resp = NULL;
 	r = pyhot_client_start(pid, full, sock, req, timeout_ms, &c, err);
-	while (r == 0) {
-		p.fd = c.fd;
-		p.events = pyhot_client_conn_events(&c);
-		if (poll(&p, 1, pyhot_client_conn_remaining(&c)) < 0 && errno != EINTR) {
-			r = pyhot_err_set(err, PYHOT_ERR_FAILED, errno, pid, "receive",
-					  "poll: %s", strerror(errno));
-			break;
-		}
-		r = pyhot_client_conn_continue(&c, resp, err);
-	}
+	if (r == 0)
+		r = pyhot_client_conn_wait(&c, resp, err);
 	pyhot_client_conn_close(&c);
 	return r < 0 ? r : 0;
 }

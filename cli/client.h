@@ -120,6 +120,33 @@ int pyhot_client_conn_continue(struct pyhot_client_conn *c, struct json_object *
 			       struct pyhot_err *err) PYHOT_MUST_CHECK;
 void pyhot_client_conn_close(struct pyhot_client_conn *c);
 
+/* The rest of it in one poll() loop: 1 answered, or < 0 as
+ * pyhot_client_conn_continue(). */
+int pyhot_client_conn_wait(struct pyhot_client_conn *c, struct json_object **resp,
+			   struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/* poll() failed with errno e while c was under way: err set (step "send"
+ * or "receive", where c is); returns -PYHOT_ERR_FAILED. */
+int pyhot_client_conn_poll_failed(const struct pyhot_client_conn *c, int e,
+				  struct pyhot_err *err);
+
+/*
+ * A second request on a connection whose first asked the agent to keep it
+ * open ("keep": "1"; fd from pyhot_client_conn_detach()): no connect and
+ * no judgement again (its peer was judged when it connected). The agent
+ * keeps it a second at most, and an older one not at all: when it is
+ * closed before this request is sent, a new connection is made as
+ * pyhot_client_start() makes one (full and sock for that). Takes fd; the
+ * rest as pyhot_client_start().
+ */
+int pyhot_client_start_on(int fd, pid_t pid, const char *full, const char *sock,
+			  const struct pyhot_client_req *req, unsigned int timeout_ms,
+			  struct pyhot_client_conn *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
+
+/* The connection of an answered request, for pyhot_client_start_on(): its
+ * fd, the rest closed; -1 (nothing done) while the answer is not whole. */
+int pyhot_client_conn_detach(struct pyhot_client_conn *c);
+
 /* ----- Trust (client_trust.c) ----- */
 
 /* The step of a refusal to talk to what is not the target's agent. */

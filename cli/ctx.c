@@ -8,13 +8,13 @@
 #include "cli.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json.h>
@@ -45,6 +45,17 @@ int cli_proc_parse_stat_flags(const char *stat_text, unsigned long *flags)
 	const char *p = strrchr(stat_text, ')');
 
 	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", flags) != 1)
+		return -1;
+	return 0;
+}
+
+int cli_proc_parse_stat_start(const char *stat_text, unsigned long long *ticks)
+{
+	/* Field 22, starttime: the 20th after the last ')' (as above). */
+	const char *p = strrchr(stat_text, ')');
+
+	if (!p || sscanf(p + 1, " %*c %*s %*s %*s %*s %*s %*s %*s %*s %*s"
+			 " %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu", ticks) != 1)
 		return -1;
 	return 0;
 }
@@ -121,20 +132,34 @@ int cli_ctx_call(struct cli_ctx *c, const struct pyhot_client_req *req,
 	return pyhot_client_call(c->args->pid, c->sock, req, timeout_ms, resp, err);
 }
 
-/* cli_ctx_call() begun (pyhot_client_start()). */
+static long long ctx_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* cli_ctx_call() begun (pyhot_client_start()), on the connection its last
+ * request kept when there is one. */
 static int ctx_call_start(struct cli_ctx *c, const struct pyhot_client_req *req,
 			  unsigned int timeout_ms, struct pyhot_client_conn *conn,
 			  struct pyhot_err *err)
 {
 	char full[PATH_MAX];
+	pid_t pid = c->args->pid;
 
 	if (c->direct)
-		return pyhot_client_start(c->args->pid, c->sock, c->sock, req, timeout_ms,
-					  conn, err);
-	conn->fd = -1;
-	if (pyhot_client_root_path(c->args->pid, c->sock, full, sizeof(full), err) < 0)
+		snprintf(full, sizeof(full), "%s", c->sock);
+	else if (pyhot_client_root_path(pid, c->sock, full, sizeof(full), err) < 0)
 		return -PYHOT_ERR_FAILED;
-	return pyhot_client_start(c->args->pid, full, c->sock, req, timeout_ms, conn, err);
+	if (c->kept && ctx_now_ms() - c->kept_at < CLI_KEPT_MS) {
+		c->kept = 0;
+		return pyhot_client_start_on(c->kept_fd, pid, full, c->sock, req, timeout_ms,
+					     conn, err);
+	}
+	cli_ctx_release(c);
+	return pyhot_client_start(pid, full, c->sock, req, timeout_ms, conn, err);
 }
 
 /*
@@ -239,7 +264,32 @@ int cli_ctx_init_light(struct cli_ctx *c, const struct cli_args *a, struct cli_o
 	return ctx_init(c, a, o, NULL, 1, err);
 }
 
-int cli_target_agent_socket(const struct pyhot_target *t)
+/* Whether st, a socket at pid's agent path, was made by that process and
+ * not left by an older one of the same pid: made after the process started
+ * (its starttime, in ticks since boot; the socket's ctime is wall-clock
+ * time, taken to the boot clock with both clocks read now, 50 ms spared
+ * for the ticks and the clocks). A wall clock set back since makes a
+ * socket look older: the caller then only looks further. */
+static int socket_after_start(pid_t pid, const struct stat *st)
+{
+	char text[1024];
+	unsigned long long ticks;
+	struct timespec real, boot;
+	long hz = sysconf(_SC_CLK_TCK);
+	double made, started;
+
+	if (proc_read(pid, "stat", text, sizeof(text)) != 0 ||
+	    cli_proc_parse_stat_start(text, &ticks) != 0 || hz <= 0 ||
+	    clock_gettime(CLOCK_REALTIME, &real) < 0 ||
+	    clock_gettime(CLOCK_BOOTTIME, &boot) < 0)
+		return 0;
+	made = (double)(st->st_ctim.tv_sec - real.tv_sec + boot.tv_sec) +
+	       (double)(st->st_ctim.tv_nsec - real.tv_nsec + boot.tv_nsec) / 1e9;
+	started = (double)ticks / (double)hz;
+	return made >= started - 0.05;
+}
+
+int cli_target_agent_socket(const struct pyhot_target *t, int fresh)
 {
 	char sock[256], full[PATH_MAX];
 	struct stat st;
@@ -247,7 +297,8 @@ int cli_target_agent_socket(const struct pyhot_target *t)
 	return pyhot_client_sock_path(sock, sizeof(sock), t->euid,
 				      t->nspid > 0 ? t->nspid : t->pid) == 0 &&
 	       pyhot_client_root_path(t->pid, sock, full, sizeof(full), NULL) == 0 &&
-	       lstat(full, &st) == 0 && S_ISSOCK(st.st_mode);
+	       lstat(full, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	       (!fresh || socket_after_start(t->pid, &st));
 }
 
 int cli_ctx_agent_expected(const struct cli_ctx *c)
@@ -262,7 +313,7 @@ int cli_ctx_agent_expected(const struct cli_ctx *c)
 	pyhot_err_init(&e);
 	if (pyhot_target_check(&c->t, &e) < 0)
 		return 0;
-	return cli_target_agent_socket(&c->t);
+	return cli_target_agent_socket(&c->t, 0);
 }
 
 void cli_gate_init(struct cli_gate *g, size_t n)
@@ -478,6 +529,27 @@ void cli_call_continue(struct cli_call *call)
 		call->r = pyhot_client_conn_continue(&call->conn, &call->resp, &call->e);
 }
 
+void cli_call_keep(struct cli_ctx *c, struct cli_call *call)
+{
+	struct json_object *v;
+	int fd = -1;
+
+	cli_ctx_release(c);
+	if (call->r == 1 && json_object_object_get_ex(call->resp, "kept", &v) &&
+	    json_object_get_boolean(v))
+		fd = pyhot_client_conn_detach(&call->conn);
+	c->kept = fd >= 0;
+	c->kept_fd = fd;
+	c->kept_at = ctx_now_ms();
+}
+
+void cli_ctx_release(struct cli_ctx *c)
+{
+	if (c->kept)
+		close(c->kept_fd);
+	c->kept = 0;
+}
+
 int cli_agent_call_end(struct cli_ctx *c, struct cli_call *call,
 		       struct json_object **resp, struct pyhot_err *err)
 {
@@ -528,22 +600,13 @@ int cli_agent_call(struct cli_ctx *c, const char *verb, const char *const *kv,
 		   struct pyhot_err *err)
 {
 	struct cli_call call;
-	struct pollfd p;
 	int r;
 
 	*resp = NULL;
 	r = cli_agent_call_start(c, verb, kv, nkv, timeout_ms, &call, err);
 	if (r < 0)
 		return r;
-	while (call.r == 0) {
-		p.fd = call.conn.fd;
-		p.events = pyhot_client_conn_events(&call.conn);
-		if (poll(&p, 1, pyhot_client_conn_remaining(&call.conn)) < 0 &&
-		    errno != EINTR)
-			call.r = pyhot_err_set(&call.e, PYHOT_ERR_FAILED, errno, c->args->pid,
-					       "receive", "poll: %s", strerror(errno));
-		else
-			cli_call_continue(&call);
-	}
+	if (call.r == 0)
+		call.r = pyhot_client_conn_wait(&call.conn, &call.resp, &call.e);
 	return cli_agent_call_end(c, &call, resp, err);
 }

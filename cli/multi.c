@@ -71,12 +71,12 @@ static int is_python(pid_t pid, const char *root_exe)
 
 /* The executable of root when root is a CPython process, else ""; *t
  * what the inspection found (t->pid 0 when it failed). A root with our
- * agent's socket runs Python (our agent runs nowhere else): its
- * /proc/PID/status is enough (a light target; its step or its attach
- * inspects the rest if it must), where a whole inspection reads and parses
- * its maps, a third of finding the tree. A stale socket of an old process
- * of that pid only makes the step find nobody there and attach, which
- * says what the process is. */
+ * agent's socket, made since it started, runs Python (our agent runs
+ * nowhere else): its /proc/PID/status is enough (a light target; its step
+ * or its attach inspects the rest if it must), where a whole inspection
+ * reads and parses its maps, a third of finding the tree. A socket older
+ * than the process was left by another of that pid: that root is
+ * inspected whole. */
 static void python_exe(pid_t root, char *exe, size_t size, struct pyhot_target *t)
 {
 	struct pyhot_err e;
@@ -89,7 +89,7 @@ static void python_exe(pid_t root, char *exe, size_t size, struct pyhot_target *
 		t->pid = 0;
 		return;
 	}
-	if (t->state == 'Z' || t->state == 'X' || !cli_target_agent_socket(t)) {
+	if (t->state == 'Z' || t->state == 'X' || !cli_target_agent_socket(t, 1)) {
 		pyhot_err_init(&e);
 		if (pyhot_target_inspect(root, t, &e) < 0) {
 			t->pid = 0;
@@ -270,10 +270,10 @@ static void undo_failed(struct proc_report *r, const char *why)
 	r->undo_msg = strdup(why);
 }
 
-/* Why its rollback failed ("" when the copy found no memory). */
+/* Why its rollback failed (the copy found no memory: say that). */
 static const char *undo_why(const struct proc_report *r)
 {
-	return r->undo_msg ? r->undo_msg : "";
+	return r->undo_msg ? r->undo_msg : "out of memory";
 }
 
 /* The modules of a refresh document that a generation was recorded for. */

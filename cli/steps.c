@@ -101,30 +101,34 @@ static int streams_renew(struct cli_step *s)
 	return s->f[0] && s->f[1] ? 0 : -1;
 }
 
-/*
- * A step's context. A step that will ask an agent without a ping
- * (assumed) needs no more of its target than /proc/PID/status, unless
- * none answers; an inline step's is made by the caller's thread, a
- * thread's by itself.
- */
+/* A thread's step makes its context itself (the inspection reads and
+ * parses the target's maps: in parallel, not in the caller's thread). */
 static void step_context(struct cli_step *s)
 {
-	int light = s->assume_agent && !s->seen;
-	int r;
-
 	pyhot_err_init(&s->err);
-	r = light ? cli_ctx_init_light(&s->ctx, &s->args, NULL, &s->err)
-		  : cli_ctx_init_seen(&s->ctx, &s->args, NULL, s->seen, &s->err);
-	s->assumed = r == 0 && s->assume_agent && cli_ctx_agent_expected(&s->ctx);
-	if (r == 0 && light && !s->assumed) {
-		pyhot_err_init(&s->err);
-		r = cli_ctx_init(&s->ctx, &s->args, NULL, &s->err);
+	s->ctx_r = cli_ctx_init_seen(&s->ctx, &s->args, NULL, s->seen, &s->err);
+	s->ctx.attach_gate = s->gate;
+	s->ctx_made = 1;
+}
+
+/* In the caller's thread: whether s goes inline, its agent taken to be
+ * there without a ping. That needs no more of its target than
+ * /proc/PID/status, unless none answers. 1 with its context made, or 0
+ * (its thread makes one). */
+static int step_assume(struct cli_step *s)
+{
+	pyhot_err_init(&s->err);
+	if ((s->seen ? cli_ctx_init_seen(&s->ctx, &s->args, NULL, s->seen, &s->err)
+		     : cli_ctx_init_light(&s->ctx, &s->args, NULL, &s->err)) < 0 ||
+	    !cli_ctx_agent_expected(&s->ctx)) {
+		memset(&s->ctx, 0, sizeof(s->ctx));
+		return 0;
 	}
 	s->ctx.attach_gate = s->gate;
-	if (s->assumed)
-		s->ctx.agent_seen = 1;
-	s->ctx_r = r;
+	s->ctx.agent_seen = 1;
+	s->ctx_r = 0;
 	s->ctx_made = 1;
+	return 1;
 }
 
 /* Nobody listened where its agent's socket was (a stale socket): what it
@@ -136,7 +140,7 @@ static int start_over(struct cli_step *s)
 	if (streams_renew(s) < 0)
 		return -1;
 	PYHOT_TRACE("multi", "pid %d: no agent at %s after all", (int)s->pid, s->ctx.sock);
-	s->assumed = 0;
+	pyhot_err_init(&s->err);   /* the first error wins: the old one goes */
 	s->ctx_r = 0;
 	s->ctx.agent_seen = 0;
 	s->ctx.no_agent = 0;
@@ -144,10 +148,11 @@ static int start_over(struct cli_step *s)
 }
 
 /* A step's thread: it makes the context (unless the caller did: an inline
- * step that starts over, below) and runs the command (a dry run when two-phase); a two-phase step whose dry run
- * succeeded then waits for cli_steps_go() and runs the command for real
- * on that context. One thread for both phases: a second thread per
- * process cost as much as the request it would make. */
+ * step that starts over) and runs the command (a dry run when two-phase);
+ * a two-phase step whose dry run succeeded then waits for cli_steps_go()
+ * and runs the command for real on that context. One thread for both
+ * phases: a second thread per process cost as much as the request it
+ * would make. */
 static void *step_main(void *arg)
 {
 	struct cli_step *s = arg;
@@ -364,10 +369,19 @@ static void inline_send(struct cli_step *s)
 	const char *kv[CLI_SPLIT_KV_MAX];
 	int r;
 
+	size_t n = s->split->kv(&s->args, kv);
+
+	/* A dry run to be followed: the agent keeps the connection for the
+	 * command itself (no second connect, judgement and accept), when the
+	 * request has room for the key beside timeout_ms. */
+	if (s->two_phase && !s->applying && n / 2 + 2 <= PYHOT_CLIENT_MAX_ARGS) {
+		kv[n++] = "keep";
+		kv[n++] = "1";
+	}
 	run_begin(s);
 	pyhot_err_init(&s->err);
-	r = cli_agent_call_start(&s->ctx, s->split->verb, kv, s->split->kv(&s->args, kv),
-				 s->args.timeout_ms, &s->call, &s->err);
+	r = cli_agent_call_start(&s->ctx, s->split->verb, kv, n, s->args.timeout_ms,
+				 &s->call, &s->err);
 	if (r < 0) {
 		s->code = run_end(s, r, &s->err);
 		return;
@@ -383,6 +397,8 @@ static void inline_end(struct cli_step *s)
 	struct pyhot_err err;
 	int r;
 
+	if (s->two_phase && !s->applying)
+		cli_call_keep(&s->ctx, &s->call);
 	r = cli_agent_call_end(&s->ctx, &s->call, &resp, &s->err);
 	s->calling = 0;
 	r = s->split->report(&s->ctx, r, resp, &s->err);
@@ -433,8 +449,7 @@ static void inline_wait(struct cli_step *s, size_t n)
 			struct cli_call *c = &s[at[k]].call;
 
 			if (w < 0 && e != EINTR)
-				c->r = pyhot_err_set(&c->e, PYHOT_ERR_FAILED, e, s[at[k]].pid,
-						     "receive", "poll: %s", strerror(e));
+				c->r = pyhot_client_conn_poll_failed(&c->conn, e, &c->e);
 			else if (w <= 0 || pf[k].revents)
 				cli_call_continue(c);
 		}
@@ -513,12 +528,7 @@ const char *cli_step_message(const struct cli_step *s)
 void cli_step_release(struct cli_step *s)
 {
 	step_join(s);
-	if (s->calling) {   /* a request left under way */
-		pyhot_client_conn_close(&s->call.conn);
-		if (s->call.resp)
-			json_object_put(s->call.resp);
-		cli_out_release(&s->out);
-	}
+	cli_ctx_release(&s->ctx);
 	step_take_text(s, 1);
 	free(s->text[0]);
 	free(s->text[1]);
@@ -573,10 +583,8 @@ void cli_steps_start(struct cli_step *s, size_t n, const struct cli_args *b,
 			cli_ctx_gate_pass(&s[i].ctx, 0);
 			continue;
 		}
-		if (split && s[i].assume_agent) {
-			step_context(&s[i]);
-			s[i].inline_call = s[i].assumed;
-		}
+		if (split && s[i].assume_agent)
+			s[i].inline_call = step_assume(&s[i]);
 		if (s[i].inline_call) {
 			cli_ctx_gate_pass(&s[i].ctx, 0);
 			inline_send(&s[i]);

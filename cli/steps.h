@@ -59,9 +59,8 @@ struct cli_step {
 	const struct cli_cmd_split *split;  /* fn in halves, or NULL */
 	struct cli_args args;       /* the command's, for this pid */
 	struct cli_ctx ctx;         /* made by the first phase, kept for the second */
-	int ctx_made;               /* ctx_r and assumed are set */
+	int ctx_made;               /* ctx and ctx_r are made */
 	int ctx_r;                  /* what making it returned (err says why) */
-	int assumed;                /* its agent is taken to be there: no ping */
 	struct pyhot_err err;       /* the error of its current phase */
 	int two_phase;              /* a dry run first; cli_steps_go() goes on */
 	int inline_call;            /* no thread: its requests go from the caller's */

@@ -22,7 +22,10 @@
  *
  * Frames. Each message is a 4-byte little-endian length followed by that
  * many bytes (at most PYHOT_FRAME_MAX). One request, one response, then the
- * agent closes the connection.
+ * agent closes the connection; unless the request has "keep": "1": then
+ * the response has "kept": true and the agent reads one more request on the
+ * connection (one that does not ask again closes it), for a second at most
+ * (its idle limit). An older agent ignores the key, says nothing and closes.
  *   request:  verb '\0' (key '\0' value '\0')*   -- a key may repeat
  *   response: one JSON object, UTF-8:
  *     {"proto":1,"ok":true, ...verb-specific fields...}
@@ -78,6 +81,7 @@ enum pyhot_boot_ret {
  *   rollback safe point: generation tracker (payload/patch/pyhot_patch.h)
  * Common request keys:
  *   timeout_ms   bound on reaching a safe point (default 5000)
+ *   keep         "1": keep the connection for one more request (Frames)
  */
 #define PYHOT_PENDING_GRACE_MS 0
 #define PYHOT_PING_WAIT_MAX_MS 100

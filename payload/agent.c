@@ -134,10 +134,12 @@ static size_t reply_max_of(const struct pyhot_req *req)
 }
 
 /* Decode the request in frame (len bytes) and run its verb, which writes
- * its fields into w; *reply_max is the largest answer the request takes.
- * Takes frame over. 0 or a negative pyhot_errkind with err filled. */
+ * its fields into w; *reply_max is the largest answer the request takes,
+ * *keep whether it asks for the connection to stay open for one more
+ * ("keep": "1"). Takes frame over. 0 or a negative pyhot_errkind with err
+ * filled. */
 static int agent_dispatch(char *frame, size_t len, struct jsonw *w,
-			  size_t *reply_max, struct pyhot_err *err)
+			  size_t *reply_max, int *keep, struct pyhot_err *err)
 {
 	const struct pyhot_verb *verb = NULL;
 	struct pyhot_req req;
@@ -148,6 +150,8 @@ static int agent_dispatch(char *frame, size_t len, struct jsonw *w,
 
 	/* Read before the safe-point job takes frame, which req points into. */
 	*reply_max = parsed ? reply_max_of(&req) : PYHOT_FRAME_MAX;
+	*keep = parsed && pyhot_req_get(&req, "keep") &&
+		strcmp(pyhot_req_get(&req, "keep"), "1") == 0;
 	if (!parsed) {
 		rc = pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, "request",
 				   "malformed request frame (%zu bytes)", len);
@@ -213,14 +217,17 @@ static char *answer_text(struct jsonw *w, size_t max)
 
 /* Serve a request, or refuse it with pre when pre->kind is set. Takes frame
  * (len bytes; NULL when refused) and returns the response text (caller
- * frees; NULL only when memory ran out twice). */
-static char *agent_handle(char *frame, size_t len, const struct pyhot_err *pre)
+ * frees; NULL only when memory ran out twice); *keep as agent_dispatch()
+ * says. */
+static char *agent_handle(char *frame, size_t len, const struct pyhot_err *pre,
+			  int *keep)
 {
 	size_t reply_max = PYHOT_FRAME_MAX;
 	struct pyhot_err err;
 	struct jsonw w;
 	char *text;
 
+	*keep = 0;
 	if (pre->kind != PYHOT_OK) {
 		free(frame);
 		text = error_text(pre);
@@ -229,7 +236,11 @@ static char *agent_handle(char *frame, size_t len, const struct pyhot_err *pre)
 		jsonw_init(&w);
 		jsonw_object_begin(&w);
 		jsonw_key_int(&w, "proto", PYHOT_PROTO_VERSION);
-		(void)agent_dispatch(frame, len, &w, &reply_max, &err);
+		(void)agent_dispatch(frame, len, &w, &reply_max, keep, &err);
+		if (*keep) {
+			/* The client sends its next request here only when told. */
+			jsonw_key_bool(&w, "kept", 1);
+		}
 		if (err.kind == PYHOT_OK) {
 			jsonw_key_bool(&w, "ok", 1);
 		} else {
@@ -266,11 +277,19 @@ enum conn_phase {
 	CONN_REPLY,     /* writing the answer */
 };
 
-/* One connection: one request, one answer, then it is closed. */
+/*
+ * One connection: one request, one answer, then it is closed; or, when the
+ * request asked to keep it ("keep": "1"), read again for one more request
+ * (a refresh over several processes sends its apply where its plan went:
+ * no second connect, trust check and accept); the answer says "kept". A
+ * kept connection idles as a new one does (AGENT_IDLE_S): the client uses
+ * it only well within that, and connects again otherwise.
+ */
 struct conn {
 	int fd;
 	enum conn_phase phase;
 	int busy;                 /* over AGENT_MAX_CONNS: answered "busy" */
+	int keep;                 /* open again for one more request once answered */
 	unsigned char hdr[4];     /* the request's length, then the answer's */
 	uint32_t len;             /* of the request */
 	size_t got;               /* bytes of hdr or frame read, of the answer sent */
@@ -432,6 +451,21 @@ static void conn_accept(void)
 	conn_read(c, c->last);
 }
 
+/* Answered whole, and asked to stay open: read it again for one more
+ * request (that one closes it unless it asks again). */
+static void conn_keep(struct conn *c, double now)
+{
+	free(c->text);
+	c->text = NULL;
+	c->text_len = 0;
+	c->got = 0;
+	c->len = 0;
+	c->keep = 0;
+	c->phase = CONN_HEADER;
+	c->started = c->last = now;
+	pyhot_err_init(&c->pre);
+}
+
 /* Send what the client's socket takes of the answer, without waiting; close
  * once it is all sent, or the client went away (nobody to tell). */
 static void conn_write(struct conn *c, double now)
@@ -462,7 +496,10 @@ static void conn_write(struct conn *c, double now)
 		c->got += (size_t)r;
 		c->last = now;
 	}
-	conn_close(c);
+	if (c->got == sizeof(c->hdr) + c->text_len && c->keep)
+		conn_keep(c, now);
+	else
+		conn_close(c);
 }
 
 /* Answer a request that is read whole: run it (one at a time: a safe-point
@@ -478,7 +515,7 @@ static void conn_answer(struct conn *c)
 	 * safe point does (pyhot_proto.h). */
 	atomic_fetch_add(&pyhot_agent.requests, 1);
 	atomic_store(&pyhot_agent.conn_fd, c->fd);
-	c->text = agent_handle(c->frame, c->len, &c->pre);
+	c->text = agent_handle(c->frame, c->len, &c->pre, &c->keep);
 	atomic_store(&pyhot_agent.conn_fd, -1);
 	c->frame = NULL;   /* agent_handle took it */
 	if (atomic_load(&pyhot_agent.stop_requested)) {

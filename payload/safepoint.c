@@ -49,7 +49,7 @@ struct sp_job {
 	enum pyhot_sp_via via;
 	double t_queued, t_started, t_done;
 	pthread_mutex_t lock;
-	pthread_cond_t changed;        /* DONE is signalled (not RUNNING: job_run()) */
+	pthread_cond_t changed;        /* RUNNING and DONE are signalled */
 };
 
 /*
@@ -221,8 +221,7 @@ static void job_set_state(struct sp_job *job, int state)
 }
 
 /* Wait while the job is in state `from` (PENDING or RUNNING), at most until
- * time t (CLOCK_MONOTONIC seconds). Only DONE is signalled: one waiting
- * while PENDING wakes when the job is over, not when it is claimed. */
+ * time t (CLOCK_MONOTONIC seconds). Both transitions are signalled. */
 static void wait_while(struct sp_job *job, int from, double t)
 {
 	struct timespec ts;
@@ -256,14 +255,9 @@ static int job_run(struct sp_job *job, enum pyhot_sp_via via)
 	/* The program's own interval is back before its code can look. */
 	job_interval_restore(job);
 	pyhot_switch_interval_learn();
-	/* Under the lock, so that a caller that takes it after seeing RUNNING
-	 * sees how it got there. Nobody is woken: the caller sleeps until DONE
-	 * or its deadline either way (a job claimed, it can no longer cancel
-	 * it), and a wake-up cost the agent thread and this one tens of
-	 * microseconds each on a virtual machine, a tenth of a small job. */
-	pthread_mutex_lock(&job->lock);
-	atomic_store(&job->state, JOB_RUNNING);
-	pthread_mutex_unlock(&job->lock);
+	/* Under the lock, so that the caller cannot miss the wake-up between
+	 * its check and its wait. */
+	job_set_state(job, JOB_RUNNING);
 	if (via == PYHOT_SP_PENDING_CALL) {
 		atomic_store(&main_ident, PyThread_get_thread_ident());
 	}

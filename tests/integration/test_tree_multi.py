@@ -8,6 +8,7 @@ import signal
 import socket
 import stat
 import subprocess
+import time
 
 from conftest import BUILD, pyhot, wait_until
 from inproc_driver import PYPKG
@@ -131,6 +132,50 @@ def test_tree_of_a_shell_takes_its_python_children_only(python):
         sh.stdout.close()
 
 
+def test_a_socket_older_than_the_tree_root_does_not_make_it_python(python):
+    """--tree takes a root with our agent's socket for Python without
+    reading its maps (cli/multi.c), but only a socket made since the root
+    started: one left by an older process of that pid does not make a
+    shell a target. The shell is pid 1 of a new pid namespace, whose agent
+    path (agent-1.sock, as it sees itself) is made before it starts."""
+    code = "import os, time; os.write(1, b'ready\\n'); time.sleep(60)"
+    path = sock_path(1)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    remove_socket(1)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        stale.bind(path)
+    finally:
+        stale.close()
+    time.sleep(0.2)   # older than the shell by more than the 50 ms spared
+    wrap = subprocess.Popen(["unshare", "--pid", "--fork", "sh", "-c",
+                             '"$0" -c "%s" & wait' % code, python],
+                            stdout=subprocess.PIPE, universal_newlines=True,
+                            preexec_fn=die_with_parent)
+    kids = []
+    try:
+        assert wrap.stdout.readline() == "ready\n"
+        with open("/proc/%d/task/%d/children" % (wrap.pid, wrap.pid)) as f:
+            sh = int(f.read().split()[0])
+        with open("/proc/%d/task/%d/children" % (sh, sh)) as f:
+            kids = [int(k) for k in f.read().split()]
+        assert len(kids) == 1
+        r = pyhot("exec", "--tree", sh, "-c", "1", json_out=True)
+        assert r.json["pids"] == kids, r
+        assert r.rc == 0, r
+    finally:
+        for k in kids:
+            try:
+                os.kill(k, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        remove_socket(1)
+        remove_socket(2)    # the child's agent, pid 2 as it sees itself
+        wrap.kill()
+        wrap.wait()
+        wrap.stdout.close()
+
+
 def test_ctrl_c_waits_for_the_injection_under_way(prefork):
     """A Ctrl-C (SIGINT to the command) while one of its threads injects
     into a process of the tree: the command dies of it, but only once that
@@ -212,6 +257,37 @@ def test_a_stale_socket_in_the_tree_is_attached_as_usual(prefork):
     assert s.answers() == {pid: "v2" for pid in s.pids}
 
 
+def test_a_stale_socket_then_a_failed_attach_says_why_the_attach_failed(prefork):
+    """When the step that found nobody at a stale socket starts over and its
+    attach fails, the report is the attach's failure (here: no payload),
+    not the first request's "not attached (no agent at ...)", whose hint
+    (pyhot attach) would fail the same way."""
+    s = prefork(2)
+    master, w1, w2 = s.pids
+    assert pyhot("attach", master).rc == 0 and pyhot("attach", w1).rc == 0
+    path = sock_path(w2)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        stale.bind(path)
+        os.chmod(path, 0o600)
+    finally:
+        stale.close()
+    try:
+        s.write("v2")
+        r = pyhot("refresh", "--tree", master, "app", json_out=True,
+                  env={"PYHOT_PAYLOAD": "/nonexistent/pyhot-payload.so"})
+    finally:
+        remove_socket(w2)
+    assert r.rc != 0, r
+    by = {p["pid"]: p for p in r.json["processes"]}
+    assert by[w2]["outcome"] == "plan-failed", r
+    message = by[w2]["error"]["message"]
+    assert "/nonexistent/pyhot-payload.so" in message, r
+    assert "not attached" not in message, r
+    assert [by[p]["outcome"] for p in (master, w1)] == ["not-applied"] * 2, r
+    assert s.answers() == {pid: "v1" for pid in s.pids}
+
+
 # answer() holds the GIL in C for 2.5 s (libc usleep() through PyDLL) in a
 # process whose pid has a file "stuck-PID" beside the module, once.
 APP_STUCK = '''import ctypes
@@ -264,6 +340,44 @@ def test_a_process_that_holds_the_gil_fails_its_plan_alone(prefork):
     r = pyhot("refresh", "--tree", master, "app", json_out=True)
     assert r.rc == 0, r
     assert s.answers() == {pid: "v2" for pid in s.pids}
+
+
+def test_the_apply_goes_where_the_plan_went_while_it_is_fresh(prefork):
+    """A tree refresh asks each agent to keep its plan's connection for the
+    apply (no second connect, trust check and accept; cli/steps.c). The
+    agent keeps it a second; the command uses it only within half a second
+    and connects again otherwise: here a worker holds the GIL in C for
+    1.5 s, so the others' plans wait that long for its plan, and their
+    applies go over new connections while the slow worker's goes over its
+    kept one. Every process is refreshed either way."""
+    import threading
+    app = APP_STUCK.replace("2500000", "1500000")
+    s = prefork(2, app=app % "v1")
+    master, w1, w2 = s.pids
+    for pid in s.pids:
+        assert pyhot("attach", pid).rc == 0
+    s.write("v2", app % "v2")
+    r = pyhot("refresh", "--tree", master, "app", env={"PYHOT_TRACE": "1"})
+    assert r.rc == 0, r
+    for pid in s.pids:   # nothing kept them waiting: every apply went over its plan's
+        assert "-> pid %d refresh (" % pid in r.err and \
+            re.search(r"-> pid %d refresh \([^)]*the same connection\)" % pid, r.err), r.err
+    open(os.path.join(s.dir, "stuck-%d" % w2), "w").close()
+    t = threading.Thread(target=s.ask, args=(w2,))
+    t.start()
+    try:
+        wait_until(lambda: open("/proc/%d/task/%d/syscall" % (w2, w2)).read().split()[0]
+                   in ("35", "230"), what="pid %d in usleep()" % w2)
+        s.write("v3", app % "v3")
+        r = pyhot("refresh", "--tree", master, "app", "--timeout", "10",
+                  env={"PYHOT_TRACE": "1"})
+    finally:
+        t.join()
+    assert r.rc == 0, r
+    same = set(int(p) for p in re.findall(r"-> pid (\d+) refresh \([^)]*the same connection\)",
+                                         r.err))
+    assert same == {w2}, r.err
+    assert s.answers() == {pid: "v3" for pid in s.pids}
 
 
 def test_a_stopped_process_in_the_tree_is_named_not_waited_for(prefork):

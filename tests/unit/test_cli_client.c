@@ -2,7 +2,8 @@
  * (cli/client.c): a round trip, a path longer than sun_path, no listener,
  * a server that never answers, a malformed answer; two requests under way
  * from one thread (pyhot_client_start()), answered out of order and in
- * pieces, and one whose answer stops after its length. */
+ * pieces, and one whose answer stops after its length; a second request on
+ * a connection kept open, and after the agent closed it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,19 +33,39 @@ struct server {
 	int delay_ms;         /* before the answer */
 	int pieces;           /* the length, then the body after another delay_ms */
 	int no_body;          /* the length only, then silence */
+	int keep;             /* a second request on the same connection */
+	int accepts;          /* connections to serve, one request each (0: 1) */
+	int conns;            /* connections accepted */
 	char got[256];
 	size_t gotlen;
 };
 
+static void serve_one(struct server *s, int c);
+
 static void *serve(void *arg)
 {
 	struct server *s = arg;
+	int i, c;
+
+	for (i = 0; i < (s->accepts ? s->accepts : 1); i++) {
+		c = accept(s->fd, NULL, NULL);
+		if (c < 0)
+			return NULL;
+		s->conns++;
+		serve_one(s, c);
+		if (s->keep)
+			serve_one(s, c);
+		close(c);
+	}
+	return NULL;
+}
+
+static void serve_one(struct server *s, int c)
+{
 	unsigned char hdr[4];
 	uint32_t n;
-	int c = accept(s->fd, NULL, NULL);
 
-	if (c < 0)
-		return NULL;
+	s->gotlen = 0;
 	if (recv(c, hdr, 4, MSG_WAITALL) == 4) {
 		n = pyhot_frame_len_decode(hdr);
 		if (n <= sizeof(s->got) && recv(c, s->got, n, MSG_WAITALL) == (ssize_t)n)
@@ -63,8 +84,6 @@ static void *serve(void *arg)
 	} else {
 		usleep(300 * 1000);
 	}
-	close(c);
-	return NULL;
 }
 
 /* Bind a listening socket named name in dir (longer than sun_path):
@@ -308,6 +327,60 @@ static void test_answer_cut_after_its_length(void **state)
 	close(s.fd);
 }
 
+/* Two requests, the first asking to keep its connection: the second goes
+ * over it when the agent kept it, and over a new one when it closed it (an
+ * older agent). */
+static void second_request(int keep)
+{
+	struct server s = { .answer = "{\"proto\":1,\"ok\":true}", .keep = keep,
+			    .accepts = keep ? 1 : 2 };
+	struct pyhot_client_conn c;
+	struct json_object *resp = NULL;
+	struct pyhot_client_req req;
+	struct pyhot_err e;
+	pthread_t th;
+	int r, order, fd;
+
+	s.fd = listen_long();
+	pthread_create(&th, NULL, serve, &s);
+	pyhot_client_req_init(&req, "refresh");
+	assert_int_equal(pyhot_client_req_add(&req, "keep", "1"), 0);
+	pyhot_err_init(&e);
+	r = pyhot_client_start(getpid(), full, "/a.sock", &req, 2000, &c, &e);
+	assert_int_equal(r, 0);
+	/* Not answered yet: nothing to keep. */
+	assert_int_equal(pyhot_client_conn_detach(&c), -1);
+	wait_all(&c, &r, &resp, &e, 1, &order);
+	assert_int_equal(r, 1);
+	json_object_put(resp);
+	fd = pyhot_client_conn_detach(&c);
+	assert_true(fd >= 0);
+	if (!keep)
+		usleep(100 * 1000);   /* the old agent's close is in */
+	pyhot_client_req_init(&req, "refresh");
+	pyhot_err_init(&e);
+	r = pyhot_client_start_on(fd, getpid(), full, "/a.sock", &req, 2000, &c, &e);
+	assert_int_equal(r, 0);
+	wait_all(&c, &r, &resp, &e, 1, &order);
+	assert_int_equal(r, 1);
+	json_object_put(resp);
+	pyhot_client_conn_close(&c);
+	pthread_join(th, NULL);
+	close(s.fd);
+	assert_int_equal(s.conns, keep ? 1 : 2);
+	assert_memory_equal(s.got, "refresh\0", 8);
+}
+
+static void test_second_request_on_the_kept_connection(void **state)
+{
+	second_request(1);
+}
+
+static void test_second_request_after_the_agent_closed(void **state)
+{
+	second_request(0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -317,6 +390,8 @@ int main(void)
 		cmocka_unit_test(test_malformed_answer),
 		cmocka_unit_test(test_two_requests_under_way),
 		cmocka_unit_test(test_answer_cut_after_its_length),
+		cmocka_unit_test(test_second_request_on_the_kept_connection),
+		cmocka_unit_test(test_second_request_after_the_agent_closed),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
