@@ -18,6 +18,20 @@ from tree_helpers import APP, agents, prefork  # noqa: F401 - the fixture
 HOOKS = os.path.join(BUILD, "pyhot-test-hooks")
 
 
+def stale_socket(pid):
+    """A socket file at pid's agent path that nobody listens on (what a
+    killed agent leaves); its path."""
+    path = sock_path(pid)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        stale.bind(path)
+        os.chmod(path, 0o600)
+    finally:
+        stale.close()    # the file stays; nobody listens
+    return path
+
+
 def test_refresh_tree_over_a_multiprocessing_pool(prefork):
     s = prefork(3, pool=True)
     assert set(s.answers().values()) == {"v1"}
@@ -139,14 +153,8 @@ def test_a_socket_older_than_the_tree_root_does_not_make_it_python(python):
     shell a target. The shell is pid 1 of a new pid namespace, whose agent
     path (agent-1.sock, as it sees itself) is made before it starts."""
     code = "import os, time; os.write(1, b'ready\\n'); time.sleep(60)"
-    path = sock_path(1)
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     remove_socket(1)
-    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        stale.bind(path)
-    finally:
-        stale.close()
+    stale_socket(1)
     time.sleep(0.2)   # older than the shell by more than the 50 ms spared
     wrap = subprocess.Popen(["unshare", "--pid", "--fork", "sh", "-c",
                              '"$0" -c "%s" & wait' % code, python],
@@ -241,13 +249,7 @@ def test_a_stale_socket_in_the_tree_is_attached_as_usual(prefork):
     s = prefork(2)     # three processes, none attached
     master, w1, w2 = s.pids
     assert pyhot("attach", master).rc == 0 and pyhot("attach", w1).rc == 0
-    path = sock_path(w2)
-    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        stale.bind(path)
-        os.chmod(path, 0o600)
-    finally:
-        stale.close()    # the file stays; nobody listens
+    path = stale_socket(w2)
     assert stat.S_ISSOCK(os.lstat(path).st_mode)
     s.write("v2")
     r = pyhot("refresh", "--tree", master, "app", json_out=True)
@@ -265,13 +267,7 @@ def test_a_stale_socket_then_a_failed_attach_says_why_the_attach_failed(prefork)
     s = prefork(2)
     master, w1, w2 = s.pids
     assert pyhot("attach", master).rc == 0 and pyhot("attach", w1).rc == 0
-    path = sock_path(w2)
-    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        stale.bind(path)
-        os.chmod(path, 0o600)
-    finally:
-        stale.close()
+    stale_socket(w2)
     try:
         s.write("v2")
         r = pyhot("refresh", "--tree", master, "app", json_out=True,
