@@ -118,6 +118,10 @@ struct cli_out {
 	 * (steps.c). Every command writes through these, never to stdout. */
 	FILE *out;
 	FILE *err;
+	/* Not NULL: cli_out_finish() puts a reference to the --json document
+	 * there instead of printing it (a step's document goes to the caller
+	 * as an object: steps.c). */
+	struct json_object **keep;
 };
 
 void cli_out_init(struct cli_out *o, const struct cli_args *a);

@@ -164,6 +164,10 @@ int cli_out_finish(struct cli_out *o, int code)
 		return code;
 	json_object_object_add(o->doc, "ok", json_object_new_boolean(code == 0));
 	json_object_object_add(o->doc, "exit", json_object_new_int(code));
+	if (o->keep) {
+		*o->keep = json_object_get(o->doc);
+		return code;
+	}
 	fputs(json_object_to_json_string_ext(o->doc, JSON_C_TO_STRING_PLAIN |
 					     JSON_C_TO_STRING_NOSLASHESCAPE), o->out);
 	fputc('\n', o->out);

@@ -51,6 +51,10 @@ static void run_begin(struct cli_step *s)
 	cli_out_init(&s->out, &s->args);
 	s->out.out = s->f[0];
 	s->out.err = s->f[1];
+	/* With --json, its document as an object: no text to parse back. */
+	if (s->json)
+		s->out.keep = s->runs ? &s->doc2 : &s->doc;
+	s->runs++;
 	s->ctx.out = &s->out;
 }
 
@@ -98,6 +102,10 @@ static int streams_renew(struct cli_step *s)
 	}
 	free(s->warnings);
 	s->warnings = NULL;
+	if (s->doc)
+		json_object_put(s->doc);
+	s->doc = NULL;
+	s->runs = 0;
 	return s->f[0] && s->f[1] ? 0 : -1;
 }
 
@@ -456,25 +464,8 @@ static void inline_wait(struct cli_step *s, size_t n)
 	}
 }
 
-/* The document that starts at text (one line), or NULL. */
-static struct json_object *doc_parse(const char *text)
-{
-	const char *nl;
-	char *line;
-	struct json_object *doc;
-
-	if (!text || !*text)
-		return NULL;
-	nl = strchr(text, '\n');
-	line = strndup(text, nl ? (size_t)(nl - text) : strlen(text));
-	doc = line ? json_tokener_parse(line) : NULL;
-	free(line);
-	return doc;
-}
-
 void cli_steps_collect(struct cli_step *s, size_t n, int want)
 {
-	const char *nl;
 	size_t i;
 
 	inline_wait(s, n);
@@ -484,14 +475,6 @@ void cli_steps_collect(struct cli_step *s, size_t n, int want)
 		else
 			step_join(&s[i]);
 		step_take_text(&s[i], !want);
-		if (!s[i].json)
-			continue;
-		if (!s[i].doc) {
-			s[i].doc = doc_parse(s[i].text[0]);
-		} else if (!want && !s[i].doc2 && s[i].text[0] &&
-			   (nl = strchr(s[i].text[0], '\n'))) {
-			s[i].doc2 = doc_parse(nl + 1);
-		}
 	}
 }
 

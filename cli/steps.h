@@ -77,6 +77,7 @@ struct cli_step {
 	                             * of the step), or NULL */
 	int code;                   /* its exit code (of its last document) */
 	int json;                   /* it was run with --json: */
+	int runs;                   /* of the command so far (its documents) */
 	struct json_object *doc;    /* its (first) document, or NULL */
 	struct json_object *doc2;   /* two-phase: the second, or NULL */
 };
@@ -106,10 +107,11 @@ void cli_steps_start(struct cli_step *s, size_t n, const struct cli_args *b,
 
 /*
  * Wait for the steps' threads and the inline steps' answers, and take
- * their output. want 0: the command
- * is over (code: its exit code; doc, and doc2 after a second phase, parsed
- * for --json steps; the streams closed); want 1: the first phase is over
- * (code: its document's "exit"; the streams stay open for the second).
+ * their output. want 0: the command is over (code: its exit code; for
+ * --json steps doc, and doc2 after a second phase, the documents as
+ * objects, never printed; the streams closed); want 1: the first phase is
+ * over (code: its document's "exit"; the streams stay open for the
+ * second).
  */
 void cli_steps_collect(struct cli_step *s, size_t n, int want);
 

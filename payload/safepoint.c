@@ -48,8 +48,11 @@ struct sp_job {
 	int rc;
 	enum pyhot_sp_via via;
 	double t_queued, t_started, t_done;
+	double claim_by;               /* the caller waits for a claim until then */
+	double run_s;                  /* and for the handler that long from its start */
 	pthread_mutex_t lock;
-	pthread_cond_t changed;        /* RUNNING and DONE are signalled */
+	pthread_cond_t changed;        /* DONE is signalled; RUNNING when the caller
+	                                * must count run_s before claim_by (job_run()) */
 };
 
 /*
@@ -221,7 +224,8 @@ static void job_set_state(struct sp_job *job, int state)
 }
 
 /* Wait while the job is in state `from` (PENDING or RUNNING), at most until
- * time t (CLOCK_MONOTONIC seconds). Both transitions are signalled. */
+ * time t (CLOCK_MONOTONIC seconds). DONE is signalled, RUNNING when
+ * job_run() says so. */
 static void wait_while(struct sp_job *job, int from, double t)
 {
 	struct timespec ts;
@@ -255,9 +259,21 @@ static int job_run(struct sp_job *job, enum pyhot_sp_via via)
 	/* The program's own interval is back before its code can look. */
 	job_interval_restore(job);
 	pyhot_switch_interval_learn();
-	/* Under the lock, so that the caller cannot miss the wake-up between
-	 * its check and its wait. */
-	job_set_state(job, JOB_RUNNING);
+	/* Under the lock, so that a caller that takes it after seeing RUNNING
+	 * sees how it got there, and cannot miss a wake-up between its check
+	 * and its wait. It is woken only when its run window ends before the
+	 * deadline it sleeps to (a short run_timeout_ms): otherwise it sleeps
+	 * until DONE or that deadline, and counts the window from t_started
+	 * then (job_finish()). A wake-up costs the agent thread and this one
+	 * tens of microseconds each on a virtual machine, a tenth of a small
+	 * refresh. */
+	if (job->t_started + job->run_s < job->claim_by) {
+		job_set_state(job, JOB_RUNNING);
+	} else {
+		pthread_mutex_lock(&job->lock);
+		atomic_store(&job->state, JOB_RUNNING);
+		pthread_mutex_unlock(&job->lock);
+	}
 	if (via == PYHOT_SP_PENDING_CALL) {
 		atomic_store(&main_ident, PyThread_get_thread_ident());
 	}
@@ -609,6 +625,18 @@ static int job_cancel(struct sp_job *job)
 	return atomic_compare_exchange_strong(&job->state, &expected, JOB_CANCELLED);
 }
 
+/* When the claimed job's handler started (published under the lock with
+ * RUNNING; now, should the claimer not have got there yet). */
+static double job_started_at(struct sp_job *job)
+{
+	double t;
+
+	pthread_mutex_lock(&job->lock);
+	t = job->t_started;
+	pthread_mutex_unlock(&job->lock);
+	return t > 0 ? t : pyhot_now();
+}
+
 /* How the claimed job got to its safe point (set before RUNNING was
  * published under the lock). */
 static enum pyhot_sp_via job_via(struct sp_job *job)
@@ -628,7 +656,9 @@ static int job_finish(struct sp_job *job, double t0, long run_ms, char **fields,
 {
 	pid_t pid = getpid();
 
-	wait_while(job, JOB_RUNNING, pyhot_now() + (double)run_ms / 1000.0);
+	/* The run window counts from the handler's start, which the caller
+	 * may have slept through (job_run()). */
+	wait_while(job, JOB_RUNNING, job_started_at(job) + (double)run_ms / 1000.0);
 	info->via = job_via(job);
 	if (job_state(job) != JOB_DONE) {
 		info->outcome = PYHOT_SP_UNFINISHED;
@@ -680,6 +710,9 @@ int pyhot_sp_call(const struct pyhot_verb *verb, const struct pyhot_req *req,
 	}
 	deadline = t0 + (double)opts->timeout_ms / 1000.0;
 	grace = earlier(t0 + (double)grace_ms / 1000.0, deadline);
+	/* Before anyone can claim it (pending_add() publishes it). */
+	job->claim_by = deadline;
+	job->run_s = (double)run_ms / 1000.0;
 
 	/* Phase 1: the pending call, retried while the queue is full; alone
 	 * for the grace period, if there is one (by default there is none). */

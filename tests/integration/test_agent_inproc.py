@@ -356,6 +356,24 @@ def test_handler_that_outlives_its_run_timeout(target):
     exits_cleanly(t)
 
 
+def test_the_run_timeout_counts_from_the_handlers_start(target):
+    """The agent thread is not woken when its job is claimed unless its
+    run window ends before the claim deadline it sleeps to
+    (payload/safepoint.c, job_run()): waking at that deadline (1 s here),
+    it still counts run_timeout_ms (1.2 s) from the handler's start, not
+    from its wake-up: a 1.5 s handler is "uncertain" at 1.2 s, not "ok" at
+    1.5 s as a window from the deadline (2.2 s) would have it."""
+    t = target
+    assert t.run("frames", "sleep", 1.5) == "sleep"
+    r = t.request("status", [("timeout_ms", 1000), ("run_timeout_ms", 1200)])
+    assert r["ok"] is False, r
+    assert r["error"]["kind"] == "uncertain", r
+    time.sleep(1.5)   # the abandoned job ends and frees itself
+    assert t.run("frames", "restore") == "restore"
+    assert t.request("status")["ok"] is True
+    exits_cleanly(t)
+
+
 def test_python_errors_in_a_handler_stay_inside(target):
     """status reads sys._current_frames(); when that raises, the field is
     null and nothing is raised into the host."""
