@@ -179,12 +179,10 @@ struct cli_ctx {
 	struct cli_gate *attach_gate;   /* several processes (steps.h): after its
 					 * attach, wait for every other's */
 	int gate_passed;
-	int kept;                   /* kept_fd is a connection to its agent that
-				     * the last request asked to keep open
-				     * (cli_call_keep()): the next request goes
-				     * there (pyhot_client_start_on()) */
-	int kept_fd;
-	long long kept_at;          /* when (CLOCK_MONOTONIC ms) */
+	struct pyhot_client_kept kept;  /* a connection to its agent that the
+					 * last request asked to keep
+					 * (cli_call_keep()): the next request
+					 * goes there when it can */
 };
 
 /*
@@ -204,10 +202,16 @@ void cli_gate_init(struct cli_gate *g, size_t n);
 void cli_gate_destroy(struct cli_gate *g);
 
 /* Whether t (inspected, light or whole) has our agent's socket at its
- * path, seen through /proc/PID/root; with fresh, one made since the
- * process started (not left by an older process of that pid). Who listens
- * is not known. 1 or 0. */
-int cli_target_agent_socket(const struct pyhot_target *t, int fresh);
+ * path, seen through /proc/PID/root; who listens is not known. 1 or 0. */
+int cli_target_agent_socket(const struct pyhot_target *t);
+
+/* Whether t's own agent listens there: the directory and the socket judged
+ * as for a request (client_trust.c), then a connect() whose peer must be
+ * t, closed at once (the agent drops a connection that sends nothing). A
+ * socket nobody listens on (left by an older process of that pid, or by
+ * one that exec'd: the agent's socket is close-on-exec) refuses it. 1 or
+ * 0. */
+int cli_target_agent_listening(const struct pyhot_target *t);
 
 /* Whether c's target should have an agent to ask: its agent's socket is
  * there (who listens is checked when a request connects) and the process
@@ -263,10 +267,9 @@ int cli_agent_call_start(struct cli_ctx *c, const char *verb, const char *const 
 			 struct pyhot_err *err) PYHOT_MUST_CHECK;
 void cli_call_continue(struct cli_call *call);
 /* An answered call whose request asked the agent to keep the connection
- * open ("keep": "1") and whose answer says it did ("kept"): c keeps it for
- * its next request, if that comes within CLI_KEPT_MS (the agent keeps it a
- * second); cli_ctx_release() closes it if none comes. Nothing otherwise. */
-#define CLI_KEPT_MS 500
+ * ("keep": "1") and whose answer says it did: c keeps it for its next
+ * request (pyhot_client_start_on() says when it is still used);
+ * cli_ctx_release() closes it if none comes. Nothing otherwise. */
 void cli_call_keep(struct cli_ctx *c, struct cli_call *call);
 /* What a context holds: a kept connection. */
 void cli_ctx_release(struct cli_ctx *c);
@@ -320,8 +323,6 @@ enum cli_slow cli_timeout_explain(struct cli_ctx *c, struct pyhot_err *err, int 
  * flags (field 9) of /proc/PID/stat. 0, or -1 when absent. */
 int cli_proc_parse_tgid(const char *status_text, pid_t *tgid);
 int cli_proc_parse_stat_flags(const char *stat_text, unsigned long *flags);
-/* Its starttime (field 22): clock ticks since boot. 0, or -1. */
-int cli_proc_parse_stat_start(const char *stat_text, unsigned long long *ticks);
 
 /* ----- Commands (cmd_*.c) ----- */
 

@@ -393,6 +393,24 @@ static int target_uid(pid_t pid, unsigned int *uid, struct pyhot_err *err)
 	return -PYHOT_ERR_FAILED;
 }
 
+/* c set up for req (encoded) with its deadline, no connection yet. 0, or
+ * -PYHOT_ERR_FAILED with err set. */
+static int conn_begin(struct pyhot_client_conn *c, pid_t pid,
+		      const struct pyhot_client_req *req, unsigned int timeout_ms,
+		      struct pyhot_err *err)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	c->pid = pid;
+	c->timeout_ms = timeout_ms;
+	c->t0 = now_ms();
+	c->deadline = c->t0 + timeout_ms;
+	if (pyhot_client_req_encode(req, &c->frame, &c->flen) < 0)
+		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, pid, "request",
+				     "cannot encode request '%s'", req->verb);
+	return 0;
+}
+
 int pyhot_client_start(pid_t pid, const char *full, const char *sock,
 		       const struct pyhot_client_req *req, unsigned int timeout_ms,
 		       struct pyhot_client_conn *c, struct pyhot_err *err)
@@ -400,87 +418,82 @@ int pyhot_client_start(pid_t pid, const char *full, const char *sock,
 	unsigned int uid;
 	int r;
 
-	memset(c, 0, sizeof(*c));
-	c->fd = -1;
-	c->pid = pid;
-	c->timeout_ms = timeout_ms;
-	c->t0 = now_ms();
-	c->deadline = c->t0 + timeout_ms;
-	r = target_uid(pid, &uid, err);
-	if (r < 0)
-		return r;
-	if (pyhot_client_req_encode(req, &c->frame, &c->flen) < 0)
-		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, pid, "request",
-				     "cannot encode request '%s'", req->verb);
-	r = do_connect(pid, full, sock, uid, c->deadline, &c->fd, err);
-	if (r < 0) {
-		pyhot_client_conn_close(c);
-		return r;
+	r = conn_begin(c, pid, req, timeout_ms, err);
+	if (r == 0)
+		r = target_uid(pid, &uid, err);
+	if (r == 0)
+		r = do_connect(pid, full, sock, uid, c->deadline, &c->fd, err);
+	if (r == 0) {
+		PYHOT_TRACE("socket", "-> pid %d %s (%zu bytes, %zu args)", (int)pid,
+			    req->verb, c->flen, req->nargs);
+		r = conn_send(c, err);
 	}
-	PYHOT_TRACE("socket", "-> pid %d %s (%zu bytes, %zu args)", (int)pid, req->verb,
-		    c->flen, req->nargs);
-	r = conn_send(c, err);
 	if (r < 0)
 		pyhot_client_conn_close(c);
 	return r;
 }
 
-int pyhot_client_start_on(int fd, pid_t pid, const char *full, const char *sock,
-			  const struct pyhot_client_req *req, unsigned int timeout_ms,
-			  struct pyhot_client_conn *c, struct pyhot_err *err)
+void pyhot_client_keep(struct pyhot_client_conn *c, struct json_object *resp,
+		       struct pyhot_client_kept *k)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
-	ssize_t n;
+	struct json_object *v;
 
-	/* Readable before we asked anything: the agent closed it (its second
-	 * was up, or an older agent keeps nothing open). */
-	if (poll(&p, 1, 0) != 0)
+	pyhot_client_kept_close(k);
+	if (c->fd < 0 || c->hgot < 4 || c->bgot < c->blen || !resp ||
+	    !json_object_object_get_ex(resp, "kept", &v) || !json_object_get_boolean(v))
+		return;
+	k->held = 1;
+	k->fd = c->fd;
+	k->at = now_ms();
+	c->fd = -1;
+}
+
+void pyhot_client_kept_close(struct pyhot_client_kept *k)
+{
+	if (k->held)
+		close(k->fd);
+	k->held = 0;
+}
+
+int pyhot_client_start_on(struct pyhot_client_kept *k, pid_t pid, const char *full,
+			  const char *sock, const struct pyhot_client_req *req,
+			  unsigned int timeout_ms, struct pyhot_client_conn *c,
+			  struct pyhot_err *err)
+{
+	struct pollfd p = { .fd = k->fd, .events = POLLIN | POLLRDHUP };
+	struct pyhot_err e;
+	int r;
+
+	/* None, too old for the agent's idle limit, or readable before we
+	 * asked anything (closed: an older agent keeps nothing open). */
+	if (!k->held || now_ms() - k->at >= PYHOT_KEEP_IDLE_MS / 2 || poll(&p, 1, 0) != 0)
 		goto again;
-	memset(c, 0, sizeof(*c));
-	c->fd = fd;
-	c->pid = pid;
-	c->timeout_ms = timeout_ms;
-	c->t0 = now_ms();
-	c->deadline = c->t0 + timeout_ms;
-	if (pyhot_client_req_encode(req, &c->frame, &c->flen) < 0) {
-		pyhot_client_conn_close(c);
-		return pyhot_err_set(err, PYHOT_ERR_FAILED, ENOMEM, pid, "request",
-				     "cannot encode request '%s'", req->verb);
+	r = conn_begin(c, pid, req, timeout_ms, err);
+	if (r < 0) {
+		pyhot_client_kept_close(k);
+		return r;
 	}
-	do
-		n = send(fd, c->frame, c->flen, MSG_NOSIGNAL | MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	/* Closed since: it read nothing of this request. */
-	if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
-		free(c->frame);
+	c->fd = k->fd;
+	k->held = 0;
+	pyhot_err_init(&e);
+	r = conn_send(c, &e);
+	/* Closed since (its idle limit: the agent shuts its reading side
+	 * first, agent.c): it read nothing of this request. */
+	if (r < 0 && c->sent == 0 && (e.sys_errno == EPIPE || e.sys_errno == ECONNRESET)) {
+		pyhot_client_conn_close(c);
 		goto again;
 	}
-	if (n < 0 && errno != EAGAIN) {
-		pyhot_err_set(err, PYHOT_ERR_FAILED, errno, pid, "send",
-			      "send to agent: %s", strerror(errno));
+	if (r < 0) {
+		*err = e;
 		pyhot_client_conn_close(c);
-		return -PYHOT_ERR_FAILED;
+		return r;
 	}
-	c->sent = n > 0 ? (size_t)n : 0;
 	PYHOT_TRACE("socket", "-> pid %d %s (%zu bytes, %zu args, the same connection)",
 		    (int)pid, req->verb, c->flen, req->nargs);
 	return 0;
 again:
-	close(fd);
-	PYHOT_TRACE("socket", "pid %d: the kept connection was closed; connecting again",
-		    (int)pid);
+	pyhot_client_kept_close(k);
 	return pyhot_client_start(pid, full, sock, req, timeout_ms, c, err);
-}
-
-int pyhot_client_conn_detach(struct pyhot_client_conn *c)
-{
-	int fd = c->fd;
-
-	if (c->hgot < 4 || c->bgot < c->blen)
-		return -1;
-	c->fd = -1;
-	pyhot_client_conn_close(c);
-	return fd;
 }
 
 int pyhot_client_conn_poll_failed(const struct pyhot_client_conn *c, int e,

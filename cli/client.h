@@ -131,21 +131,37 @@ int pyhot_client_conn_poll_failed(const struct pyhot_client_conn *c, int e,
 				  struct pyhot_err *err);
 
 /*
- * A second request on a connection whose first asked the agent to keep it
- * open ("keep": "1"; fd from pyhot_client_conn_detach()): no connect and
- * no judgement again (its peer was judged when it connected). The agent
- * keeps it a second at most, and an older one not at all: when it is
- * closed before this request is sent, a new connection is made as
- * pyhot_client_start() makes one (full and sock for that). Takes fd; the
- * rest as pyhot_client_start().
+ * A connection an answered request asked the agent to keep ("keep": "1";
+ * the answer says "kept": common/pyhot_proto.h), for the next request to
+ * that agent: no connect and no judgement again (its peer was judged when
+ * it connected). Zeroed: none.
  */
-int pyhot_client_start_on(int fd, pid_t pid, const char *full, const char *sock,
-			  const struct pyhot_client_req *req, unsigned int timeout_ms,
-			  struct pyhot_client_conn *c, struct pyhot_err *err) PYHOT_MUST_CHECK;
+struct pyhot_client_kept {
+	int held;
+	int fd;
+	long long at;               /* when the answer came (CLOCK_MONOTONIC ms) */
+};
 
-/* The connection of an answered request, for pyhot_client_start_on(): its
- * fd, the rest closed; -1 (nothing done) while the answer is not whole. */
-int pyhot_client_conn_detach(struct pyhot_client_conn *c);
+/* Keep c's connection in k when resp says the agent kept it (c then has
+ * none to close); anything k held before is closed. */
+void pyhot_client_keep(struct pyhot_client_conn *c, struct json_object *resp,
+		       struct pyhot_client_kept *k);
+
+/* Close what k holds. */
+void pyhot_client_kept_close(struct pyhot_client_kept *k);
+
+/*
+ * pyhot_client_start() over k's connection, when it is younger than half
+ * the agent's idle limit (PYHOT_KEEP_IDLE_MS) and still open; otherwise,
+ * or when the agent closed it before reading this request (EPIPE or
+ * ECONNRESET on the first send), over a new connection made and judged as
+ * pyhot_client_start() does (full and sock for that). k holds nothing
+ * after.
+ */
+int pyhot_client_start_on(struct pyhot_client_kept *k, pid_t pid, const char *full,
+			  const char *sock, const struct pyhot_client_req *req,
+			  unsigned int timeout_ms, struct pyhot_client_conn *c,
+			  struct pyhot_err *err) PYHOT_MUST_CHECK;
 
 /* ----- Trust (client_trust.c) ----- */
 

@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <json.h>
@@ -45,17 +45,6 @@ int cli_proc_parse_stat_flags(const char *stat_text, unsigned long *flags)
 	const char *p = strrchr(stat_text, ')');
 
 	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", flags) != 1)
-		return -1;
-	return 0;
-}
-
-int cli_proc_parse_stat_start(const char *stat_text, unsigned long long *ticks)
-{
-	/* Field 22, starttime: the 20th after the last ')' (as above). */
-	const char *p = strrchr(stat_text, ')');
-
-	if (!p || sscanf(p + 1, " %*c %*s %*s %*s %*s %*s %*s %*s %*s %*s"
-			 " %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu", ticks) != 1)
 		return -1;
 	return 0;
 }
@@ -132,14 +121,6 @@ int cli_ctx_call(struct cli_ctx *c, const struct pyhot_client_req *req,
 	return pyhot_client_call(c->args->pid, c->sock, req, timeout_ms, resp, err);
 }
 
-static long long ctx_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* cli_ctx_call() begun (pyhot_client_start()), on the connection its last
  * request kept when there is one. */
 static int ctx_call_start(struct cli_ctx *c, const struct pyhot_client_req *req,
@@ -153,13 +134,8 @@ static int ctx_call_start(struct cli_ctx *c, const struct pyhot_client_req *req,
 		snprintf(full, sizeof(full), "%s", c->sock);
 	else if (pyhot_client_root_path(pid, c->sock, full, sizeof(full), err) < 0)
 		return -PYHOT_ERR_FAILED;
-	if (c->kept && ctx_now_ms() - c->kept_at < CLI_KEPT_MS) {
-		c->kept = 0;
-		return pyhot_client_start_on(c->kept_fd, pid, full, c->sock, req, timeout_ms,
-					     conn, err);
-	}
-	cli_ctx_release(c);
-	return pyhot_client_start(pid, full, c->sock, req, timeout_ms, conn, err);
+	return pyhot_client_start_on(&c->kept, pid, full, c->sock, req, timeout_ms, conn,
+				     err);
 }
 
 /*
@@ -264,32 +240,7 @@ int cli_ctx_init_light(struct cli_ctx *c, const struct cli_args *a, struct cli_o
 	return ctx_init(c, a, o, NULL, 1, err);
 }
 
-/* Whether st, a socket at pid's agent path, was made by that process and
- * not left by an older one of the same pid: made after the process started
- * (its starttime, in ticks since boot; the socket's ctime is wall-clock
- * time, taken to the boot clock with both clocks read now, 50 ms spared
- * for the ticks and the clocks). A wall clock set back since makes a
- * socket look older: the caller then only looks further. */
-static int socket_after_start(pid_t pid, const struct stat *st)
-{
-	char text[1024];
-	unsigned long long ticks;
-	struct timespec real, boot;
-	long hz = sysconf(_SC_CLK_TCK);
-	double made, started;
-
-	if (proc_read(pid, "stat", text, sizeof(text)) != 0 ||
-	    cli_proc_parse_stat_start(text, &ticks) != 0 || hz <= 0 ||
-	    clock_gettime(CLOCK_REALTIME, &real) < 0 ||
-	    clock_gettime(CLOCK_BOOTTIME, &boot) < 0)
-		return 0;
-	made = (double)(st->st_ctim.tv_sec - real.tv_sec + boot.tv_sec) +
-	       (double)(st->st_ctim.tv_nsec - real.tv_nsec + boot.tv_nsec) / 1e9;
-	started = (double)ticks / (double)hz;
-	return made >= started - 0.05;
-}
-
-int cli_target_agent_socket(const struct pyhot_target *t, int fresh)
+int cli_target_agent_socket(const struct pyhot_target *t)
 {
 	char sock[256], full[PATH_MAX];
 	struct stat st;
@@ -297,8 +248,30 @@ int cli_target_agent_socket(const struct pyhot_target *t, int fresh)
 	return pyhot_client_sock_path(sock, sizeof(sock), t->euid,
 				      t->nspid > 0 ? t->nspid : t->pid) == 0 &&
 	       pyhot_client_root_path(t->pid, sock, full, sizeof(full), NULL) == 0 &&
-	       lstat(full, &st) == 0 && S_ISSOCK(st.st_mode) &&
-	       (!fresh || socket_after_start(t->pid, &st));
+	       lstat(full, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+int cli_target_agent_listening(const struct pyhot_target *t)
+{
+	char sock[256], full[PATH_MAX];
+	struct sockaddr_un sa;
+	socklen_t salen;
+	struct pyhot_err e;
+	int dirfd, fd, r = 0;
+
+	pyhot_err_init(&e);
+	if (pyhot_client_sock_path(sock, sizeof(sock), t->euid,
+				   t->nspid > 0 ? t->nspid : t->pid) < 0 ||
+	    pyhot_client_root_path(t->pid, sock, full, sizeof(full), NULL) < 0 ||
+	    pyhot_client_sock_open(t->pid, full, sock, t->euid, &sa, &salen, &dirfd, &e) < 0)
+		return 0;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, salen) == 0)
+		r = pyhot_client_peer_check(fd, t->pid, sock, t->euid, &e) == 0;
+	if (fd >= 0)
+		close(fd);
+	close(dirfd);
+	return r;
 }
 
 int cli_ctx_agent_expected(const struct cli_ctx *c)
@@ -313,7 +286,7 @@ int cli_ctx_agent_expected(const struct cli_ctx *c)
 	pyhot_err_init(&e);
 	if (pyhot_target_check(&c->t, &e) < 0)
 		return 0;
-	return cli_target_agent_socket(&c->t, 0);
+	return cli_target_agent_socket(&c->t);
 }
 
 void cli_gate_init(struct cli_gate *g, size_t n)
@@ -531,23 +504,13 @@ void cli_call_continue(struct cli_call *call)
 
 void cli_call_keep(struct cli_ctx *c, struct cli_call *call)
 {
-	struct json_object *v;
-	int fd = -1;
-
-	cli_ctx_release(c);
-	if (call->r == 1 && json_object_object_get_ex(call->resp, "kept", &v) &&
-	    json_object_get_boolean(v))
-		fd = pyhot_client_conn_detach(&call->conn);
-	c->kept = fd >= 0;
-	c->kept_fd = fd;
-	c->kept_at = ctx_now_ms();
+	if (call->r == 1)
+		pyhot_client_keep(&call->conn, call->resp, &c->kept);
 }
 
 void cli_ctx_release(struct cli_ctx *c)
 {
-	if (c->kept)
-		close(c->kept_fd);
-	c->kept = 0;
+	pyhot_client_kept_close(&c->kept);
 }
 
 int cli_agent_call_end(struct cli_ctx *c, struct cli_call *call,

@@ -70,13 +70,12 @@ static int is_python(pid_t pid, const char *root_exe)
 }
 
 /* The executable of root when root is a CPython process, else ""; *t
- * what the inspection found (t->pid 0 when it failed). A root with our
- * agent's socket, made since it started, runs Python (our agent runs
- * nowhere else): its /proc/PID/status is enough (a light target; its step
- * or its attach inspects the rest if it must), where a whole inspection
- * reads and parses its maps, a third of finding the tree. A socket older
- * than the process was left by another of that pid: that root is
- * inspected whole. */
+ * what the inspection found (t->pid 0 when it failed). A root whose own
+ * agent listens runs Python (our agent runs nowhere else): its
+ * /proc/PID/status is enough (a light target; its step or its attach
+ * inspects the rest if it must), where a whole inspection reads and parses
+ * its maps, a third of finding the tree. Any other root (a socket nobody
+ * listens on included) is inspected whole. */
 static void python_exe(pid_t root, char *exe, size_t size, struct pyhot_target *t)
 {
 	struct pyhot_err e;
@@ -89,7 +88,7 @@ static void python_exe(pid_t root, char *exe, size_t size, struct pyhot_target *
 		t->pid = 0;
 		return;
 	}
-	if (t->state == 'Z' || t->state == 'X' || !cli_target_agent_socket(t, 1)) {
+	if (t->state == 'Z' || t->state == 'X' || !cli_target_agent_listening(t)) {
 		pyhot_err_init(&e);
 		if (pyhot_target_inspect(root, t, &e) < 0) {
 			t->pid = 0;

@@ -375,13 +375,13 @@ int cli_step_start(struct cli_step *s, const struct cli_args *b, cli_cmd_fn fn,
 static void inline_send(struct cli_step *s)
 {
 	const char *kv[CLI_SPLIT_KV_MAX];
+	size_t n;
 	int r;
-
-	size_t n = s->split->kv(&s->args, kv);
 
 	/* A dry run to be followed: the agent keeps the connection for the
 	 * command itself (no second connect, judgement and accept), when the
 	 * request has room for the key beside timeout_ms. */
+	n = s->split->kv(&s->args, kv);
 	if (s->two_phase && !s->applying && n / 2 + 2 <= PYHOT_CLIENT_MAX_ARGS) {
 		kv[n++] = "keep";
 		kv[n++] = "1";
@@ -485,12 +485,17 @@ void cli_steps_go(struct cli_step *s, size_t n, int apply)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++)
-		if (s[i].inline_call && apply && s[i].two_phase && s[i].code == 0) {
+	for (i = 0; i < n; i++) {
+		if (!s[i].inline_call)
+			continue;
+		if (apply && s[i].two_phase && s[i].code == 0) {
 			s[i].applying = 1;
 			s[i].args.dry_run = 0;
 			inline_send(&s[i]);
+		} else {
+			cli_ctx_release(&s[i].ctx);   /* its agent's slot back at once */
 		}
+	}
 	for (i = 0; i < n; i++)
 		if (!s[i].inline_call)
 			step_release_go(&s[i], apply);

@@ -24,8 +24,10 @@
  * many bytes (at most PYHOT_FRAME_MAX). One request, one response, then the
  * agent closes the connection; unless the request has "keep": "1": then
  * the response has "kept": true and the agent reads one more request on the
- * connection (one that does not ask again closes it), for a second at most
- * (its idle limit). An older agent ignores the key, says nothing and closes.
+ * connection (one that does not ask again closes it), for
+ * PYHOT_KEEP_IDLE_MS at most; it then shuts its reading side before it
+ * reads what came (a request sent after that fails with EPIPE: it was not
+ * read). An older agent ignores the key, says nothing and closes.
  *   request:  verb '\0' (key '\0' value '\0')*   -- a key may repeat
  *   response: one JSON object, UTF-8:
  *     {"proto":1,"ok":true, ...verb-specific fields...}
@@ -83,6 +85,9 @@ enum pyhot_boot_ret {
  *   timeout_ms   bound on reaching a safe point (default 5000)
  *   keep         "1": keep the connection for one more request (Frames)
  */
+/* How long the agent keeps a connection for its next request ("keep"). */
+#define PYHOT_KEEP_IDLE_MS 1000
+
 #define PYHOT_PENDING_GRACE_MS 0
 #define PYHOT_PING_WAIT_MAX_MS 100
 #define PYHOT_DEFAULT_TIMEOUT_MS 5000

@@ -290,6 +290,7 @@ struct conn {
 	enum conn_phase phase;
 	int busy;                 /* over AGENT_MAX_CONNS: answered "busy" */
 	int keep;                 /* open again for one more request once answered */
+	int kept;                 /* it was: it waits for that request (conn_keep()) */
 	unsigned char hdr[4];     /* the request's length, then the answer's */
 	uint32_t len;             /* of the request */
 	size_t got;               /* bytes of hdr or frame read, of the answer sent */
@@ -461,6 +462,7 @@ static void conn_keep(struct conn *c, double now)
 	c->got = 0;
 	c->len = 0;
 	c->keep = 0;
+	c->kept = 1;
 	c->phase = CONN_HEADER;
 	c->started = c->last = now;
 	pyhot_err_init(&c->pre);
@@ -543,7 +545,7 @@ static double conn_deadline(const struct conn *c)
 	switch (c->phase) {
 	case CONN_HEADER:
 	case CONN_BODY:
-		idle = c->last + AGENT_IDLE_S;
+		idle = c->last + (c->kept ? PYHOT_KEEP_IDLE_MS / 1000.0 : AGENT_IDLE_S);
 		return idle < c->started + AGENT_REQUEST_S ? idle
 							   : c->started + AGENT_REQUEST_S;
 	case CONN_REPLY:
@@ -558,18 +560,33 @@ static double conn_deadline(const struct conn *c)
 /* Drop the connections past their deadline (a silent or slow client). */
 static void conns_expire(double now)
 {
+	struct conn *c;
 	double deadline;
 	size_t i;
 
 	for (i = 0; i < AGENT_SLOTS; i++) {
-		deadline = conn_deadline(&conns[i]);
+		c = &conns[i];
+		deadline = conn_deadline(c);
 		if (deadline == 0 || now < deadline) {
 			continue;
 		}
-		if (conns[i].phase != CONN_REPLY) {
+		/* A kept connection that no request came on: its reading side
+		 * shut first, a request sent meanwhile is either read whole
+		 * now (and answered) or refused to its sender (EPIPE), who
+		 * connects again; never dropped unread. Not a silent client. */
+		if (c->kept && c->phase == CONN_HEADER && c->got == 0) {
+			shutdown(c->fd, SHUT_RD);
+			conn_read(c, now);
+			if (c->phase == CONN_READY) {
+				continue;
+			}
+			conn_close(c);
+			continue;
+		}
+		if (c->phase != CONN_REPLY) {
 			atomic_fetch_add(&pyhot_agent.dropped_idle, 1);
 		}
-		conn_close(&conns[i]);
+		conn_close(c);
 	}
 }
 

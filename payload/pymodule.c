@@ -20,6 +20,7 @@
 #include "baseline_import.h"
 #include "boot.h"
 #include "copies.h"
+#include "fork_child.h"
 #include "hooks.h"
 #include "jsonw.h"
 #include "pyhot_patch.h"
@@ -245,7 +246,8 @@ static int sock_path(char *buf, size_t size)
 
 /* start_agent(history: int, 0 for the default) -> (started: bool, socket).
  * The agent `pyhot attach` would start, at the path it would use; the
- * baseline is taken here, before the call returns. */
+ * baseline is taken here, before the call returns, and a child forked
+ * after it gets an agent of its own. */
 static PyObject *py_start_agent(PyObject *self, PyObject *args)
 {
 	struct pyhot_err err;
@@ -272,6 +274,9 @@ static PyObject *py_start_agent(PyObject *self, PyObject *args)
 		PyErr_SetString(PyExc_RuntimeError, err.msg);
 		return NULL;
 	}
+	/* Now, not at the agent's first safe point: a program that forks its
+	 * workers at once (python -m pyhot run) forked some before that. */
+	pyhot_fork_hook_register();
 	return Py_BuildValue("(Os)", rc == PYHOT_BOOT_STARTED ? Py_True : Py_False, sock);
 }
 

@@ -247,21 +247,24 @@ static void wait_while(struct sp_job *job, int from, double t)
  * GIL held. 1 when it ran here. */
 static int job_run(struct sp_job *job, enum pyhot_sp_via via)
 {
-	int expected = JOB_PENDING;
+	int expected = JOB_PENDING, claimed;
 
-	if (!atomic_compare_exchange_strong(&job->state, &expected, JOB_RUNNING)) {
+	/* Claimed under the lock, how and when set in the same hold: a
+	 * caller that sees RUNNING and takes the lock sees them. */
+	pthread_mutex_lock(&job->lock);
+	claimed = atomic_compare_exchange_strong(&job->state, &expected, JOB_RUNNING);
+	if (claimed) {
+		job->via = via;
+		job->t_started = pyhot_now();
+	}
+	pthread_mutex_unlock(&job->lock);
+	if (!claimed) {
 		return 0;
 	}
-	/* Ours alone from here; set before RUNNING is published under the
-	 * lock, so that a caller that sees RUNNING sees how it got there. */
-	job->via = via;
-	job->t_started = pyhot_now();
 	/* The program's own interval is back before its code can look. */
 	job_interval_restore(job);
 	pyhot_switch_interval_learn();
-	/* Under the lock, so that a caller that takes it after seeing RUNNING
-	 * sees how it got there, and cannot miss a wake-up between its check
-	 * and its wait. It is woken only when its run window ends before the
+	/* The caller is woken only when its run window ends before the
 	 * deadline it sleeps to (a short run_timeout_ms): otherwise it sleeps
 	 * until DONE or that deadline, and counts the window from t_started
 	 * then (job_finish()). A wake-up costs the agent thread and this one
@@ -269,10 +272,6 @@ static int job_run(struct sp_job *job, enum pyhot_sp_via via)
 	 * refresh. */
 	if (job->t_started + job->run_s < job->claim_by) {
 		job_set_state(job, JOB_RUNNING);
-	} else {
-		pthread_mutex_lock(&job->lock);
-		atomic_store(&job->state, JOB_RUNNING);
-		pthread_mutex_unlock(&job->lock);
 	}
 	if (via == PYHOT_SP_PENDING_CALL) {
 		atomic_store(&main_ident, PyThread_get_thread_ident());
@@ -625,8 +624,8 @@ static int job_cancel(struct sp_job *job)
 	return atomic_compare_exchange_strong(&job->state, &expected, JOB_CANCELLED);
 }
 
-/* When the claimed job's handler started (published under the lock with
- * RUNNING; now, should the claimer not have got there yet). */
+/* When the claimed job's handler started (set under the lock with the
+ * claim: job_run()). */
 static double job_started_at(struct sp_job *job)
 {
 	double t;
@@ -634,7 +633,7 @@ static double job_started_at(struct sp_job *job)
 	pthread_mutex_lock(&job->lock);
 	t = job->t_started;
 	pthread_mutex_unlock(&job->lock);
-	return t > 0 ? t : pyhot_now();
+	return t;
 }
 
 /* How the claimed job got to its safe point (set before RUNNING was

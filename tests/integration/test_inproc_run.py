@@ -84,3 +84,45 @@ def test_refused_attach_names_the_way_without_ptrace(python, nobody_dir):
     finally:
         p.kill()
         p.wait(timeout=10)
+
+
+FORK_AT_ONCE = r'''import os, sys, time
+pid = os.fork()          # the program's first statement
+if pid == 0:
+    os.write(1, b"child %d\n" % os.getpid())
+    time.sleep(60)
+    os._exit(0)
+os.waitpid(pid, 0)
+'''
+
+
+def test_a_child_forked_at_once_gets_an_agent(python, tmp_path):
+    """python -m pyhot run starts the agent before the program: a child the
+    program forks at its first statement gets an agent of its own. The
+    after-fork hook used to be registered at the agent's first safe point,
+    which such a program could fork before (its workers then had none: one
+    run in five on 3.13)."""
+    from conftest import wait_until
+    from pyhot_testlib import die_with_parent, remove_socket, sock_path
+    script = tmp_path / "fork_at_once.py"
+    script.write_text(FORK_AT_ONCE)
+    p = subprocess.Popen([python, "-m", "pyhot", "run", str(script)],
+                         env=dict(os.environ, PYTHONPATH=PYPKG), stdout=subprocess.PIPE,
+                         universal_newlines=True, preexec_fn=die_with_parent)
+    child = 0
+    try:
+        line = p.stdout.readline()
+        assert line.startswith("child "), line
+        child = int(line.split()[1])
+        wait_until(lambda: os.path.exists(sock_path(child)),
+                   what="the agent of pid %d, forked at once" % child)
+        r = pyhot("exec", child, "-c", "import os; os.getpid()")
+        assert r.rc == 0 and str(child) in r.out, r
+    finally:
+        if child:
+            os.kill(child, 9)
+            remove_socket(child)
+        p.kill()
+        p.wait()
+        remove_socket(p.pid)
+        p.stdout.close()

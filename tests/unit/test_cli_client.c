@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -36,6 +37,7 @@ struct server {
 	int keep;             /* a second request on the same connection */
 	int accepts;          /* connections to serve, one request each (0: 1) */
 	int conns;            /* connections accepted */
+	int closed;           /* > 0: a byte written there after each close */
 	char got[256];
 	size_t gotlen;
 };
@@ -56,6 +58,8 @@ static void *serve(void *arg)
 		if (s->keep)
 			serve_one(s, c);
 		close(c);
+		if (s->closed > 0 && write(s->closed, "c", 1) != 1)
+			return NULL;
 	}
 	return NULL;
 }
@@ -328,19 +332,24 @@ static void test_answer_cut_after_its_length(void **state)
 }
 
 /* Two requests, the first asking to keep its connection: the second goes
- * over it when the agent kept it, and over a new one when it closed it (an
- * older agent). */
+ * over it when the agent kept it ("kept" in its answer), and over a new
+ * one when it closed it (an older agent, which says nothing). */
 static void second_request(int keep)
 {
-	struct server s = { .answer = "{\"proto\":1,\"ok\":true}", .keep = keep,
-			    .accepts = keep ? 1 : 2 };
+	struct server s = { .answer = keep ? "{\"proto\":1,\"ok\":true,\"kept\":true}"
+					   : "{\"proto\":1,\"ok\":true}",
+			    .keep = keep, .accepts = keep ? 1 : 2 };
+	struct pyhot_client_kept kept = { 0 };
 	struct pyhot_client_conn c;
 	struct json_object *resp = NULL;
 	struct pyhot_client_req req;
 	struct pyhot_err e;
 	pthread_t th;
-	int r, order, fd;
+	int r, order, closed[2];
+	char b;
 
+	assert_int_equal(pipe(closed), 0);
+	s.closed = closed[1];
 	s.fd = listen_long();
 	pthread_create(&th, NULL, serve, &s);
 	pyhot_client_req_init(&req, "refresh");
@@ -349,17 +358,80 @@ static void second_request(int keep)
 	r = pyhot_client_start(getpid(), full, "/a.sock", &req, 2000, &c, &e);
 	assert_int_equal(r, 0);
 	/* Not answered yet: nothing to keep. */
-	assert_int_equal(pyhot_client_conn_detach(&c), -1);
+	pyhot_client_keep(&c, NULL, &kept);
+	assert_false(kept.held);
+	wait_all(&c, &r, &resp, &e, 1, &order);
+	assert_int_equal(r, 1);
+	pyhot_client_keep(&c, resp, &kept);
+	json_object_put(resp);
+	pyhot_client_conn_close(&c);
+	/* An older agent: nothing kept; it closed (we wait until it did). */
+	assert_int_equal(kept.held, keep);
+	if (!keep)
+		assert_int_equal(read(closed[0], &b, 1), 1);
+	pyhot_client_req_init(&req, "refresh");
+	pyhot_err_init(&e);
+	r = pyhot_client_start_on(&kept, getpid(), full, "/a.sock", &req, 2000, &c, &e);
+	assert_int_equal(r, 0);
+	assert_false(kept.held);
 	wait_all(&c, &r, &resp, &e, 1, &order);
 	assert_int_equal(r, 1);
 	json_object_put(resp);
-	fd = pyhot_client_conn_detach(&c);
-	assert_true(fd >= 0);
-	if (!keep)
-		usleep(100 * 1000);   /* the old agent's close is in */
+	pyhot_client_conn_close(&c);
+	pthread_join(th, NULL);
+	close(s.fd);
+	close(closed[0]);
+	close(closed[1]);
+	assert_int_equal(s.conns, keep ? 1 : 2);
+	assert_memory_equal(s.got, "refresh\0", 8);
+}
+
+/* A kept connection the agent closed unread after its idle limit, its
+ * reading side shut first (payload/agent.c): the request goes over a new
+ * connection, read there once. */
+static void test_second_request_after_the_idle_limit(void **state)
+{
+	struct server s = { .answer = "{\"proto\":1,\"ok\":true,\"kept\":true}" };
+	struct pyhot_client_kept kept = { 0 };
+	struct pyhot_client_conn c;
+	struct json_object *resp = NULL;
+	struct pyhot_client_req req;
+	struct pyhot_err e;
+	struct timespec now;
+	pthread_t th;
+	int r, order, sv[2];
+
+	/* The first connection: kept by us, its far end shut for reading
+	 * (what the agent does at its idle limit), then closed. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	kept.held = 1;
+	kept.fd = sv[0];
+	kept.at = 0;
+	shutdown(sv[1], SHUT_RD);
+	s.fd = listen_long();
+	pthread_create(&th, NULL, serve, &s);
 	pyhot_client_req_init(&req, "refresh");
 	pyhot_err_init(&e);
-	r = pyhot_client_start_on(fd, getpid(), full, "/a.sock", &req, 2000, &c, &e);
+	/* Too old (at 0): a new connection, without even a look at it. */
+	r = pyhot_client_start_on(&kept, getpid(), full, "/a.sock", &req, 2000, &c, &e);
+	assert_int_equal(r, 0);
+	wait_all(&c, &r, &resp, &e, 1, &order);
+	assert_int_equal(r, 1);
+	json_object_put(resp);
+	pyhot_client_conn_close(&c);
+	pthread_join(th, NULL);
+	assert_int_equal(s.conns, 1);
+	/* Young, but its far end no longer reads: EPIPE, a new connection. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	shutdown(sv[1], SHUT_RD);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	kept.held = 1;
+	kept.fd = sv[0];
+	kept.at = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	s.conns = 0;
+	pthread_create(&th, NULL, serve, &s);
+	pyhot_err_init(&e);
+	r = pyhot_client_start_on(&kept, getpid(), full, "/a.sock", &req, 2000, &c, &e);
 	assert_int_equal(r, 0);
 	wait_all(&c, &r, &resp, &e, 1, &order);
 	assert_int_equal(r, 1);
@@ -367,7 +439,8 @@ static void second_request(int keep)
 	pyhot_client_conn_close(&c);
 	pthread_join(th, NULL);
 	close(s.fd);
-	assert_int_equal(s.conns, keep ? 1 : 2);
+	close(sv[1]);
+	assert_int_equal(s.conns, 1);
 	assert_memory_equal(s.got, "refresh\0", 8);
 }
 
@@ -392,6 +465,7 @@ int main(void)
 		cmocka_unit_test(test_answer_cut_after_its_length),
 		cmocka_unit_test(test_second_request_on_the_kept_connection),
 		cmocka_unit_test(test_second_request_after_the_agent_closed),
+		cmocka_unit_test(test_second_request_after_the_idle_limit),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

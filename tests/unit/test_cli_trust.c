@@ -60,7 +60,6 @@ static void test_peer_judge(void **state)
 static void test_proc_parsers(void **state)
 {
 	unsigned long flags = 0;
-	unsigned long long ticks = 0;
 	pid_t tgid = 0;
 
 	assert_int_equal(cli_proc_parse_tgid("Name:\tpython3\nUmask:\t0022\nState:\tS\n"
@@ -73,12 +72,6 @@ static void test_proc_parsers(void **state)
 	assert_int_equal(flags, 2129984UL);
 	assert_true(flags & 0x00200000UL);
 	assert_int_equal(cli_proc_parse_stat_flags("no paren", &flags), -1);
-	/* starttime, field 22, after a comm with spaces and a parenthesis. */
-	assert_int_equal(cli_proc_parse_stat_start(
-		"4242 (a b) c) S 1 4242 4242 0 -1 4194560 1093 0 0 0 5 2 0 0 20 0 3 0 "
-		"123456789 25000000 2600 18446744073709551615", &ticks), 0);
-	assert_int_equal(ticks, 123456789ULL);
-	assert_int_equal(cli_proc_parse_stat_start("4242 (x) S 1 2 3", &ticks), -1);
 }
 
 int main(void)
