@@ -111,17 +111,8 @@ static int check_process(const struct cli_args *a, const struct pyhot_target *t,
 	return 0;
 }
 
-int cli_ctx_call(struct cli_ctx *c, const struct pyhot_client_req *req,
-		 unsigned int timeout_ms, struct json_object **resp,
-		 struct pyhot_err *err)
-{
-	if (c->direct)
-		return pyhot_client_call_at(c->args->pid, c->sock, c->sock, req,
-					    timeout_ms, resp, err);
-	return pyhot_client_call(c->args->pid, c->sock, req, timeout_ms, resp, err);
-}
-
-/* cli_ctx_call() begun (pyhot_client_start()), on the connection its last
+/* A request to c's agent begun (pyhot_client_start()): through
+ * /proc/PID/root, or directly when c->direct; over the connection its last
  * request kept when there is one. */
 static int ctx_call_start(struct cli_ctx *c, const struct pyhot_client_req *req,
 			  unsigned int timeout_ms, struct pyhot_client_conn *conn,
@@ -136,6 +127,22 @@ static int ctx_call_start(struct cli_ctx *c, const struct pyhot_client_req *req,
 		return -PYHOT_ERR_FAILED;
 	return pyhot_client_start_on(&c->kept, pid, full, c->sock, req, timeout_ms, conn,
 				     err);
+}
+
+int cli_ctx_call(struct cli_ctx *c, const struct pyhot_client_req *req,
+		 unsigned int timeout_ms, struct json_object **resp,
+		 struct pyhot_err *err)
+{
+	struct pyhot_client_conn conn;
+	int r;
+
+	*resp = NULL;
+	conn.fd = -1;
+	r = ctx_call_start(c, req, timeout_ms, &conn, err);
+	if (r == 0)
+		r = pyhot_client_conn_wait(&conn, resp, err);
+	pyhot_client_conn_close(&conn);
+	return r < 0 ? r : 0;
 }
 
 /*
@@ -240,14 +247,22 @@ int cli_ctx_init_light(struct cli_ctx *c, const struct cli_args *a, struct cli_o
 	return ctx_init(c, a, o, NULL, 1, err);
 }
 
+/* t's agent path as t sees it (sock) and through /proc/PID/root (full).
+ * 0, or -1 when too long. */
+static int agent_paths(const struct pyhot_target *t, char *sock, size_t slen, char *full,
+		       size_t flen)
+{
+	return pyhot_client_sock_path(sock, slen, t->euid,
+				      t->nspid > 0 ? t->nspid : t->pid) == 0 &&
+	       pyhot_client_root_path(t->pid, sock, full, flen, NULL) == 0 ? 0 : -1;
+}
+
 int cli_target_agent_socket(const struct pyhot_target *t)
 {
 	char sock[256], full[PATH_MAX];
 	struct stat st;
 
-	return pyhot_client_sock_path(sock, sizeof(sock), t->euid,
-				      t->nspid > 0 ? t->nspid : t->pid) == 0 &&
-	       pyhot_client_root_path(t->pid, sock, full, sizeof(full), NULL) == 0 &&
+	return agent_paths(t, sock, sizeof(sock), full, sizeof(full)) == 0 &&
 	       lstat(full, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
@@ -260,9 +275,7 @@ int cli_target_agent_listening(const struct pyhot_target *t)
 	int dirfd, fd, r = 0;
 
 	pyhot_err_init(&e);
-	if (pyhot_client_sock_path(sock, sizeof(sock), t->euid,
-				   t->nspid > 0 ? t->nspid : t->pid) < 0 ||
-	    pyhot_client_root_path(t->pid, sock, full, sizeof(full), NULL) < 0 ||
+	if (agent_paths(t, sock, sizeof(sock), full, sizeof(full)) < 0 ||
 	    pyhot_client_sock_open(t->pid, full, sock, t->euid, &sa, &salen, &dirfd, &e) < 0)
 		return 0;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -51,10 +51,10 @@ static void run_begin(struct cli_step *s)
 	cli_out_init(&s->out, &s->args);
 	s->out.out = s->f[0];
 	s->out.err = s->f[1];
-	/* With --json, its document as an object: no text to parse back. */
+	/* With --json, its document as an object: no text to parse back (a
+	 * --json run always makes one: the first run's is doc). */
 	if (s->json)
-		s->out.keep = s->runs ? &s->doc2 : &s->doc;
-	s->runs++;
+		s->out.keep = s->doc ? &s->doc2 : &s->doc;
 	s->ctx.out = &s->out;
 }
 
@@ -105,18 +105,20 @@ static int streams_renew(struct cli_step *s)
 	if (s->doc)
 		json_object_put(s->doc);
 	s->doc = NULL;
-	s->runs = 0;
 	return s->f[0] && s->f[1] ? 0 : -1;
 }
 
 /* A thread's step makes its context itself (the inspection reads and
- * parses the target's maps: in parallel, not in the caller's thread). */
-static void step_context(struct cli_step *s)
+ * parses the target's maps: in parallel, not in the caller's thread). What
+ * cli_ctx_init_seen() returns, s->err saying why. */
+static int step_context(struct cli_step *s)
 {
+	int r;
+
 	pyhot_err_init(&s->err);
-	s->ctx_r = cli_ctx_init_seen(&s->ctx, &s->args, NULL, s->seen, &s->err);
+	r = cli_ctx_init_seen(&s->ctx, &s->args, NULL, s->seen, &s->err);
 	s->ctx.attach_gate = s->gate;
-	s->ctx_made = 1;
+	return r;
 }
 
 /* In the caller's thread: whether s goes inline, its agent taken to be
@@ -134,7 +136,6 @@ static int step_assume(struct cli_step *s)
 	}
 	s->ctx.attach_gate = s->gate;
 	s->ctx.agent_seen = 1;
-	s->ctx_r = 0;
 	s->ctx_made = 1;
 	return 1;
 }
@@ -149,7 +150,6 @@ static int start_over(struct cli_step *s)
 		return -1;
 	PYHOT_TRACE("multi", "pid %d: no agent at %s after all", (int)s->pid, s->ctx.sock);
 	pyhot_err_init(&s->err);   /* the first error wins: the old one goes */
-	s->ctx_r = 0;
 	s->ctx.agent_seen = 0;
 	s->ctx.no_agent = 0;
 	return 0;
@@ -166,9 +166,7 @@ static void *step_main(void *arg)
 	struct cli_step *s = arg;
 	int go_on;
 
-	if (!s->ctx_made)
-		step_context(s);
-	s->code = run_on(s, s->ctx_r, &s->err);
+	s->code = run_on(s, s->ctx_made ? 0 : step_context(s), &s->err);
 	cli_ctx_gate_pass(&s->ctx, 0);   /* failed before it attached, or never does */
 	/* Read before the post: the caller clears awaits_go once it has
 	 * posted go, possibly before we look again. */
@@ -382,7 +380,7 @@ static void inline_send(struct cli_step *s)
 	 * command itself (no second connect, judgement and accept), when the
 	 * request has room for the key beside timeout_ms. */
 	n = s->split->kv(&s->args, kv);
-	if (s->two_phase && !s->applying && n / 2 + 2 <= PYHOT_CLIENT_MAX_ARGS) {
+	if (s->two_phase && s->args.dry_run && n / 2 + 2 <= PYHOT_CLIENT_MAX_ARGS) {
 		kv[n++] = "keep";
 		kv[n++] = "1";
 	}
@@ -405,13 +403,14 @@ static void inline_end(struct cli_step *s)
 	struct pyhot_err err;
 	int r;
 
-	if (s->two_phase && !s->applying)
+	if (s->two_phase && s->args.dry_run)
 		cli_call_keep(&s->ctx, &s->call);
 	r = cli_agent_call_end(&s->ctx, &s->call, &resp, &s->err);
 	s->calling = 0;
 	r = s->split->report(&s->ctx, r, resp, &s->err);
 	s->code = run_end(s, r, &s->err);
-	if (!s->code || !s->ctx.no_agent || s->applying)
+	/* A step's first phase is always a dry run (cli_steps_go() ends it). */
+	if (!s->code || !s->ctx.no_agent || !s->args.dry_run)
 		return;
 	s->inline_call = 0;
 	if (start_over(s) < 0)
@@ -489,7 +488,6 @@ void cli_steps_go(struct cli_step *s, size_t n, int apply)
 		if (!s[i].inline_call)
 			continue;
 		if (apply && s[i].two_phase && s[i].code == 0) {
-			s[i].applying = 1;
 			s[i].args.dry_run = 0;
 			inline_send(&s[i]);
 		} else {

@@ -59,13 +59,11 @@ struct cli_step {
 	const struct cli_cmd_split *split;  /* fn in halves, or NULL */
 	struct cli_args args;       /* the command's, for this pid */
 	struct cli_ctx ctx;         /* made by the first phase, kept for the second */
-	int ctx_made;               /* ctx and ctx_r are made */
-	int ctx_r;                  /* what making it returned (err says why) */
+	int ctx_made;               /* ctx made by the caller (inline, or starting over) */
 	struct pyhot_err err;       /* the error of its current phase */
 	int two_phase;              /* a dry run first; cli_steps_go() goes on */
 	int inline_call;            /* no thread: its requests go from the caller's */
 	int calling;                /* inline: call under way (out open) */
-	int applying;               /* inline: its second phase was sent */
 	struct cli_call call;
 	struct cli_out out;         /* a run's report, from its start to its end */
 	long err_from;              /* its stderr's length when the run started */
@@ -77,7 +75,6 @@ struct cli_step {
 	                             * of the step), or NULL */
 	int code;                   /* its exit code (of its last document) */
 	int json;                   /* it was run with --json: */
-	int runs;                   /* of the command so far (its documents) */
 	struct json_object *doc;    /* its (first) document, or NULL */
 	struct json_object *doc2;   /* two-phase: the second, or NULL */
 };

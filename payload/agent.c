@@ -142,6 +142,7 @@ static int agent_dispatch(char *frame, size_t len, struct jsonw *w,
 			  size_t *reply_max, int *keep, struct pyhot_err *err)
 {
 	const struct pyhot_verb *verb = NULL;
+	const char *keep_val;
 	struct pyhot_req req;
 	pid_t pid = getpid();
 	long timeout_ms;
@@ -150,8 +151,8 @@ static int agent_dispatch(char *frame, size_t len, struct jsonw *w,
 
 	/* Read before the safe-point job takes frame, which req points into. */
 	*reply_max = parsed ? reply_max_of(&req) : PYHOT_FRAME_MAX;
-	*keep = parsed && pyhot_req_get(&req, "keep") &&
-		strcmp(pyhot_req_get(&req, "keep"), "1") == 0;
+	keep_val = parsed ? pyhot_req_get(&req, "keep") : NULL;
+	*keep = keep_val && strcmp(keep_val, "1") == 0;
 	if (!parsed) {
 		rc = pyhot_err_set(err, PYHOT_ERR_FAILED, 0, pid, "request",
 				   "malformed request frame (%zu bytes)", len);
@@ -282,8 +283,8 @@ enum conn_phase {
  * request asked to keep it ("keep": "1"), read again for one more request
  * (a refresh over several processes sends its apply where its plan went:
  * no second connect, trust check and accept); the answer says "kept". A
- * kept connection idles as a new one does (AGENT_IDLE_S): the client uses
- * it only well within that, and connects again otherwise.
+ * kept connection waits PYHOT_KEEP_IDLE_MS for it (conns_expire()); the
+ * client uses it only within half that, and connects again otherwise.
  */
 struct conn {
 	int fd;
@@ -576,11 +577,10 @@ static void conns_expire(double now)
 		 * connects again; never dropped unread. Not a silent client. */
 		if (c->kept && c->phase == CONN_HEADER && c->got == 0) {
 			shutdown(c->fd, SHUT_RD);
-			conn_read(c, now);
-			if (c->phase == CONN_READY) {
-				continue;
+			conn_read(c, now);   /* closes it when nothing came */
+			if (c->phase != CONN_READY) {
+				conn_close(c);
 			}
-			conn_close(c);
 			continue;
 		}
 		if (c->phase != CONN_REPLY) {

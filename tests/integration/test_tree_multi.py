@@ -17,6 +17,16 @@ from tree_helpers import APP, agents, prefork  # noqa: F401 - the fixture
 HOOKS = os.path.join(BUILD, "pyhot-test-hooks")
 
 
+def kill_all(pids):
+    """SIGKILL pids (gone already: fine) and remove their agents' sockets."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        remove_socket(pid)
+
+
 def stale_socket(pid):
     """A socket file at pid's agent path that nobody listens on (what a
     killed agent leaves); its path."""
@@ -134,12 +144,7 @@ def test_tree_of_a_shell_takes_its_python_children_only(python):
         assert sorted(r.json["pids"]) == kids, r
         assert all(p["ppid"] == sh.pid for p in r.json["processes"]), r
     finally:
-        for k in kids:
-            try:
-                os.kill(k, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            remove_socket(k)
+        kill_all(kids)
         sh.kill()
         sh.wait()
         sh.stdout.close()
@@ -170,11 +175,7 @@ def test_a_socket_nobody_listens_on_does_not_make_the_tree_root_python(python):
         assert r.json["pids"] == kids, r
         assert r.rc == 0, r
     finally:
-        for k in kids:
-            try:
-                os.kill(k, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_all(kids)
         remove_socket(1)
         remove_socket(2)    # the child's agent, pid 2 as it sees itself
         wrap.kill()

@@ -331,6 +331,27 @@ static void test_answer_cut_after_its_length(void **state)
 	close(s.fd);
 }
 
+/* A "refresh" over kept (pyhot_client_start_on()), answered; kept holds
+ * nothing after. */
+static void refresh_on(struct pyhot_client_kept *kept)
+{
+	struct pyhot_client_conn c;
+	struct json_object *resp = NULL;
+	struct pyhot_client_req req;
+	struct pyhot_err e;
+	int r, order;
+
+	pyhot_client_req_init(&req, "refresh");
+	pyhot_err_init(&e);
+	r = pyhot_client_start_on(kept, getpid(), full, "/a.sock", &req, 2000, &c, &e);
+	assert_int_equal(r, 0);
+	assert_false(kept->held);
+	wait_all(&c, &r, &resp, &e, 1, &order);
+	assert_int_equal(r, 1);
+	json_object_put(resp);
+	pyhot_client_conn_close(&c);
+}
+
 /* Two requests, the first asking to keep its connection: the second goes
  * over it when the agent kept it ("kept" in its answer), and over a new
  * one when it closed it (an older agent, which says nothing). */
@@ -369,15 +390,7 @@ static void second_request(int keep)
 	assert_int_equal(kept.held, keep);
 	if (!keep)
 		assert_int_equal(read(closed[0], &b, 1), 1);
-	pyhot_client_req_init(&req, "refresh");
-	pyhot_err_init(&e);
-	r = pyhot_client_start_on(&kept, getpid(), full, "/a.sock", &req, 2000, &c, &e);
-	assert_int_equal(r, 0);
-	assert_false(kept.held);
-	wait_all(&c, &r, &resp, &e, 1, &order);
-	assert_int_equal(r, 1);
-	json_object_put(resp);
-	pyhot_client_conn_close(&c);
+	refresh_on(&kept);
 	pthread_join(th, NULL);
 	close(s.fd);
 	close(closed[0]);
@@ -394,12 +407,8 @@ static void kept_unread(long long at)
 {
 	struct server s = { .answer = "{\"proto\":1,\"ok\":true,\"kept\":true}" };
 	struct pyhot_client_kept kept = { 0 };
-	struct pyhot_client_conn c;
-	struct json_object *resp = NULL;
-	struct pyhot_client_req req;
-	struct pyhot_err e;
 	pthread_t th;
-	int r, order, sv[2];
+	int sv[2];
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	shutdown(sv[1], SHUT_RD);
@@ -408,15 +417,7 @@ static void kept_unread(long long at)
 	kept.at = at;
 	s.fd = listen_long();
 	pthread_create(&th, NULL, serve, &s);
-	pyhot_client_req_init(&req, "refresh");
-	pyhot_err_init(&e);
-	r = pyhot_client_start_on(&kept, getpid(), full, "/a.sock", &req, 2000, &c, &e);
-	assert_int_equal(r, 0);
-	assert_false(kept.held);
-	wait_all(&c, &r, &resp, &e, 1, &order);
-	assert_int_equal(r, 1);
-	json_object_put(resp);
-	pyhot_client_conn_close(&c);
+	refresh_on(&kept);
 	pthread_join(th, NULL);
 	close(s.fd);
 	close(sv[1]);
